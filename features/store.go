@@ -2,7 +2,12 @@ package features
 
 import (
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Options configure a Store. The zero value is valid: EnsureDefaults fills
@@ -13,14 +18,39 @@ type Options struct {
 	// Default: 10m.
 	AllowedLateness time.Duration
 	// RecentEvents is how many recent events each customer keeps.
-	// Default: 16.
+	// Default: 10.
 	RecentEvents int
-	// Shards is the number of independently locked customer shards.
-	// Default: 256.
+	// Shards is the number of independently locked customer shards, a
+	// power of two. Default: 256.
 	Shards int
-	// Location is the time zone hour-of-day and weekday features use when
-	// the event's store has none configured. Default: Asia/Shanghai.
-	Location *time.Location
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.AllowedLateness == 0 {
+		o.AllowedLateness = 10 * time.Minute
+	}
+	if o.RecentEvents == 0 {
+		o.RecentEvents = 10
+	}
+	if o.Shards == 0 {
+		o.Shards = 256
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.AllowedLateness < 0 {
+		errs = append(errs, fmt.Errorf("features: allowed lateness %v is negative; use 0 for the default or a positive duration", o.AllowedLateness))
+	}
+	if o.RecentEvents < 0 || o.RecentEvents > 256 {
+		errs = append(errs, fmt.Errorf("features: recent events %d is out of range; use 1..256", o.RecentEvents))
+	}
+	if o.Shards < 0 || o.Shards&(o.Shards-1) != 0 {
+		errs = append(errs, fmt.Errorf("features: shards %d is not a power of two", o.Shards))
+	}
+	return errors.Join(errs...)
 }
 
 // Applied describes the effect of one applied event.
@@ -31,36 +61,202 @@ type Applied struct {
 	Erased   bool   // the event erased the customer
 }
 
-// ErrNotImplemented marks the stub API while the store is being written.
-var ErrNotImplemented = errors.New("features: not implemented")
-
-// Store is the per-customer state of every customer, sharded by canonical
-// ID. It is safe for concurrent use.
-type Store struct {
-	opts Options
+type shard struct {
+	mu        sync.RWMutex
+	customers map[Key]*customer
+	ids       map[Key]Key // identifier → canonical customer ID
+	_         [40]byte    // keep hot locks on separate cache lines
 }
+
+// Store is the per-customer state of every customer, sharded by key.
+//
+// Apply is called by one writer at a time (the ingest loop; a mutex
+// enforces it); reads (ViewAt, Resolve) run concurrently from any number
+// of goroutines and never see a half-applied event of one customer.
+type Store struct {
+	opts     Options
+	lateness int64
+	mask     uint64
+	shards   []shard
+	in       *interner
+
+	writeMu   sync.Mutex
+	customers atomic.Int64
+	applied   atomic.Int64
+	rejected  [32]atomic.Int64 // by index in Reasons
+}
+
+var reasonIndex = func() map[Reason]int {
+	m := make(map[Reason]int, len(Reasons))
+	for i, r := range Reasons {
+		m[r] = i
+	}
+	return m
+}()
 
 // NewStore returns an empty store.
 func NewStore(opts Options) (*Store, error) {
-	return &Store{opts: opts}, nil
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:     opts,
+		lateness: opts.AllowedLateness.Milliseconds(),
+		mask:     uint64(opts.Shards - 1),
+		shards:   make([]shard, opts.Shards),
+		in:       newInterner(),
+	}
+	for i := range s.shards {
+		s.shards[i].customers = make(map[Key]*customer)
+		s.shards[i].ids = make(map[Key]Key)
+	}
+	return s, nil
 }
 
-// Apply applies one validated event at its event time: it resolves the
-// identity (merging customers the event links), drops a duplicate
-// event_id, refuses an event older than the customer's watermark minus
-// the allowed lateness, and updates every feature. A rejected event
-// changes nothing.
-func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
-	return Applied{}, &Rejection{Code: ReasonBadValue, Message: "not implemented"}
+func (s *Store) shardOf(k Key) *shard { return &s.shards[xxhash.Sum64String(string(k))&s.mask] }
+
+// owner returns the canonical ID that identifier k belongs to.
+func (s *Store) owner(k Key) (Key, bool) {
+	sh := s.shardOf(k)
+	sh.mu.RLock()
+	c, ok := sh.ids[k]
+	sh.mu.RUnlock()
+	return c, ok
 }
 
-// Resolve returns the canonical ID of the customer that owns any of ids.
-func (s *Store) Resolve(ids *IDs) (Key, bool) { return "", false }
+func (s *Store) get(id Key) *customer {
+	sh := s.shardOf(id)
+	sh.mu.RLock()
+	c := sh.customers[id]
+	sh.mu.RUnlock()
+	return c
+}
+
+// Len returns the number of customers.
+func (s *Store) Len() int { return int(s.customers.Load()) }
+
+// Stats are the store's counters, pulled by the caller.
+type Stats struct {
+	Customers int64
+	Applied   int64
+	Rejected  map[Reason]int64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{Customers: s.customers.Load(), Applied: s.applied.Load(), Rejected: make(map[Reason]int64)}
+	for r, i := range reasonIndex {
+		if n := s.rejected[i].Load(); n > 0 {
+			st.Rejected[r] = n
+		}
+	}
+	return st
+}
+
+// CountRejected counts a rejection that happened before the store (in the
+// decoder), so one set of counters covers every reason.
+func (s *Store) CountRejected(r Reason) {
+	if i, ok := reasonIndex[r]; ok {
+		s.rejected[i].Add(1)
+	}
+}
+
+func (s *Store) reject(code Reason, field, msg string) (Applied, *Rejection) {
+	s.CountRejected(code)
+	return Applied{}, &Rejection{Code: code, Field: field, Message: msg}
+}
+
+// eventKeys lists the event's identifiers in priority order.
+func eventKeys(ids *IDs, buf []Key) []Key {
+	buf = buf[:0]
+	for ns := NSMember; ns < NumNamespaces; ns++ {
+		if v := ids.Get(ns); v != "" {
+			buf = append(buf, MakeKey(ns, v))
+		}
+	}
+	return buf
+}
+
+// Resolve returns the canonical ID of the customer that owns any of ids,
+// trying identifiers in priority order.
+func (s *Store) Resolve(ids *IDs) (Key, bool) {
+	for ns := NSMember; ns < NumNamespaces; ns++ {
+		if v := ids.Get(ns); v != "" {
+			if c, ok := s.owner(MakeKey(ns, v)); ok {
+				return c, true
+			}
+		}
+	}
+	return "", false
+}
+
+// ResolveKey returns the canonical ID of the customer that owns the
+// identifier k ("phone:…", "member:M1", or a canonical ID).
+func (s *Store) ResolveKey(k Key) (Key, bool) { return s.owner(k) }
 
 // ViewAt fills v with the features of the customer that owns ids at
 // instant now (Unix ms). It returns false, and a View with Known=false,
 // for a customer never seen.
 func (s *Store) ViewAt(ids *IDs, now int64, v *View) bool {
-	*v = View{Now: now}
+	id, ok := s.Resolve(ids)
+	if !ok {
+		v.reset(now)
+		return false
+	}
+	return s.ViewKey(id, now, v)
+}
+
+// ViewKey is ViewAt for an identifier key.
+func (s *Store) ViewKey(k Key, now int64, v *View) bool {
+	// A merge may re-key the customer between resolving and reading; one
+	// retry sees the new canonical ID.
+	for try := 0; try < 2; try++ {
+		id, ok := s.owner(k)
+		if !ok {
+			break
+		}
+		sh := s.shardOf(id)
+		sh.mu.RLock()
+		c := sh.customers[id]
+		if c != nil {
+			s.fillView(c, now, v)
+			sh.mu.RUnlock()
+			return true
+		}
+		sh.mu.RUnlock()
+	}
+	v.reset(now)
 	return false
+}
+
+// Version returns the state version of the customer that owns k.
+func (s *Store) Version(k Key) (uint64, bool) {
+	id, ok := s.owner(k)
+	if !ok {
+		return 0, false
+	}
+	sh := s.shardOf(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if c := sh.customers[id]; c != nil {
+		return c.version, true
+	}
+	return 0, false
+}
+
+// Customers calls fn with the canonical ID of every customer, in no order.
+func (s *Store) Customers(fn func(Key)) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		ids := make([]Key, 0, len(sh.customers))
+		for id := range sh.customers {
+			ids = append(ids, id)
+		}
+		sh.mu.RUnlock()
+		for _, id := range ids {
+			fn(id)
+		}
+	}
 }

@@ -125,13 +125,13 @@ type View struct {
 
 	// RFM: days since the newest purchase (-1 when none), lifetime
 	// purchase count and spend, each also scored 1 (low) … 5 (high).
-	RecencyDays        int
+	RecencyDays            int
 	RScore, FScore, MScore int
 
 	// Consent[purpose] is the set of channels the customer opted into.
 	Consent [NumPurposes]ChannelMask
 
-	Offers []OfferStats // offer history, most recent first
+	Offers []OfferStats  // offer history, most recent first
 	Recent []RecentEvent // the last events, newest first
 
 	Group int // experiment bucket 0..99, a stable hash of the customer ID
@@ -166,11 +166,11 @@ type CartItem struct {
 
 // VisitStats describe one store visit.
 type VisitStats struct {
-	Store     string
-	Start     int64
-	End       int64 // 0 while open
-	DwellS    int64
-	Purchased bool // a till purchase happened during the visit
+	Store      string
+	Start      int64
+	End        int64 // 0 while open
+	DwellS     int64
+	Purchased  bool     // a till purchase happened during the visit
 	Categories []string // departments dwelt in or touched
 }
 

@@ -1,0 +1,657 @@
+package features
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Identity.
+//
+// Identifiers form a graph; connected identifiers are one customer. The
+// canonical ID of a customer is its best identifier: the first namespace in
+// priority order (member > card > phone > email > device), and within a
+// namespace the smallest value. It therefore does not depend on the order
+// in which links were learnt, and merging in either order ends with the
+// same ID and state.
+//
+// Member IDs are unique: a customer holds at most one. An event that would
+// connect two customers with different member IDs (a family tablet, a
+// shared device) does not merge them: the event is applied to the customer
+// of its member ID and the shared identifier stays with the customer that
+// first held it.
+
+// visitGap is the longest gap between two offline events of one visit.
+const visitGap = 2 * 3600_000
+
+// Apply applies one validated event: it resolves the identity (merging the
+// customers the event links), refuses a duplicate event_id and an event
+// older than the customer's newest event minus the allowed lateness, and
+// updates every feature. A rejected event changes nothing.
+func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+
+	var kbuf [NumNamespaces]Key
+	keys := eventKeys(&ev.IDs, kbuf[:0])
+	if len(keys) == 0 {
+		return s.reject(ReasonMissingField, "ids", "the event carries no identifier; add at least one of member, card, phone, email, device")
+	}
+
+	// Find the customers the identifiers belong to.
+	var obuf [NumNamespaces]*customer
+	owners := obuf[:0]
+	for _, k := range keys {
+		if id, ok := s.owner(k); ok {
+			if c := s.get(id); c != nil && !slices.Contains(owners, c) {
+				owners = append(owners, c)
+			}
+		}
+	}
+
+	target, merge := s.plan(keys, owners)
+
+	// Lateness and duplicates are judged against everything the event
+	// would join, before anything changes.
+	h := xxhash.Sum64String(ev.ID)
+	var newest int64
+	for _, c := range merge {
+		newest = max(newest, c.newest)
+		if c.seenBefore(h, ev) {
+			return s.reject(ReasonDuplicate, "event_id", "event_id "+excerpt(ev.ID)+" was already applied; each event is counted once")
+		}
+	}
+	if newest != 0 && ev.TS < newest-s.lateness {
+		return s.reject(ReasonTooLate, "ts", "the event is older than the customer's newest event minus the allowed lateness ("+s.opts.AllowedLateness.String()+")")
+	}
+
+	if ev.Type == Erase {
+		for _, c := range merge {
+			s.remove(c)
+		}
+		s.applied.Add(1)
+		id := Key("")
+		if target != nil {
+			id = target.id
+		}
+		return Applied{Customer: id, Erased: true}, nil
+	}
+
+	c, merged := s.link(merge, keys)
+	c.markSeen(h, ev, s.lateness)
+	s.update(c, ev)
+	s.applied.Add(1)
+	return Applied{Customer: c.id, Version: c.version, Merged: merged}, nil
+}
+
+// plan decides which customer the event applies to and which existing
+// customers it merges. target is nil for a new customer; merge holds the
+// customers to fold together (target first).
+func (s *Store) plan(keys []Key, owners []*customer) (target *customer, merge []*customer) {
+	if len(owners) == 0 {
+		return nil, nil
+	}
+	memberOf := func(c *customer) Key {
+		for _, k := range c.ids {
+			if strings.HasPrefix(string(k), "member:") {
+				return k
+			}
+		}
+		return ""
+	}
+	// The event's own member ID decides, when it has one.
+	evMember := Key("")
+	if strings.HasPrefix(string(keys[0]), "member:") {
+		evMember = keys[0]
+	}
+	if evMember != "" {
+		for _, c := range owners {
+			if memberOf(c) == evMember {
+				target = c
+			}
+		}
+	}
+	if target == nil {
+		// Otherwise the customer of the best identifier, preferring one
+		// with a member ID.
+		for _, c := range owners {
+			if memberOf(c) != "" {
+				target = c
+				break
+			}
+		}
+		if target == nil {
+			target = owners[0]
+		}
+		if evMember != "" && memberOf(target) != "" {
+			// The event's member is new but the best owner already has a
+			// different member: the event starts a new customer.
+			target = nil
+		}
+	}
+	tm := evMember
+	if target != nil {
+		merge = append(merge, target)
+		if m := memberOf(target); m != "" {
+			tm = m
+		}
+	}
+	for _, c := range owners {
+		if c == target {
+			continue
+		}
+		if m := memberOf(c); m != "" && tm != "" && m != tm {
+			continue // two members never merge
+		} else if m != "" {
+			tm = m
+		}
+		merge = append(merge, c)
+	}
+	return target, merge
+}
+
+// link folds the customers in merge (and the event's unowned identifiers)
+// into one customer, re-keying it to its best identifier.
+func (s *Store) link(merge []*customer, keys []Key) (*customer, []Key) {
+	var c *customer
+	var merged []Key
+	if len(merge) == 0 {
+		c = &customer{}
+		s.customers.Add(1)
+	} else {
+		c = merge[0]
+	}
+	oldID := c.id
+	for _, o := range merge[min(1, len(merge)):] {
+		merged = append(merged, o.id)
+		s.removeQuiet(o)
+		c.absorb(o, s.opts.RecentEvents)
+		s.customers.Add(-1)
+	}
+	// Attach the event's identifiers nobody else holds. An identifier
+	// still owned by another customer belongs to a different member: it
+	// is shared and stays where it is.
+	for _, k := range keys {
+		if owner, ok := s.owner(k); ok && owner != oldID {
+			continue
+		}
+		if !slices.Contains(c.ids, k) {
+			c.ids = append(c.ids, k)
+		}
+	}
+	sortIDs(c.ids)
+	newID := bestKey(c.ids)
+	if oldID != "" && oldID != newID {
+		merged = append(merged, oldID)
+		sh := s.shardOf(oldID)
+		sh.mu.Lock()
+		delete(sh.customers, oldID)
+		sh.mu.Unlock()
+	}
+	sh := s.shardOf(newID)
+	sh.mu.Lock()
+	c.id = newID
+	sh.customers[newID] = c
+	sh.mu.Unlock()
+	for _, k := range c.ids {
+		ish := s.shardOf(k)
+		ish.mu.Lock()
+		ish.ids[k] = newID
+		ish.mu.Unlock()
+	}
+	return c, merged
+}
+
+// bestKey is the canonical ID among identifiers sorted by value: the
+// highest-priority namespace, smallest value.
+func bestKey(ids []Key) Key {
+	best := Key("")
+	bestNS := NumNamespaces
+	for _, k := range ids {
+		ns, _, ok := ParseKey(string(k))
+		if !ok {
+			continue
+		}
+		if ns < bestNS || (ns == bestNS && k < best) {
+			best, bestNS = k, ns
+		}
+	}
+	return best
+}
+
+// remove deletes a customer and its identifiers (erase).
+func (s *Store) remove(c *customer) {
+	s.removeQuiet(c)
+	s.customers.Add(-1)
+}
+
+func (s *Store) removeQuiet(c *customer) {
+	sh := s.shardOf(c.id)
+	sh.mu.Lock()
+	delete(sh.customers, c.id)
+	sh.mu.Unlock()
+	for _, k := range c.ids {
+		ish := s.shardOf(k)
+		ish.mu.Lock()
+		if ish.ids[k] == c.id {
+			delete(ish.ids, k)
+		}
+		ish.mu.Unlock()
+	}
+}
+
+func (c *customer) seenBefore(h uint64, ev *Event) bool {
+	for i := range c.seen {
+		if c.seen[i].h == h && c.seen[i].ts == ev.TS && c.seen[i].typ == ev.Type {
+			return true
+		}
+	}
+	return false
+}
+
+// markSeen records the event for dedup and forgets events that can no
+// longer be re-applied: anything older than the watermark minus lateness is
+// refused as too_late before the duplicate test is needed.
+func (c *customer) markSeen(h uint64, ev *Event, lateness int64) {
+	horizon := max(c.newest, ev.TS) - lateness
+	out := c.seen[:0]
+	for _, e := range c.seen {
+		if e.ts >= horizon {
+			out = append(out, e)
+		}
+	}
+	c.seen = append(out, seenEvent{ts: ev.TS, h: h, typ: ev.Type})
+}
+
+func excerpt(s string) string {
+	if len(s) <= 32 {
+		return "\"" + s + "\""
+	}
+	return "\"" + s[:32] + "…\""
+}
+
+// update applies the event to the customer's features.
+func (s *Store) update(c *customer, ev *Event) {
+	in := s.in
+	cat := in.id(ev.Category)
+	sku := in.id(ev.SKU)
+	store := in.id(ev.Store)
+	ts := ev.TS
+	if ts > c.newest {
+		c.newest = ts
+	}
+	if c.first == 0 || ts < c.first {
+		c.first = ts
+	}
+	c.compact()
+	cls := ev.Channel.Class()
+	if counted(ev.Type) {
+		if k := c.keyIndex(cls, ev.Type, cat, true); k >= 0 {
+			c.count(k, ts, ev.Amount+int64(ev.DwellS))
+		}
+	}
+	if store != 0 && cls == Offline && ts >= c.lastStoreTS {
+		c.lastStore, c.lastStoreTS = store, ts
+	}
+	switch ev.Type {
+	case AddToCart:
+		c.cartAdd(ts, sku, cat, ev.Quantity, ev.Amount)
+	case RemoveFromCart:
+		c.cartRemove(ts, sku, cat)
+	case Order, PosPurchase:
+		if ev.Type == Order {
+			c.cartCleared = max(c.cartCleared, ts)
+		} else {
+			for i := range c.cart {
+				if c.cart[i].sku == sku && sku != 0 && ts > c.cart[i].removed {
+					c.cart[i].removed = ts
+				}
+			}
+		}
+		if cls == Online {
+			c.spendOnline += ev.Amount
+			c.points += ev.Amount / 100
+		} else {
+			c.spendOffline += ev.Amount
+			c.points += ev.Amount * 12 / 1000
+		}
+		c.gross += ev.Amount
+		c.orders++
+		for i := range c.skus {
+			if c.skus[i].sku == sku && sku != 0 {
+				c.skus[i].bought = max(c.skus[i].bought, ts)
+			}
+		}
+	case Return:
+		if cls == Online {
+			c.spendOnline -= ev.Amount
+			c.points -= ev.Amount / 100
+		} else {
+			c.spendOffline -= ev.Amount
+			c.points -= ev.Amount * 12 / 1000
+		}
+	case OfferImpression, OfferClick, OfferDismiss, CouponRedeem:
+		if ev.OfferID != "" {
+			o := &c.offers[c.offerIndex(in.id(ev.OfferID), true)]
+			o.lastActive = max(o.lastActive, ts)
+			switch ev.Type {
+			case OfferImpression:
+				o.impressions++
+				o.lastShown = max(o.lastShown, ts)
+			case OfferClick:
+				o.clicks++
+				o.lastPositive = max(o.lastPositive, ts)
+				o.dismissStreak = 0
+			case OfferDismiss:
+				o.dismissals++
+				if ts > o.lastPositive {
+					o.dismissStreak++
+				}
+			case CouponRedeem:
+				o.redemptions++
+				o.lastRedeemed = max(o.lastRedeemed, ts)
+				o.lastPositive = max(o.lastPositive, ts)
+				o.dismissStreak = 0
+			}
+		}
+	case Consent:
+		if p, ok := ParsePurpose(ev.Attrs["purpose"]); ok && ts >= c.consentTS[p] {
+			mask := consentChannels(ev.Attrs["channels"])
+			if ev.Attrs["granted"] == "true" {
+				c.consent[p] |= mask
+			} else {
+				c.consent[p] &^= mask
+			}
+			c.consentTS[p] = ts
+		}
+	case Signup:
+		if c.memberSince == 0 || ts < c.memberSince {
+			c.memberSince = ts
+		}
+	}
+	if isView(ev.Type) && sku != 0 {
+		c.skuView(ts, sku)
+	}
+	if cls == Offline && store != 0 {
+		c.visitEvent(ev, ts, store, cat)
+	}
+	if ev.Type != Consent && ev.Type != Identify {
+		c.pushRecent(recentEv{ts: ts, amount: ev.Amount, sku: sku, cat: cat, store: store, typ: ev.Type, ch: ev.Channel}, s.opts.RecentEvents)
+	}
+	c.version++
+}
+
+func consentChannels(list string) ChannelMask {
+	if list == "" {
+		return AllChannels
+	}
+	var m ChannelMask
+	for _, name := range strings.Split(list, ",") {
+		if ch, ok := ParseChannel(strings.TrimSpace(name)); ok {
+			m |= 1 << ch
+		}
+	}
+	return m
+}
+
+func (c *customer) cartAdd(ts int64, sku, cat uint32, qty int32, amount int64) {
+	if qty <= 0 {
+		qty = 1
+	}
+	for i := range c.cart {
+		it := &c.cart[i]
+		if it.sku == sku {
+			if it.added <= max(it.removed, c.cartCleared) {
+				// The line was emptied: start it again.
+				it.qty, it.amount = 0, 0
+			}
+			it.qty += qty
+			it.amount += amount
+			it.added = max(it.added, ts)
+			if cat != 0 {
+				it.cat = cat
+			}
+			return
+		}
+	}
+	c.cartLine(cartItem{added: ts, amount: amount, sku: sku, cat: cat, qty: qty})
+}
+
+// cartRemove records a removal. A removal that arrives before its add (out
+// of order within lateness) leaves an empty line so the late add stays out.
+func (c *customer) cartRemove(ts int64, sku, cat uint32) {
+	for i := range c.cart {
+		if c.cart[i].sku == sku {
+			c.cart[i].removed = max(c.cart[i].removed, ts)
+			return
+		}
+	}
+	c.cartLine(cartItem{removed: ts, sku: sku, cat: cat})
+}
+
+// cartLine appends a line, first dropping an emptied line or else the
+// line whose newest add is oldest when the cart is full.
+func (c *customer) cartLine(it cartItem) {
+	if len(c.cart) >= maxCart {
+		old := 0
+		for i := range c.cart {
+			x, o := &c.cart[i], &c.cart[old]
+			xGone, oGone := x.added <= max(x.removed, c.cartCleared), o.added <= max(o.removed, c.cartCleared)
+			if (xGone && !oGone) || (xGone == oGone && x.added < o.added) {
+				old = i
+			}
+		}
+		c.cart = slices.Delete(c.cart, old, old+1)
+	}
+	c.cart = append(c.cart, it)
+}
+
+func (c *customer) skuView(ts int64, sku uint32) {
+	for i := range c.skus {
+		if c.skus[i].sku == sku {
+			c.skus[i].count++
+			c.skus[i].last = max(c.skus[i].last, ts)
+			return
+		}
+	}
+	if len(c.skus) >= maxSKUs {
+		old := 0
+		for i := range c.skus {
+			if c.skus[i].last < c.skus[old].last {
+				old = i
+			}
+		}
+		c.skus = slices.Delete(c.skus, old, old+1)
+	}
+	c.skus = append(c.skus, skuInterest{last: ts, sku: sku, count: 1})
+}
+
+func (c *customer) visitEvent(ev *Event, ts int64, store, cat uint32) {
+	v := &c.visit
+	same := v.store == store && ts >= v.start-visitGap && ts <= v.end+visitGap
+	if !same {
+		if v.store != 0 && ts < v.start {
+			// An older visit arriving late: the newest visit stays.
+			c.storeCount(store, ts, ev.Type == StoreEnter)
+			return
+		}
+		*v = visit{start: ts, end: ts, store: store}
+		c.storeCount(store, ts, true)
+	} else if ev.Type == StoreEnter && ts < v.start-60_000 {
+		c.storeCount(store, ts, false)
+	}
+	v.start = min(v.start, ts)
+	v.end = max(v.end, ts)
+	switch ev.Type {
+	case Dwell:
+		v.dwellSum += int64(ev.DwellS)
+	case StoreExit:
+		v.exitDwell = max(v.exitDwell, int64(ev.DwellS))
+	case PosPurchase:
+		v.purchased = true
+	}
+	if cat != 0 && (ev.Type == Dwell || isView(ev.Type) || ev.Type == PosPurchase) {
+		for i := range v.cats {
+			if v.cats[i] == cat {
+				break
+			}
+			if v.cats[i] == 0 {
+				v.cats[i] = cat
+				break
+			}
+		}
+	}
+}
+
+// storeCount counts a visit to store (when newVisit) and keeps the store's
+// newest time.
+func (c *customer) storeCount(store uint32, ts int64, newVisit bool) {
+	for i := range c.stores {
+		if c.stores[i].store == store {
+			if newVisit {
+				c.stores[i].visits++
+			}
+			c.stores[i].last = max(c.stores[i].last, ts)
+			return
+		}
+	}
+	if len(c.stores) >= maxStores {
+		// Forget the least visited store (ties: the oldest).
+		old := 0
+		for i := range c.stores {
+			o, s := &c.stores[old], &c.stores[i]
+			if s.visits < o.visits || (s.visits == o.visits && s.last < o.last) {
+				old = i
+			}
+		}
+		c.stores = slices.Delete(c.stores, old, old+1)
+	}
+	c.stores = append(c.stores, storeVisits{last: ts, store: store, visits: 1})
+}
+
+// pushRecent inserts e in time order and keeps the newest n.
+func (c *customer) pushRecent(e recentEv, n int) {
+	i := len(c.recent)
+	for i > 0 && c.recent[i-1].ts > e.ts {
+		i--
+	}
+	c.recent = slices.Insert(c.recent, i, e)
+	if len(c.recent) > n {
+		c.recent = slices.Delete(c.recent, 0, len(c.recent)-n)
+	}
+}
+
+// absorb folds o into c as if their events had been applied to one
+// customer: counters add, times take the newest, histories merge by time.
+func (c *customer) absorb(o *customer, recentN int) {
+	c.ids = append(c.ids, o.ids...)
+	// The version counts applied events, so it only grows and a merged
+	// customer's version is the same whichever side absorbed the other.
+	c.version += o.version
+	if c.first == 0 || (o.first != 0 && o.first < c.first) {
+		c.first = o.first
+	}
+	c.newest = max(c.newest, o.newest)
+	// Counters: re-home o's keys and buckets.
+	for _, b := range o.buckets {
+		ok := &o.keys[b.key()]
+		k := c.keyIndex(ok.cls, ok.typ, ok.cat, true)
+		if k < 0 {
+			continue
+		}
+		c.addBucket(k, b.res(), b.start, uint32(b.count), b.sum)
+	}
+	for _, ok := range o.keys {
+		k := c.keyIndex(ok.cls, ok.typ, ok.cat, true)
+		if k < 0 {
+			continue
+		}
+		ks := &c.keys[k]
+		ks.lifeCount += ok.lifeCount
+		ks.lifeSum += ok.lifeSum
+		ks.last = max(ks.last, ok.last)
+	}
+	c.compactedMin = 0
+	c.compact()
+	for _, e := range o.recent {
+		c.pushRecent(e, recentN)
+	}
+	for _, it := range o.cart {
+		found := false
+		for i := range c.cart {
+			if c.cart[i].sku == it.sku {
+				x := &c.cart[i]
+				x.qty += it.qty
+				x.amount += it.amount
+				x.added = max(x.added, it.added)
+				x.removed = max(x.removed, it.removed)
+				found = true
+			}
+		}
+		if !found && len(c.cart) < maxCart {
+			c.cart = append(c.cart, it)
+		}
+	}
+	c.cartCleared = max(c.cartCleared, o.cartCleared)
+	for _, si := range o.skus {
+		found := false
+		for i := range c.skus {
+			if c.skus[i].sku == si.sku {
+				c.skus[i].count += si.count
+				c.skus[i].last = max(c.skus[i].last, si.last)
+				c.skus[i].bought = max(c.skus[i].bought, si.bought)
+				found = true
+			}
+		}
+		if !found && len(c.skus) < maxSKUs {
+			c.skus = append(c.skus, si)
+		}
+	}
+	for _, st := range o.stores {
+		found := false
+		for i := range c.stores {
+			if c.stores[i].store == st.store {
+				c.stores[i].visits += st.visits
+				c.stores[i].last = max(c.stores[i].last, st.last)
+				found = true
+			}
+		}
+		if !found && len(c.stores) < maxStores {
+			c.stores = append(c.stores, st)
+		}
+	}
+	if o.visit.end > c.visit.end || (o.visit.end == c.visit.end && o.visit.store > c.visit.store) {
+		c.visit = o.visit
+	}
+	if o.lastStoreTS > c.lastStoreTS {
+		c.lastStore, c.lastStoreTS = o.lastStore, o.lastStoreTS
+	}
+	for _, os := range o.offers {
+		i := c.offerIndex(os.offer, true)
+		x := &c.offers[i]
+		x.impressions += os.impressions
+		x.clicks += os.clicks
+		x.dismissals += os.dismissals
+		x.redemptions += os.redemptions
+		x.dismissStreak = max(x.dismissStreak, os.dismissStreak)
+		x.lastShown = max(x.lastShown, os.lastShown)
+		x.lastRedeemed = max(x.lastRedeemed, os.lastRedeemed)
+		x.lastPositive = max(x.lastPositive, os.lastPositive)
+		x.lastActive = max(x.lastActive, os.lastActive)
+	}
+	c.seen = append(c.seen, o.seen...)
+	c.spendOnline += o.spendOnline
+	c.spendOffline += o.spendOffline
+	c.gross += o.gross
+	c.orders += o.orders
+	c.points += o.points
+	if o.memberSince != 0 && (c.memberSince == 0 || o.memberSince < c.memberSince) {
+		c.memberSince = o.memberSince
+	}
+	for p := range c.consent {
+		if o.consentTS[p] > c.consentTS[p] {
+			c.consent[p], c.consentTS[p] = o.consent[p], o.consentTS[p]
+		}
+	}
+}

@@ -1,0 +1,342 @@
+package features
+
+import (
+	"slices"
+	"sort"
+)
+
+// Windowed counters.
+//
+// Each customer keeps, per key (class, type, category), a lifetime count
+// and sum plus a short list of time buckets at three resolutions: minutes
+// for the newest ~70 minutes, hours for the newest ~25 hours and days for
+// the newest ~31 days (relative to the customer's newest event). Older
+// buckets are folded into the coarser resolution as the customer's event
+// time advances, then dropped; the lifetime totals are kept separately.
+//
+// A window is evaluated at an instant now at its own resolution, so the
+// answer is exact and independent of arrival order:
+//
+//	1h   events whose minute is one of the 60 minutes ending with now's minute
+//	24h  events whose hour is one of the 24 hours ending with now's hour
+//	7d   events whose UTC day is one of the 7 days ending with now's day
+//	30d  events whose UTC day is one of the 30 days ending with now's day
+//
+// This holds for any now no earlier than 10 minutes before the customer's
+// newest event (the slack in the retention above), which covers every
+// decision: requests are made at or after the events they follow.
+//
+// Memory per key is bounded by 70+25+31 buckets of 16 bytes; a key that
+// sees one event a day holds at most 31 buckets, and a sparse key a few.
+
+const (
+	resMinute = iota
+	resHour
+	resDay
+)
+
+const (
+	minuteKeep = 70      // minutes a minute bucket is kept (60 + slack)
+	hourKeep   = 25 * 60 // minutes an hour bucket is kept (24h + slack)
+	dayKeep    = 31      // days a day bucket is kept (30 + slack)
+	maxKeys    = 1 << 14 // keys per customer; the bucket's key field has 14 bits
+	maxBucket  = 1<<16 - 1
+)
+
+type bucket struct {
+	sum   int64
+	start uint32 // minutes since the Unix epoch, aligned to the resolution
+	count uint16 // saturates at 65535 per bucket
+	kr    uint16 // key index << 2 | resolution
+}
+
+func (b *bucket) key() int { return int(b.kr >> 2) }
+func (b *bucket) res() int { return int(b.kr & 3) }
+
+type keyState struct {
+	last      int64 // newest event time, ms
+	lifeSum   int64
+	cat       uint32
+	lifeCount uint32
+	cls       Class
+	typ       EventType
+}
+
+type recentEv struct {
+	ts     int64
+	amount int64
+	sku    uint32
+	cat    uint32
+	store  uint32
+	typ    EventType
+	ch     Channel
+}
+
+// cartItem is one cart line. A line is in the cart while its newest add is
+// newer than its newest removal and the newest order, which keeps the cart
+// independent of the arrival order of events within the allowed lateness.
+type cartItem struct {
+	added   int64
+	removed int64
+	amount  int64
+	sku     uint32
+	cat     uint32
+	qty     int32
+}
+
+type skuInterest struct {
+	last   int64 // newest view
+	bought int64 // newest purchase of the SKU
+	sku    uint32
+	count  uint32
+}
+
+type storeVisits struct {
+	last   int64
+	store  uint32
+	visits uint32
+}
+
+// visit is the newest store visit: offline events at one store with no
+// gap over visitGap between them.
+type visit struct {
+	start, end int64
+	dwellSum   int64 // sum of dwell events' dwell_s
+	exitDwell  int64 // the largest dwell_s a store_exit reported
+	store      uint32
+	cats       [4]uint32
+	purchased  bool
+}
+
+type offerStat struct {
+	lastPositive  int64 // newest click or redemption
+	lastShown     int64
+	lastRedeemed  int64
+	lastActive    int64
+	offer         uint32
+	impressions   uint32
+	clicks        uint32
+	dismissals    uint32
+	dismissStreak uint32
+	redemptions   uint32
+}
+
+type seenEvent struct {
+	ts  int64
+	h   uint64
+	typ EventType
+}
+
+// customer is the state of one customer. It is owned by one shard and
+// changed only by the store's single writer under the shard lock.
+type customer struct {
+	id           Key
+	ids          []Key // linked identifiers, sorted
+	version      uint64
+	first        int64
+	newest       int64
+	compactedMin uint32
+
+	keys    []keyState
+	buckets []bucket
+	recent  []recentEv // oldest first, at most Options.RecentEvents
+	cart    []cartItem
+	skus    []skuInterest
+	stores  []storeVisits
+	visit   visit
+	offers  []offerStat
+	seen    []seenEvent
+
+	cartCleared  int64 // newest online order: it empties the cart
+	lastStore    uint32
+	lastStoreTS  int64
+	spendOnline  int64
+	spendOffline int64
+	gross        int64
+	orders       int64
+	points       int64
+	memberSince  int64
+	consent      [NumPurposes]ChannelMask
+	consentTS    [NumPurposes]int64
+}
+
+const (
+	maxCart   = 20
+	maxSKUs   = 8
+	maxStores = 4
+	maxOffers = 16
+)
+
+func minuteOf(ms int64) uint32 {
+	if ms < 0 {
+		return 0
+	}
+	return uint32(ms / 60_000)
+}
+
+func hourAlign(m uint32) uint32 { return m - m%60 }
+func dayAlign(m uint32) uint32  { return m - m%1440 }
+
+// placement returns the resolution and aligned start a bucket for minute m
+// belongs at, given the newest minute, or ok=false when it is past every
+// retention and only counts in the lifetime totals.
+func placement(m, newest uint32) (res int, start uint32, ok bool) {
+	if m+minuteKeep > newest {
+		return resMinute, m, true
+	}
+	if h := hourAlign(m); h+hourKeep > hourAlign(newest) {
+		return resHour, h, true
+	}
+	if d := dayAlign(m); d+dayKeep*1440 > dayAlign(newest) {
+		return resDay, d, true
+	}
+	return 0, 0, false
+}
+
+func (c *customer) keyIndex(cls Class, typ EventType, cat uint32, create bool) int {
+	for i := range c.keys {
+		k := &c.keys[i]
+		if k.typ == typ && k.cat == cat && k.cls == cls {
+			return i
+		}
+	}
+	if !create || len(c.keys) >= maxKeys {
+		return -1
+	}
+	c.keys = append(c.keys, keyState{cls: cls, typ: typ, cat: cat})
+	return len(c.keys) - 1
+}
+
+// count adds one event to key k at time ts with value v.
+func (c *customer) count(k int, ts, v int64) {
+	ks := &c.keys[k]
+	ks.lifeCount++
+	ks.lifeSum += v
+	if ts > ks.last {
+		ks.last = ts
+	}
+	res, start, ok := placement(minuteOf(ts), minuteOf(c.newest))
+	if !ok {
+		return
+	}
+	c.addBucket(k, res, start, 1, v)
+}
+
+func (c *customer) addBucket(k, res int, start uint32, n uint32, v int64) {
+	kr := uint16(k<<2 | res)
+	for i := len(c.buckets) - 1; i >= 0; i-- {
+		b := &c.buckets[i]
+		if b.kr == kr && b.start == start {
+			b.count = uint16(min(uint32(b.count)+n, maxBucket))
+			b.sum += v
+			return
+		}
+	}
+	c.buckets = append(c.buckets, bucket{sum: v, start: start, count: uint16(min(n, maxBucket)), kr: kr})
+}
+
+// compact folds buckets past their resolution's retention into coarser
+// ones and drops those past every retention. It runs at most once per
+// minute of the customer's event time.
+func (c *customer) compact() {
+	newest := minuteOf(c.newest)
+	if newest == c.compactedMin {
+		return
+	}
+	c.compactedMin = newest
+	moved := false
+	for i := range c.buckets {
+		b := &c.buckets[i]
+		res, start, ok := placement(b.start, newest)
+		if !ok {
+			b.count, b.sum, b.kr = 0, 0, 3 // mark dropped (resolution 3)
+			moved = true
+			continue
+		}
+		if res != b.res() {
+			b.kr = uint16(b.key()<<2 | res)
+			b.start = start
+			moved = true
+		}
+	}
+	if !moved {
+		return
+	}
+	// Merge buckets that now share (key, resolution, start) and drop the
+	// marked ones. Sorting keeps the result independent of history.
+	slices.SortFunc(c.buckets, func(a, b bucket) int {
+		if a.kr != b.kr {
+			return int(a.kr) - int(b.kr)
+		}
+		return int(int64(a.start) - int64(b.start))
+	})
+	out := c.buckets[:0]
+	for _, b := range c.buckets {
+		if b.res() == 3 {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].kr == b.kr && out[n-1].start == b.start {
+			out[n-1].count = uint16(min(uint32(out[n-1].count)+uint32(b.count), maxBucket))
+			out[n-1].sum += b.sum
+			continue
+		}
+		out = append(out, b)
+	}
+	c.buckets = out
+}
+
+// windowFrom returns, for instant now, the first minute each window
+// includes.
+func windowFrom(now int64) [NumWindows]uint32 {
+	m := minuteOf(now)
+	sub := func(a, b uint32) uint32 {
+		if a < b {
+			return 0
+		}
+		return a - b
+	}
+	return [NumWindows]uint32{
+		W1h:  sub(m, 59),
+		W24h: sub(hourAlign(m), 23*60),
+		W7d:  sub(dayAlign(m), 6*1440),
+		W30d: sub(dayAlign(m), 29*1440),
+	}
+}
+
+// isView reports whether the type expresses interest in a product.
+func isView(t EventType) bool { return t == ProductView || t == ProductTouch || t == TryOn }
+
+// counted reports whether events of the type go into window counters.
+func counted(t EventType) bool {
+	switch t {
+	case Identify, Consent, Erase:
+		return false
+	}
+	return true
+}
+
+func (c *customer) offerIndex(offer uint32, create bool) int {
+	for i := range c.offers {
+		if c.offers[i].offer == offer {
+			return i
+		}
+	}
+	if !create {
+		return -1
+	}
+	if len(c.offers) >= maxOffers {
+		// Evict the offer with the oldest activity (ties: lowest index).
+		old := 0
+		for i := range c.offers {
+			if c.offers[i].lastActive < c.offers[old].lastActive {
+				old = i
+			}
+		}
+		c.offers = slices.Delete(c.offers, old, old+1)
+	}
+	c.offers = append(c.offers, offerStat{offer: offer})
+	return len(c.offers) - 1
+}
+
+// sortIDs keeps linked identifiers in a canonical order.
+func sortIDs(ids []Key) { sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] }) }
