@@ -1,0 +1,548 @@
+package features
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Snapshots.
+//
+// A snapshot file is a stream of records, each a kind byte, a uvarint
+// length and a payload, closed by an end record holding the CRC-32C of
+// everything before it:
+//
+//	"NBOSNAP1"                  magic
+//	'M' meta (JSON)             offsets per partition, counts, creation time
+//	'N' name                    one interned string, in index order
+//	'C' customer                one customer's state (binary)
+//	'X' extra                   a named section of another component
+//	'E' crc32c                  end
+//
+// Files are written to a temporary name, fsynced, renamed over the old
+// snapshot and the directory fsynced, so a crash leaves either the old or
+// the new snapshot, never a torn one; a torn or corrupted file fails its
+// CRC and is refused.
+
+const snapMagic = "NBOSNAP1"
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// SnapshotMeta is the header of a snapshot.
+type SnapshotMeta struct {
+	Format    int             `json:"format"`
+	CreatedAt string          `json:"created_at"`
+	Offsets   map[int32]int64 `json:"offsets"` // next offset to read, per partition of the events topic
+	Customers int64           `json:"customers"`
+	Applied   int64           `json:"applied"`
+}
+
+// ErrCorruptSnapshot is returned for a snapshot that fails its checks.
+var ErrCorruptSnapshot = errors.New("features: corrupt snapshot")
+
+type crcWriter struct {
+	w   *bufio.Writer
+	crc uint32
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	c.crc = crc32.Update(c.crc, crcTable, p)
+	return c.w.Write(p)
+}
+
+func (c *crcWriter) record(kind byte, payload []byte) error {
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = kind
+	n := binary.PutUvarint(hdr[1:], uint64(len(payload)))
+	if _, err := c.Write(hdr[:1+n]); err != nil {
+		return err
+	}
+	_, err := c.Write(payload)
+	return err
+}
+
+// WriteSnapshot writes the store's state, meta and the extra sections to w.
+// It blocks Apply for its duration, so the state matches meta's offsets.
+func (s *Store) WriteSnapshot(w io.Writer, meta SnapshotMeta, extras map[string][]byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	cw := &crcWriter{w: bufio.NewWriterSize(w, 1<<20)}
+	if _, err := cw.Write([]byte(snapMagic)); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	meta.Format = 1
+	meta.Customers = s.customers.Load()
+	meta.Applied = s.applied.Load()
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("writing snapshot meta: %w", err)
+	}
+	if err := cw.record('M', mb); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	for _, n := range s.in.all()[1:] {
+		if err := cw.record('N', []byte(n)); err != nil {
+			return fmt.Errorf("writing snapshot: %w", err)
+		}
+	}
+	buf := make([]byte, 0, 4096)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		// The writer lock keeps state still; readers may hold read locks.
+		for _, c := range sh.customers {
+			buf = encodeCustomer(buf[:0], c)
+			if err := cw.record('C', buf); err != nil {
+				return fmt.Errorf("writing snapshot: %w", err)
+			}
+		}
+	}
+	names := make([]string, 0, len(extras))
+	for n := range extras {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(n)))
+		buf = append(buf, n...)
+		buf = append(buf, extras[n]...)
+		if err := cw.record('X', buf); err != nil {
+			return fmt.Errorf("writing snapshot section %s: %w", n, err)
+		}
+	}
+	var end [4]byte
+	binary.LittleEndian.PutUint32(end[:], cw.crc)
+	if err := cw.record('E', end[:]); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	if err := cw.w.Flush(); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	return nil
+}
+
+// WriteSnapshotFile writes a snapshot to path atomically and durably:
+// temporary file, fsync, rename, fsync of the directory.
+func (s *Store) WriteSnapshotFile(path string, meta SnapshotMeta, extras map[string][]byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating snapshot dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating snapshot temp file in %s: %w", dir, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if err := s.WriteSnapshot(f, meta, extras); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing snapshot %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing snapshot %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("installing snapshot %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing snapshot dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing snapshot dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadSnapshotFile restores the store from the snapshot at path. It
+// returns the snapshot's meta and extra sections. A missing file returns
+// an error satisfying errors.Is(err, os.ErrNotExist) and leaves the store
+// empty. The store must be empty.
+func (s *Store) ReadSnapshotFile(path string) (SnapshotMeta, map[string][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return SnapshotMeta{}, nil, err
+	}
+	defer f.Close()
+	return s.ReadSnapshot(f)
+}
+
+// ReadSnapshot restores the store from r; see ReadSnapshotFile. On error
+// the store is left empty.
+func (s *Store) ReadSnapshot(r io.Reader) (SnapshotMeta, map[string][]byte, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	meta, extras, err := s.readSnapshot(bufio.NewReaderSize(r, 1<<20))
+	if err != nil {
+		s.clear()
+		return SnapshotMeta{}, nil, err
+	}
+	return meta, extras, nil
+}
+
+func (s *Store) clear() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.customers = make(map[Key]*customer)
+		sh.ids = make(map[Key]Key)
+		sh.mu.Unlock()
+	}
+	s.customers.Store(0)
+	s.applied.Store(0)
+	s.in.reset(nil)
+}
+
+func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte, error) {
+	var meta SnapshotMeta
+	crc := uint32(0)
+	magic := make([]byte, len(snapMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapMagic {
+		return meta, nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
+	}
+	crc = crc32.Update(crc, crcTable, magic)
+	names := []string{""}
+	extras := map[string][]byte{}
+	var customers []*customer
+	var payload []byte
+	for {
+		kind, err := br.ReadByte()
+		if err != nil {
+			return meta, nil, fmt.Errorf("%w: truncated (no end record)", ErrCorruptSnapshot)
+		}
+		n, err := binary.ReadUvarint(br)
+		if err != nil || n > 1<<30 {
+			return meta, nil, fmt.Errorf("%w: bad record length", ErrCorruptSnapshot)
+		}
+		if cap(payload) < int(n) {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return meta, nil, fmt.Errorf("%w: truncated record", ErrCorruptSnapshot)
+		}
+		if kind == 'E' {
+			if n != 4 || binary.LittleEndian.Uint32(payload) != crc {
+				return meta, nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptSnapshot)
+			}
+			break
+		}
+		var hdr [1 + binary.MaxVarintLen64]byte
+		hdr[0] = kind
+		hn := binary.PutUvarint(hdr[1:], n)
+		crc = crc32.Update(crc, crcTable, hdr[:1+hn])
+		crc = crc32.Update(crc, crcTable, payload)
+		switch kind {
+		case 'M':
+			if err := json.Unmarshal(payload, &meta); err != nil {
+				return meta, nil, fmt.Errorf("%w: meta: %v", ErrCorruptSnapshot, err)
+			}
+		case 'N':
+			names = append(names, string(payload))
+		case 'C':
+			c, err := decodeCustomer(payload)
+			if err != nil {
+				return meta, nil, err
+			}
+			customers = append(customers, c)
+		case 'X':
+			l, k := binary.Uvarint(payload)
+			if k <= 0 || uint64(len(payload)-k) < l {
+				return meta, nil, fmt.Errorf("%w: bad section", ErrCorruptSnapshot)
+			}
+			extras[string(payload[k:k+int(l)])] = append([]byte(nil), payload[k+int(l):]...)
+		default:
+			return meta, nil, fmt.Errorf("%w: unknown record kind %q", ErrCorruptSnapshot, kind)
+		}
+	}
+	if meta.Format != 1 {
+		return meta, nil, fmt.Errorf("%w: format %d is not supported by this build", ErrCorruptSnapshot, meta.Format)
+	}
+	s.clear()
+	s.in.reset(names)
+	for _, c := range customers {
+		s.shardOf(c.id).customers[c.id] = c
+		for _, k := range c.ids {
+			s.shardOf(k).ids[k] = c.id
+		}
+	}
+	s.customers.Store(int64(len(customers)))
+	s.applied.Store(meta.Applied)
+	return meta, extras, nil
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// Customer encoding: every field as varints in a fixed order. The format
+// version in the meta record covers it.
+
+type enc struct{ b []byte }
+
+func (e *enc) u(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *enc) i(v int64)  { e.b = binary.AppendVarint(e.b, v) }
+func (e *enc) s(v string) { e.u(uint64(len(v))); e.b = append(e.b, v...) }
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) u() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: bad customer record", ErrCorruptSnapshot)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) i() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: bad customer record", ErrCorruptSnapshot)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) s() string {
+	n := d.u()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.err = fmt.Errorf("%w: bad customer record", ErrCorruptSnapshot)
+		return ""
+	}
+	v := string(d.b[:n])
+	d.b = d.b[n:]
+	return v
+}
+
+// n reads a slice length, refusing one longer than limit.
+func (d *dec) n(limit int) int {
+	v := d.u()
+	if v > uint64(limit) {
+		d.err = fmt.Errorf("%w: bad customer record", ErrCorruptSnapshot)
+		return 0
+	}
+	return int(v)
+}
+
+func encodeCustomer(b []byte, c *customer) []byte {
+	e := &enc{b: b}
+	e.s(string(c.id))
+	e.u(uint64(len(c.ids)))
+	for _, k := range c.ids {
+		e.s(string(k))
+	}
+	e.u(c.version)
+	e.i(c.first)
+	e.i(c.newest)
+	e.u(uint64(c.compactedMin))
+	e.u(uint64(len(c.keys)))
+	for _, k := range c.keys {
+		e.i(k.last)
+		e.i(k.lifeSum)
+		e.u(uint64(k.cat))
+		e.u(uint64(k.lifeCount))
+		e.u(uint64(k.cls))
+		e.u(uint64(k.typ))
+	}
+	e.u(uint64(len(c.buckets)))
+	for _, b := range c.buckets {
+		e.i(b.sum)
+		e.u(uint64(b.start))
+		e.u(uint64(b.count))
+		e.u(uint64(b.kr))
+	}
+	e.u(uint64(len(c.recent)))
+	for _, r := range c.recent {
+		e.i(r.ts)
+		e.i(r.amount)
+		e.u(uint64(r.sku))
+		e.u(uint64(r.cat))
+		e.u(uint64(r.store))
+		e.u(uint64(r.typ))
+		e.u(uint64(r.ch))
+	}
+	e.u(uint64(len(c.cart)))
+	for _, it := range c.cart {
+		e.i(it.added)
+		e.i(it.removed)
+		e.i(it.amount)
+		e.u(uint64(it.sku))
+		e.u(uint64(it.cat))
+		e.i(int64(it.qty))
+	}
+	e.u(uint64(len(c.skus)))
+	for _, si := range c.skus {
+		e.i(si.last)
+		e.i(si.bought)
+		e.u(uint64(si.sku))
+		e.u(uint64(si.count))
+	}
+	e.u(uint64(len(c.stores)))
+	for _, st := range c.stores {
+		e.i(st.last)
+		e.u(uint64(st.store))
+		e.u(uint64(st.visits))
+	}
+	v := &c.visit
+	e.i(v.start)
+	e.i(v.end)
+	e.i(v.dwellSum)
+	e.i(v.exitDwell)
+	e.u(uint64(v.store))
+	for _, cat := range v.cats {
+		e.u(uint64(cat))
+	}
+	if v.purchased {
+		e.u(1)
+	} else {
+		e.u(0)
+	}
+	e.u(uint64(len(c.offers)))
+	for _, o := range c.offers {
+		e.i(o.lastPositive)
+		e.i(o.lastShown)
+		e.i(o.lastRedeemed)
+		e.i(o.lastActive)
+		e.u(uint64(o.offer))
+		e.u(uint64(o.impressions))
+		e.u(uint64(o.clicks))
+		e.u(uint64(o.dismissals))
+		e.u(uint64(o.dismissStreak))
+		e.u(uint64(o.redemptions))
+	}
+	e.u(uint64(len(c.seen)))
+	for _, sn := range c.seen {
+		e.i(sn.ts)
+		e.u(sn.h)
+		e.u(uint64(sn.typ))
+	}
+	e.i(c.cartCleared)
+	e.u(uint64(c.lastStore))
+	e.i(c.lastStoreTS)
+	e.i(c.spendOnline)
+	e.i(c.spendOffline)
+	e.i(c.gross)
+	e.i(c.orders)
+	e.i(c.points)
+	e.i(c.memberSince)
+	for p := range c.consent {
+		e.u(uint64(c.consent[p]))
+		e.i(c.consentTS[p])
+	}
+	return e.b
+}
+
+func decodeCustomer(b []byte) (*customer, error) {
+	d := &dec{b: b}
+	c := &customer{}
+	c.id = Key(d.s())
+	c.ids = make([]Key, d.n(1<<10))
+	for i := range c.ids {
+		c.ids[i] = Key(d.s())
+	}
+	c.version = d.u()
+	c.first = d.i()
+	c.newest = d.i()
+	c.compactedMin = uint32(d.u())
+	c.keys = make([]keyState, d.n(maxKeys))
+	for i := range c.keys {
+		k := &c.keys[i]
+		k.last, k.lifeSum = d.i(), d.i()
+		k.cat, k.lifeCount = uint32(d.u()), uint32(d.u())
+		k.cls, k.typ = Class(d.u()), EventType(d.u())
+	}
+	c.buckets = make([]bucket, d.n(maxKeys*128))
+	for i := range c.buckets {
+		b := &c.buckets[i]
+		b.sum = d.i()
+		b.start, b.count, b.kr = uint32(d.u()), uint16(d.u()), uint16(d.u())
+		if b.key() >= len(c.keys) {
+			d.err = fmt.Errorf("%w: bucket key out of range", ErrCorruptSnapshot)
+		}
+	}
+	c.recent = make([]recentEv, d.n(256))
+	for i := range c.recent {
+		r := &c.recent[i]
+		r.ts, r.amount = d.i(), d.i()
+		r.sku, r.cat, r.store = uint32(d.u()), uint32(d.u()), uint32(d.u())
+		r.typ, r.ch = EventType(d.u()), Channel(d.u())
+	}
+	c.cart = make([]cartItem, d.n(maxCart))
+	for i := range c.cart {
+		it := &c.cart[i]
+		it.added, it.removed, it.amount = d.i(), d.i(), d.i()
+		it.sku, it.cat, it.qty = uint32(d.u()), uint32(d.u()), int32(d.i())
+	}
+	c.skus = make([]skuInterest, d.n(maxSKUs))
+	for i := range c.skus {
+		si := &c.skus[i]
+		si.last, si.bought = d.i(), d.i()
+		si.sku, si.count = uint32(d.u()), uint32(d.u())
+	}
+	c.stores = make([]storeVisits, d.n(maxStores))
+	for i := range c.stores {
+		st := &c.stores[i]
+		st.last = d.i()
+		st.store, st.visits = uint32(d.u()), uint32(d.u())
+	}
+	v := &c.visit
+	v.start, v.end, v.dwellSum, v.exitDwell = d.i(), d.i(), d.i(), d.i()
+	v.store = uint32(d.u())
+	for i := range v.cats {
+		v.cats[i] = uint32(d.u())
+	}
+	v.purchased = d.u() == 1
+	c.offers = make([]offerStat, d.n(maxOffers))
+	for i := range c.offers {
+		o := &c.offers[i]
+		o.lastPositive, o.lastShown, o.lastRedeemed, o.lastActive = d.i(), d.i(), d.i(), d.i()
+		o.offer, o.impressions, o.clicks = uint32(d.u()), uint32(d.u()), uint32(d.u())
+		o.dismissals, o.dismissStreak, o.redemptions = uint32(d.u()), uint32(d.u()), uint32(d.u())
+	}
+	c.seen = make([]seenEvent, d.n(1<<20))
+	for i := range c.seen {
+		sn := &c.seen[i]
+		sn.ts, sn.h, sn.typ = d.i(), d.u(), EventType(d.u())
+	}
+	c.cartCleared = d.i()
+	c.lastStore = uint32(d.u())
+	c.lastStoreTS = d.i()
+	c.spendOnline, c.spendOffline, c.gross, c.orders, c.points, c.memberSince = d.i(), d.i(), d.i(), d.i(), d.i(), d.i()
+	for p := range c.consent {
+		c.consent[p] = ChannelMask(d.u())
+		c.consentTS[p] = d.i()
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: trailing bytes in customer record", ErrCorruptSnapshot)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return c, nil
+}
