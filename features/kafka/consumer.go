@@ -64,6 +64,10 @@ type ConsumerOptions struct {
 	// RebalanceTimeout bounds how long a rebalance waits for members to
 	// rejoin. Default: 10s.
 	RebalanceTimeout time.Duration
+	// JoinGroupBackoff is the pause between attempts to join the group when
+	// the coordinator cannot be reached; after three failed attempts Fetch
+	// returns an error wrapping ErrUnavailable. Default: 1s.
+	JoinGroupBackoff time.Duration
 	// DialTimeout bounds connecting to a broker. Default: 3s.
 	DialTimeout time.Duration
 	// ErrorLog receives the client's internal error messages (fetch retries,
@@ -93,6 +97,9 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	if o.RebalanceTimeout == 0 {
 		o.RebalanceTimeout = 10 * time.Second
 	}
+	if o.JoinGroupBackoff == 0 {
+		o.JoinGroupBackoff = time.Second
+	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 3 * time.Second
 	}
@@ -117,7 +124,7 @@ func (o ConsumerOptions) Validate() error {
 	if o.QueueCapacity < 0 {
 		errs = append(errs, fmt.Errorf("kafka consumer: queue capacity must not be negative, got %d", o.QueueCapacity))
 	}
-	if o.MaxWait < 0 || o.SessionTimeout < 0 || o.HeartbeatInterval < 0 || o.RebalanceTimeout < 0 || o.DialTimeout < 0 {
+	if o.MaxWait < 0 || o.SessionTimeout < 0 || o.HeartbeatInterval < 0 || o.RebalanceTimeout < 0 || o.JoinGroupBackoff < 0 || o.DialTimeout < 0 {
 		errs = append(errs, errors.New("kafka consumer: timeouts must not be negative"))
 	}
 	if o.HeartbeatInterval > 0 && o.SessionTimeout > 0 && o.HeartbeatInterval >= o.SessionTimeout {
@@ -144,7 +151,9 @@ type Consumer struct {
 	closed  atomic.Bool
 }
 
-// NewConsumer returns a consumer; it joins the group on the first Fetch.
+// NewConsumer returns a consumer. It starts joining the group and
+// prefetching records in the background at once; call SkipBelow before the
+// first Fetch.
 func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
@@ -166,6 +175,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		HeartbeatInterval: opts.HeartbeatInterval,
 		SessionTimeout:    opts.SessionTimeout,
 		RebalanceTimeout:  opts.RebalanceTimeout,
+		JoinGroupBackoff:  opts.JoinGroupBackoff,
 		// Commits are explicit (Commit) and synchronous: CommitInterval 0.
 		CommitInterval: 0,
 		StartOffset:    start,
@@ -210,9 +220,12 @@ func (c *Consumer) SkipBelow(offsets map[int]int64) {
 func (c *Consumer) Skipped() int64 { return c.skipped.Load() }
 
 // Fetch blocks until the next record is available and returns it. It
-// returns ctx's error when ctx ends and ErrClosed after Close; fetch errors
-// from the broker are retried inside the client and do not surface here.
-// Records come in offset order within a partition; partitions interleave.
+// returns ctx's error when ctx ends and ErrClosed after Close. Fetch errors
+// on an established connection are retried inside the client; when the group
+// cannot be joined (three attempts JoinGroupBackoff apart) Fetch returns an
+// error wrapping ErrUnavailable, and the caller may simply call Fetch again,
+// which keeps trying. Records come in offset order within a partition;
+// partitions interleave.
 func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 	for {
 		m, err := c.r.FetchMessage(ctx)

@@ -222,6 +222,20 @@ func TestConsumerGroupResumesWithoutLossOrDuplicates(t *testing.T) {
 	}
 }
 
+func TestConsumerOfUnreachableBrokerReportsErrUnavailable(t *testing.T) {
+	t.Parallel() // it waits out the join retries; let other tests run meanwhile
+	c := newTestConsumer(t, []string{deadAddr(t)}, TopicEvents, "nobody-home")
+	ctx := testCtx(t, time.Minute)
+	_, err := c.Fetch(ctx)
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.NoError(t, ctx.Err(), "the error came from the bounded join retries, not the test deadline")
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, c.Commit(short, map[int]int64{0: 1}), context.DeadlineExceeded,
+		"without a group generation a commit waits for one until its context ends")
+}
+
 func TestUnreachableBrokerIsErrUnavailable(t *testing.T) {
 	dead := []string{deadAddr(t)}
 	ctx := testCtx(t, time.Minute)
