@@ -14,7 +14,8 @@ import (
 var (
 	// ErrUnavailable is wrapped by errors that mean the broker could not be
 	// reached or could not take the request right now (connection refused,
-	// timeouts, no leader, retriable broker errors). Callers answering a
+	// timeouts, no leader, an unknown topic — which may be being created —
+	// and other retriable broker errors). Callers answering a
 	// client should say "try again later" (HTTP 503 with Retry-After).
 	ErrUnavailable = errors.New("kafka: broker unavailable")
 

@@ -125,6 +125,7 @@ func TestProduceThenConsumeRoundTrip(t *testing.T) {
 			require.Equal(t, p, r.Partition, "key %s moved partitions", r.Key)
 		}
 		partitionOfKey[string(r.Key)] = r.Partition
+		require.Equal(t, PartitionOf(r.Key, 4), r.Partition, "PartitionOf agrees with the producer for key %s", r.Key)
 		require.False(t, r.Time.IsZero())
 	}
 	partitions := map[int]bool{}

@@ -139,6 +139,23 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 	return &Producer{topic: opts.Topic, w: w}, nil
 }
 
+// PartitionOf returns the partition, among `partitions`, that Produce (and
+// the Java client, franz-go and librdkafka with partitioner=murmur2_random)
+// writes a record with this key to. Replicas use it to route a customer's
+// requests to the replica that owns the customer's partition. A nil key has
+// no fixed partition: Produce spreads such records at random, and so does
+// PartitionOf. It returns 0 when partitions < 1.
+func PartitionOf(key []byte, partitions int) int {
+	if partitions < 1 {
+		return 0
+	}
+	ids := make([]int, partitions)
+	for i := range ids {
+		ids[i] = i
+	}
+	return (&kafkago.Murmur2Balancer{}).Balance(kafkago.Message{Key: key}, ids...)
+}
+
 // Topic returns the topic the producer writes to.
 func (p *Producer) Topic() string { return p.topic }
 
