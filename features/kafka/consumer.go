@@ -133,20 +133,26 @@ func (o ConsumerOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Consumer reads one topic as a member of a consumer group. Delivery is at
-// least once: after a restart or a rebalance the group resumes from its last
-// committed offsets, which lag what the engine has applied (commits follow
-// durable snapshots), so records may arrive again. SkipBelow drops the ones a
-// snapshot already covers.
+// Consumer reads one topic as a member of a consumer group. The group
+// delivers at least once: after a restart or a rebalance it resumes from its
+// last committed offsets, which lag what the engine has applied (commits
+// follow durable snapshots), so records may arrive again. Fetch drops the
+// ones it already returned in this process and, after SkipBelow, the ones a
+// restored snapshot covers, so each offset is returned at most once.
 //
-// Fetch and Commit may be called from different goroutines; Fetch itself is
-// meant for one goroutine (the ingest loop).
+// Fetch and Commit may be called from different goroutines; Fetch must be
+// called from one goroutine at a time (the ingest loop).
 type Consumer struct {
 	topic   string
 	group   string
 	brokers []string
 	r       *kafkago.Reader
-	skip    atomic.Pointer[map[int]int64]
+	// pending holds floors from SkipBelow not yet merged into next.
+	pending atomic.Pointer[map[int]int64]
+	// next is, per partition, the lowest offset Fetch may still return:
+	// one past the last record it returned, or a SkipBelow floor. Only
+	// Fetch touches it.
+	next    map[int]int64
 	skipped atomic.Int64
 	closed  atomic.Bool
 }
@@ -194,9 +200,8 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		group:   opts.GroupID,
 		brokers: append([]string(nil), opts.Brokers...),
 		r:       kafkago.NewReader(cfg),
+		next:    map[int]int64{},
 	}
-	empty := map[int]int64{}
-	c.skip.Store(&empty)
 	return c, nil
 }
 
@@ -204,19 +209,34 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 func (c *Consumer) Topic() string { return c.topic }
 
 // SkipBelow makes Fetch drop records whose offset is below offsets[partition]
-// ("next offset to read", as stored in a snapshot). Partitions not in the map
-// are not filtered. It replaces any earlier skip list and may be called at
-// any time, typically once after restoring a snapshot and before the first
-// Fetch.
+// ("next offset to read", as stored in a snapshot). Call it after restoring a
+// snapshot, before the first Fetch; it may be called again at any time and
+// only ever raises a partition's floor.
+//
+// Independently of SkipBelow, Fetch never returns a record at or below one it
+// already returned for the same partition: after a rebalance the group
+// rewinds every partition to its last commit, and those re-deliveries are
+// dropped here rather than applied twice.
 func (c *Consumer) SkipBelow(offsets map[int]int64) {
-	m := maps.Clone(offsets)
-	if m == nil {
-		m = map[int]int64{}
+	for {
+		old := c.pending.Load()
+		merged := maps.Clone(offsets)
+		if merged == nil {
+			merged = map[int]int64{}
+		}
+		if old != nil {
+			for p, o := range *old {
+				merged[p] = max(merged[p], o)
+			}
+		}
+		if c.pending.CompareAndSwap(old, &merged) {
+			return
+		}
 	}
-	c.skip.Store(&m)
 }
 
-// Skipped returns how many records Fetch has dropped because of SkipBelow.
+// Skipped returns how many records Fetch has dropped as already covered (by
+// SkipBelow or by an earlier delivery).
 func (c *Consumer) Skipped() int64 { return c.skipped.Load() }
 
 // Fetch blocks until the next record is available and returns it. It
@@ -238,10 +258,16 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 			}
 			return Record{}, fmt.Errorf("fetching from %s (group %s): %w", c.topic, c.group, classify(ctx, err))
 		}
-		if next, ok := (*c.skip.Load())[m.Partition]; ok && m.Offset < next {
+		if c.pending.Load() != nil {
+			for p, o := range *c.pending.Swap(nil) {
+				c.next[p] = max(c.next[p], o)
+			}
+		}
+		if m.Offset < c.next[m.Partition] {
 			c.skipped.Add(1)
 			continue
 		}
+		c.next[m.Partition] = m.Offset + 1
 		rec := Record{
 			Partition: m.Partition,
 			Offset:    m.Offset,
