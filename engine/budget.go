@@ -1,0 +1,596 @@
+package engine
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Unlimited is the limit that means "no limit" for SetLimits and
+// SetValueLimit.
+const Unlimited int64 = -1
+
+var (
+	// ErrNoReservation is returned by Redeem and Release for an offer and
+	// decision that hold no live reservation (never reserved, already
+	// redeemed, released or swept after expiry).
+	ErrNoReservation = errors.New("engine: no live budget reservation")
+	// ErrReservationExpired is returned by Redeem when the reservation's
+	// TTL ran out before the redemption time; the unit goes back to the
+	// budget and is not counted as spent.
+	ErrReservationExpired = errors.New("engine: budget reservation expired")
+	// ErrCorruptState is returned when a snapshot section cannot be
+	// decoded.
+	ErrCorruptState = errors.New("engine: corrupt snapshot section")
+)
+
+// Reservation is one unit of an offer's budget held for a decision until it
+// is redeemed, released or expires.
+type Reservation struct {
+	OfferID    string
+	Store      string // "" when the offer is served without a fulfilment store
+	DecisionID string
+	Expires    int64 // Unix ms; unredeemed after this the unit returns to the budget
+	Value      int64 // value units held (the offer's unit value; 0 without a value budget)
+}
+
+// BudgetUsage is a read-only report of one offer's budget.
+type BudgetUsage struct {
+	OfferID    string                `json:"offer_id"`
+	Total      int64                 `json:"total"` // Unlimited (-1) or the limit
+	Spent      int64                 `json:"spent"`
+	Reserved   int64                 `json:"reserved"`
+	ValueTotal int64                 `json:"value_total"`
+	ValueSpent int64                 `json:"value_spent"`
+	ValueHeld  int64                 `json:"value_reserved"`
+	Stores     map[string]StoreUsage `json:"stores,omitempty"`
+}
+
+// StoreUsage is one store's part of an offer's budget.
+type StoreUsage struct {
+	Limit    int64 `json:"limit"` // Unlimited (-1) when the store has no own budget
+	Spent    int64 `json:"spent"`
+	Reserved int64 `json:"reserved"`
+}
+
+// Budgets is the ledger of offer budgets: per offer a total count of issued
+// offers, optional per-store counts and an optional value budget. A unit is
+// reserved when an offer is served on any channel, becomes spent when the
+// coupon is redeemed and returns to the budget when the reservation is
+// released or expires unredeemed.
+//
+// Issued = spent + reserved never exceeds a limit: Reserve checks and takes
+// the total, the store's and the value budget under the offer's own lock,
+// all or nothing. Offers are independently locked; the map of offers takes a
+// read lock only (a write lock the first time an offer is seen).
+//
+// The zero value is not usable; call NewBudgets.
+type Budgets struct {
+	mu     sync.RWMutex
+	offers map[string]*offerBudget
+}
+
+type offerBudget struct {
+	mu         sync.Mutex
+	total      int64            // Unlimited or limit
+	perStore   map[string]int64 // store → limit; stores not listed have no own budget
+	valueTotal int64            // Unlimited or limit in value units
+	unitValue  int64            // value units each reservation takes
+
+	spent      int64
+	reserved   int64
+	valueSpent int64
+	valueHeld  int64
+	storeSpent map[string]int64
+	storeHeld  map[string]int64
+
+	live map[string]*heldUnit // by decision ID
+	exp  expiryHeap
+}
+
+type heldUnit struct {
+	r     Reservation
+	index int // position in the expiry heap
+}
+
+type expiryHeap []*heldUnit
+
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	if h[i].r.Expires != h[j].r.Expires {
+		return h[i].r.Expires < h[j].r.Expires
+	}
+	return h[i].r.DecisionID < h[j].r.DecisionID
+}
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *expiryHeap) Push(x any) {
+	u := x.(*heldUnit)
+	u.index = len(*h)
+	*h = append(*h, u)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	n := len(old)
+	u := old[n-1]
+	old[n-1] = nil
+	u.index = -1
+	*h = old[:n-1]
+	return u
+}
+
+// NewBudgets returns an empty ledger. Offers without configured limits are
+// unlimited, but their use is still counted.
+func NewBudgets() *Budgets {
+	return &Budgets{offers: make(map[string]*offerBudget)}
+}
+
+func newOfferBudget() *offerBudget {
+	return &offerBudget{
+		total:      Unlimited,
+		valueTotal: Unlimited,
+		storeSpent: map[string]int64{},
+		storeHeld:  map[string]int64{},
+		live:       map[string]*heldUnit{},
+	}
+}
+
+func (b *Budgets) get(offerID string) *offerBudget {
+	b.mu.RLock()
+	ob := b.offers[offerID]
+	b.mu.RUnlock()
+	return ob
+}
+
+func (b *Budgets) getOrCreate(offerID string) *offerBudget {
+	if ob := b.get(offerID); ob != nil {
+		return ob
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ob := b.offers[offerID]
+	if ob == nil {
+		ob = newOfferBudget()
+		b.offers[offerID] = ob
+	}
+	return ob
+}
+
+// SetLimits sets an offer's total budget and per-store budgets (counts of
+// issued offers; Unlimited or any negative number for none). Stores not in
+// perStore have no own budget. Counts already issued are kept: lowering a
+// limit below them stops new reservations until enough expire. perStore is
+// copied.
+func (b *Budgets) SetLimits(offerID string, total int64, perStore map[string]int64) {
+	ob := b.getOrCreate(offerID)
+	ps := make(map[string]int64, len(perStore))
+	for s, l := range perStore {
+		if l >= 0 {
+			ps[s] = l
+		}
+	}
+	if total < 0 {
+		total = Unlimited
+	}
+	ob.mu.Lock()
+	ob.total = total
+	ob.perStore = ps
+	ob.mu.Unlock()
+}
+
+// SetValueLimit sets an offer's value budget (for example the face value of
+// coupons in minor currency units) and the value each issued offer takes.
+// valueTotal Unlimited (or negative) removes the value budget.
+func (b *Budgets) SetValueLimit(offerID string, valueTotal, unitValue int64) {
+	ob := b.getOrCreate(offerID)
+	if valueTotal < 0 {
+		valueTotal = Unlimited
+	}
+	if unitValue < 0 {
+		unitValue = 0
+	}
+	ob.mu.Lock()
+	ob.valueTotal = valueTotal
+	ob.unitValue = unitValue
+	ob.mu.Unlock()
+}
+
+// Available reports whether one more unit of the offer could be reserved
+// for store at now. It is a cheap eligibility pre-check; only Reserve
+// takes the unit.
+func (b *Budgets) Available(offerID, store string, now int64) bool {
+	ob := b.get(offerID)
+	if ob == nil {
+		return true
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	ob.expireLocked(now)
+	return ob.fitsLocked(store)
+}
+
+func (ob *offerBudget) fitsLocked(store string) bool {
+	if ob.total >= 0 && ob.spent+ob.reserved >= ob.total {
+		return false
+	}
+	if ob.valueTotal >= 0 && ob.valueSpent+ob.valueHeld+ob.unitValue > ob.valueTotal {
+		return false
+	}
+	if store != "" {
+		if lim, ok := ob.perStore[store]; ok && ob.storeSpent[store]+ob.storeHeld[store] >= lim {
+			return false
+		}
+	}
+	return true
+}
+
+// Reserve takes one unit of the offer's total budget and, when store has
+// its own budget, of the store's budget — both or neither — for decisionID
+// until now+ttl. It reports false when a budget is exhausted. Reserving
+// again for the same offer and decision is idempotent: it returns the live
+// reservation (with its original expiry) without taking another unit, so a
+// retried or replayed decision never spends twice.
+func (b *Budgets) Reserve(offerID, store, decisionID string, now int64, ttl time.Duration) (Reservation, bool) {
+	ob := b.getOrCreate(offerID)
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	ob.expireLocked(now)
+	if u, ok := ob.live[decisionID]; ok {
+		return u.r, true
+	}
+	if !ob.fitsLocked(store) {
+		return Reservation{}, false
+	}
+	u := &heldUnit{r: Reservation{
+		OfferID:    offerID,
+		Store:      store,
+		DecisionID: decisionID,
+		Expires:    now + ttl.Milliseconds(),
+		Value:      ob.unitValue,
+	}}
+	ob.holdLocked(u)
+	return u.r, true
+}
+
+func (ob *offerBudget) holdLocked(u *heldUnit) {
+	ob.live[u.r.DecisionID] = u
+	heap.Push(&ob.exp, u)
+	ob.reserved++
+	ob.valueHeld += u.r.Value
+	if u.r.Store != "" {
+		ob.storeHeld[u.r.Store]++
+	}
+}
+
+// dropLocked removes a live unit from the reservations; spend says whether
+// it becomes spent or returns to the budget.
+func (ob *offerBudget) dropLocked(u *heldUnit, spend bool) {
+	delete(ob.live, u.r.DecisionID)
+	if u.index >= 0 {
+		heap.Remove(&ob.exp, u.index)
+	}
+	ob.reserved--
+	ob.valueHeld -= u.r.Value
+	if u.r.Store != "" {
+		if n := ob.storeHeld[u.r.Store] - 1; n > 0 {
+			ob.storeHeld[u.r.Store] = n
+		} else {
+			delete(ob.storeHeld, u.r.Store)
+		}
+	}
+	if spend {
+		ob.spent++
+		ob.valueSpent += u.r.Value
+		if u.r.Store != "" {
+			ob.storeSpent[u.r.Store]++
+		}
+	}
+}
+
+// expireLocked returns every reservation that expired at or before now.
+func (ob *offerBudget) expireLocked(now int64) int {
+	n := 0
+	for len(ob.exp) > 0 && ob.exp[0].r.Expires <= now {
+		ob.dropLocked(ob.exp[0], false)
+		n++
+	}
+	return n
+}
+
+// Redeem converts the offer's reservation for decisionID into spent
+// budget; a spent unit never returns. A reservation that expired before
+// now is returned to the budget instead and ErrReservationExpired
+// reported; ErrNoReservation means there was nothing to redeem (which is
+// also what a second redemption of the same decision gets).
+func (b *Budgets) Redeem(offerID, decisionID string, now int64) error {
+	ob := b.get(offerID)
+	if ob == nil {
+		return fmt.Errorf("redeeming offer %s for decision %s: %w", offerID, decisionID, ErrNoReservation)
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	u, ok := ob.live[decisionID]
+	if !ok {
+		return fmt.Errorf("redeeming offer %s for decision %s: %w", offerID, decisionID, ErrNoReservation)
+	}
+	if u.r.Expires <= now {
+		ob.dropLocked(u, false)
+		return fmt.Errorf("redeeming offer %s for decision %s: %w", offerID, decisionID, ErrReservationExpired)
+	}
+	ob.dropLocked(u, true)
+	return nil
+}
+
+// Release returns the offer's reservation for decisionID to the budget
+// (the offer was not delivered after all).
+func (b *Budgets) Release(offerID, decisionID string) error {
+	ob := b.get(offerID)
+	if ob == nil {
+		return fmt.Errorf("releasing offer %s for decision %s: %w", offerID, decisionID, ErrNoReservation)
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	u, ok := ob.live[decisionID]
+	if !ok {
+		return fmt.Errorf("releasing offer %s for decision %s: %w", offerID, decisionID, ErrNoReservation)
+	}
+	ob.dropLocked(u, false)
+	return nil
+}
+
+// Expire returns every reservation that expired at or before now to its
+// budget and reports how many. Reserve and Available also expire their own
+// offer lazily, so Expire only needs to run now and then (for example once
+// a second) to keep reports current. Each offer costs O(expired · log n).
+func (b *Budgets) Expire(now int64) int {
+	n := 0
+	for _, ob := range b.all() {
+		ob.mu.Lock()
+		n += ob.expireLocked(now)
+		ob.mu.Unlock()
+	}
+	return n
+}
+
+func (b *Budgets) all() []*offerBudget {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]*offerBudget, 0, len(b.offers))
+	for _, ob := range b.offers {
+		out = append(out, ob)
+	}
+	return out
+}
+
+// Usage reports an offer's budget; false for an offer never seen.
+func (b *Budgets) Usage(offerID string) (BudgetUsage, bool) {
+	ob := b.get(offerID)
+	if ob == nil {
+		return BudgetUsage{}, false
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	u := BudgetUsage{
+		OfferID: offerID, Total: ob.total, Spent: ob.spent, Reserved: ob.reserved,
+		ValueTotal: ob.valueTotal, ValueSpent: ob.valueSpent, ValueHeld: ob.valueHeld,
+		Stores: map[string]StoreUsage{},
+	}
+	add := func(s string) {
+		lim, ok := ob.perStore[s]
+		if !ok {
+			lim = Unlimited
+		}
+		u.Stores[s] = StoreUsage{Limit: lim, Spent: ob.storeSpent[s], Reserved: ob.storeHeld[s]}
+	}
+	for s := range ob.perStore {
+		add(s)
+	}
+	for s := range ob.storeSpent {
+		add(s)
+	}
+	for s := range ob.storeHeld {
+		add(s)
+	}
+	return u, true
+}
+
+// Offers lists the offers the ledger knows, sorted.
+func (b *Budgets) Offers() []string {
+	b.mu.RLock()
+	out := make([]string, 0, len(b.offers))
+	for id := range b.offers {
+		out = append(out, id)
+	}
+	b.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+const budgetsSnapshotVersion = 1
+
+// MarshalBinary encodes the ledger — limits, spent counts and live
+// reservations — for the state snapshot. Offers are written in sorted
+// order, so equal ledgers encode to equal bytes.
+func (b *Budgets) MarshalBinary() ([]byte, error) {
+	w := snapWriter{buf: []byte{budgetsSnapshotVersion}}
+	ids := b.Offers()
+	w.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		ob := b.get(id)
+		ob.mu.Lock()
+		w.str(id)
+		w.varint(ob.total)
+		w.varint(ob.valueTotal)
+		w.varint(ob.unitValue)
+		w.varint(ob.spent)
+		w.varint(ob.valueSpent)
+		w.strInt64Map(ob.perStore)
+		w.strInt64Map(ob.storeSpent)
+		units := make([]*heldUnit, 0, len(ob.live))
+		for _, u := range ob.live {
+			units = append(units, u)
+		}
+		sort.Slice(units, func(i, j int) bool { return units[i].r.DecisionID < units[j].r.DecisionID })
+		w.uvarint(uint64(len(units)))
+		for _, u := range units {
+			w.str(u.r.DecisionID)
+			w.str(u.r.Store)
+			w.varint(u.r.Expires)
+			w.varint(u.r.Value)
+		}
+		ob.mu.Unlock()
+	}
+	return w.buf, nil
+}
+
+// UnmarshalBinary replaces the ledger's state with a snapshot written by
+// MarshalBinary. Call SetLimits afterwards to apply the current catalog's
+// limits; the restored counts are kept.
+func (b *Budgets) UnmarshalBinary(data []byte) error {
+	r := snapReader{buf: data}
+	if v := r.byte(); v != budgetsSnapshotVersion {
+		return fmt.Errorf("restoring budgets: version %d: %w", v, ErrCorruptState)
+	}
+	n := r.count()
+	offers := make(map[string]*offerBudget, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		ob := newOfferBudget()
+		id := r.str()
+		ob.total = r.varint()
+		ob.valueTotal = r.varint()
+		ob.unitValue = r.varint()
+		ob.spent = r.varint()
+		ob.valueSpent = r.varint()
+		ob.perStore = r.strInt64Map()
+		ob.storeSpent = r.strInt64Map()
+		m := r.count()
+		for j := 0; j < m && r.err == nil; j++ {
+			u := &heldUnit{r: Reservation{OfferID: id, DecisionID: r.str(), Store: r.str(), Expires: r.varint(), Value: r.varint()}}
+			if _, dup := ob.live[u.r.DecisionID]; dup {
+				r.fail()
+				break
+			}
+			ob.holdLocked(u)
+		}
+		offers[id] = ob
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("restoring budgets: %w", err)
+	}
+	b.mu.Lock()
+	b.offers = offers
+	b.mu.Unlock()
+	return nil
+}
+
+// snapWriter and snapReader are the small varint codec the engine's
+// snapshot sections (budgets, contact ledger, trigger dedup) share.
+type snapWriter struct{ buf []byte }
+
+func (w *snapWriter) uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
+func (w *snapWriter) varint(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
+func (w *snapWriter) str(s string) {
+	w.uvarint(uint64(len(s)))
+	w.buf = append(w.buf, s...)
+}
+func (w *snapWriter) strInt64Map(m map[string]int64) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		w.str(k)
+		w.varint(m[k])
+	}
+}
+
+type snapReader struct {
+	buf []byte
+	err error
+}
+
+func (r *snapReader) fail() {
+	if r.err == nil {
+		r.err = ErrCorruptState
+	}
+	r.buf = nil
+}
+
+func (r *snapReader) byte() byte {
+	if len(r.buf) == 0 {
+		r.fail()
+		return 0
+	}
+	b := r.buf[0]
+	r.buf = r.buf[1:]
+	return b
+}
+
+func (r *snapReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	v, n := binary.Varint(r.buf)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+// count reads a length that must be plausible for the bytes left (every
+// element takes at least one byte), so corrupt input cannot make us
+// allocate huge slices.
+func (r *snapReader) count() int {
+	v := r.uvarint()
+	if v > uint64(len(r.buf)) || v > math.MaxInt32 {
+		r.fail()
+		return 0
+	}
+	return int(v)
+}
+
+func (r *snapReader) str() string {
+	n := r.count()
+	if r.err != nil {
+		return ""
+	}
+	s := string(r.buf[:n])
+	r.buf = r.buf[n:]
+	return s
+}
+
+func (r *snapReader) strInt64Map() map[string]int64 {
+	n := r.count()
+	m := make(map[string]int64, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		k := r.str()
+		m[k] = r.varint()
+	}
+	return m
+}
+
+func (r *snapReader) done() error {
+	if r.err == nil && len(r.buf) != 0 {
+		r.err = ErrCorruptState
+	}
+	return r.err
+}
