@@ -39,11 +39,11 @@ func layer(pkg string) (int, bool) {
 // owners says which package subtree may import a third-party module.
 // Test files are exempt, so tests can drive the real thing from outside.
 var owners = map[string]string{
-	"github.com/cloudwego/hertz":      "engine/api",
-	"github.com/segmentio/kafka-go":   "features/kafka",
-	"github.com/twmb/franz-go":        "features/kafka",
-	"github.com/dgraph-io/ristretto":  "engine/cache",
-	"github.com/sjwhitworth/golearn":  "models",
+	"github.com/cloudwego/hertz":       "engine/api",
+	"github.com/segmentio/kafka-go":    "features/kafka",
+	"github.com/twmb/franz-go":         "features/kafka",
+	"github.com/dgraph-io/ristretto":   "engine/cache",
+	"github.com/sjwhitworth/golearn":   "models",
 	"github.com/bits-and-blooms/bloom": "features",
 }
 
