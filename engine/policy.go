@@ -16,11 +16,11 @@ import (
 // Stable codes for why contact policy refused an offer. They appear in
 // decision reasons, metrics labels and tests.
 const (
-	DenyCapDay        = "cap_day"         // the channel's per-day contact cap is reached
-	DenyCapWeek       = "cap_week"        // the channel's per-week contact cap is reached
-	DenyQuietHours    = "quiet_hours"     // the store's local time is inside the channel's quiet hours
-	DenyCooldown      = "cooldown"        // the offer reached this customer too recently
-	DenySuppressed    = "suppressed"      // the customer dismissed the offer too often in a row
+	DenyCapDay        = "cap_day"          // the channel's per-day contact cap is reached
+	DenyCapWeek       = "cap_week"         // the channel's per-week contact cap is reached
+	DenyQuietHours    = "quiet_hours"      // the store's local time is inside the channel's quiet hours
+	DenyCooldown      = "cooldown"         // the offer reached this customer too recently
+	DenySuppressed    = "suppressed"       // the customer dismissed the offer too often in a row
 	DenyRedeemedLimit = "redemption_limit" // the customer redeemed the offer as often as allowed
 )
 
@@ -196,7 +196,7 @@ type policyShard struct {
 // exactly), and per offer the newest contact time.
 type contactLog struct {
 	ch     [features.NumChannels][]int64 // ascending
-	offers []offerContact               // newest first
+	offers []offerContact                // newest first
 }
 
 type offerContact struct {
