@@ -24,11 +24,12 @@ func benchEvent(i int) Message {
 }
 
 // fill produces n benchmark events to topic with `writers` concurrent
-// Produce calls of `batch` messages each.
-func fill(b *testing.B, ctx context.Context, brokers []string, topic string, n, batch, writers int) {
-	b.Helper()
+// Produce calls of `batch` messages each. It may run on any goroutine.
+func fill(ctx context.Context, brokers []string, topic string, n, batch, writers int) error {
 	p, err := NewProducer(ProducerOptions{Brokers: brokers, Topic: topic})
-	require.NoError(b, err)
+	if err != nil {
+		return err
+	}
 	defer p.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -49,7 +50,7 @@ func fill(b *testing.B, ctx context.Context, brokers []string, topic string, n, 
 	}
 	wg.Wait()
 	close(errs)
-	require.NoError(b, <-errs)
+	return <-errs
 }
 
 // BenchmarkConsumerFetch measures the raw Fetch loop through the embedded
@@ -60,7 +61,7 @@ func BenchmarkConsumerFetch(b *testing.B) {
 	e := startBroker(b, "")
 	ctx := testCtx(b, 10*time.Minute)
 	require.NoError(b, EnsureTopics(ctx, e.Addrs(), []TopicSpec{{Name: TopicEvents, Partitions: 4}}))
-	fill(b, ctx, e.Addrs(), TopicEvents, b.N, 5000, 4)
+	require.NoError(b, fill(ctx, e.Addrs(), TopicEvents, b.N, 5000, 4))
 	c := newTestConsumer(b, e.Addrs(), TopicEvents, "bench-"+strconv.Itoa(b.N))
 	// Join the group and receive the first record before timing, so the
 	// figure is the steady-state rate, not the group join.
@@ -83,7 +84,10 @@ func BenchmarkConsumerFetch(b *testing.B) {
 }
 
 // BenchmarkProducerProduce measures acknowledged (acks=all) produce
-// throughput for different Produce call sizes and concurrent callers.
+// throughput for different Produce call sizes and concurrent callers. Run it
+// with a time-based -benchtime (e.g. 3s): a single synchronous one-message
+// Produce takes about BatchTimeout, so a fixed count like 1000000x would run
+// the batch=1/writers=1 case for half an hour.
 func BenchmarkProducerProduce(b *testing.B) {
 	for _, bc := range []struct{ batch, writers int }{{1, 1}, {1, 64}, {100, 4}, {500, 4}, {5000, 4}} {
 		b.Run(fmt.Sprintf("batch=%d/writers=%d", bc.batch, bc.writers), func(b *testing.B) {
@@ -92,9 +96,36 @@ func BenchmarkProducerProduce(b *testing.B) {
 			require.NoError(b, EnsureTopics(ctx, e.Addrs(), []TopicSpec{{Name: TopicEvents, Partitions: 4}}))
 			b.ReportAllocs()
 			b.ResetTimer()
-			fill(b, ctx, e.Addrs(), TopicEvents, b.N, bc.batch, bc.writers)
+			require.NoError(b, fill(ctx, e.Addrs(), TopicEvents, b.N, bc.batch, bc.writers))
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+}
+
+// BenchmarkPipeline produces and fetches at the same time through one
+// embedded broker, as `nbo serve` does with a load generator in the same
+// process: 4 writers produce b.N events in calls of 5000 while one consumer
+// fetches them. The figure is the ceiling the engine's ingest can reach on
+// this machine before it does any work of its own.
+func BenchmarkPipeline(b *testing.B) {
+	e := startBroker(b, "")
+	ctx := testCtx(b, 10*time.Minute)
+	require.NoError(b, EnsureTopics(ctx, e.Addrs(), []TopicSpec{{Name: TopicEvents, Partitions: 4}}))
+	c := newTestConsumer(b, e.Addrs(), TopicEvents, "pipeline-"+strconv.Itoa(b.N))
+	_, err := e.cluster.WaitGroupStable(ctx, "pipeline-"+strconv.Itoa(b.N), 1)
+	require.NoError(b, err)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := make(chan error, 1)
+	go func() { done <- fill(ctx, e.Addrs(), TopicEvents, b.N, 5000, 4) }()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Fetch(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	require.NoError(b, <-done)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
