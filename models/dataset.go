@@ -1,0 +1,363 @@
+package models
+
+import (
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Kind says how a feature is encoded in a feature vector.
+type Kind string
+
+const (
+	// Numeric features carry their value; NaN means missing.
+	Numeric Kind = "numeric"
+	// Categorical features carry the index of their value in the feature's
+	// Vocabulary; NaN (or any index outside the vocabulary) means missing
+	// or unknown.
+	Categorical Kind = "categorical"
+)
+
+// Feature describes one position of a feature vector.
+type Feature struct {
+	Name string `json:"name"`
+	Kind Kind   `json:"kind"`
+	// Vocabulary lists the categorical values seen in training, sorted, so
+	// the same data always yields the same encoding. Empty for numeric
+	// features.
+	Vocabulary []string `json:"vocabulary,omitempty"`
+}
+
+// Schema is the layout of the feature vectors a model scores: feature i of
+// the vector is Features[i].
+type Schema struct {
+	Features []Feature `json:"features"`
+}
+
+// Hash returns the hex sha256 of the schema's canonical encoding: one line
+// per feature, "name\tkind\tvalue1\x1fvalue2…". Two schemas hash equal
+// exactly when they encode vectors the same way, so the engine compares its
+// live feature layout with a model's before serving it.
+func (s Schema) Hash() string {
+	h := sha256.New()
+	for _, f := range s.Features {
+		fmt.Fprintf(h, "%s\t%s\t%s\n", f.Name, f.Kind, strings.Join(f.Vocabulary, "\x1f"))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Index returns the position of the named feature, or -1.
+func (s Schema) Index(name string) int {
+	for i, f := range s.Features {
+		if f.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Encode returns the vector value of a raw string cell for feature i:
+// the parsed number for numeric features, the vocabulary index for
+// categorical ones, NaN for an empty cell, an unparsable number or an
+// unknown category.
+func (s Schema) Encode(i int, cell string) float64 {
+	f := &s.Features[i]
+	cell = strings.TrimSpace(cell)
+	if cell == "" {
+		return math.NaN()
+	}
+	if f.Kind == Numeric {
+		v, err := strconv.ParseFloat(cell, 64)
+		if err != nil {
+			return math.NaN()
+		}
+		return v
+	}
+	j := sort.SearchStrings(f.Vocabulary, cell)
+	if j < len(f.Vocabulary) && f.Vocabulary[j] == cell {
+		return float64(j)
+	}
+	return math.NaN()
+}
+
+// Dataset is a labelled table in our own typed encoding: X[r] is row r's
+// feature vector under Schema, Y[r] is true for the positive class.
+type Dataset struct {
+	Schema Schema
+	X      [][]float64
+	Y      []bool
+	// Positive is the label value counted as the positive class.
+	Positive string
+}
+
+// CSVOptions says how to read a labelled CSV file.
+type CSVOptions struct {
+	// Label names the label column. Required.
+	Label string
+	// Positive is the label value of the positive class. Default: "1",
+	// "yes" or "true" (case-insensitive) if one of the two labels is one of
+	// those, else the lexicographically larger of the two labels.
+	Positive string
+}
+
+// Validate reports every problem with the options at once.
+func (o CSVOptions) Validate() error {
+	var errs []error
+	if strings.TrimSpace(o.Label) == "" {
+		errs = append(errs, errors.New("models: csv: label column is required (--label)"))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrBadCSV marks every error about the content of a CSV file.
+var ErrBadCSV = errors.New("models: bad csv")
+
+// ReadCSV reads a labelled CSV with a header row. A column is numeric when
+// every non-empty cell parses as a float, else categorical; empty cells are
+// missing values. The label column must hold exactly two distinct values.
+// Errors name the line and column.
+func ReadCSV(r io.Reader, opts CSVOptions) (*Dataset, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	header, rows, lines, err := readRecords(r)
+	if err != nil {
+		return nil, err
+	}
+	labelCol := -1
+	for i, h := range header {
+		if h == opts.Label {
+			labelCol = i
+		}
+	}
+	if labelCol < 0 {
+		return nil, fmt.Errorf("%w: label column %q is not in the header (columns: %s)", ErrBadCSV, opts.Label, excerpt(strings.Join(header, ",")))
+	}
+	labels := map[string]int{}
+	for k, row := range rows {
+		v := strings.TrimSpace(row[labelCol])
+		if v == "" {
+			return nil, fmt.Errorf("%w: line %d: label column %q is empty", ErrBadCSV, lines[k], opts.Label)
+		}
+		labels[v]++
+	}
+	pos, err := choosePositive(labels, opts.Positive)
+	if err != nil {
+		return nil, err
+	}
+	schema, err := inferSchema(header, rows, labelCol)
+	if err != nil {
+		return nil, err
+	}
+	ds := &Dataset{Schema: schema, Positive: pos, X: make([][]float64, len(rows)), Y: make([]bool, len(rows))}
+	cols := featureColumns(len(header), labelCol)
+	flat := make([]float64, len(rows)*len(cols))
+	for k, row := range rows {
+		x := flat[k*len(cols) : (k+1)*len(cols) : (k+1)*len(cols)]
+		for i, c := range cols {
+			x[i] = schema.Encode(i, row[c])
+		}
+		ds.X[k] = x
+		ds.Y[k] = strings.TrimSpace(row[labelCol]) == pos
+	}
+	return ds, nil
+}
+
+// ScoreRows encodes an unlabelled (or labelled: the label column is
+// ignored) CSV under an existing schema. Columns are matched by name;
+// a schema feature missing from the file is an error, unknown categories
+// become missing values.
+func ScoreRows(r io.Reader, schema Schema, label string) ([][]float64, error) {
+	header, rows, _, err := readRecords(r)
+	if err != nil {
+		return nil, err
+	}
+	pos := make([]int, len(schema.Features))
+	for i, f := range schema.Features {
+		pos[i] = -1
+		for c, h := range header {
+			if h == f.Name && h != label {
+				pos[i] = c
+			}
+		}
+		if pos[i] < 0 {
+			return nil, fmt.Errorf("%w: feature column %q of the model is not in the header", ErrBadCSV, f.Name)
+		}
+	}
+	out := make([][]float64, len(rows))
+	for k, row := range rows {
+		x := make([]float64, len(pos))
+		for i, c := range pos {
+			x[i] = schema.Encode(i, row[c])
+		}
+		out[k] = x
+	}
+	return out, nil
+}
+
+func readRecords(r io.Reader) (header []string, rows [][]string, lines []int, err error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // we check widths ourselves to name the line
+	cr.ReuseRecord = false
+	header, err = cr.Read()
+	if err == io.EOF {
+		return nil, nil, nil, fmt.Errorf("%w: the file is empty (a header row is required)", ErrBadCSV)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: reading header: %v", ErrBadCSV, err)
+	}
+	seen := map[string]bool{}
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		header[i] = h
+		if h == "" {
+			return nil, nil, nil, fmt.Errorf("%w: line 1: column %d has an empty name", ErrBadCSV, i+1)
+		}
+		if seen[h] {
+			return nil, nil, nil, fmt.Errorf("%w: line 1: column name %q appears twice", ErrBadCSV, h)
+		}
+		seen[h] = true
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadCSV, err)
+		}
+		if len(rec) != len(header) {
+			return nil, nil, nil, fmt.Errorf("%w: line %d: %d fields, the header has %d", ErrBadCSV, line, len(rec), len(header))
+		}
+		rows = append(rows, rec)
+		lines = append(lines, line)
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: no data rows after the header", ErrBadCSV)
+	}
+	return header, rows, lines, nil
+}
+
+func choosePositive(labels map[string]int, want string) (string, error) {
+	if len(labels) != 2 {
+		vals := make([]string, 0, len(labels))
+		for v := range labels {
+			vals = append(vals, v)
+		}
+		sort.Strings(vals)
+		if len(vals) > 5 {
+			vals = append(vals[:5], "…")
+		}
+		return "", fmt.Errorf("%w: the label column must hold exactly two values, found %d (%s)", ErrBadCSV, len(labels), strings.Join(vals, ", "))
+	}
+	vals := make([]string, 0, 2)
+	for v := range labels {
+		vals = append(vals, v)
+	}
+	sort.Strings(vals)
+	if want != "" {
+		if labels[want] == 0 {
+			return "", fmt.Errorf("%w: positive label %q does not occur (labels: %s, %s)", ErrBadCSV, want, vals[0], vals[1])
+		}
+		return want, nil
+	}
+	for _, v := range vals {
+		switch strings.ToLower(v) {
+		case "1", "yes", "true":
+			return v, nil
+		}
+	}
+	return vals[1], nil
+}
+
+func inferSchema(header []string, rows [][]string, labelCol int) (Schema, error) {
+	var s Schema
+	for _, c := range featureColumns(len(header), labelCol) {
+		numeric := true
+		vocab := map[string]bool{}
+		for _, row := range rows {
+			v := strings.TrimSpace(row[c])
+			if v == "" {
+				continue
+			}
+			vocab[v] = true
+			if numeric {
+				if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+					numeric = false
+				}
+			}
+		}
+		f := Feature{Name: header[c], Kind: Numeric}
+		if !numeric {
+			f.Kind = Categorical
+			for v := range vocab {
+				f.Vocabulary = append(f.Vocabulary, v)
+			}
+			sort.Strings(f.Vocabulary)
+		}
+		s.Features = append(s.Features, f)
+	}
+	if len(s.Features) == 0 {
+		return s, fmt.Errorf("%w: no feature columns besides the label", ErrBadCSV)
+	}
+	return s, nil
+}
+
+func featureColumns(n, labelCol int) []int {
+	cols := make([]int, 0, n-1)
+	for c := 0; c < n; c++ {
+		if c != labelCol {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
+func excerpt(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+// Split returns a stratified holdout: a fraction frac of the positive rows
+// and the same fraction of the negative rows go to test, chosen by a
+// generator seeded with seed. Rows keep their original order within each
+// part, so the split depends only on (data, frac, seed).
+func (d *Dataset) Split(frac float64, seed uint64) (train, test *Dataset) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	isTest := make([]bool, len(d.Y))
+	for _, cls := range []bool{false, true} {
+		var idx []int
+		for i, y := range d.Y {
+			if y == cls {
+				idx = append(idx, i)
+			}
+		}
+		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		nTest := int(math.Round(frac * float64(len(idx))))
+		for _, i := range idx[:nTest] {
+			isTest[i] = true
+		}
+	}
+	train = &Dataset{Schema: d.Schema, Positive: d.Positive}
+	test = &Dataset{Schema: d.Schema, Positive: d.Positive}
+	for i := range d.Y {
+		dst := train
+		if isTest[i] {
+			dst = test
+		}
+		dst.X = append(dst.X, d.X[i])
+		dst.Y = append(dst.Y, d.Y[i])
+	}
+	return train, test
+}
