@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"nbo/features"
+)
+
+// TriggerID is the deterministic ID of the trigger a scenario raises for
+// an offer because of one event: the same customer, scenario, offer and
+// event always give the same ID, so replaying the events (after a crash,
+// or on another replica) yields the same ID and the push service can drop
+// the repeat. Fields are length-prefixed before hashing, so no two
+// different inputs collide by concatenation. The ID is "tr_" and 32 hex
+// digits (128 bits of SHA-256).
+func TriggerID(customer features.Key, scenario, offerID, eventID string) string {
+	return hashID("tr_", "trigger", string(customer), scenario, offerID, eventID)
+}
+
+// TriggerDecisionID is the decision ID of a trigger: derived from the
+// trigger ID, so it is as stable across replays as the trigger itself, and
+// the outcomes that carry it (push_open, coupon_redeem) find the decision.
+// It is "dt_" and 32 hex digits.
+func TriggerDecisionID(triggerID string) string {
+	return hashID("dt_", "decision", triggerID)
+}
+
+func hashID(prefix, domain string, fields ...string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, f := range append([]string{domain}, fields...) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
+		h.Write([]byte(f))
+	}
+	var sum [sha256.Size]byte
+	out := make([]byte, len(prefix), len(prefix)+32)
+	copy(out, prefix)
+	return string(hex.AppendEncode(out, h.Sum(sum[:0])[:16]))
+}
+
+// Trigger is the message published to the push service on nbo.triggers,
+// keyed by the canonical customer ID (Key).
+type Trigger struct {
+	TriggerID  string
+	Customer   features.Key
+	Scenario   string
+	OfferID    string
+	Channel    features.Channel
+	Locale     string // zh-CN or en
+	Title      string // in Locale
+	Text       string // in Locale
+	DecisionID string
+	EventID    string // the event that made the scenario fire
+	TS         int64  // Unix ms: the event time of that event
+}
+
+// triggerWire is the JSON form of a Trigger. Times are RFC 3339 with
+// milliseconds in UTC, like events.
+type triggerWire struct {
+	TriggerID  string `json:"trigger_id"`
+	Customer   string `json:"customer"`
+	Scenario   string `json:"scenario"`
+	OfferID    string `json:"offer_id"`
+	Channel    string `json:"channel"`
+	Locale     string `json:"locale"`
+	Title      string `json:"title"`
+	Text       string `json:"text"`
+	DecisionID string `json:"decision_id"`
+	EventID    string `json:"event_id"`
+	TS         string `json:"ts"`
+}
+
+// Key is the Kafka message key: the canonical customer ID, so all triggers
+// of one customer stay in order on one partition.
+func (t *Trigger) Key() []byte { return []byte(t.Customer) }
+
+// Encode returns the trigger's JSON message.
+func (t *Trigger) Encode() ([]byte, error) {
+	w := triggerWire{
+		TriggerID: t.TriggerID, Customer: string(t.Customer), Scenario: t.Scenario, OfferID: t.OfferID,
+		Channel: t.Channel.String(), Locale: t.Locale, Title: t.Title, Text: t.Text,
+		DecisionID: t.DecisionID, EventID: t.EventID,
+		TS: time.UnixMilli(t.TS).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+	}
+	b, err := json.Marshal(&w)
+	if err != nil {
+		return nil, fmt.Errorf("encoding trigger %s: %w", t.TriggerID, err)
+	}
+	return b, nil
+}
+
+// ErrBadTrigger is returned by DecodeTrigger for a message that is not a
+// valid trigger.
+var ErrBadTrigger = errors.New("engine: bad trigger message")
+
+// DecodeTrigger parses a trigger message strictly: unknown fields, a
+// missing trigger_id, customer or decision_id, an unknown channel or a bad
+// timestamp are errors.
+func DecodeTrigger(data []byte) (Trigger, error) {
+	var w triggerWire
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Trigger{}, fmt.Errorf("decoding trigger: %w: %w", ErrBadTrigger, err)
+	}
+	if dec.More() {
+		return Trigger{}, fmt.Errorf("decoding trigger: %w: trailing data", ErrBadTrigger)
+	}
+	if w.TriggerID == "" || w.Customer == "" || w.DecisionID == "" {
+		return Trigger{}, fmt.Errorf("decoding trigger: %w: trigger_id, customer and decision_id are required", ErrBadTrigger)
+	}
+	ch, ok := features.ParseChannel(w.Channel)
+	if !ok {
+		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: unknown channel %.20q", w.TriggerID, ErrBadTrigger, w.Channel)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, w.TS)
+	if err != nil {
+		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: ts is not RFC 3339", w.TriggerID, ErrBadTrigger)
+	}
+	return Trigger{
+		TriggerID: w.TriggerID, Customer: features.Key(w.Customer), Scenario: w.Scenario, OfferID: w.OfferID,
+		Channel: ch, Locale: w.Locale, Title: w.Title, Text: w.Text,
+		DecisionID: w.DecisionID, EventID: w.EventID, TS: ts.UnixMilli(),
+	}, nil
+}
+
+// TriggerDedup remembers the trigger IDs emitted recently so that a replay
+// (after a restart from a snapshot, or a re-delivered event) does not emit
+// the same trigger twice. It is bounded by time (Retention) and by size
+// (MaxEntries, oldest forgotten first) and is saved with the state
+// snapshot. Safe for concurrent use.
+//
+// It is a local guard only: triggers emitted after the last snapshot and
+// before a crash are emitted again on replay — with the same trigger_id,
+// which is what the push service deduplicates on.
+type TriggerDedup struct {
+	retention int64
+	max       int
+
+	mu    sync.Mutex
+	seen  map[string]uint64 // ID → sequence number of its live queue entry
+	queue []dedupEntry      // in insertion order
+	head  int
+	seq   uint64
+}
+
+type dedupEntry struct {
+	id  string
+	ts  int64
+	seq uint64
+}
+
+// NewTriggerDedup returns an empty set that forgets an ID retention after
+// the time it was added, and holds at most maxEntries IDs. Defaults for
+// zero arguments: 7 days and 1,000,000.
+func NewTriggerDedup(retention time.Duration, maxEntries int) *TriggerDedup {
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	if maxEntries <= 0 {
+		maxEntries = 1_000_000
+	}
+	return &TriggerDedup{retention: retention.Milliseconds(), max: maxEntries, seen: make(map[string]uint64)}
+}
+
+// Seen reports whether triggerID was added within the retention before
+// now; if not, it adds it (at now) and reports false. Emit a trigger only
+// when Seen returns false.
+func (d *TriggerDedup) Seen(triggerID string, now int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireLocked(now)
+	if _, ok := d.seen[triggerID]; ok {
+		return true
+	}
+	d.addLocked(triggerID, now)
+	return false
+}
+
+// Contains reports whether triggerID is in the set, without adding it.
+func (d *TriggerDedup) Contains(triggerID string, now int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireLocked(now)
+	_, ok := d.seen[triggerID]
+	return ok
+}
+
+// Forget removes triggerID, for a trigger that could not be published and
+// must be retried.
+func (d *TriggerDedup) Forget(triggerID string) {
+	d.mu.Lock()
+	delete(d.seen, triggerID) // its queue entry is skipped when it comes up
+	d.mu.Unlock()
+}
+
+// Len reports how many IDs the set holds.
+func (d *TriggerDedup) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.seen)
+}
+
+func (d *TriggerDedup) addLocked(id string, now int64) {
+	d.seq++
+	d.seen[id] = d.seq
+	d.queue = append(d.queue, dedupEntry{id, now, d.seq})
+	for len(d.seen) > d.max {
+		d.popLocked()
+	}
+}
+
+// popLocked forgets the oldest queued entry.
+func (d *TriggerDedup) popLocked() {
+	e := d.queue[d.head]
+	d.queue[d.head] = dedupEntry{}
+	d.head++
+	if seq, ok := d.seen[e.id]; ok && seq == e.seq {
+		delete(d.seen, e.id)
+	}
+	if d.head > len(d.queue)/2 && d.head > 1024 {
+		d.queue = append(d.queue[:0], d.queue[d.head:]...)
+		d.head = 0
+	}
+}
+
+// expireLocked forgets entries added at or before now - retention. Entries
+// are queued in insertion order; event times may be slightly out of order,
+// so an entry can outlive its retention by that much, never less.
+func (d *TriggerDedup) expireLocked(now int64) {
+	cut := now - d.retention
+	for d.head < len(d.queue) && d.queue[d.head].ts <= cut {
+		d.popLocked()
+	}
+}
+
+const dedupSnapshotVersion = 1
+
+// MarshalBinary encodes the set (oldest first) for the state snapshot.
+func (d *TriggerDedup) MarshalBinary() ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := snapWriter{buf: []byte{dedupSnapshotVersion}}
+	w.uvarint(uint64(len(d.seen)))
+	for _, e := range d.queue[d.head:] {
+		if seq, ok := d.seen[e.id]; ok && seq == e.seq {
+			w.str(e.id)
+			w.varint(e.ts)
+		}
+	}
+	return w.buf, nil
+}
+
+// UnmarshalBinary replaces the set with a snapshot written by
+// MarshalBinary.
+func (d *TriggerDedup) UnmarshalBinary(data []byte) error {
+	r := snapReader{buf: data}
+	if v := r.byte(); v != dedupSnapshotVersion {
+		return fmt.Errorf("restoring trigger dedup: version %d: %w", v, ErrCorruptState)
+	}
+	n := r.count()
+	seen := make(map[string]uint64, n)
+	queue := make([]dedupEntry, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		e := dedupEntry{id: r.str(), ts: r.varint(), seq: uint64(i + 1)}
+		if _, dup := seen[e.id]; dup {
+			r.fail()
+			break
+		}
+		seen[e.id] = e.seq
+		queue = append(queue, e)
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("restoring trigger dedup: %w", err)
+	}
+	d.mu.Lock()
+	d.seen, d.queue, d.head, d.seq = seen, queue, 0, uint64(len(queue))
+	for len(d.seen) > d.max {
+		d.popLocked()
+	}
+	d.mu.Unlock()
+	return nil
+}
