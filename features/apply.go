@@ -177,7 +177,7 @@ func (s *Store) link(merge []*customer, keys []Key) (*customer, []Key) {
 			continue
 		}
 		if !slices.Contains(c.ids, k) {
-			c.ids = append(c.ids, k)
+			c.ids = grow(c.ids, k)
 		}
 	}
 	sortIDs(c.ids)
@@ -261,7 +261,7 @@ func (c *customer) markSeen(h uint64, ev *Event, lateness int64) {
 			out = append(out, e)
 		}
 	}
-	c.seen = append(out, seenEvent{ts: ev.TS, h: h, typ: ev.Type})
+	c.seen = grow(out, seenEvent{ts: ev.TS, h: h, typ: ev.Type})
 }
 
 func excerpt(s string) string {
@@ -333,6 +333,7 @@ func (s *Store) update(c *customer, ev *Event) {
 		}
 	case OfferImpression, OfferClick, OfferDismiss, CouponRedeem:
 		if ev.OfferID != "" {
+			ts := toSecs(ts)
 			o := &c.offers[c.offerIndex(in.id(ev.OfferID), true)]
 			o.lastActive = max(o.lastActive, ts)
 			switch ev.Type {
@@ -444,7 +445,7 @@ func (c *customer) cartLine(it cartItem) {
 		}
 		c.cart = slices.Delete(c.cart, old, old+1)
 	}
-	c.cart = append(c.cart, it)
+	c.cart = grow(c.cart, it)
 }
 
 func (c *customer) skuView(ts int64, sku uint32) {
@@ -464,7 +465,7 @@ func (c *customer) skuView(ts int64, sku uint32) {
 		}
 		c.skus = slices.Delete(c.skus, old, old+1)
 	}
-	c.skus = append(c.skus, skuInterest{last: ts, sku: sku, count: 1})
+	c.skus = grow(c.skus, skuInterest{last: ts, sku: sku, count: 1})
 }
 
 func (c *customer) visitEvent(ev *Event, ts int64, store, cat uint32) {
@@ -527,19 +528,25 @@ func (c *customer) storeCount(store uint32, ts int64, newVisit bool) {
 		}
 		c.stores = slices.Delete(c.stores, old, old+1)
 	}
-	c.stores = append(c.stores, storeVisits{last: ts, store: store, visits: 1})
+	c.stores = grow(c.stores, storeVisits{last: ts, store: store, visits: 1})
 }
 
 // pushRecent inserts e in time order and keeps the newest n.
 func (c *customer) pushRecent(e recentEv, n int) {
+	if len(c.recent) >= n {
+		if e.ts < c.recent[0].ts {
+			return // older than everything kept
+		}
+		copy(c.recent, c.recent[1:])
+		c.recent = c.recent[:len(c.recent)-1]
+	}
 	i := len(c.recent)
 	for i > 0 && c.recent[i-1].ts > e.ts {
 		i--
 	}
-	c.recent = slices.Insert(c.recent, i, e)
-	if len(c.recent) > n {
-		c.recent = slices.Delete(c.recent, 0, len(c.recent)-n)
-	}
+	c.recent = grow(c.recent, e)
+	copy(c.recent[i+1:], c.recent[i:len(c.recent)-1])
+	c.recent[i] = e
 }
 
 // absorb folds o into c as if their events had been applied to one

@@ -54,13 +54,27 @@ func (b *bucket) key() int { return int(b.kr >> 2) }
 func (b *bucket) res() int { return int(b.kr & 3) }
 
 type keyState struct {
-	last      int64 // newest event time, ms
 	lifeSum   int64
+	last      secs // newest event time
 	cat       uint32
 	lifeCount uint32
 	cls       Class
 	typ       EventType
 }
+
+// secs is a time in whole seconds since the Unix epoch (until 2106): half
+// the size of milliseconds for times that need no finer grain.
+type secs uint32
+
+func toSecs(ms int64) secs {
+	if ms <= 0 {
+		return 0
+	}
+	return secs(ms / 1000)
+}
+
+// ms returns the time in Unix milliseconds (0 stays 0).
+func (s secs) ms() int64 { return int64(s) * 1000 }
 
 type recentEv struct {
 	ts     int64
@@ -109,10 +123,10 @@ type visit struct {
 }
 
 type offerStat struct {
-	lastPositive  int64 // newest click or redemption
-	lastShown     int64
-	lastRedeemed  int64
-	lastActive    int64
+	lastPositive  secs // newest click or redemption
+	lastShown     secs
+	lastRedeemed  secs
+	lastActive    secs
 	offer         uint32
 	impressions   uint32
 	clicks        uint32
@@ -162,7 +176,7 @@ type customer struct {
 
 const (
 	maxCart   = 20
-	maxSKUs   = 8
+	maxSKUs   = 6
 	maxStores = 4
 	maxOffers = 16
 )
@@ -203,7 +217,7 @@ func (c *customer) keyIndex(cls Class, typ EventType, cat uint32, create bool) i
 	if !create || len(c.keys) >= maxKeys {
 		return -1
 	}
-	c.keys = append(c.keys, keyState{cls: cls, typ: typ, cat: cat})
+	c.keys = grow(c.keys, keyState{cls: cls, typ: typ, cat: cat})
 	return len(c.keys) - 1
 }
 
@@ -212,9 +226,7 @@ func (c *customer) count(k int, ts, v int64) {
 	ks := &c.keys[k]
 	ks.lifeCount++
 	ks.lifeSum += v
-	if ts > ks.last {
-		ks.last = ts
-	}
+	ks.last = max(ks.last, toSecs(ts))
 	res, start, ok := placement(minuteOf(ts), minuteOf(c.newest))
 	if !ok {
 		return
@@ -232,7 +244,7 @@ func (c *customer) addBucket(k, res int, start uint32, n uint32, v int64) {
 			return
 		}
 	}
-	c.buckets = append(c.buckets, bucket{sum: v, start: start, count: uint16(min(n, maxBucket)), kr: kr})
+	c.buckets = grow(c.buckets, bucket{sum: v, start: start, count: uint16(min(n, maxBucket)), kr: kr})
 }
 
 // compact folds buckets past their resolution's retention into coarser
@@ -334,9 +346,21 @@ func (c *customer) offerIndex(offer uint32, create bool) int {
 		}
 		c.offers = slices.Delete(c.offers, old, old+1)
 	}
-	c.offers = append(c.offers, offerStat{offer: offer})
+	c.offers = grow(c.offers, offerStat{offer: offer})
 	return len(c.offers) - 1
 }
 
 // sortIDs keeps linked identifiers in a canonical order.
 func sortIDs(ids []Key) { sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] }) }
+
+// grow appends v, growing the backing array by a quarter (at least two)
+// instead of doubling: per-customer slices are small and many, and
+// doubling's slack was a third of a customer's memory.
+func grow[T any](s []T, v T) []T {
+	if len(s) < cap(s) {
+		return append(s, v)
+	}
+	n := make([]T, len(s), len(s)+max(2, len(s)/4))
+	copy(n, s)
+	return append(n, v)
+}

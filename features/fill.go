@@ -42,11 +42,11 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 		ks := &c.keys[i]
 		v.Counts[ks.cls][ks.typ][WLifetime] += ks.lifeCount
 		v.Sums[ks.cls][ks.typ][WLifetime] += ks.lifeSum
-		if ks.last > v.LastSeen[ks.typ] {
-			v.LastSeen[ks.typ] = ks.last
+		if last := ks.last.ms(); last > v.LastSeen[ks.typ] {
+			v.LastSeen[ks.typ] = last
 		}
 		if ks.cat != 0 {
-			v.Keys = append(v.Keys, KeyStats{Category: in.name(ks.cat), Class: ks.cls, Type: ks.typ, Last: ks.last})
+			v.Keys = append(v.Keys, KeyStats{Category: in.name(ks.cat), Class: ks.cls, Type: ks.typ, Last: ks.last.ms()})
 			st := &v.Keys[len(v.Keys)-1]
 			st.Count[WLifetime] = ks.lifeCount
 			st.Sum[WLifetime] = ks.lifeSum
@@ -193,7 +193,7 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 	for _, o := range c.offers {
 		v.Offers = append(v.Offers, OfferStats{
 			Offer: in.name(o.offer), Impressions: o.impressions, Clicks: o.clicks, Dismissals: o.dismissals,
-			DismissStreak: o.dismissStreak, Redemptions: o.redemptions, LastShown: o.lastShown, LastRedeemed: o.lastRedeemed,
+			DismissStreak: o.dismissStreak, Redemptions: o.redemptions, LastShown: o.lastShown.ms(), LastRedeemed: o.lastRedeemed.ms(),
 		})
 	}
 	slices.SortFunc(v.Offers, func(a, b OfferStats) int {

@@ -363,7 +363,7 @@ func encodeCustomer(b []byte, c *customer) []byte {
 	e.u(uint64(c.compactedMin))
 	e.u(uint64(len(c.keys)))
 	for _, k := range c.keys {
-		e.i(k.last)
+		e.u(uint64(k.last))
 		e.i(k.lifeSum)
 		e.u(uint64(k.cat))
 		e.u(uint64(k.lifeCount))
@@ -425,10 +425,10 @@ func encodeCustomer(b []byte, c *customer) []byte {
 	}
 	e.u(uint64(len(c.offers)))
 	for _, o := range c.offers {
-		e.i(o.lastPositive)
-		e.i(o.lastShown)
-		e.i(o.lastRedeemed)
-		e.i(o.lastActive)
+		e.u(uint64(o.lastPositive))
+		e.u(uint64(o.lastShown))
+		e.u(uint64(o.lastRedeemed))
+		e.u(uint64(o.lastActive))
 		e.u(uint64(o.offer))
 		e.u(uint64(o.impressions))
 		e.u(uint64(o.clicks))
@@ -473,7 +473,7 @@ func decodeCustomer(b []byte) (*customer, error) {
 	c.keys = make([]keyState, d.n(maxKeys))
 	for i := range c.keys {
 		k := &c.keys[i]
-		k.last, k.lifeSum = d.i(), d.i()
+		k.last, k.lifeSum = secs(d.u()), d.i()
 		k.cat, k.lifeCount = uint32(d.u()), uint32(d.u())
 		k.cls, k.typ = Class(d.u()), EventType(d.u())
 	}
@@ -521,7 +521,7 @@ func decodeCustomer(b []byte) (*customer, error) {
 	c.offers = make([]offerStat, d.n(maxOffers))
 	for i := range c.offers {
 		o := &c.offers[i]
-		o.lastPositive, o.lastShown, o.lastRedeemed, o.lastActive = d.i(), d.i(), d.i(), d.i()
+		o.lastPositive, o.lastShown, o.lastRedeemed, o.lastActive = secs(d.u()), secs(d.u()), secs(d.u()), secs(d.u())
 		o.offer, o.impressions, o.clicks = uint32(d.u()), uint32(d.u()), uint32(d.u())
 		o.dismissals, o.dismissStreak, o.redemptions = uint32(d.u()), uint32(d.u()), uint32(d.u())
 	}

@@ -18,7 +18,7 @@ type Options struct {
 	// Default: 10m.
 	AllowedLateness time.Duration
 	// RecentEvents is how many recent events each customer keeps.
-	// Default: 10.
+	// Default: 8.
 	RecentEvents int
 	// Shards is the number of independently locked customer shards, a
 	// power of two. Default: 256.
@@ -31,7 +31,7 @@ func (o *Options) EnsureDefaults() {
 		o.AllowedLateness = 10 * time.Minute
 	}
 	if o.RecentEvents == 0 {
-		o.RecentEvents = 10
+		o.RecentEvents = 8
 	}
 	if o.Shards == 0 {
 		o.Shards = 256
