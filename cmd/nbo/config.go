@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the configuration of `nbo serve`. Every field can be set in a
+// YAML file (--config, strict: unknown keys are errors) and overridden by
+// the flag of the same name (underscores become dashes). It is loaded once
+// and passed down read-only.
+type Config struct {
+	// HTTP is the API listener. Default: 127.0.0.1:8080.
+	HTTP string `yaml:"http"`
+	// Admin is the listener for /metrics and pprof, loopback by default.
+	// Default: 127.0.0.1:9090.
+	Admin string `yaml:"admin"`
+	// DataDir holds the snapshot, the generated API key file and the
+	// embedded broker's log. Default: ./data.
+	DataDir string `yaml:"data_dir"`
+	// KafkaBrokers is the bootstrap list of an external Kafka or Redpanda
+	// cluster. Empty starts the embedded Kafka-protocol broker.
+	KafkaBrokers []string `yaml:"kafka_brokers"`
+	// EmbeddedKafkaAddr is where the embedded broker listens.
+	// Default: 127.0.0.1:9092.
+	EmbeddedKafkaAddr string `yaml:"embedded_kafka_addr"`
+	// Partitions is the partition count of topics nbo creates. Default: 4.
+	Partitions int `yaml:"partitions"`
+	// GroupID is the consumer group of the events topic. Default: nbo.
+	GroupID string `yaml:"group_id"`
+	// APIKeys is the API key file (keys: [{name, sha256, scopes}]). Empty
+	// creates DataDir/api-keys.yaml with one random admin key on first
+	// start and prints where it is.
+	APIKeys string `yaml:"api_keys"`
+	// Scenarios is a directory of scenario and offer files. Empty uses the
+	// built-in library.
+	Scenarios string `yaml:"scenarios"`
+	// AllowedLateness is how far behind a customer's newest event an event
+	// may arrive. Default: 10m.
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// SnapshotEvery is the interval between snapshots. Default: 30s.
+	SnapshotEvery time.Duration `yaml:"snapshot_every"`
+	// LogLevel is debug, info, warn or error. Default: info.
+	LogLevel string `yaml:"log_level"`
+	// Demo streams a simulated retailer into the engine and prints a live
+	// status line (make run). Default: false.
+	Demo bool `yaml:"demo"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		HTTP:              "127.0.0.1:8080",
+		Admin:             "127.0.0.1:9090",
+		DataDir:           "./data",
+		EmbeddedKafkaAddr: "127.0.0.1:9092",
+		Partitions:        4,
+		GroupID:           "nbo",
+		AllowedLateness:   10 * time.Minute,
+		SnapshotEvery:     30 * time.Second,
+		LogLevel:          "info",
+	}
+}
+
+// Validate reports every problem at once, each with how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	addr := func(name, v string) {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not host:port (e.g. 127.0.0.1:8080)", name, v))
+		}
+	}
+	addr("http", c.HTTP)
+	addr("admin", c.Admin)
+	if len(c.KafkaBrokers) == 0 {
+		addr("embedded_kafka_addr", c.EmbeddedKafkaAddr)
+	}
+	for _, b := range c.KafkaBrokers {
+		addr("kafka_brokers", b)
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty; give a directory for the snapshot and broker data"))
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("partitions %d is out of range; use 1..1024", c.Partitions))
+	}
+	if c.GroupID == "" {
+		errs = append(errs, errors.New("group_id is empty; name the consumer group (e.g. nbo)"))
+	}
+	if c.AllowedLateness <= 0 {
+		errs = append(errs, fmt.Errorf("allowed_lateness %v must be positive (e.g. 10m)", c.AllowedLateness))
+	}
+	if c.SnapshotEvery < time.Second {
+		errs = append(errs, fmt.Errorf("snapshot_every %v is too short; use at least 1s", c.SnapshotEvery))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q is unknown; use debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// loadConfigFile reads a YAML config strictly over the defaults.
+func loadConfigFile(path string, c *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file keeps the defaults
+		}
+		return fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// bindConfigFlags declares one flag per field.
+func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "API listen address")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "admin listen address (/metrics, pprof)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the snapshot, keys and embedded broker data")
+	fs.StringSliceVar(&c.KafkaBrokers, "kafka-brokers", c.KafkaBrokers, "external Kafka/Redpanda brokers (empty: start the embedded broker)")
+	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", c.EmbeddedKafkaAddr, "listen address of the embedded broker")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of topics nbo creates")
+	fs.StringVar(&c.GroupID, "group-id", c.GroupID, "consumer group of the events topic")
+	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API key file (empty: generate one under the data dir)")
+	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "scenario and offer directory (empty: the built-in library)")
+	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", c.AllowedLateness, "how late an event may arrive")
+	fs.DurationVar(&c.SnapshotEvery, "snapshot-every", c.SnapshotEvery, "interval between snapshots")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "stream a simulated retailer and print live status")
+}
+
+// resolveConfig applies defaults, then the file, then the flags the user
+// set explicitly.
+func resolveConfig(fs *pflag.FlagSet, file string) (Config, error) {
+	cfg := DefaultConfig()
+	if file != "" {
+		if err := loadConfigFile(file, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	over := pflag.NewFlagSet("override", pflag.ContinueOnError)
+	bindConfigFlags(over, &cfg)
+	var errs []error
+	fs.Visit(func(f *pflag.Flag) {
+		o := over.Lookup(f.Name)
+		if o == nil {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			errs = append(errs, o.Value.(pflag.SliceValue).Replace(sv.GetSlice()))
+			return
+		}
+		errs = append(errs, over.Set(f.Name, f.Value.String()))
+	})
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}

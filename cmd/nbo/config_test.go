@@ -1,0 +1,60 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+)
+
+func flagsFor(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	cfg := DefaultConfig()
+	bindConfigFlags(fs, &cfg)
+	require.NoError(t, fs.Parse(args))
+	return fs
+}
+
+func TestConfigFilesLoadStrictly(t *testing.T) {
+	cases := []struct {
+		file string
+		want string // substring of the error; "" for a good file
+	}{
+		{"full.good.yml", ""},
+		{"empty.good.yml", ""},
+		{"unknown-key.bad.yml", "line 2: field kafka_broker not found"},
+		{"bad-values.bad.yml", `http "8080" is not host:port`},
+		{"bad-values.bad.yml", "partitions 0 is out of range"},
+		{"bad-values.bad.yml", "allowed_lateness -1m0s must be positive"},
+		{"bad-values.bad.yml", `log_level "loud" is unknown`},
+		{"bad-duration.bad.yml", "soon"},
+	}
+	for _, c := range cases {
+		t.Run(c.file+" "+c.want, func(t *testing.T) {
+			_, err := resolveConfig(flagsFor(t), filepath.Join("testdata", "config", c.file))
+			if c.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+}
+
+func TestFlagsOverrideTheFile(t *testing.T) {
+	cfg, err := resolveConfig(flagsFor(t, "--partitions", "3", "--kafka-brokers", "a:1,b:2"), filepath.Join("testdata", "config", "full.good.yml"))
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.Partitions)
+	require.Equal(t, []string{"a:1", "b:2"}, cfg.KafkaBrokers)
+	require.Equal(t, 15*time.Minute, cfg.AllowedLateness, "unset flags keep the file's value")
+	require.Equal(t, "nbo-prod", cfg.GroupID)
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := resolveConfig(flagsFor(t), "")
+	require.NoError(t, err)
+	require.Equal(t, DefaultConfig(), cfg)
+}

@@ -1,0 +1,360 @@
+// Package ingest runs the feature store's consume loop: records from the
+// events topic are decoded, applied to the store, and rejected ones sent to
+// the dead-letter topic; the state is snapshotted with the offsets it
+// covers, and offsets are committed to the consumer group only after the
+// snapshot that covers them is durable. On start it restores the newest
+// snapshot and skips records below its offsets, so a crash at any moment
+// followed by a restart ends with the state of a clean replay.
+//
+// It is not the HTTP ingest: events posted over HTTP are produced to the
+// same topic and come back through this loop like any other.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nbo/features"
+	"nbo/features/kafka"
+)
+
+// Source is where records come from: the events topic's consumer group.
+type Source interface {
+	Fetch(ctx context.Context) (kafka.Record, error)
+	Commit(ctx context.Context, offsets map[int]int64) error
+	SkipBelow(offsets map[int]int64)
+}
+
+// DeadLetterSink receives rejected records.
+type DeadLetterSink interface {
+	Send(ctx context.Context, letters []kafka.DeadLetter) error
+}
+
+// AppliedFunc is called after each applied event, on the loop's goroutine
+// (triggers are evaluated here). It must not block for long.
+type AppliedFunc func(ev *features.Event, a features.Applied)
+
+// Options configure a Loop.
+type Options struct {
+	Store       *features.Store // required
+	Source      Source          // required
+	DeadLetters DeadLetterSink  // required
+	// Topic names the source topic in dead letters. Default: nbo.events.
+	Topic string
+	// Decode are the decoder's limits.
+	Decode features.DecodeOptions
+	// SnapshotPath is the snapshot file. Required.
+	SnapshotPath string
+	// SnapshotEvery is the interval between snapshots (and so between
+	// offset commits). Default: 30s.
+	SnapshotEvery time.Duration
+	// Extras returns the other components' snapshot sections; Restore
+	// hands them back through RestoreExtras. Both optional.
+	Extras        func() map[string][]byte
+	RestoreExtras func(map[string][]byte) error
+	// OnApplied is called after each applied event. Optional.
+	OnApplied AppliedFunc
+	// OnRejected is called for each rejected record. Optional.
+	OnRejected func(r features.Reason)
+	// EndOffsets returns the log's end offsets, for readiness: the loop is
+	// ready once it has applied everything below the end offsets read at
+	// start. Optional: without it the loop is ready after restore.
+	EndOffsets func(ctx context.Context) (map[int]int64, error)
+	// Now is the wall clock (future_ts checks). Default: time.Now.
+	Now func() time.Time
+	// Logger. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Loop is the consume loop. Create it with New, call Restore once, then
+// Run.
+type Loop struct {
+	opts    Options
+	offsets map[int]int64 // next offset to read, per partition, as applied
+	target  map[int]int64 // end offsets at start, for readiness
+	ready   atomic.Bool
+	letters []kafka.DeadLetter
+
+	applied  atomic.Int64
+	rejected atomic.Int64
+	lastSnap atomic.Int64 // Unix ms of the newest durable snapshot
+
+	mu        sync.Mutex // guards snapshotting against Snapshot from other goroutines
+	processed int64      // records handled since the last snapshot
+}
+
+// New validates opts and returns a Loop.
+func New(opts Options) (*Loop, error) {
+	var errs []error
+	if opts.Store == nil {
+		errs = append(errs, errors.New("ingest: Store is required"))
+	}
+	if opts.Source == nil {
+		errs = append(errs, errors.New("ingest: Source is required"))
+	}
+	if opts.DeadLetters == nil {
+		errs = append(errs, errors.New("ingest: DeadLetters is required"))
+	}
+	if opts.SnapshotPath == "" {
+		errs = append(errs, errors.New("ingest: SnapshotPath is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.Topic == "" {
+		opts.Topic = kafka.TopicEvents
+	}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.Decode.EnsureDefaults()
+	return &Loop{opts: opts, offsets: map[int]int64{}}, nil
+}
+
+// Restore loads the snapshot, if any, and makes the source skip the
+// records it covers. A missing snapshot starts empty; a corrupt one is an
+// error (the operator decides: move it away to rebuild from the log).
+func (l *Loop) Restore(ctx context.Context) error {
+	// A crash during a snapshot write leaves its temporary file behind.
+	if stale, _ := filepath.Glob(l.opts.SnapshotPath + ".tmp-*"); len(stale) > 0 {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+		l.opts.Logger.Info("removed unfinished snapshot files", "files", len(stale))
+	}
+	meta, extras, err := l.opts.Store.ReadSnapshotFile(l.opts.SnapshotPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		l.opts.Logger.Info("no snapshot; starting from the log", "path", l.opts.SnapshotPath)
+	case err != nil:
+		return fmt.Errorf("restoring snapshot %s: %w", l.opts.SnapshotPath, err)
+	default:
+		for p, o := range meta.Offsets {
+			l.offsets[int(p)] = o
+		}
+		if l.opts.RestoreExtras != nil {
+			if err := l.opts.RestoreExtras(extras); err != nil {
+				return fmt.Errorf("restoring snapshot sections: %w", err)
+			}
+		}
+		l.opts.Logger.Info("restored snapshot", "path", l.opts.SnapshotPath, "customers", meta.Customers, "created_at", meta.CreatedAt, "offsets", meta.Offsets)
+	}
+	l.opts.Source.SkipBelow(l.offsets)
+	if l.opts.EndOffsets != nil {
+		end, err := l.opts.EndOffsets(ctx)
+		if err != nil {
+			return fmt.Errorf("reading end offsets for readiness: %w", err)
+		}
+		l.target = end
+	}
+	l.checkReady()
+	return nil
+}
+
+func (l *Loop) checkReady() {
+	if l.ready.Load() {
+		return
+	}
+	for p, end := range l.target {
+		if end > 0 && l.offsets[p] < end {
+			return
+		}
+	}
+	l.ready.Store(true)
+	l.opts.Logger.Info("caught up with the log; ready", "applied", l.applied.Load())
+}
+
+// Ready reports whether restore and catch-up are done.
+func (l *Loop) Ready() bool { return l.ready.Load() }
+
+// Stats are the loop's counters.
+type Stats struct {
+	Applied, Rejected int64
+	LastSnapshot      time.Time
+}
+
+// Stats returns the loop's counters.
+func (l *Loop) Stats() Stats {
+	st := Stats{Applied: l.applied.Load(), Rejected: l.rejected.Load()}
+	if ms := l.lastSnap.Load(); ms > 0 {
+		st.LastSnapshot = time.UnixMilli(ms)
+	}
+	return st
+}
+
+// Run consumes until ctx ends, then writes a final snapshot and commits
+// its offsets. It returns nil after a clean stop, or the error that
+// stopped it.
+func (l *Loop) Run(ctx context.Context) error {
+	recs := make(chan kafka.Record, 4096)
+	fetchErr := make(chan error, 1)
+	fctx, cancelFetch := context.WithCancel(ctx)
+	defer cancelFetch()
+	go func() {
+		defer close(recs)
+		for {
+			rec, err := l.opts.Source.Fetch(fctx)
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			select {
+			case recs <- rec:
+			case <-fctx.Done():
+				fetchErr <- fctx.Err()
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(l.opts.SnapshotEvery)
+	defer tick.Stop()
+	flush := time.NewTicker(250 * time.Millisecond)
+	defer flush.Stop()
+	var ev features.Event
+	for {
+		select {
+		case rec, ok := <-recs:
+			if !ok {
+				err := <-fetchErr
+				if ctx.Err() != nil {
+					return l.final()
+				}
+				return fmt.Errorf("consuming events: %w", err)
+			}
+			l.handle(ctx, &rec, &ev)
+			// Drain what is already buffered before looking at timers.
+			for n := 0; n < 1024; n++ {
+				select {
+				case rec, ok := <-recs:
+					if !ok {
+						goto drained
+					}
+					l.handle(ctx, &rec, &ev)
+					continue
+				default:
+				}
+				break
+			}
+		drained:
+			l.checkReady()
+		case <-flush.C:
+			if err := l.flushLetters(ctx); err != nil && ctx.Err() == nil {
+				l.opts.Logger.Warn("sending dead letters; will retry", "err", err)
+			}
+		case <-tick.C:
+			if err := l.Snapshot(ctx); err != nil && ctx.Err() == nil {
+				l.opts.Logger.Error("snapshot failed; offsets not committed", "err", err)
+			}
+		case <-ctx.Done():
+			cancelFetch()
+			return l.final()
+		}
+	}
+}
+
+func (l *Loop) final() error {
+	// The run context is done: use a fresh bounded one to finish cleanly.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.Snapshot(ctx); err != nil {
+		return fmt.Errorf("final snapshot: %w", err)
+	}
+	return nil
+}
+
+func (l *Loop) handle(ctx context.Context, rec *kafka.Record, ev *features.Event) {
+	l.processed++
+	if next, ok := l.offsets[rec.Partition]; ok && rec.Offset < next {
+		return // covered by the snapshot (SkipBelow normally filters these)
+	}
+	l.offsets[rec.Partition] = rec.Offset + 1
+	now := l.opts.Now().UnixMilli()
+	if rej := features.DecodeEvent(rec.Value, now, &l.opts.Decode, ev); rej != nil {
+		l.opts.Store.CountRejected(rej.Code)
+		l.reject(rec, rej)
+		return
+	}
+	a, rej := l.opts.Store.Apply(ev)
+	if rej != nil {
+		l.reject(rec, rej)
+		return
+	}
+	l.applied.Add(1)
+	if l.opts.OnApplied != nil {
+		l.opts.OnApplied(ev, a)
+	}
+	_ = ctx
+}
+
+func (l *Loop) reject(rec *kafka.Record, rej *features.Rejection) {
+	l.rejected.Add(1)
+	if l.opts.OnRejected != nil {
+		l.opts.OnRejected(rej.Code)
+	}
+	l.letters = append(l.letters, kafka.DeadLetter{Source: *rec, SourceTopic: l.opts.Topic, Reason: string(rej.Code), Field: rej.Field})
+}
+
+func (l *Loop) flushLetters(ctx context.Context) error {
+	if len(l.letters) == 0 {
+		return nil
+	}
+	if err := l.opts.DeadLetters.Send(ctx, l.letters); err != nil {
+		return err
+	}
+	l.letters = l.letters[:0]
+	return nil
+}
+
+// Snapshot writes a durable snapshot of the state and then commits the
+// offsets it covers. Dead letters are sent first: an offset is committed
+// only once every record below it is either applied in the snapshot or
+// safely in the dead-letter topic. Call it only from the loop's goroutine
+// or while Run is not running.
+func (l *Loop) Snapshot(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.flushLetters(ctx); err != nil {
+		return fmt.Errorf("sending dead letters before the snapshot: %w", err)
+	}
+	meta := features.SnapshotMeta{CreatedAt: l.opts.Now().UTC().Format(time.RFC3339Nano), Offsets: map[int32]int64{}}
+	commit := make(map[int]int64, len(l.offsets))
+	for p, o := range l.offsets {
+		meta.Offsets[int32(p)] = o
+		commit[p] = o
+	}
+	var extras map[string][]byte
+	if l.opts.Extras != nil {
+		extras = l.opts.Extras()
+	}
+	start := time.Now()
+	if err := l.opts.Store.WriteSnapshotFile(l.opts.SnapshotPath, meta, extras); err != nil {
+		return err
+	}
+	l.lastSnap.Store(time.Now().UnixMilli())
+	l.opts.Logger.Debug("snapshot written", "path", l.opts.SnapshotPath, "took", time.Since(start), "customers", l.opts.Store.Len())
+	l.processed = 0
+	if len(commit) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.opts.Source.Commit(cctx, commit); err != nil {
+		// Not fatal: the snapshot is durable and SkipBelow covers what the
+		// group re-delivers; the next snapshot commits again.
+		l.opts.Logger.Warn("committing offsets after snapshot", "err", err)
+	}
+	return nil
+}
