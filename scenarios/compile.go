@@ -1,0 +1,320 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"nbo/features"
+)
+
+// Static limits on expressions, checked at load so a rule cannot hurt the
+// service: the AST size, the size of any range, and the number of
+// iteration steps an expression can take in the worst case. At run time
+// the VM's memory budget (runMemoryBudget) bounds the rest.
+const (
+	maxNodes      = 400
+	maxRange      = 1_000
+	maxIterations = 10_000
+)
+
+// envNames lists the names an expression may use, for suggestions.
+var envNames = func() []string {
+	var names []string
+	t := reflect.TypeFor[Env]()
+	for i := 0; i < t.NumField(); i++ {
+		if n := t.Field(i).Tag.Get("expr"); n != "" && !strings.HasPrefix(n, "_") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}()
+
+// disabledBuiltins are expr builtins a rule may not use: count and sum are
+// ours (event counters), now would make rules depend on the wall clock
+// instead of the request's time, and repeat builds unbounded strings.
+var disabledBuiltins = []string{"count", "sum", "now", "repeat", "date", "timezone", "fromJSON", "toJSON"}
+
+// exprCompiler compiles expressions against Env, resolving counter calls
+// into slots of the set being built.
+type exprCompiler struct {
+	slots   []slot
+	slotIdx map[slot]int
+}
+
+// exprProblem is one problem in an expression, at a 1-based line and
+// column of the expression source.
+type exprProblem struct {
+	line, col int
+	msg       string
+}
+
+func (c *exprCompiler) addSlot(s slot) int {
+	if i, ok := c.slotIdx[s]; ok {
+		return i
+	}
+	if c.slotIdx == nil {
+		c.slotIdx = map[slot]int{}
+	}
+	c.slots = append(c.slots, s)
+	c.slotIdx[s] = len(c.slots) - 1
+	return len(c.slots) - 1
+}
+
+// compile checks src and returns its program, or every problem found.
+func (c *exprCompiler) compile(src string, forEach ForEach) (*vm.Program, []exprProblem) {
+	p := &patcher{c: c, forEach: forEach, src: src}
+	opts := []expr.Option{
+		expr.Env(Env{}),
+		expr.AsBool(),
+		expr.MaxNodes(maxNodes),
+		expr.Patch(&costChecker{p: p}),
+		expr.Patch(p),
+	}
+	for _, b := range disabledBuiltins {
+		opts = append(opts, expr.DisableBuiltin(b))
+	}
+	prog, err := expr.Compile(src, opts...)
+	if len(p.problems) > 0 {
+		// Our own findings are more precise than the checker's echo of
+		// them (an unresolved count call is also a type error).
+		return nil, p.problems
+	}
+	if err != nil {
+		return nil, []exprProblem{translate(err)}
+	}
+	return prog, nil
+}
+
+// translate turns an expr error into a problem a marketer can act on.
+func translate(err error) exprProblem {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return exprProblem{line: 1, col: 1, msg: err.Error()}
+	}
+	msg := fe.Message
+	pr := exprProblem{line: max(fe.Line, 1), col: fe.Column + 1}
+	switch {
+	case strings.HasPrefix(msg, "unknown name "):
+		name := strings.TrimPrefix(msg, "unknown name ")
+		pr.msg = fmt.Sprintf("unknown feature %q%s; the features are listed in scenarios/FEATURES.md", name, suggest(name, envNames))
+	case strings.HasPrefix(msg, "expected bool, but got "):
+		pr.msg = fmt.Sprintf("the condition must be true or false but is %s; compare it, e.g. `orders > 0`", strings.TrimPrefix(msg, "expected bool, but got "))
+	case strings.Contains(msg, "memory budget"), strings.Contains(msg, "exceeds maximum allowed nodes"):
+		pr.msg = fmt.Sprintf("the expression is too large (%s); split the rule or simplify it", msg)
+	default:
+		pr.msg = msg + "; check the types of the features used (scenarios/FEATURES.md)"
+	}
+	return pr
+}
+
+// patcher validates the constant arguments of the helper functions and
+// rewrites counter calls into slot reads.
+type patcher struct {
+	c        *exprCompiler
+	forEach  ForEach
+	src      string
+	problems []exprProblem
+}
+
+// position turns a rune offset of src into a 1-based line and column.
+func position(src string, offset int) (line, col int) {
+	line, col = 1, 1
+	n := 0
+	for _, r := range src {
+		if n == offset {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		n++
+	}
+	return line, col
+}
+
+func (p *patcher) problem(n ast.Node, format string, args ...any) {
+	line, col := position(p.src, n.Location().From)
+	p.problems = append(p.problems, exprProblem{line: line, col: col, msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *patcher) constString(n ast.Node, what, fn string, valid func(string) bool, names []string) (string, bool) {
+	s, ok := n.(*ast.StringNode)
+	if !ok {
+		p.problem(n, "the %s argument of %s must be a quoted constant such as %q", what, fn, names[0])
+		return "", false
+	}
+	if !valid(s.Value) {
+		p.problem(n, "unknown %s %q in %s%s; use one of %s", what, s.Value, fn, suggest(s.Value, names), quoteList(names))
+		return "", false
+	}
+	return s.Value, true
+}
+
+var (
+	typeNames    = enumNames(features.NumTypes, func(i int) string { return features.EventType(i).String() }, 1)
+	classNames   = []string{"online", "offline", "any"}
+	windowNames  = enumNames(features.NumWindows, func(i int) string { return features.Window(i).String() }, 0)
+	purposeNames = enumNames(features.NumPurposes, func(i int) string { return features.Purpose(i).String() }, 0)
+	channelNames = enumNames(features.NumChannels, func(i int) string { return features.Channel(i).String() }, 1)
+)
+
+func enumNames[N ~uint8](n N, name func(int) string, from int) []string {
+	var out []string
+	for i := from; i < int(n); i++ {
+		out = append(out, name(i))
+	}
+	return out
+}
+
+func validType(s string) bool    { _, ok := features.ParseEventType(s); return ok }
+func validClass(s string) bool   { _, ok := parseClass(s); return ok }
+func validWindow(s string) bool  { _, ok := features.ParseWindow(s); return ok }
+func validPurpose(s string) bool { _, ok := features.ParsePurpose(s); return ok }
+func validChannel(s string) bool { _, ok := features.ParseChannel(s); return ok }
+
+func (p *patcher) Visit(node *ast.Node) {
+	call, ok := (*node).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	args := call.Arguments
+	switch id.Value {
+	case "count", "sum":
+		if len(args) != 3 && len(args) != 4 {
+			p.problem(call, "%s takes 3 or 4 arguments: %s(type, class, window[, category]), e.g. %s(\"order\", \"online\", \"30d\")", id.Value, id.Value, id.Value)
+			return
+		}
+		typ, ok1 := p.constString(args[0], "event type", id.Value, validType, typeNames)
+		class, ok2 := p.constString(args[1], "class", id.Value, validClass, classNames)
+		window, ok3 := p.constString(args[2], "window", id.Value, validWindow, windowNames)
+		if !ok1 || !ok2 || !ok3 {
+			return
+		}
+		s := slot{sum: id.Value == "sum"}
+		s.typ, _ = features.ParseEventType(typ)
+		s.class, _ = parseClass(class)
+		s.window, _ = features.ParseWindow(window)
+		if len(args) == 3 {
+			ast.Patch(node, slotCall("_n", p.c.addSlot(s)))
+			return
+		}
+		switch cat := args[3].(type) {
+		case *ast.StringNode:
+			s.category = cat.Value
+			ast.Patch(node, slotCall("_n", p.c.addSlot(s)))
+		case *ast.IdentifierNode:
+			if cat.Value == "category" {
+				ast.Patch(node, slotCall("_ni", p.c.addSlot(s)))
+				return
+			}
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_nc"}, Arguments: []ast.Node{args[3], &ast.IntegerNode{Value: p.c.addSlot(s)}}})
+		default:
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_nc"}, Arguments: []ast.Node{args[3], &ast.IntegerNode{Value: p.c.addSlot(s)}}})
+		}
+	case "hours_since", "days_since":
+		if len(args) == 1 {
+			p.constString(args[0], "event type", id.Value, validType, typeNames)
+		}
+	case "evening":
+		if len(args) != 2 {
+			return // the checker reports the arity
+		}
+		typ, ok := p.constString(args[0], "event type", id.Value, validType, typeNames)
+		if !ok {
+			return
+		}
+		if cat, isID := args[1].(*ast.IdentifierNode); isID && cat.Value == "category" {
+			s := slot{category: "\x00evening"}
+			s.typ, _ = features.ParseEventType(typ)
+			ast.Patch(node, slotCall("_evi", p.c.addSlot(s)))
+		}
+	case "has_consent":
+		if len(args) != 2 {
+			return
+		}
+		p.constString(args[0], "purpose", id.Value, validPurpose, purposeNames)
+		if _, isStr := args[1].(*ast.StringNode); isStr {
+			p.constString(args[1], "channel", id.Value, validChannel, channelNames)
+		}
+	}
+}
+
+func slotCall(fn string, i int) ast.Node {
+	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: []ast.Node{&ast.IntegerNode{Value: i}}}
+}
+
+// costChecker bounds an expression's work before it is compiled: ranges
+// must have constant bounds and at most maxRange elements, and the
+// iterations of every predicate builtin (map, filter, all, …) multiplied
+// together stay under maxIterations. An offending range is neutralised so
+// the compiler's constant folding never materialises it.
+type costChecker struct {
+	p     *patcher
+	steps int
+}
+
+func (c *costChecker) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		if n.Operator != ".." {
+			return
+		}
+		l, lok := n.Left.(*ast.IntegerNode)
+		r, rok := n.Right.(*ast.IntegerNode)
+		switch {
+		case !lok || !rok:
+			c.p.problem(n, "a range needs constant integer bounds (e.g. 1..10) so its cost is known at load")
+		case r.Value-l.Value+1 > maxRange:
+			c.p.problem(n, "the range %d..%d has %d elements; the limit is %d so one rule cannot stall the service", l.Value, r.Value, r.Value-l.Value+1, maxRange)
+		default:
+			return
+		}
+		n.Left, n.Right = &ast.IntegerNode{Value: 0}, &ast.IntegerNode{Value: 0}
+	case *ast.BuiltinNode:
+		if len(n.Arguments) < 2 {
+			return
+		}
+		if _, pred := n.Arguments[1].(*ast.PredicateNode); !pred {
+			return
+		}
+		size := 0
+		switch coll := n.Arguments[0].(type) {
+		case *ast.ArrayNode:
+			size = len(coll.Nodes)
+		case *ast.BinaryNode:
+			if coll.Operator == ".." {
+				l, lok := coll.Left.(*ast.IntegerNode)
+				r, rok := coll.Right.(*ast.IntegerNode)
+				if lok && rok {
+					size = max(r.Value-l.Value+1, 0)
+				}
+			}
+		default:
+			c.p.problem(n, "%s iterates over a collection whose size is not known at load; iterate over a constant range or list", n.Name)
+			return
+		}
+		if c.steps == 0 {
+			c.steps = 1
+		}
+		c.steps *= max(size, 1)
+		if c.steps > maxIterations {
+			c.p.problem(n, "the expression may take %d iteration steps; the limit is %d — iterate over fewer elements", c.steps, maxIterations)
+			c.steps = 1
+		}
+	}
+}

@@ -1,0 +1,773 @@
+package scenarios
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"math"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"nbo/features"
+)
+
+// File layout. A library is a directory of YAML files (*.yaml, *.yml; not
+// recursive: testdata/ holds golden tests). Each file is a mapping with an
+// optional `offers:` list and an optional `scenarios:` list; IDs are
+// global across files. See library/ for the built-in library.
+
+// maxFileSize bounds one file so a stray upload cannot exhaust memory.
+const maxFileSize = 4 << 20
+
+// Load reads every YAML file at the top of fsys, checks it strictly and
+// compiles it into an immutable Set. On any problem it returns a nil Set
+// and a LoadErrors listing every problem with file:line. now is recorded
+// as the set's load time.
+func Load(fsys fs.FS, now time.Time) (*Set, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("scenarios: listing the scenario directory: %w", err)
+	}
+	l := &loader{files: map[string][]byte{}}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		if ext := path.Ext(e.Name()); ext == ".yaml" || ext == ".yml" {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, LoadErrors{{Msg: "no scenario files (*.yaml) found; run `nbo rules export DIR` for a starting point"}}
+	}
+	h := sha256.New()
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			l.errs = append(l.errs, &LoadError{File: name, Msg: "cannot read the file: " + err.Error()})
+			continue
+		}
+		if len(data) > maxFileSize {
+			l.errs = append(l.errs, &LoadError{File: name, Msg: fmt.Sprintf("the file is %d bytes; the limit is %d — split it", len(data), maxFileSize)})
+			continue
+		}
+		l.files[name] = data
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write(data)
+		h.Write([]byte{0})
+	}
+	return l.load(names, hex.EncodeToString(h.Sum(nil))[:16], now)
+}
+
+// loader accumulates the parsed definitions and every problem.
+type loader struct {
+	files     map[string][]byte
+	file      string // the file being parsed
+	errs      LoadErrors
+	offers    []*Offer
+	scenarios []*scenarioDef
+}
+
+// scenarioDef is a scenario before offer references and expressions are
+// resolved.
+type scenarioDef struct {
+	sc        *Scenario
+	offerRefs []*yaml.Node
+	when      *yaml.Node
+	reason    [NumLocales]*yaml.Node
+	hasReason bool
+	seqNode   *yaml.Node
+}
+
+func (l *loader) errf(n *yaml.Node, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	l.errs = append(l.errs, &LoadError{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) load(names []string, version string, now time.Time) (*Set, error) {
+	for _, name := range names {
+		data, ok := l.files[name]
+		if !ok {
+			continue
+		}
+		l.file = name
+		l.parseFile(data)
+	}
+	set := &Set{Version: version, LoadedAt: now, offerByID: map[string]*Offer{}, byID: map[string]*Scenario{}, files: l.files}
+
+	offerFiles := map[string]string{}
+	for _, o := range l.offers {
+		if prev, dup := set.offerByID[o.ID]; dup {
+			l.file = o.File
+			l.errs = append(l.errs, &LoadError{File: o.File, Line: o.Line, Msg: fmt.Sprintf("duplicate offer id %q (first defined at %s:%d); give each offer a unique id", o.ID, prev.File, prev.Line)})
+			continue
+		}
+		set.offerByID[o.ID] = o
+		offerFiles[o.ID] = o.File
+		set.Offers = append(set.Offers, o)
+	}
+	var offerIDs []string
+	for id := range set.offerByID {
+		offerIDs = append(offerIDs, id)
+	}
+	sort.Strings(offerIDs)
+
+	c := &exprCompiler{}
+	for i, d := range l.scenarios {
+		sc := d.sc
+		l.file = sc.File
+		if prev, dup := set.byID[sc.ID]; dup {
+			l.errs = append(l.errs, &LoadError{File: sc.File, Line: sc.Line, Msg: fmt.Sprintf("duplicate scenario id %q (first defined at %s:%d); give each scenario a unique id", sc.ID, prev.File, prev.Line)})
+			continue
+		}
+		for _, ref := range d.offerRefs {
+			o := set.offerByID[ref.Value]
+			if o == nil {
+				l.errf(ref, "scenario %q proposes unknown offer %q%s; define it under offers: or fix the id", sc.ID, ref.Value, suggest(ref.Value, offerIDs))
+				continue
+			}
+			if o.Channels&sc.Channels == 0 {
+				l.errf(ref, "scenario %q proposes offer %q on channels the offer is never shown on; add a shared channel to one of them", sc.ID, ref.Value)
+			}
+			sc.Offers = append(sc.Offers, o)
+		}
+		if d.when != nil {
+			sc.whenSrc = d.when.Value
+			prog, probs := c.compile(d.when.Value, sc.ForEach)
+			for _, p := range probs {
+				l.errs = append(l.errs, &LoadError{File: sc.File, Line: exprLine(d.when, p.line), Msg: fmt.Sprintf("scenario %q, when (column %d): %s", sc.ID, p.col, p.msg)})
+			}
+			sc.when = prog
+		}
+		for loc := ZhCN; loc < NumLocales; loc++ {
+			n := d.reason[loc]
+			if n == nil {
+				continue
+			}
+			t, err := compileTemplate(n.Value)
+			if err != nil {
+				l.errf(n, "scenario %q, reason %s: %v", sc.ID, loc, err)
+				continue
+			}
+			if sc.ForEach == NoForEach {
+				for _, part := range t.parts {
+					if part.field >= 0 && isItemField(part.field) {
+						l.errf(n, "scenario %q, reason %s: {%s} is a for_each item and the scenario has no for_each; remove it or add for_each", sc.ID, loc, reflectName(part.field))
+					}
+				}
+			}
+			sc.reason[loc] = t
+		}
+		sc.position = i
+		set.byID[sc.ID] = sc
+		set.Scenarios = append(set.Scenarios, sc)
+	}
+	if len(l.errs) > 0 {
+		return nil, l.errs.sorted()
+	}
+	set.slots = c.slots
+	return set, nil
+}
+
+// exprLine maps a line of an expression to its line in the file. A block
+// scalar (`when: |`) starts on the line after its key.
+func exprLine(n *yaml.Node, line int) int {
+	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		return n.Line + line
+	}
+	return n.Line + line - 1
+}
+
+func (l *loader) parseFile(data []byte) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line := 0
+		msg := err.Error()
+		// yaml.v3 reports "yaml: line N: …".
+		if rest, ok := strings.CutPrefix(msg, "yaml: line "); ok {
+			if i := strings.IndexByte(rest, ':'); i > 0 {
+				if n, err := strconv.Atoi(rest[:i]); err == nil {
+					line, msg = n, strings.TrimSpace(rest[i+1:])
+				}
+			}
+		} else {
+			msg = strings.TrimPrefix(msg, "yaml: ")
+		}
+		l.errs = append(l.errs, &LoadError{File: l.file, Line: line, Msg: "invalid YAML: " + msg + "; check the indentation and quoting around this line"})
+		return
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return // an empty file defines nothing
+	}
+	root := doc.Content[0]
+	l.mapping(root, "the file", []string{"offers", "scenarios"}, func(key string, v *yaml.Node) {
+		if v.Kind != yaml.SequenceNode {
+			l.errf(v, "%s must be a list (lines starting with -)", key)
+			return
+		}
+		for _, item := range v.Content {
+			if key == "offers" {
+				if o := l.parseOffer(item); o != nil {
+					l.offers = append(l.offers, o)
+				}
+			} else if d := l.parseScenario(item); d != nil {
+				l.scenarios = append(l.scenarios, d)
+			}
+		}
+	})
+}
+
+// mapping walks a mapping node strictly: unknown and repeated keys are
+// errors; fn sees each known key in file order.
+func (l *loader) mapping(n *yaml.Node, what string, keys []string, fn func(key string, v *yaml.Node)) bool {
+	if n.Kind == yaml.AliasNode {
+		l.errf(n, "%s uses a YAML alias; write the values out (aliases are not supported)", what)
+		return false
+	}
+	if n.Kind != yaml.MappingNode {
+		l.errf(n, "%s must be a mapping of key: value lines", what)
+		return false
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			l.errf(k, "%s has a key that is not a plain name", what)
+			continue
+		}
+		if !slices.Contains(keys, k.Value) {
+			l.errf(k, "unknown key %q in %s%s; remove it or use one of %s", k.Value, what, suggest(k.Value, keys), quoteList(keys))
+			continue
+		}
+		if seen[k.Value] {
+			l.errf(k, "key %q appears twice in %s; keep one", k.Value, what)
+			continue
+		}
+		seen[k.Value] = true
+		fn(k.Value, v)
+	}
+	return true
+}
+
+func (l *loader) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errf(n, "%s must be a single value", what)
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (l *loader) integer(n *yaml.Node, what string) (int64, bool) {
+	s, ok := l.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	if err != nil || v < 0 {
+		l.errf(n, "%s %q is not a whole non-negative number; money is in minor units (fen), e.g. 5000 for ¥50", what, excerpt(s))
+		return 0, false
+	}
+	return v, true
+}
+
+func (l *loader) boolean(n *yaml.Node, what string) (bool, bool) {
+	s, ok := l.str(n, what)
+	if !ok {
+		return false, false
+	}
+	switch s {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	l.errf(n, "%s %q must be true or false", what, excerpt(s))
+	return false, false
+}
+
+// parseDuration accepts Go durations ("48h", "90m") and days ("7d").
+func parseDuration(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 || n > 3650 {
+			return 0, fmt.Errorf("bad day count")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("bad duration")
+	}
+	return d, nil
+}
+
+func (l *loader) duration(n *yaml.Node, what string) (time.Duration, bool) {
+	s, ok := l.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		l.errf(n, "%s %q is not a positive duration; write e.g. 30m, 48h or 7d", what, excerpt(s))
+		return 0, false
+	}
+	return d, true
+}
+
+// instant parses RFC 3339 or a date (YYYY-MM-DD, in China Standard Time).
+// A date as an end bound means the end of that day.
+func (l *loader) instant(n *yaml.Node, what string, end bool) (int64, bool) {
+	s, ok := l.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UnixMilli(), true
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, defaultLoc); err == nil {
+		if end {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t.UnixMilli(), true
+	}
+	l.errf(n, "%s %q is not a date; write 2026-11-11 (China Standard Time) or 2026-11-11T20:00:00+08:00", what, excerpt(s))
+	return 0, false
+}
+
+func (l *loader) channels(n *yaml.Node, what string) (features.ChannelMask, bool) {
+	if n.Kind == yaml.ScalarNode && n.Value == "all" {
+		return features.AllChannels, true
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errf(n, "%s must be a non-empty list of channels such as [app, web] or all", what)
+		return 0, false
+	}
+	var m features.ChannelMask
+	ok := true
+	for _, c := range n.Content {
+		ch, valid := features.ParseChannel(c.Value)
+		if c.Kind != yaml.ScalarNode || !valid {
+			l.errf(c, "unknown channel %q in %s%s; use %s", c.Value, what, suggest(c.Value, channelNames), quoteList(channelNames))
+			ok = false
+			continue
+		}
+		m |= 1 << ch
+	}
+	return m, ok
+}
+
+// localized reads a {zh-CN: …, en: …} mapping; both locales are required.
+func (l *loader) localized(n *yaml.Node, what string, out *[NumLocales]*yaml.Node) bool {
+	keys := localeNames[:]
+	ok := l.mapping(n, what, keys, func(key string, v *yaml.Node) {
+		loc, _ := ParseLocale(key)
+		if s, ok := l.str(v, what+" "+key); ok {
+			if strings.TrimSpace(s) == "" {
+				l.errf(v, "%s %s is empty; write the text", what, key)
+				return
+			}
+			out[loc] = v
+		}
+	})
+	if !ok {
+		return false
+	}
+	for loc := ZhCN; loc < NumLocales; loc++ {
+		if out[loc] == nil {
+			l.errf(n, "%s has no %s text; every text needs both zh-CN and en", what, loc)
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (l *loader) id(n *yaml.Node, what string) (string, bool) {
+	s, ok := l.str(n, what)
+	if !ok {
+		return "", false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			l.errf(n, "%s %q may only use lower-case letters, digits, _ and -", what, excerpt(s))
+			return "", false
+		}
+	}
+	if s == "" || len(s) > 64 {
+		l.errf(n, "%s must be 1 to 64 characters", what)
+		return "", false
+	}
+	return s, true
+}
+
+var offerKeys = []string{"id", "type", "title", "text", "value", "cost", "channels", "stores", "valid_from", "valid_to", "phases", "budget", "cap", "cooldown", "requires_consent", "fulfilment", "prior", "category", "transactional"}
+
+func (l *loader) parseOffer(n *yaml.Node) *Offer {
+	o := &Offer{File: l.file, Line: n.Line, Prior: 0.05}
+	what := fmt.Sprintf("the offer at line %d", n.Line)
+	var title, text [NumLocales]*yaml.Node
+	var phaseNodes [NumPhases]*yaml.Node
+	var validNode *yaml.Node
+	seen := map[string]bool{}
+	l.mapping(n, "an offer", offerKeys, func(key string, v *yaml.Node) {
+		seen[key] = true
+		switch key {
+		case "id":
+			if s, ok := l.id(v, "offer id"); ok {
+				o.ID = s
+				what = fmt.Sprintf("offer %q", s)
+			}
+		case "type":
+			if s, ok := l.str(v, what+" type"); ok {
+				i := slices.Index(offerTypeNames[:], s)
+				if i < 0 {
+					l.errf(v, "unknown offer type %q%s; use %s", s, suggest(s, offerTypeNames[:]), quoteList(offerTypeNames[:]))
+				} else {
+					o.Type = OfferType(i)
+				}
+			}
+		case "title":
+			l.localized(v, what+" title", &title)
+		case "text":
+			l.localized(v, what+" text", &text)
+		case "value":
+			o.Value, _ = l.integer(v, what+" value")
+		case "cost":
+			o.Cost, _ = l.integer(v, what+" cost")
+		case "channels":
+			o.Channels, _ = l.channels(v, what+" channels")
+		case "stores":
+			if v.Kind == yaml.ScalarNode && v.Value == "all" {
+				return
+			}
+			if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+				l.errf(v, "%s stores must be a list of store IDs or all", what)
+				return
+			}
+			o.Stores = []string{}
+			for _, s := range v.Content {
+				if id, ok := l.str(s, what+" store"); ok {
+					o.Stores = append(o.Stores, id)
+				}
+			}
+			sort.Strings(o.Stores)
+		case "valid_from":
+			o.Valid.From, _ = l.instant(v, what+" valid_from", false)
+			validNode = v
+		case "valid_to":
+			o.Valid.To, _ = l.instant(v, what+" valid_to", true)
+			validNode = v
+		case "phases":
+			l.mapping(v, what+" phases", phaseNames[1:], func(p string, pv *yaml.Node) {
+				ph := Phase(slices.Index(phaseNames[:], p))
+				phaseNodes[ph] = pv
+				l.mapping(pv, what+" phase "+p, []string{"from", "to"}, func(k string, tv *yaml.Node) {
+					if k == "from" {
+						o.Phases[ph].From, _ = l.instant(tv, what+" phase "+p+" from", false)
+					} else {
+						o.Phases[ph].To, _ = l.instant(tv, what+" phase "+p+" to", true)
+					}
+				})
+			})
+		case "budget":
+			l.mapping(v, what+" budget", []string{"total", "per_store"}, func(k string, bv *yaml.Node) {
+				if k == "total" {
+					o.Budget.Total, _ = l.integer(bv, what+" budget total")
+				} else {
+					o.Budget.PerStore, _ = l.integer(bv, what+" budget per_store")
+				}
+			})
+		case "cap":
+			var hasCount, hasPeriod bool
+			if l.mapping(v, what+" cap", []string{"count", "period"}, func(k string, cv *yaml.Node) {
+				if k == "count" {
+					n, ok := l.integer(cv, what+" cap count")
+					o.Cap.Count, hasCount = int(min(n, math.MaxInt32)), ok
+				} else {
+					o.Cap.Period, hasPeriod = l.duration(cv, what+" cap period")
+				}
+			}) && (!hasCount || !hasPeriod) {
+				l.errf(v, "%s cap needs both count and period, e.g. {count: 1, period: 7d}", what)
+			}
+		case "cooldown":
+			o.Cooldown, _ = l.duration(v, what+" cooldown")
+		case "requires_consent":
+			if s, ok := l.str(v, what+" requires_consent"); ok {
+				p, valid := features.ParsePurpose(s)
+				if !valid {
+					l.errf(v, "unknown consent purpose %q%s; use %s", s, suggest(s, purposeNames), quoteList(purposeNames))
+				}
+				o.RequiresConsent, o.ConsentPurpose = valid, p
+			}
+		case "fulfilment":
+			if s, ok := l.str(v, what+" fulfilment"); ok {
+				i := slices.Index(fulfilmentNames[:], s)
+				if i < 0 {
+					l.errf(v, "unknown fulfilment %q%s; use %s", s, suggest(s, fulfilmentNames[:]), quoteList(fulfilmentNames[:]))
+				} else {
+					o.Fulfilment = Fulfilment(i)
+				}
+			}
+		case "prior":
+			if s, ok := l.str(v, what+" prior"); ok {
+				f, err := strconv.ParseFloat(s, 64)
+				if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
+					l.errf(v, "%s prior %q must be a probability between 0 and 1", what, excerpt(s))
+				} else {
+					o.Prior = f
+				}
+			}
+		case "category":
+			o.Category, _ = l.str(v, what+" category")
+		case "transactional":
+			o.Transactional, _ = l.boolean(v, what+" transactional")
+		}
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for _, req := range []string{"id", "type", "title", "text", "channels"} {
+		if !seen[req] {
+			l.errf(n, "%s has no %s; add it", what, req)
+		}
+	}
+	for loc := ZhCN; loc < NumLocales; loc++ {
+		if title[loc] != nil {
+			o.Title[loc] = title[loc].Value
+		}
+		if text[loc] != nil {
+			o.Text[loc] = text[loc].Value
+		}
+	}
+	if o.Valid.From != 0 && o.Valid.To != 0 && o.Valid.To <= o.Valid.From {
+		l.errf(validNode, "%s valid_to is not after valid_from; the offer could never be given — fix the dates", what)
+	}
+	for p := Preheat; p < NumPhases; p++ {
+		s, pn := o.Phases[p], phaseNodes[p]
+		if pn == nil {
+			continue
+		}
+		switch {
+		case s.From == 0 || s.To == 0:
+			l.errf(pn, "%s phase %s needs both from and to", what, p)
+		case s.To <= s.From:
+			l.errf(pn, "%s phase %s ends before it starts; fix from and to", what, p)
+		case !o.Valid.Contains(s.From) || (o.Valid.To != 0 && s.To > o.Valid.To):
+			l.errf(pn, "%s phase %s lies outside valid_from..valid_to; move the phase inside the validity window or widen it", what, p)
+		}
+		for q := Preheat; q < p; q++ {
+			if r := o.Phases[q]; r != (Span{}) && s != (Span{}) && s.From < r.To && r.From < s.To {
+				l.errf(pn, "%s phase %s overlaps phase %s; phases follow each other (preheat, burst, long_tail)", what, p, q)
+			}
+		}
+	}
+	if o.ID == "" {
+		return nil
+	}
+	return o
+}
+
+var scenarioKeys = []string{"id", "description", "when", "after", "absent", "for_each", "offers", "channels", "trigger", "priority", "reason"}
+
+var triggerNames = []string{"on_request", "on_event", "both"}
+
+func (l *loader) parseScenario(n *yaml.Node) *scenarioDef {
+	sc := &Scenario{File: l.file, Line: n.Line}
+	d := &scenarioDef{sc: sc}
+	what := fmt.Sprintf("the scenario at line %d", n.Line)
+	seen := map[string]bool{}
+	var afterN, absentN *yaml.Node
+	l.mapping(n, "a scenario", scenarioKeys, func(key string, v *yaml.Node) {
+		seen[key] = true
+		switch key {
+		case "id":
+			if s, ok := l.id(v, "scenario id"); ok {
+				sc.ID = s
+				what = fmt.Sprintf("scenario %q", s)
+			}
+		case "description":
+			sc.Description, _ = l.str(v, what+" description")
+		case "when":
+			if _, ok := l.str(v, what+" when"); ok {
+				d.when = v
+			}
+		case "after":
+			afterN = v
+		case "absent":
+			absentN = v
+		case "for_each":
+			if s, ok := l.str(v, what+" for_each"); ok {
+				i := slices.Index(forEachNames[:], s)
+				if i <= 0 {
+					l.errf(v, "unknown for_each source %q%s; use %s", s, suggest(s, forEachNames[1:]), quoteList(forEachNames[1:]))
+				} else {
+					sc.ForEach = ForEach(i)
+				}
+			}
+		case "offers":
+			if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+				l.errf(v, "%s offers must be a non-empty list of offer ids", what)
+				return
+			}
+			for _, r := range v.Content {
+				if _, ok := l.str(r, what+" offer"); ok {
+					d.offerRefs = append(d.offerRefs, r)
+				}
+			}
+		case "channels":
+			sc.Channels, _ = l.channels(v, what+" channels")
+		case "trigger":
+			if s, ok := l.str(v, what+" trigger"); ok {
+				switch s {
+				case "on_request":
+					sc.Trigger = OnRequest
+				case "on_event":
+					sc.Trigger = OnEvent
+				case "both":
+					sc.Trigger = Both
+				default:
+					l.errf(v, "unknown trigger %q%s; use %s", s, suggest(s, triggerNames), quoteList(triggerNames))
+				}
+			}
+		case "priority":
+			if p, ok := l.integer(v, what+" priority"); ok {
+				if p > 1000 {
+					l.errf(v, "%s priority %d is out of range; use 0..1000", what, p)
+				}
+				sc.Priority = int(min(p, 1000))
+			}
+		case "reason":
+			d.hasReason = l.localized(v, what+" reason", &d.reason)
+		}
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for _, req := range []string{"id", "offers", "channels", "trigger", "reason"} {
+		if !seen[req] {
+			l.errf(n, "%s has no %s; add it", what, req)
+		}
+	}
+	switch {
+	case afterN != nil && absentN != nil:
+		sc.Sequence = l.parseSequence(afterN, absentN, what, sc.ForEach)
+	case afterN != nil:
+		l.errf(afterN, "%s has after: but no absent:; a sequence is \"after A, no B within d\" — add absent: {types: [...], within: 48h}", what)
+	case absentN != nil:
+		l.errf(absentN, "%s has absent: but no after:; say what starts the window with after: {types: [...]}", what)
+	}
+	if sc.ID == "" {
+		return nil
+	}
+	return d
+}
+
+func (l *loader) eventTypes(n *yaml.Node, what string) []features.EventType {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errf(n, "%s types must be a non-empty list of event types such as [order, pos_purchase]", what)
+		return nil
+	}
+	var out []features.EventType
+	for _, t := range n.Content {
+		et, ok := features.ParseEventType(t.Value)
+		if t.Kind != yaml.ScalarNode || !ok {
+			l.errf(t, "unknown event type %q in %s%s", t.Value, what, suggest(t.Value, typeNames))
+			continue
+		}
+		out = append(out, et)
+	}
+	return out
+}
+
+func (l *loader) parseSequence(afterN, absentN *yaml.Node, what string, fe ForEach) *Sequence {
+	q := &Sequence{AfterClass: classAny}
+	ok := true
+	var hasAbsentWithin bool
+	l.mapping(afterN, what+" after", []string{"types", "class", "category", "within"}, func(k string, v *yaml.Node) {
+		switch k {
+		case "types":
+			q.After = l.eventTypes(v, what+" after")
+		case "class":
+			if s, valid := l.str(v, what+" after class"); valid {
+				c, good := parseClass(s)
+				if !good {
+					l.errf(v, "unknown class %q in %s after; use %s", s, what, quoteList(classNames))
+					ok = false
+				}
+				q.AfterClass = c
+			}
+		case "category":
+			if s, valid := l.str(v, what+" after category"); valid {
+				switch {
+				case s == "each" && fe != EachViewedNotBought && fe != EachCart && fe != EachVisitCategory:
+					l.errf(v, "%s after category: each needs for_each viewed_not_bought, cart or visit_categories", what)
+					ok = false
+				case s == "each":
+					q.EachCategory = true
+				case s != "any":
+					q.AfterCategory = s
+				}
+			}
+		case "within":
+			q.AfterWithin, _ = l.duration(v, what+" after within")
+		}
+	})
+	l.mapping(absentN, what+" absent", []string{"types", "within", "category"}, func(k string, v *yaml.Node) {
+		switch k {
+		case "types":
+			q.Absent = l.eventTypes(v, what+" absent")
+		case "within":
+			q.AbsentWithin, hasAbsentWithin = l.duration(v, what+" absent within")
+		case "category":
+			if s, valid := l.str(v, what+" absent category"); valid {
+				switch s {
+				case "same":
+					q.SameCategory = true
+				case "any":
+				default:
+					l.errf(v, "%s absent category %q must be same or any", what, excerpt(s))
+				}
+			}
+		}
+	})
+	if len(q.After) == 0 && afterN.Kind == yaml.MappingNode {
+		l.errf(afterN, "%s after needs types: [...]", what)
+		ok = false
+	}
+	if len(q.Absent) == 0 && absentN.Kind == yaml.MappingNode {
+		l.errf(absentN, "%s absent needs types: [...]", what)
+		ok = false
+	}
+	if !hasAbsentWithin && absentN.Kind == yaml.MappingNode {
+		l.errf(absentN, "%s absent needs within: (how long B must stay absent, e.g. 48h)", what)
+		ok = false
+	}
+	if q.AfterWithin > 0 && q.AbsentWithin >= q.AfterWithin {
+		l.errf(afterN, "%s after within %v is not longer than absent within %v; the window could never close in time — make after within longer", what, q.AfterWithin, q.AbsentWithin)
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return q
+}
+
+func isItemField(i int) bool {
+	switch reflectName(i) {
+	case "category", "sku", "views", "item_hours_ago", "distinct_skus", "compared_skus":
+		return true
+	}
+	return false
+}
