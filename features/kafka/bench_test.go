@@ -107,25 +107,39 @@ func BenchmarkProducerProduce(b *testing.B) {
 // embedded broker, as `nbo serve` does with a load generator in the same
 // process: 4 writers produce b.N events in calls of 5000 while one consumer
 // fetches them. The figure is the ceiling the engine's ingest can reach on
-// this machine before it does any work of its own.
+// this machine before it does any work of its own. "datadir" persists the
+// log to disk as `nbo serve` does; "memory" keeps it in memory.
 func BenchmarkPipeline(b *testing.B) {
-	e := startBroker(b, "")
-	ctx := testCtx(b, 10*time.Minute)
-	require.NoError(b, EnsureTopics(ctx, e.Addrs(), []TopicSpec{{Name: TopicEvents, Partitions: 4}}))
-	c := newTestConsumer(b, e.Addrs(), TopicEvents, "pipeline-"+strconv.Itoa(b.N))
-	_, err := e.cluster.WaitGroupStable(ctx, "pipeline-"+strconv.Itoa(b.N), 1)
-	require.NoError(b, err)
-
-	b.ReportAllocs()
-	b.ResetTimer()
-	done := make(chan error, 1)
-	go func() { done <- fill(ctx, e.Addrs(), TopicEvents, b.N, 5000, 4) }()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Fetch(ctx); err != nil {
-			b.Fatal(err)
+	for _, persist := range []bool{false, true} {
+		name := "memory"
+		if persist {
+			name = "datadir"
 		}
+		b.Run(name, func(b *testing.B) {
+			dir := ""
+			if persist {
+				dir = b.TempDir()
+			}
+			e := startBroker(b, dir)
+			ctx := testCtx(b, 10*time.Minute)
+			require.NoError(b, EnsureTopics(ctx, e.Addrs(), []TopicSpec{{Name: TopicEvents, Partitions: 4}}))
+			group := "pipeline-" + strconv.Itoa(b.N)
+			c := newTestConsumer(b, e.Addrs(), TopicEvents, group)
+			_, err := e.cluster.WaitGroupStable(ctx, group, 1)
+			require.NoError(b, err)
+
+			b.ReportAllocs()
+			b.ResetTimer()
+			done := make(chan error, 1)
+			go func() { done <- fill(ctx, e.Addrs(), TopicEvents, b.N, 5000, 4) }()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Fetch(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			require.NoError(b, <-done)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
-	b.StopTimer()
-	require.NoError(b, <-done)
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
