@@ -1,0 +1,380 @@
+package api
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"nbo/engine"
+	"nbo/features"
+)
+
+// registerRoutes declares every route once; Routes() and the OpenAPI test
+// read the same table.
+func (s *Server) registerRoutes() {
+	add := func(method, path string, scope Scope, h handler) {
+		rt := s.newRoute(method, path, scope, h)
+		s.routes = append(s.routes, rt)
+		s.h.Handle(method, path, s.wrap(rt))
+	}
+	add("POST", "/v1/events", ScopeIngest, s.handleEvents)
+	add("POST", "/v1/decide", ScopeDecide, s.handleDecide)
+	add("GET", "/v1/offers", ScopeDecide, s.handleOffers)
+	add("GET", "/v1/customers/:key", ScopeClienteling, s.handleCustomer)
+	add("GET", "/v1/stats", ScopeAdmin, s.handleStats)
+	add("GET", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioStatus)
+	add("POST", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioReload)
+	add("POST", "/v1/admin/models", ScopeAdmin, s.handleModelLoad)
+	add("GET", "/healthz", 0, s.handleHealthz)
+	add("GET", "/readyz", 0, s.handleReadyz)
+	add("GET", "/openapi.json", 0, s.handleOpenAPI)
+
+	s.h.NoRoute(s.wrap(s.newRoute("", "(no route)", 0, func(_ context.Context, c *app.RequestContext, _ Scope) {
+		writeError(c, 404, CodeNotFound, "", "no such route; see /openapi.json")
+	})))
+	s.h.NoMethod(s.wrap(s.newRoute("", "(no method)", 0, func(_ context.Context, c *app.RequestContext, _ Scope) {
+		writeError(c, 405, CodeMethodNotAllowed, "", "this route does not take that method; see /openapi.json")
+	})))
+}
+
+// Route is a registered route, as Routes lists it.
+type Route struct {
+	Method string
+	Path   string // OpenAPI form: /v1/customers/{key}
+	Scope  Scope  // the scope it needs, 0 for none
+}
+
+// Routes lists the registered routes (for docs and tests).
+func (s *Server) Routes() []Route {
+	out := make([]Route, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, Route{Method: rt.method, Path: openapiPath(rt.path), Scope: rt.scope})
+	}
+	return out
+}
+
+// openapiPath turns hertz's :param segments into OpenAPI's {param}.
+func openapiPath(p string) string {
+	b := []byte(nil)
+	for i := 0; i < len(p); i++ {
+		if p[i] == ':' && (i == 0 || p[i-1] == '/') {
+			j := i + 1
+			for j < len(p) && p[j] != '/' {
+				j++
+			}
+			b = append(b, '{')
+			b = append(b, p[i+1:j]...)
+			b = append(b, '}')
+			i = j - 1
+			continue
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
+}
+
+type rejectedEvent struct {
+	Index   int             `json:"index"`
+	Code    features.Reason `json:"code"`
+	Field   string          `json:"field,omitempty"`
+	Message string          `json:"message"`
+}
+
+type ingestAnswer struct {
+	Accepted int             `json:"accepted"`
+	Rejected []rejectedEvent `json:"rejected"`
+}
+
+type ingestError struct {
+	Code     string          `json:"code"`
+	Message  string          `json:"message"`
+	Field    string          `json:"field,omitempty"`
+	Rejected []rejectedEvent `json:"rejected"`
+}
+
+// handleEvents is POST /v1/events: split, decode each event, produce the
+// valid ones and answer 202 only after the broker acknowledged them.
+// Rejections are counted only once the answer is final (202 or 400): a
+// batch answered 503 is retried by the client and counted then.
+func (s *Server) handleEvents(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Ingester == nil {
+		notImplemented(c, "event ingest")
+		return
+	}
+	bp := bodyPool.Get().(*[]byte)
+	defer putBody(bp)
+	body, ok := readBody(c, s.opts.MaxBodyBytes, (*bp)[:0])
+	if !ok {
+		return
+	}
+	*bp = body
+	raws, rej := features.SplitBatch(body, s.opts.MaxBatch)
+	if rej != nil {
+		s.countRejected(rej.Code)
+		if rej.Code == features.ReasonTooLarge {
+			writeError(c, 413, CodePayloadTooLarge, rej.Field, rej.Message)
+			return
+		}
+		writeError(c, 400, string(rej.Code), rej.Field, rej.Message)
+		return
+	}
+	now := s.opts.Now().UnixMilli()
+	events := make([]features.Event, len(raws))
+	rejected := []rejectedEvent{}
+	n := 0
+	for i, raw := range raws {
+		if r := features.DecodeEvent(raw, now, &s.opts.Decode, &events[n]); r != nil {
+			events[n] = features.Event{}
+			rejected = append(rejected, rejectedEvent{Index: i, Code: r.Code, Field: r.Field, Message: r.Message})
+			continue
+		}
+		n++
+	}
+	if n == 0 {
+		for _, r := range rejected {
+			s.countRejected(r.Code)
+		}
+		msg := "no event in the body is valid; see rejected for each event's reason"
+		if len(raws) == 0 {
+			msg = "the body holds no events"
+		}
+		b := ingestError{Code: CodeNoValidEvents, Message: msg, Rejected: rejected}
+		s.writeJSON(ctx, c, 400, &b)
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, s.opts.IngestTimeout)
+	err := s.opts.Ingester.Ingest(ictx, events[:n])
+	cancel()
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	for _, r := range rejected {
+		s.countRejected(r.Code)
+	}
+	s.writeJSON(ctx, c, 202, &ingestAnswer{Accepted: n, Rejected: rejected})
+}
+
+func putBody(bp *[]byte) {
+	if cap(*bp) <= 2<<20 {
+		*bp = (*bp)[:0]
+		bodyPool.Put(bp)
+	}
+}
+
+// handleDecide is POST /v1/decide.
+func (s *Server) handleDecide(ctx context.Context, c *app.RequestContext, scope Scope) {
+	if s.opts.Decider == nil {
+		notImplemented(c, "deciding")
+		return
+	}
+	bp := bodyPool.Get().(*[]byte)
+	body, ok := readBody(c, s.opts.MaxRequestBytes, (*bp)[:0])
+	if !ok {
+		putBody(bp)
+		return
+	}
+	*bp = body
+	var req engine.DecideRequest
+	e := decodeDecideRequest(body, scope&ScopeAdmin != 0, &req)
+	putBody(bp) // encoding/json copied every string out of body
+	if e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	s.decide(ctx, c, &req)
+}
+
+// handleOffers is GET /v1/offers, the query-string form of decide.
+func (s *Server) handleOffers(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Decider == nil {
+		notImplemented(c, "deciding")
+		return
+	}
+	var req engine.DecideRequest
+	if e := decodeOffersQuery(c.QueryArgs().VisitAll, &req); e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	s.decide(ctx, c, &req)
+}
+
+func (s *Server) decide(ctx context.Context, c *app.RequestContext, req *engine.DecideRequest) {
+	d, err := s.opts.Decider.Decide(ctx, req)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	if d == nil {
+		s.internal(ctx, c, errNilAnswer)
+		return
+	}
+	if d.Offers == nil {
+		d.Offers = []engine.OfferResult{}
+	}
+	s.writeJSON(ctx, c, 200, d)
+}
+
+type apiErr string
+
+func (e apiErr) Error() string { return string(e) }
+
+const errNilAnswer = apiErr("api: a component returned neither an answer nor an error")
+
+// handleCustomer is GET /v1/customers/{ns}:{id}.
+func (s *Server) handleCustomer(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Customers == nil {
+		notImplemented(c, "customer lookup")
+		return
+	}
+	key, e := parseCustomerKey(c.Param("key"), "key")
+	if e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	v, err := s.opts.Customers.Customer(ctx, key)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+func (s *Server) answer(ctx context.Context, c *app.RequestContext, v any) {
+	if v == nil {
+		s.internal(ctx, c, errNilAnswer)
+		return
+	}
+	s.writeJSON(ctx, c, 200, v)
+}
+
+// noQuery answers 400 when a route that takes no parameters gets some.
+func noQuery(c *app.RequestContext) bool {
+	if c.QueryArgs().Len() == 0 {
+		return true
+	}
+	var name string
+	c.QueryArgs().VisitAll(func(k, _ []byte) {
+		if name == "" {
+			name = string(k)
+		}
+	})
+	writeError(c, 400, CodeUnknownField, excerpt(name), "this route takes no query parameters")
+	return false
+}
+
+func (s *Server) handleStats(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Stats == nil {
+		notImplemented(c, "stats")
+		return
+	}
+	if !noQuery(c) {
+		return
+	}
+	v, err := s.opts.Stats.Stats(ctx)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+func (s *Server) handleScenarioStatus(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Scenarios == nil {
+		notImplemented(c, "scenario admin")
+		return
+	}
+	if !noQuery(c) {
+		return
+	}
+	v, err := s.opts.Scenarios.ScenarioStatus(ctx)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+// handleScenarioReload is POST /v1/admin/scenarios: an empty body or {}.
+func (s *Server) handleScenarioReload(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Scenarios == nil {
+		notImplemented(c, "scenario admin")
+		return
+	}
+	body, ok := readBody(c, s.opts.MaxRequestBytes, nil)
+	if !ok {
+		return
+	}
+	if len(body) > 0 {
+		var empty struct{}
+		if e := decodeStrict(body, &empty); e != nil {
+			writeAPIError(c, e)
+			return
+		}
+	}
+	v, err := s.opts.Scenarios.ReloadScenarios(ctx)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+type modelLoad struct {
+	Path string `json:"path"`
+}
+
+// handleModelLoad is POST /v1/admin/models {"path": …}.
+func (s *Server) handleModelLoad(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Models == nil {
+		notImplemented(c, "model admin")
+		return
+	}
+	body, ok := readBody(c, s.opts.MaxRequestBytes, nil)
+	if !ok {
+		return
+	}
+	var m modelLoad
+	if e := decodeStrict(body, &m); e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	if m.Path == "" {
+		writeError(c, 400, CodeMissingField, "path", "path is required: the model artifact's path on the server")
+		return
+	}
+	if len(m.Path) > 4096 || !printable(m.Path) {
+		writeError(c, 400, CodeBadRequest, "path", "path must be at most 4096 printable characters")
+		return
+	}
+	v, err := s.opts.Models.LoadModel(ctx, m.Path)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+var (
+	healthyBody  = []byte(`{"status":"ok"}`)
+	readyBody    = []byte(`{"status":"ready"}`)
+	notReadyBody = []byte(`{"code":"` + CodeNotReady + `","message":"restoring state or catching up with the log; retry shortly"}`)
+)
+
+func (s *Server) handleHealthz(_ context.Context, c *app.RequestContext, _ Scope) {
+	c.Data(200, contentJSON, healthyBody)
+}
+
+func (s *Server) handleReadyz(_ context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Readiness == nil || s.opts.Readiness.Ready() {
+		c.Data(200, contentJSON, readyBody)
+		return
+	}
+	c.Response.Header.Set("Retry-After", strconv.Itoa(1))
+	c.Data(503, contentJSON, notReadyBody)
+}
+
+func (s *Server) handleOpenAPI(_ context.Context, c *app.RequestContext, _ Scope) {
+	c.Data(200, contentJSON, s.openapiJSON)
+}

@@ -1,0 +1,338 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"nbo/engine"
+	"nbo/features"
+)
+
+// Request bodies are decoded with encoding/json and DisallowUnknownFields
+// (never hertz's binder, which ignores that setting and echoes the body
+// in its errors), then validated field by field. Errors carry a stable
+// code, the field's JSON path and at most a short excerpt of the input.
+
+// Limits on decide requests.
+const (
+	maxIDBytes       = 256 // as the event decoder's MaxFieldBytes default
+	maxNameBytes     = 128 // placement, store
+	maxContextKeys   = 32
+	maxContextKey    = 64
+	maxContextValue  = 256
+	CodeBadID        = "bad_id"        // an identifier is malformed
+	CodeMissingField = "missing_field" // a required field is absent
+)
+
+// decodeStrict decodes exactly one JSON value into v, rejecting unknown
+// fields and trailing data.
+func decodeStrict(body []byte, v any) *Error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &Error{Status: 400, Code: CodeBadRequest, Message: "the body holds data after its JSON value; send exactly one JSON object"}
+	}
+	return nil
+}
+
+// jsonError translates encoding/json's errors into API errors without
+// quoting the input.
+func jsonError(err error) *Error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return &Error{Status: 400, Code: CodeBadRequest, Message: "the body is empty; send a JSON object"}
+	case errors.As(err, &se):
+		return &Error{Status: 400, Code: CodeBadRequest, Message: "malformed JSON at byte " + strconv.FormatInt(se.Offset, 10)}
+	case errors.As(err, &te):
+		field := te.Field
+		return &Error{Status: 400, Code: CodeBadRequest, Field: excerpt(field), Message: "wrong JSON type: got " + te.Value + ", want " + jsonKind(te.Type.Kind().String())}
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return &Error{Status: 400, Code: CodeUnknownField, Field: excerpt(name), Message: "unknown field; see /openapi.json for the fields this route takes"}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Status: 400, Code: CodeBadRequest, Message: "the JSON ends early"}
+	}
+	return &Error{Status: 400, Code: CodeBadRequest, Message: "malformed JSON"}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "int32", "uint", "uint64", "uint32", "float64":
+		return "number"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	case "ptr":
+		return "value"
+	}
+	return k
+}
+
+// decideWire is the JSON form of POST /v1/decide.
+type decideWire struct {
+	IDs       map[string]string `json:"ids"`
+	Channel   string            `json:"channel"`
+	Placement string            `json:"placement"`
+	Store     string            `json:"store"`
+	Limit     *int              `json:"limit"`
+	Locale    string            `json:"locale"`
+	Context   map[string]string `json:"context"`
+	Now       *string           `json:"now"`
+}
+
+// decodeDecideRequest decodes and validates a POST /v1/decide body into
+// req. allowNow says whether the caller may set "now" (admin scope).
+func decodeDecideRequest(body []byte, allowNow bool, req *engine.DecideRequest) *Error {
+	var w decideWire
+	if e := decodeStrict(body, &w); e != nil {
+		return e
+	}
+	if len(w.IDs) == 0 {
+		return &Error{Status: 400, Code: CodeMissingField, Field: "ids", Message: `ids needs at least one identifier, e.g. {"member": "M1"}`}
+	}
+	// Report the first bad identifier in namespace order, so the answer
+	// does not depend on map iteration.
+	known := 0
+	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+		v, ok := w.IDs[ns.String()]
+		if !ok {
+			continue
+		}
+		known++
+		if v == "" {
+			continue
+		}
+		stored, e := normalizeID(ns, v, "ids."+ns.String())
+		if e != nil {
+			return e
+		}
+		req.IDs.Set(ns, stored)
+	}
+	if known != len(w.IDs) {
+		for k := range w.IDs {
+			if _, ok := features.ParseNamespace(k); !ok {
+				return &Error{Status: 400, Code: CodeUnknownField, Field: "ids." + excerpt(k), Message: "unknown identifier namespace; use member, card, phone, email or device"}
+			}
+		}
+	}
+	if req.IDs.Empty() {
+		return &Error{Status: 400, Code: CodeMissingField, Field: "ids", Message: "every identifier in ids is empty"}
+	}
+	ch, e := parseOfferChannel(w.Channel, "channel")
+	if e != nil {
+		return e
+	}
+	req.Channel = ch
+	if e := checkName(w.Placement, "placement"); e != nil {
+		return e
+	}
+	if e := checkName(w.Store, "store"); e != nil {
+		return e
+	}
+	req.Placement, req.Store = w.Placement, w.Store
+	req.Limit = engine.DefaultLimit
+	if w.Limit != nil {
+		if *w.Limit < 1 || *w.Limit > engine.MaxLimit {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "limit", Message: "limit must be between 1 and " + strconv.Itoa(engine.MaxLimit)}
+		}
+		req.Limit = *w.Limit
+	}
+	loc, e := parseLocale(w.Locale, "locale")
+	if e != nil {
+		return e
+	}
+	req.Locale = loc
+	if len(w.Context) > maxContextKeys {
+		return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "context holds more than " + strconv.Itoa(maxContextKeys) + " attributes"}
+	}
+	for k, v := range w.Context {
+		if k == "" || len(k) > maxContextKey || !printable(k) {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "context keys must be 1 to 64 printable characters"}
+		}
+		if len(v) > maxContextValue || !printable(v) {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "context." + excerpt(k), Message: "context values must be at most 256 printable characters"}
+		}
+	}
+	if len(w.Context) > 0 {
+		req.Context = w.Context
+	}
+	if w.Now != nil {
+		if !allowNow {
+			return &Error{Status: 403, Code: CodeForbidden, Field: "now", Message: "only admin keys may set now (it is for replays and tests)"}
+		}
+		t, err := time.Parse(time.RFC3339Nano, *w.Now)
+		if err != nil {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be an RFC 3339 time such as 2026-11-20T10:00:00+08:00"}
+		}
+		req.Now = &t
+	}
+	return nil
+}
+
+// offerChannels are the channels offers can be shown on.
+var offerChannels = "app web miniapp tablet pos push sms"
+
+func parseOfferChannel(s, field string) (features.Channel, *Error) {
+	if s == "" {
+		return 0, &Error{Status: 400, Code: CodeMissingField, Field: field, Message: "channel is required: one of " + offerChannels}
+	}
+	ch, ok := features.ParseChannel(s)
+	if ok {
+		switch ch {
+		case features.ChannelApp, features.ChannelWeb, features.ChannelMiniapp, features.ChannelTablet,
+			features.ChannelPOS, features.ChannelPush, features.ChannelSMS:
+			return ch, nil
+		}
+	}
+	return 0, &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "unknown channel; use one of " + offerChannels}
+}
+
+func parseLocale(s, field string) (engine.Locale, *Error) {
+	switch engine.Locale(s) {
+	case "":
+		return engine.DefaultLocale, nil
+	case engine.LocaleZhCN, engine.LocaleEn:
+		return engine.Locale(s), nil
+	}
+	return "", &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "locale must be zh-CN or en"}
+}
+
+func checkName(s, field string) *Error {
+	if len(s) > maxNameBytes || !printable(s) {
+		return &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: field + " must be at most 128 printable characters"}
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeID validates an identifier and returns its stored form: phone
+// numbers and emails hashed exactly as the event decoder hashes them, so
+// a decide request finds the customer its events built.
+func normalizeID(ns features.Namespace, v, field string) (string, *Error) {
+	switch ns {
+	case features.NSPhone, features.NSEmail:
+		h, ok := features.HashIdentifier(ns, v)
+		if !ok {
+			return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "not a valid " + ns.String() + " (or its 64-hex SHA-256)"}
+		}
+		return h, nil
+	}
+	if len(v) > maxIDBytes {
+		return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "identifier longer than 256 bytes"}
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "identifiers may hold only letters, digits and . _ : -"}
+		}
+	}
+	return v, nil
+}
+
+// parseCustomerKey parses "ns:id" (a path segment or query value) into
+// the stored key.
+func parseCustomerKey(s, field string) (features.Key, *Error) {
+	ns, v, ok := features.ParseKey(s)
+	if !ok {
+		return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "want namespace:id, e.g. member:M1 (namespaces: member, card, phone, email, device)"}
+	}
+	stored, e := normalizeID(ns, v, field)
+	if e != nil {
+		return "", e
+	}
+	return features.MakeKey(ns, stored), nil
+}
+
+// offersQuery turns GET /v1/offers's query parameters into a request;
+// visit calls fn for each parameter.
+func decodeOffersQuery(visit func(fn func(k, v []byte)), req *engine.DecideRequest) *Error {
+	var e *Error
+	var customer, channel, limit, locale string
+	var seen [6]bool
+	visit(func(k, v []byte) {
+		if e != nil {
+			return
+		}
+		i := -1
+		switch string(k) {
+		case "customer":
+			i, customer = 0, string(v)
+		case "channel":
+			i, channel = 1, string(v)
+		case "placement":
+			i, req.Placement = 2, string(v)
+		case "store":
+			i, req.Store = 3, string(v)
+		case "limit":
+			i, limit = 4, string(v)
+		case "locale":
+			i, locale = 5, string(v)
+		default:
+			e = &Error{Status: 400, Code: CodeUnknownField, Field: excerpt(string(k)), Message: "unknown query parameter; use customer, channel, placement, store, limit, locale"}
+			return
+		}
+		if seen[i] {
+			e = &Error{Status: 400, Code: CodeBadRequest, Field: string(k), Message: "parameter given twice"}
+		}
+		seen[i] = true
+	})
+	if e != nil {
+		return e
+	}
+	if customer == "" {
+		return &Error{Status: 400, Code: CodeMissingField, Field: "customer", Message: "customer is required, e.g. customer=member:M1"}
+	}
+	key, e := parseCustomerKey(customer, "customer")
+	if e != nil {
+		return e
+	}
+	ns, id, _ := features.ParseKey(string(key))
+	req.IDs.Set(ns, id)
+	if req.Channel, e = parseOfferChannel(channel, "channel"); e != nil {
+		return e
+	}
+	if e := checkName(req.Placement, "placement"); e != nil {
+		return e
+	}
+	if e := checkName(req.Store, "store"); e != nil {
+		return e
+	}
+	req.Limit = engine.DefaultLimit
+	if limit != "" {
+		n, err := strconv.Atoi(limit)
+		if err != nil || n < 1 || n > engine.MaxLimit {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "limit", Message: "limit must be between 1 and " + strconv.Itoa(engine.MaxLimit)}
+		}
+		req.Limit = n
+	}
+	if req.Locale, e = parseLocale(locale, "locale"); e != nil {
+		return e
+	}
+	return nil
+}
