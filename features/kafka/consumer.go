@@ -15,8 +15,11 @@ import (
 
 // Record is one consumed record.
 type Record struct {
+	// Partition is the partition the record was read from.
 	Partition int
-	Offset    int64
+	// Offset is the record's position in its partition; the offset to
+	// commit after applying it is Offset+1.
+	Offset int64
 	// Key, Value and Headers belong to the caller; the consumer does not
 	// reuse them.
 	Key     []byte
@@ -288,8 +291,9 @@ func (c *Consumer) Fetch(ctx context.Context) (Record, error) {
 // Commit stores offsets[partition] — the next offset to read, i.e. the last
 // applied offset plus one — as the group's committed position, and returns
 // once the coordinator acknowledged it. Call it only for offsets covered by
-// a durable snapshot. Commit blocks while the consumer has not joined the
-// group yet (before the first Fetch, or during a rebalance) until ctx ends.
+// a durable snapshot. While the consumer holds no group generation (right
+// after NewConsumer, during a rebalance, or while the broker is down) Commit
+// waits for one until ctx ends.
 // It returns ctx's error on cancellation and ErrClosed after Close.
 func (c *Consumer) Commit(ctx context.Context, offsets map[int]int64) error {
 	if c.closed.Load() {
@@ -320,8 +324,9 @@ func (c *Consumer) Commit(ctx context.Context, offsets map[int]int64) error {
 }
 
 // Close leaves the group (so its partitions move to other members at once)
-// and releases connections. A Fetch blocked in another goroutine returns
-// ErrClosed.
+// and releases connections; it takes up to HeartbeatInterval. A Fetch
+// blocked in another goroutine returns ErrClosed. Offsets are not committed
+// on Close: commits are the caller's, after a durable snapshot.
 func (c *Consumer) Close() error {
 	if c.closed.Swap(true) {
 		return nil

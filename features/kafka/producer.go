@@ -13,7 +13,9 @@ import (
 
 // Header is one Kafka record header.
 type Header struct {
-	Key   string
+	// Key is the header's name; keys may repeat.
+	Key string
+	// Value is the header's raw value; nil and empty are the same.
 	Value []byte
 }
 
@@ -23,8 +25,10 @@ type Message struct {
 	// Key chooses the partition (murmur2 hash, as the Java client and
 	// franz-go do, so every client agrees on where a key lives). Records
 	// with the same key keep their order.
-	Key     []byte
-	Value   []byte
+	Key []byte
+	// Value is the record's payload (an event's JSON for TopicEvents).
+	Value []byte
+	// Headers travel with the record, in order.
 	Headers []Header
 }
 

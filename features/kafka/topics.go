@@ -27,6 +27,7 @@ const (
 // TopicSpec names a topic and the partition count it gets if it has to be
 // created.
 type TopicSpec struct {
+	// Name is the topic's name, e.g. TopicEvents.
 	Name string
 	// Partitions is used only when creating the topic; an existing topic is
 	// left as it is. Must be at least 1.
