@@ -83,13 +83,22 @@ func (c *exprCompiler) compile(src string, forEach ForEach) (*vm.Program, []expr
 		opts = append(opts, expr.DisableBuiltin(b))
 	}
 	prog, err := expr.Compile(src, opts...)
-	if len(p.problems) > 0 {
-		// Our own findings are more precise than the checker's echo of
-		// them (an unresolved count call is also a type error).
-		return nil, p.problems
-	}
+	probs := p.problems
 	if err != nil {
-		return nil, []exprProblem{translate(err)}
+		// The checker stops at its first error; ours come from the
+		// rewriter, which sees every call. Keep both unless they are the
+		// same spot.
+		tp := translate(err)
+		dup := false
+		for _, q := range probs {
+			dup = dup || (q.line == tp.line && q.col == tp.col)
+		}
+		if !dup {
+			probs = append(probs, tp)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
 	}
 	return prog, nil
 }

@@ -50,7 +50,7 @@ func (es LoadErrors) sorted() LoadErrors {
 	return es
 }
 
-// suggest returns ` — did you mean "x"?` for the candidate closest to s, or
+// suggest returns ` (did you mean "x"?)` for the candidate closest to s, or
 // "" when none is close enough to be a likely typo.
 func suggest(s string, candidates []string) string {
 	best, bestD := "", 1<<30
@@ -62,7 +62,7 @@ func suggest(s string, candidates []string) string {
 	if best == "" || bestD > max(2, len(s)/3) {
 		return ""
 	}
-	return " — did you mean " + strconv.Quote(best) + "?"
+	return " (did you mean " + strconv.Quote(best) + "?)"
 }
 
 // editDistance is the Levenshtein distance of a and b, by bytes.

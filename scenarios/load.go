@@ -129,9 +129,9 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 	for i, d := range l.scenarios {
 		sc := d.sc
 		l.file = sc.File
-		if prev, dup := set.byID[sc.ID]; dup {
+		prev, dup := set.byID[sc.ID]
+		if dup {
 			l.errs = append(l.errs, &LoadError{File: sc.File, Line: sc.Line, Msg: fmt.Sprintf("duplicate scenario id %q (first defined at %s:%d); give each scenario a unique id", sc.ID, prev.File, prev.Line)})
-			continue
 		}
 		for _, ref := range d.offerRefs {
 			o := set.offerByID[ref.Value]
@@ -170,6 +170,9 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 				}
 			}
 			sc.reason[loc] = t
+		}
+		if dup {
+			continue // checked for every error, not registered
 		}
 		sc.position = i
 		set.byID[sc.ID] = sc

@@ -99,6 +99,9 @@ type Proposal struct {
 	Offer    *Offer
 	Item     string // the for_each item (category or SKU); "" without for_each
 	Priority int
+	// Blocked is why the offer failed the pure eligibility rules; only
+	// Explain returns blocked proposals (Evaluate drops them).
+	Blocked Ineligible
 	// itemIndex lets Reason rebind the item without searching.
 	itemIndex int
 }
@@ -154,6 +157,17 @@ const runMemoryBudget = 10_000
 // An expression that fails at run time (a memory budget overrun) is
 // treated as false.
 func (s *Set) Evaluate(v *features.View, req *Request, out []Proposal) []Proposal {
+	return s.evaluate(v, req, out, false)
+}
+
+// Explain is Evaluate that also returns the proposals blocked by the
+// eligibility rules, with Blocked saying why: for golden tests, the rules
+// CLI and the customer 360 view. It allocates.
+func (s *Set) Explain(v *features.View, req *Request) []Proposal {
+	return s.evaluate(v, req, nil, true)
+}
+
+func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain bool) []Proposal {
 	st := s.state()
 	m := vmPool.Get().(*vm.VM)
 	st.fill(v, req)
@@ -174,10 +188,11 @@ func (s *Set) Evaluate(v *features.View, req *Request, out []Proposal) []Proposa
 			}
 			item := st.env.itemName(sc.ForEach)
 			for _, o := range sc.Offers {
-				if o.EligibleFor(v, req) != Eligible {
+				why := o.EligibleFor(v, req)
+				if why != Eligible && !explain {
 					continue
 				}
-				out = append(out, Proposal{Scenario: sc, Offer: o, Item: item, Priority: sc.Priority, itemIndex: i})
+				out = append(out, Proposal{Scenario: sc, Offer: o, Item: item, Priority: sc.Priority, Blocked: why, itemIndex: i})
 			}
 		}
 		if sc.ForEach != NoForEach {
