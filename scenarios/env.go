@@ -110,8 +110,12 @@ func newEvalState(set *Set) *evalState {
 	st := &evalState{set: set, item: -1}
 	e := &st.env
 	e.st = st
-	e.Count = func(typ, class, window string, category ...string) int { return st.countDyn(typ, class, window, category, false) }
-	e.Sum = func(typ, class, window string, category ...string) int { return st.countDyn(typ, class, window, category, true) }
+	e.Count = func(typ, class, window string, category ...string) int {
+		return st.countDyn(typ, class, window, category, false)
+	}
+	e.Sum = func(typ, class, window string, category ...string) int {
+		return st.countDyn(typ, class, window, category, true)
+	}
 	e.HoursSince = func(typ string) int { return st.since(typ, 3_600_000) }
 	e.DaysSince = func(typ string) int { return st.since(typ, 86_400_000) }
 	e.EveningCount = func(typ, category string) int {

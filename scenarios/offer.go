@@ -65,9 +65,9 @@ func (t OfferType) String() string {
 type Fulfilment uint8
 
 const (
-	Either Fulfilment = iota // online or in a store
-	Online                   // online only
-	InStore                  // in a store only
+	Either  Fulfilment = iota // online or in a store
+	Online                    // online only
+	InStore                   // in a store only
 	numFulfilments
 )
 
@@ -171,12 +171,12 @@ func (o *Offer) PhaseAt(now int64) Phase {
 type Ineligible uint8
 
 const (
-	Eligible          Ineligible = iota
-	OutsideValidity              // now is outside valid_from..valid_to
-	OutsidePhases                // phases are declared and now is in none of them
-	WrongChannel                 // the offer is not shown on the request's channel
-	WrongStore                   // the offer is not valid at the store in question
-	NoConsent                    // the customer has not consented to the purpose on the channel
+	Eligible        Ineligible = iota
+	OutsideValidity            // now is outside valid_from..valid_to
+	OutsidePhases              // phases are declared and now is in none of them
+	WrongChannel               // the offer is not shown on the request's channel
+	WrongStore                 // the offer is not valid at the store in question
+	NoConsent                  // the customer has not consented to the purpose on the channel
 	numIneligible
 )
 
