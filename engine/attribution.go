@@ -1,0 +1,606 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"nbo/features"
+)
+
+// couponAlphabet is Crockford's base32: no I, L, O or U, so a code read
+// aloud or typed at a till is hard to get wrong.
+var couponEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// CouponCode is the coupon code of an offer served in a decision: a
+// deterministic function of both, so the same decision always prints the
+// same code (a replayed trigger, a re-rendered page) and a code redeemed at
+// a store till maps back to the decision through Stats.LookupCoupon. It is
+// 16 characters of Crockford base32 (80 bits of SHA-256): unguessable
+// enough for a coupon whose validity the till checks anyway.
+func CouponCode(decisionID, offerID string) string {
+	sum := sha256.Sum256([]byte("coupon\x00" + decisionID + "\x00" + offerID))
+	return couponEncoding.EncodeToString(sum[:10])
+}
+
+// DecisionRecord is one offer served (or, for the holdout group, the offer
+// that would have been served) in a decision, as the attribution log sees
+// it. A decision with three offers is three records with one DecisionID.
+type DecisionRecord struct {
+	DecisionID string           `json:"decision_id"`
+	Customer   features.Key     `json:"customer"`
+	Scenario   string           `json:"scenario"`
+	OfferID    string           `json:"offer_id"`
+	Channel    features.Channel `json:"channel"`
+	Store      string           `json:"store,omitempty"`
+	Group      string           `json:"group"` // GroupTreatment or GroupHoldout
+	TS         int64            `json:"ts"`    // Unix ms
+	Value      int64            `json:"value"` // minor units
+	Cost       int64            `json:"cost"`  // minor units
+}
+
+// Outcome is a feedback or purchase event as attribution needs it.
+// Feedback (offer_impression, offer_click, push_open, offer_dismiss,
+// coupon_redeem) is attributed to a decision by DecisionID (and OfferID,
+// when the decision had several offers) or by CouponCode. Purchases
+// (order, pos_purchase) are not attributed to an offer; they only mark
+// the customer's recent decisions as converted, for uplift.
+type Outcome struct {
+	Type       features.EventType
+	DecisionID string
+	OfferID    string
+	CouponCode string
+	Customer   features.Key // canonical; may be empty for an anonymous till redemption
+	Channel    features.Channel
+	Store      string
+	TS         int64 // Unix ms
+	Revenue    int64 // minor units (the purchase amount of a redemption)
+}
+
+// Attribution says which decision an outcome was credited to.
+type Attribution struct {
+	DecisionID   string
+	OfferID      string
+	Scenario     string
+	Channel      features.Channel // where the offer was served
+	CrossChannel bool             // served online and used offline, or the reverse
+}
+
+// StatsOptions configure Stats. The zero value is valid: EnsureDefaults
+// fills every unset field.
+type StatsOptions struct {
+	// Window is the attribution window: a conversion counts for the
+	// decisions made in this time before it, and the touches in it form
+	// the sequence first/last/position-based attribution credit.
+	// Default: 7 days.
+	Window time.Duration
+	// MaxDecisions bounds the decision records kept for attribution (the
+	// oldest are forgotten first; their aggregates stay). Default:
+	// 1,000,000.
+	MaxDecisions int
+	// MaxTouches bounds the recent decisions kept per customer.
+	// Default: 32.
+	MaxTouches int
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (o *StatsOptions) EnsureDefaults() {
+	if o.Window == 0 {
+		o.Window = 7 * 24 * time.Hour
+	}
+	if o.MaxDecisions == 0 {
+		o.MaxDecisions = 1_000_000
+	}
+	if o.MaxTouches == 0 {
+		o.MaxTouches = 32
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *StatsOptions) Validate() error {
+	var errs []error
+	if o.Window <= 0 {
+		errs = append(errs, fmt.Errorf("engine: attribution window %v must be positive", o.Window))
+	}
+	if o.MaxDecisions < 1 {
+		errs = append(errs, fmt.Errorf("engine: max decisions %d must be positive", o.MaxDecisions))
+	}
+	if o.MaxTouches < 1 || o.MaxTouches > 1024 {
+		errs = append(errs, fmt.Errorf("engine: max touches %d is out of range; use 1..1024", o.MaxTouches))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats aggregates decisions and their outcomes: per scenario, offer,
+// channel and store the decisions, impressions, responses, redemptions,
+// revenue, cross-channel conversions and uplift against the holdout; and
+// per channel the credit for redemptions under first-touch, last-touch and
+// position-based attribution. Safe for concurrent use (one lock: each
+// record is a few map operations; feed it from the decision log rather
+// than the request path if that ever shows up in a profile).
+type Stats struct {
+	opts   StatsOptions
+	window int64
+
+	mu        sync.Mutex
+	recs      map[recKey]*decRec
+	first     map[string]string // decision ID → its first offer
+	coupons   map[string]recKey
+	customers map[features.Key][]*decRec // recent decisions, oldest first
+	queue     []recKey                   // insertion order, for eviction
+	head      int
+
+	total                     statsRow
+	scenarios, offers, stores map[string]*statsRow
+	channels                  map[features.Channel]*statsRow
+	conversions               int64
+	first1, last1, position   [features.NumChannels]credit
+	unattributed              int64
+}
+
+type recKey struct{ decision, offer string }
+
+type decRec struct {
+	DecisionRecord
+	rows                 [5]*statsRow // total, scenario, offer, channel, store (may be nil)
+	responded, converted bool
+}
+
+type credit struct{ conversions, revenue float64 }
+
+type statsRow struct {
+	decisions, holdout                           int64
+	impressions, clicks, dismissals, redemptions int64
+	responders, revenue, cost                    int64
+	onlineToStore, storeToOnline                 int64
+	convTreatment, convHoldout                   int64
+}
+
+// NewStats returns an empty aggregator.
+func NewStats(opts StatsOptions) (*Stats, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("creating stats: %w", err)
+	}
+	return &Stats{
+		opts: opts, window: opts.Window.Milliseconds(),
+		recs: map[recKey]*decRec{}, first: map[string]string{}, coupons: map[string]recKey{},
+		customers: map[features.Key][]*decRec{},
+		scenarios: map[string]*statsRow{}, offers: map[string]*statsRow{}, stores: map[string]*statsRow{},
+		channels: map[features.Channel]*statsRow{},
+	}, nil
+}
+
+func rowOf[K comparable](m map[K]*statsRow, k K) *statsRow {
+	r := m[k]
+	if r == nil {
+		r = &statsRow{}
+		m[k] = r
+	}
+	return r
+}
+
+// RecordDecision logs one served (or held-out) offer. Recording the same
+// decision and offer again is ignored, so replaying the decision log is
+// safe.
+func (s *Stats) RecordDecision(d DecisionRecord) {
+	k := recKey{d.DecisionID, d.OfferID}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.recs[k]; dup {
+		return
+	}
+	r := &decRec{DecisionRecord: d}
+	r.rows[0] = &s.total
+	r.rows[1] = rowOf(s.scenarios, d.Scenario)
+	r.rows[2] = rowOf(s.offers, d.OfferID)
+	r.rows[3] = rowOf(s.channels, d.Channel)
+	if d.Store != "" {
+		r.rows[4] = rowOf(s.stores, d.Store)
+	}
+	holdout := d.Group == GroupHoldout
+	r.each(func(row *statsRow) {
+		if holdout {
+			row.holdout++
+		} else {
+			row.decisions++
+		}
+	})
+	s.recs[k] = r
+	if _, ok := s.first[d.DecisionID]; !ok {
+		s.first[d.DecisionID] = d.OfferID
+	}
+	if !holdout {
+		s.coupons[CouponCode(d.DecisionID, d.OfferID)] = k
+	}
+	if d.Customer != "" {
+		s.customers[d.Customer] = appendRecent(s.customers[d.Customer], r, s.opts.MaxTouches)
+	}
+	s.queue = append(s.queue, k)
+	for len(s.recs) > s.opts.MaxDecisions {
+		s.evictOldestLocked()
+	}
+}
+
+func (r *decRec) each(fn func(*statsRow)) {
+	for _, row := range r.rows {
+		if row != nil {
+			fn(row)
+		}
+	}
+}
+
+// appendRecent inserts r by time (decisions arrive nearly in order) and
+// keeps the newest n.
+func appendRecent(list []*decRec, r *decRec, n int) []*decRec {
+	i := len(list)
+	for i > 0 && list[i-1].TS > r.TS {
+		i--
+	}
+	list = append(list, nil)
+	copy(list[i+1:], list[i:])
+	list[i] = r
+	if len(list) > n {
+		list = append(list[:0], list[len(list)-n:]...)
+	}
+	return list
+}
+
+// evictOldestLocked forgets the oldest decision record. Its aggregates
+// stay; later outcomes for it count as unattributed.
+func (s *Stats) evictOldestLocked() {
+	k := s.queue[s.head]
+	s.queue[s.head] = recKey{}
+	s.head++
+	if s.head > 1024 && s.head > len(s.queue)/2 {
+		s.queue = append(s.queue[:0], s.queue[s.head:]...)
+		s.head = 0
+	}
+	r := s.recs[k]
+	if r == nil {
+		return
+	}
+	delete(s.recs, k)
+	if s.first[k.decision] == k.offer {
+		delete(s.first, k.decision)
+	}
+	delete(s.coupons, CouponCode(k.decision, k.offer))
+	list := s.customers[r.Customer]
+	for i, x := range list {
+		if x == r {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.customers, r.Customer)
+	} else {
+		s.customers[r.Customer] = list
+	}
+}
+
+// LookupCoupon maps a coupon code back to its decision and offer.
+func (s *Stats) LookupCoupon(code string) (decisionID, offerID string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.coupons[code]
+	return k.decision, k.offer, ok
+}
+
+// RecordOutcome attributes a feedback event to its decision and counts it;
+// a purchase (or a redemption) also marks the customer's decisions of the
+// last Window as converted, for uplift. It returns the decision credited,
+// and false when the outcome names no decision Stats knows.
+func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var r *decRec
+	if o.Type != features.Order && o.Type != features.PosPurchase {
+		r = s.findLocked(o)
+		if r == nil {
+			s.unattributed++
+		}
+	}
+	customer := o.Customer
+	if customer == "" && r != nil {
+		customer = r.Customer
+	}
+	var a Attribution
+	if r != nil {
+		a = Attribution{DecisionID: r.DecisionID, OfferID: r.OfferID, Scenario: r.Scenario, Channel: r.Channel}
+		switch o.Type {
+		case features.OfferImpression:
+			r.each(func(row *statsRow) { row.impressions++ })
+		case features.OfferClick, features.PushOpen:
+			r.each(func(row *statsRow) { row.clicks++ })
+			s.respondLocked(r)
+		case features.OfferDismiss:
+			r.each(func(row *statsRow) { row.dismissals++ })
+		case features.CouponRedeem:
+			a.CrossChannel = s.redeemLocked(r, o, customer)
+		}
+	}
+	if o.Type == features.Order || o.Type == features.PosPurchase || (o.Type == features.CouponRedeem && r != nil) {
+		s.convertLocked(customer, o.TS)
+	}
+	return a, r != nil
+}
+
+func (s *Stats) findLocked(o Outcome) *decRec {
+	if o.DecisionID != "" {
+		offer := o.OfferID
+		if offer == "" {
+			offer = s.first[o.DecisionID]
+		}
+		if r := s.recs[recKey{o.DecisionID, offer}]; r != nil {
+			return r
+		}
+	}
+	if o.CouponCode != "" {
+		if k, ok := s.coupons[o.CouponCode]; ok {
+			return s.recs[k]
+		}
+	}
+	return nil
+}
+
+func (s *Stats) respondLocked(r *decRec) {
+	if !r.responded {
+		r.responded = true
+		r.each(func(row *statsRow) { row.responders++ })
+	}
+}
+
+// redeemLocked counts a redemption, its cross-channel direction and the
+// channel credit of the customer's touch sequence; it reports whether the
+// redemption crossed channel classes.
+func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
+	cross := o.Channel != features.ChannelUnknown && o.Channel.Class() != r.Channel.Class()
+	r.each(func(row *statsRow) {
+		row.redemptions++
+		row.revenue += o.Revenue
+		row.cost += r.Cost
+		if cross {
+			if r.Channel.Class() == features.Online {
+				row.onlineToStore++
+			} else {
+				row.storeToOnline++
+			}
+		}
+	})
+	s.respondLocked(r)
+
+	// The touch sequence: the customer's treatment decisions within the
+	// window before the redemption, oldest first, always including the
+	// credited decision (even when it is older than the window).
+	list := s.customers[customer]
+	seq := make([]*decRec, 0, len(list)+1)
+	from := o.TS - s.window
+	included := false
+	for _, x := range list {
+		if x == r {
+			included = true
+		} else if x.Group == GroupHoldout || x.TS > o.TS || x.TS < from {
+			continue
+		}
+		seq = append(seq, x)
+	}
+	if !included { // the customer's list no longer holds it, or another person redeemed the coupon
+		seq = append(seq, r)
+		sort.SliceStable(seq, func(i, j int) bool { return seq[i].TS < seq[j].TS })
+	}
+	rev := float64(o.Revenue)
+	s.conversions++
+	s.first1[seq[0].Channel].add(1, rev)
+	s.last1[seq[len(seq)-1].Channel].add(1, rev)
+	for i, w := range PositionWeights(len(seq)) {
+		s.position[seq[i].Channel].add(w, w*rev)
+	}
+	return cross
+}
+
+func (c *credit) add(w, rev float64) {
+	c.conversions += w
+	c.revenue += rev
+}
+
+// PositionWeights are the position-based (U-shaped, 40/20/40) weights of a
+// sequence of n touches: one touch takes all the credit, two split it
+// evenly, and from three on the first and last take 40% each and the
+// touches between share 20%. The weights sum to 1.
+func PositionWeights(n int) []float64 {
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return []float64{1}
+	case 2:
+		return []float64{0.5, 0.5}
+	}
+	w := make([]float64, n)
+	w[0], w[n-1] = 0.4, 0.4
+	mid := 0.2 / float64(n-2)
+	for i := 1; i < n-1; i++ {
+		w[i] = mid
+	}
+	return w
+}
+
+// convertLocked marks the customer's decisions made within the window
+// before ts as converted, once each.
+func (s *Stats) convertLocked(customer features.Key, ts int64) {
+	if customer == "" {
+		return
+	}
+	for _, x := range s.customers[customer] {
+		if x.converted || x.TS > ts || ts-x.TS > s.window {
+			continue
+		}
+		x.converted = true
+		holdout := x.Group == GroupHoldout
+		x.each(func(row *statsRow) {
+			if holdout {
+				row.convHoldout++
+			} else {
+				row.convTreatment++
+			}
+		})
+	}
+}
+
+// Rekey moves the customer's recent decisions from one canonical ID to
+// another after an identity merge, so later conversions and touch
+// sequences see both histories.
+func (s *Stats) Rekey(from, to features.Key) {
+	if from == to {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.customers[from]
+	delete(s.customers, from)
+	for _, r := range list {
+		r.Customer = to
+		s.customers[to] = appendRecent(s.customers[to], r, s.opts.MaxTouches)
+	}
+}
+
+// Uplift compares the conversion rates of treatment and holdout.
+type Uplift struct {
+	TreatmentN    int64   `json:"treatment_n"`
+	HoldoutN      int64   `json:"holdout_n"`
+	TreatmentRate float64 `json:"treatment_rate"`
+	HoldoutRate   float64 `json:"holdout_rate"`
+	Diff          float64 `json:"diff"` // TreatmentRate − HoldoutRate
+	Low           float64 `json:"ci95_low"`
+	High          float64 `json:"ci95_high"`
+	// Reliable is false when a group has fewer than 10 conversions or 10
+	// non-conversions, where the normal approximation is too optimistic.
+	Reliable bool `json:"reliable"`
+}
+
+// UpliftCI is the difference of two proportions with a 95% confidence
+// interval by the normal (Wald) approximation: diff ± 1.96 · √(p₁(1−p₁)/n₁
+// + p₂(1−p₂)/n₂). It reports false when either group is empty.
+func UpliftCI(convT, nT, convH, nH int64) (Uplift, bool) {
+	if nT <= 0 || nH <= 0 {
+		return Uplift{TreatmentN: nT, HoldoutN: nH}, false
+	}
+	pt := float64(convT) / float64(nT)
+	ph := float64(convH) / float64(nH)
+	se := math.Sqrt(pt*(1-pt)/float64(nT) + ph*(1-ph)/float64(nH))
+	d := pt - ph
+	return Uplift{
+		TreatmentN: nT, HoldoutN: nH, TreatmentRate: pt, HoldoutRate: ph, Diff: d,
+		Low: d - 1.96*se, High: d + 1.96*se,
+		Reliable: convT >= 10 && nT-convT >= 10 && convH >= 10 && nH-convH >= 10,
+	}, true
+}
+
+// StatsRow is one line of the report.
+type StatsRow struct {
+	Key         string `json:"key"`
+	Decisions   int64  `json:"decisions"`         // treatment offers served
+	Holdout     int64  `json:"holdout_decisions"` // held-out (control) decisions
+	Impressions int64  `json:"impressions"`
+	Clicks      int64  `json:"clicks"` // clicks and push opens
+	Dismissals  int64  `json:"dismissals"`
+	Redemptions int64  `json:"redemptions"`
+	// ResponseRate is the share of served offers clicked, opened or
+	// redeemed at least once.
+	ResponseRate float64 `json:"response_rate"`
+	Revenue      int64   `json:"revenue"` // of attributed redemptions, minor units
+	Cost         int64   `json:"cost"`    // of redeemed offers, minor units
+	// Cross-channel redemptions: served online and redeemed in a store,
+	// and the reverse.
+	OnlineToStore int64   `json:"online_to_store"`
+	StoreToOnline int64   `json:"store_to_online"`
+	Uplift        *Uplift `json:"uplift,omitempty"` // nil until both groups have decisions
+}
+
+// ChannelCredit is a channel's share of the redemptions under one
+// attribution model.
+type ChannelCredit struct {
+	Channel     string  `json:"channel"`
+	Conversions float64 `json:"conversions"`
+	Revenue     float64 `json:"revenue"`
+}
+
+// StatsReport is the JSON-able snapshot GET /v1/stats returns. Rows are
+// sorted by key.
+type StatsReport struct {
+	Total     StatsRow   `json:"total"`
+	Scenarios []StatsRow `json:"scenarios"`
+	Offers    []StatsRow `json:"offers"`
+	Channels  []StatsRow `json:"channels"`
+	Stores    []StatsRow `json:"stores"`
+	// Conversions is the number of attributed redemptions the channel
+	// credit below divides up; each model's credits sum to it.
+	Conversions   int64           `json:"conversions"`
+	FirstTouch    []ChannelCredit `json:"first_touch"`
+	LastTouch     []ChannelCredit `json:"last_touch"`
+	PositionBased []ChannelCredit `json:"position_based"`
+	// Unattributed counts feedback events that named no known decision or
+	// coupon.
+	Unattributed int64 `json:"unattributed"`
+	// Conversion for uplift: a purchase (order, pos_purchase) or a
+	// redemption by the customer within the window after the decision.
+	Window string `json:"attribution_window"`
+}
+
+// Snapshot returns the report.
+func (s *Stats) Snapshot() StatsReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := StatsReport{
+		Total:       s.total.report("total"),
+		Conversions: s.conversions, Unattributed: s.unattributed, Window: s.opts.Window.String(),
+		Scenarios: rowsOf(s.scenarios, func(k string) string { return k }),
+		Offers:    rowsOf(s.offers, func(k string) string { return k }),
+		Stores:    rowsOf(s.stores, func(k string) string { return k }),
+		Channels:  rowsOf(s.channels, features.Channel.String),
+	}
+	rep.FirstTouch = credits(&s.first1)
+	rep.LastTouch = credits(&s.last1)
+	rep.PositionBased = credits(&s.position)
+	return rep
+}
+
+func rowsOf[K comparable](m map[K]*statsRow, name func(K) string) []StatsRow {
+	out := make([]StatsRow, 0, len(m))
+	for k, r := range m {
+		out = append(out, r.report(name(k)))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func credits(c *[features.NumChannels]credit) []ChannelCredit {
+	var out []ChannelCredit
+	for ch := range c {
+		if c[ch].conversions != 0 {
+			out = append(out, ChannelCredit{Channel: features.Channel(ch).String(), Conversions: c[ch].conversions, Revenue: c[ch].revenue})
+		}
+	}
+	return out
+}
+
+func (r *statsRow) report(key string) StatsRow {
+	row := StatsRow{
+		Key: key, Decisions: r.decisions, Holdout: r.holdout, Impressions: r.impressions,
+		Clicks: r.clicks, Dismissals: r.dismissals, Redemptions: r.redemptions,
+		Revenue: r.revenue, Cost: r.cost, OnlineToStore: r.onlineToStore, StoreToOnline: r.storeToOnline,
+	}
+	if r.decisions > 0 {
+		row.ResponseRate = float64(r.responders) / float64(r.decisions)
+	}
+	if u, ok := UpliftCI(r.convTreatment, r.decisions, r.convHoldout, r.holdout); ok {
+		row.Uplift = &u
+	}
+	return row
+}
