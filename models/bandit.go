@@ -1,0 +1,225 @@
+package models
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"sync"
+)
+
+// Arm is one Thompson-sampling arm: an offer shown to a segment.
+type Arm struct {
+	Offer   string
+	Segment string
+}
+
+// posterior is Beta(alpha, beta), starting from the uniform Beta(1, 1).
+type posterior struct{ alpha, beta float64 }
+
+// banditShards spreads arms over independently locked maps so that
+// concurrent updates of different arms rarely contend.
+const banditShards = 32
+
+// Bandit keeps a Beta-Bernoulli posterior per arm and samples from it for
+// Thompson sampling. It is safe for concurrent use. An arm never seen is
+// Beta(1, 1). Deterministic given the generator passed to Sample and the
+// order of updates.
+type Bandit struct {
+	shards [banditShards]banditShard
+}
+
+type banditShard struct {
+	mu   sync.Mutex
+	arms map[Arm]posterior
+	_    [48]byte // keep neighbouring locks off one cache line
+}
+
+// NewBandit returns a bandit with no observations.
+func NewBandit() *Bandit {
+	b := &Bandit{}
+	for i := range b.shards {
+		b.shards[i].arms = map[Arm]posterior{}
+	}
+	return b
+}
+
+func (b *Bandit) shard(a Arm) *banditShard {
+	// FNV-1a over the offer: all segments of an offer share a shard, so
+	// Reset(offer) visits one shard.
+	h := uint32(2166136261)
+	for i := 0; i < len(a.Offer); i++ {
+		h ^= uint32(a.Offer[i])
+		h *= 16777619
+	}
+	return &b.shards[h%banditShards]
+}
+
+// Update records one outcome of showing the arm.
+func (b *Bandit) Update(a Arm, success bool) {
+	s := b.shard(a)
+	s.mu.Lock()
+	p, ok := s.arms[a]
+	if !ok {
+		p = posterior{1, 1}
+	}
+	if success {
+		p.alpha++
+	} else {
+		p.beta++
+	}
+	s.arms[a] = p
+	s.mu.Unlock()
+}
+
+// Posterior returns the arm's Beta parameters.
+func (b *Bandit) Posterior(a Arm) (alpha, beta float64) {
+	s := b.shard(a)
+	s.mu.Lock()
+	p, ok := s.arms[a]
+	s.mu.Unlock()
+	if !ok {
+		return 1, 1
+	}
+	return p.alpha, p.beta
+}
+
+// Sample draws a success probability from the arm's posterior using rng,
+// which the caller owns (a *rand.Rand is not safe for concurrent use).
+func (b *Bandit) Sample(a Arm, rng *rand.Rand) float64 {
+	alpha, beta := b.Posterior(a)
+	x := gammaSample(rng, alpha)
+	y := gammaSample(rng, beta)
+	return x / (x + y)
+}
+
+// Reset forgets every segment's posterior of the offer.
+func (b *Bandit) Reset(offer string) {
+	s := b.shard(Arm{Offer: offer})
+	s.mu.Lock()
+	for a := range s.arms {
+		if a.Offer == offer {
+			delete(s.arms, a)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// gammaSample draws Gamma(shape, 1) by Marsaglia and Tsang's method
+// (shape ≥ 1 always holds here: posteriors start at 1).
+func gammaSample(rng *rand.Rand, shape float64) float64 {
+	if shape < 1 {
+		return gammaSample(rng, shape+1) * math.Pow(rng.Float64(), 1/shape)
+	}
+	d := shape - 1.0/3
+	c := 1 / math.Sqrt(9*d)
+	for {
+		x := rng.NormFloat64()
+		v := 1 + c*x
+		if v <= 0 {
+			continue
+		}
+		v = v * v * v
+		u := rng.Float64()
+		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
+			return d * v
+		}
+	}
+}
+
+// banditMagic starts the binary encoding, version 1.
+var banditMagic = []byte("NBOB\x01")
+
+// MarshalBinary encodes every posterior, arms sorted, so equal bandits
+// encode to equal bytes (the engine puts it in its snapshot).
+func (b *Bandit) MarshalBinary() ([]byte, error) {
+	type entry struct {
+		a Arm
+		p posterior
+	}
+	var all []entry
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		for a, p := range s.arms {
+			all = append(all, entry{a, p})
+		}
+		s.mu.Unlock()
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].a.Offer != all[j].a.Offer {
+			return all[i].a.Offer < all[j].a.Offer
+		}
+		return all[i].a.Segment < all[j].a.Segment
+	})
+	out := append([]byte(nil), banditMagic...)
+	out = binary.AppendUvarint(out, uint64(len(all)))
+	for _, e := range all {
+		out = binary.AppendUvarint(out, uint64(len(e.a.Offer)))
+		out = append(out, e.a.Offer...)
+		out = binary.AppendUvarint(out, uint64(len(e.a.Segment)))
+		out = append(out, e.a.Segment...)
+		out = binary.LittleEndian.AppendUint64(out, math.Float64bits(e.p.alpha))
+		out = binary.LittleEndian.AppendUint64(out, math.Float64bits(e.p.beta))
+	}
+	return out, nil
+}
+
+// ErrBadBandit marks a bandit encoding that cannot be decoded.
+var ErrBadBandit = errors.New("models: bad bandit encoding")
+
+// UnmarshalBinary replaces the bandit's posteriors with the encoded ones.
+// On error the bandit is unchanged.
+func (b *Bandit) UnmarshalBinary(data []byte) error {
+	if len(data) < len(banditMagic) || string(data[:len(banditMagic)]) != string(banditMagic) {
+		return fmt.Errorf("%w: missing header", ErrBadBandit)
+	}
+	data = data[len(banditMagic):]
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)) {
+		return fmt.Errorf("%w: bad arm count", ErrBadBandit)
+	}
+	data = data[k:]
+	str := func() (string, error) {
+		l, k := binary.Uvarint(data)
+		if k <= 0 || l > uint64(len(data)-k) {
+			return "", fmt.Errorf("%w: truncated string", ErrBadBandit)
+		}
+		s := string(data[k : k+int(l)])
+		data = data[k+int(l):]
+		return s, nil
+	}
+	fresh := NewBandit()
+	for i := uint64(0); i < n; i++ {
+		offer, err := str()
+		if err != nil {
+			return err
+		}
+		seg, err := str()
+		if err != nil {
+			return err
+		}
+		if len(data) < 16 {
+			return fmt.Errorf("%w: truncated posterior", ErrBadBandit)
+		}
+		p := posterior{math.Float64frombits(binary.LittleEndian.Uint64(data)), math.Float64frombits(binary.LittleEndian.Uint64(data[8:]))}
+		data = data[16:]
+		if !(p.alpha >= 1 && p.beta >= 1) || math.IsInf(p.alpha, 0) || math.IsInf(p.beta, 0) {
+			return fmt.Errorf("%w: posterior of %s/%s is not ≥ Beta(1,1)", ErrBadBandit, offer, seg)
+		}
+		a := Arm{offer, seg}
+		fresh.shard(a).arms[a] = p
+	}
+	if len(data) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrBadBandit, len(data))
+	}
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		s.arms = fresh.shards[i].arms
+		s.mu.Unlock()
+	}
+	return nil
+}

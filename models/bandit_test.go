@@ -1,0 +1,159 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestBanditPosteriorsCountOutcomes(t *testing.T) {
+	b := NewBandit()
+	arm := Arm{"coupon-10", "vip"}
+	for i := 0; i < 30; i++ {
+		b.Update(arm, i%3 == 0)
+	}
+	alpha, beta := b.Posterior(arm)
+	require.Equal(t, 11.0, alpha)
+	require.Equal(t, 21.0, beta)
+	alpha, beta = b.Posterior(Arm{"coupon-10", "new"})
+	require.Equal(t, [2]float64{1, 1}, [2]float64{alpha, beta}, "an unseen arm is uniform")
+}
+
+func TestBanditSamplesFollowThePosterior(t *testing.T) {
+	b := NewBandit()
+	arm := Arm{"o", "s"}
+	for i := 0; i < 200; i++ {
+		b.Update(arm, i%4 == 0) // Beta(51, 151): mean 0.2525, sd 0.0306
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var sum, sumSq float64
+	const n = 20000
+	for i := 0; i < n; i++ {
+		x := b.Sample(arm, rng)
+		sum += x
+		sumSq += x * x
+	}
+	mean := sum / n
+	sd := math.Sqrt(sumSq/n - mean*mean)
+	require.InDelta(t, 51.0/202, mean, 0.002)
+	require.InDelta(t, 0.0305, sd, 0.002)
+}
+
+func TestBanditIsDeterministicGivenTheGenerator(t *testing.T) {
+	b := NewBandit()
+	b.Update(Arm{"o", "s"}, true)
+	draw := func() []float64 {
+		rng := rand.New(rand.NewPCG(7, 7))
+		var out []float64
+		for i := 0; i < 5; i++ {
+			out = append(out, b.Sample(Arm{"o", "s"}, rng))
+		}
+		return out
+	}
+	require.Equal(t, draw(), draw())
+}
+
+func TestThompsonSamplingFindsTheBestOffer(t *testing.T) {
+	b := NewBandit()
+	rates := map[string]float64{"a": 0.05, "b": 0.10, "c": 0.20}
+	offers := []string{"a", "b", "c"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	shown := map[string]int{}
+	for i := 0; i < 5000; i++ {
+		best, bestP := "", -1.0
+		for _, o := range offers {
+			if p := b.Sample(Arm{o, "all"}, rng); p > bestP {
+				best, bestP = o, p
+			}
+		}
+		shown[best]++
+		b.Update(Arm{best, "all"}, rng.Float64() < rates[best])
+	}
+	require.Greater(t, shown["c"], 4000, "shown: %v", shown)
+}
+
+func TestBanditResetForgetsOneOffer(t *testing.T) {
+	b := NewBandit()
+	b.Update(Arm{"x", "s1"}, true)
+	b.Update(Arm{"x", "s2"}, false)
+	b.Update(Arm{"y", "s1"}, true)
+	b.Reset("x")
+	for _, a := range []Arm{{"x", "s1"}, {"x", "s2"}} {
+		alpha, beta := b.Posterior(a)
+		require.Equal(t, [2]float64{1, 1}, [2]float64{alpha, beta})
+	}
+	alpha, _ := b.Posterior(Arm{"y", "s1"})
+	require.Equal(t, 2.0, alpha)
+}
+
+func TestBanditRoundTripsThroughBinary(t *testing.T) {
+	b := NewBandit()
+	for i := 0; i < 100; i++ {
+		b.Update(Arm{string(rune('a' + i%7)), string(rune('A' + i%3))}, i%5 == 0)
+	}
+	data, err := b.MarshalBinary()
+	require.NoError(t, err)
+	c := NewBandit()
+	c.Update(Arm{"stale", "x"}, true)
+	require.NoError(t, c.UnmarshalBinary(data))
+	again, err := c.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, data, again)
+	alpha, _ := c.Posterior(Arm{"stale", "x"})
+	require.Equal(t, 1.0, alpha, "unmarshal replaces, not merges")
+
+	for _, bad := range [][]byte{nil, []byte("NBOB\x01"), data[:len(data)-3], append(append([]byte{}, data...), 0)} {
+		before, _ := c.MarshalBinary()
+		require.ErrorIs(t, c.UnmarshalBinary(bad), ErrBadBandit)
+		after, _ := c.MarshalBinary()
+		require.Equal(t, before, after, "a failed unmarshal leaves the bandit unchanged")
+	}
+}
+
+func TestBanditIsSafeForConcurrentUse(t *testing.T) {
+	b := NewBandit()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 0))
+			for i := 0; i < 1000; i++ {
+				a := Arm{string(rune('a' + i%5)), "s"}
+				b.Update(a, i%2 == 0)
+				_ = b.Sample(a, rng)
+				if i%250 == 0 {
+					_, _ = b.MarshalBinary()
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	var total float64
+	for i := 0; i < 5; i++ {
+		alpha, beta := b.Posterior(Arm{string(rune('a' + i)), "s"})
+		total += alpha + beta - 2
+	}
+	require.Equal(t, 8000.0, total)
+}
+
+func FuzzBanditUnmarshal(f *testing.F) {
+	b := NewBandit()
+	b.Update(Arm{"o", "s"}, true)
+	data, _ := b.MarshalBinary()
+	f.Add(data)
+	f.Add([]byte("NBOB\x01\x05"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := NewBandit()
+		if err := c.UnmarshalBinary(data); err != nil {
+			return
+		}
+		out, err := c.MarshalBinary()
+		require.NoError(t, err)
+		d := NewBandit()
+		require.NoError(t, d.UnmarshalBinary(out))
+	})
+}
