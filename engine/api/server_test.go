@@ -84,9 +84,20 @@ type fakes struct {
 	lastReq  *engine.DecideRequest
 }
 
+// set changes the fakes under their lock: the race detector does not see
+// a request over TCP as ordering the test's writes before the server's reads.
+func (f *fakes) set(fn func(f *fakes)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
 func (f *fakes) Ingest(ctx context.Context, evs []features.Event) error {
-	if f.ingest != nil {
-		if err := f.ingest(ctx, evs); err != nil {
+	f.mu.Lock()
+	ingest := f.ingest
+	f.mu.Unlock()
+	if ingest != nil {
+		if err := ingest(ctx, evs); err != nil {
 			return err
 		}
 	}
@@ -100,9 +111,10 @@ func (f *fakes) Decide(ctx context.Context, req *engine.DecideRequest) (*engine.
 	f.mu.Lock()
 	cp := *req
 	f.lastReq = &cp
+	decide := f.decide
 	f.mu.Unlock()
-	if f.decide != nil {
-		return f.decide(ctx, req)
+	if decide != nil {
+		return decide(ctx, req)
 	}
 	if req.Placement == "panic" {
 		panic("boom: a bug in the pipeline")
@@ -111,6 +123,24 @@ func (f *fakes) Decide(ctx context.Context, req *engine.DecideRequest) (*engine.
 		DecisionID: "d-1", Customer: "member:M1", Group: engine.GroupTreatment,
 		Offers: []engine.OfferResult{{OfferID: "o1", Type: "coupon", Title: "t", Text: "x", Value: 500, Reason: "because", Score: engine.ScoreParts{Total: 1}}},
 	}, nil
+}
+
+func (f *fakes) last() *engine.DecideRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastReq
+}
+
+func (f *fakes) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.ingested)
+}
+
+func (f *fakes) since(i int) []features.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]features.Event(nil), f.ingested[i:]...)
 }
 
 func (f *fakes) Customer(ctx context.Context, key features.Key) (any, error) {
@@ -460,7 +490,7 @@ func TestDecideRequestReachesTheDeciderValidated(t *testing.T) {
 	require.Equal(t, "d-1", m["decision_id"])
 	require.Len(t, m["offers"], 1)
 
-	req := h.f.lastReq
+	req := h.f.last()
 	require.Equal(t, "M1", req.IDs.Member)
 	hashed, ok := features.HashIdentifier(features.NSPhone, "+86 138-0013-8000")
 	require.True(t, ok)
@@ -477,7 +507,7 @@ func TestDecideRequestReachesTheDeciderValidated(t *testing.T) {
 	// Defaults, through the GET form.
 	a = h.do(t, "GET", "/v1/offers?customer=member:M1&channel=app", testTokens["decide"], nil)
 	require.Equal(t, 200, a.status, "body: %s", a.body)
-	req = h.f.lastReq
+	req = h.f.last()
 	require.Equal(t, engine.DefaultLimit, req.Limit)
 	require.Equal(t, engine.DefaultLocale, req.Locale)
 	require.Nil(t, req.Now)
@@ -486,23 +516,27 @@ func TestDecideRequestReachesTheDeciderValidated(t *testing.T) {
 func TestDeciderFailures(t *testing.T) {
 	h := start(t, nil)
 	t.Run("an unavailable dependency is 503 with Retry-After", func(t *testing.T) {
-		h.f.decide = func(context.Context, *engine.DecideRequest) (*engine.Decision, error) {
-			return nil, fmt.Errorf("reading state: %w", ErrUnavailable)
-		}
+		h.f.set(func(f *fakes) {
+			f.decide = func(context.Context, *engine.DecideRequest) (*engine.Decision, error) {
+				return nil, fmt.Errorf("reading state: %w", ErrUnavailable)
+			}
+		})
 		a := h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"app"}`))
 		requireError(t, a, 503, CodeUnavailable)
 		require.Equal(t, "1", a.header.Get("Retry-After"))
 	})
 	t.Run("any other error is 500 internal without its text", func(t *testing.T) {
-		h.f.decide = func(context.Context, *engine.DecideRequest) (*engine.Decision, error) {
-			return nil, errors.New("secret detail 13800138000")
-		}
+		h.f.set(func(f *fakes) {
+			f.decide = func(context.Context, *engine.DecideRequest) (*engine.Decision, error) {
+				return nil, errors.New("secret detail 13800138000")
+			}
+		})
 		a := h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"app"}`))
 		requireError(t, a, 500, CodeInternal)
 		require.NotContains(t, string(a.body), "secret")
 		require.Contains(t, string(a.body), a.header.Get("X-Request-ID"))
 	})
-	h.f.decide = nil
+	h.f.set(func(f *fakes) { f.decide = nil })
 }
 
 func TestPanicIsRecoveredAndTheServerKeepsServing(t *testing.T) {
@@ -645,7 +679,7 @@ func TestIngest(t *testing.T) {
 		require.JSONEq(t, `{"accepted":1,"rejected":[]}`, string(a.body))
 	})
 	t.Run("an array is accepted in part, with the index of each rejected event", func(t *testing.T) {
-		before := len(h.f.ingested)
+		before := h.f.count()
 		unknown := rejectedCount(features.ReasonUnknownType)
 		body := "[" + event("a1", "page_view") + "," + event("a2", "teleport") + "," + event("a3", "search_x") + "," +
 			`{"event_id":"a4","ts":"2026-11-20T09:59:00Z","type":"store_enter","channel":"store","ids":{"member":"M1"},"store":"S1"}` + "]"
@@ -658,11 +692,11 @@ func TestIngest(t *testing.T) {
 		require.Equal(t, 1, got.Rejected[0].Index)
 		require.Equal(t, features.ReasonUnknownType, got.Rejected[0].Code)
 		require.Equal(t, 2, got.Rejected[1].Index)
-		require.Equal(t, []string{"a1", "a4"}, ids(h.f.ingested[before:]))
+		require.Equal(t, []string{"a1", "a4"}, ids(h.f.since(before)))
 		require.Equal(t, unknown+2, rejectedCount(features.ReasonUnknownType))
 	})
 	t.Run("NDJSON is accepted line by line", func(t *testing.T) {
-		before := len(h.f.ingested)
+		before := h.f.count()
 		body := event("n1", "page_view") + "\n" + `{"broken` + "\n" + event("n2", "page_view") + "\n"
 		a := h.do(t, "POST", "/v1/events", testTokens["ingest"], str(body), "Content-Type", "application/x-ndjson")
 		require.Equal(t, 202, a.status, "body: %s", a.body)
@@ -672,34 +706,38 @@ func TestIngest(t *testing.T) {
 		require.Len(t, got.Rejected, 1)
 		require.Equal(t, 1, got.Rejected[0].Index)
 		require.Equal(t, features.ReasonBadJSON, got.Rejected[0].Code)
-		require.Equal(t, []string{"n1", "n2"}, ids(h.f.ingested[before:]))
+		require.Equal(t, []string{"n1", "n2"}, ids(h.f.since(before)))
 	})
 	t.Run("a batch with no valid event is 400 with every rejection", func(t *testing.T) {
-		before := len(h.f.ingested)
+		before := h.f.count()
 		a := h.do(t, "POST", "/v1/events", testTokens["ingest"], str("["+event("b1", "nope")+`,{"event_id":"b2"}]`))
 		m := requireError(t, a, 400, CodeNoValidEvents)
 		require.Len(t, m["rejected"], 2)
-		require.Equal(t, before, len(h.f.ingested), "nothing reached the broker")
+		require.Equal(t, before, h.f.count(), "nothing reached the broker")
 	})
 	t.Run("an unreachable broker is 503 with Retry-After and nothing accepted or counted", func(t *testing.T) {
-		before := len(h.f.ingested)
+		before := h.f.count()
 		unknown := rejectedCount(features.ReasonUnknownType)
-		h.f.ingest = func(context.Context, []features.Event) error {
-			return fmt.Errorf("producing to nbo.events: %w", ErrUnavailable)
-		}
-		defer func() { h.f.ingest = nil }()
+		h.f.set(func(f *fakes) {
+			f.ingest = func(context.Context, []features.Event) error {
+				return fmt.Errorf("producing to nbo.events: %w", ErrUnavailable)
+			}
+		})
+		defer h.f.set(func(f *fakes) { f.ingest = nil })
 		a := h.do(t, "POST", "/v1/events", testTokens["ingest"], str("["+event("u1", "page_view")+","+event("u2", "nope")+"]"))
 		requireError(t, a, 503, CodeUnavailable)
 		require.Equal(t, "1", a.header.Get("Retry-After"))
-		require.Equal(t, before, len(h.f.ingested))
+		require.Equal(t, before, h.f.count())
 		require.Equal(t, unknown, rejectedCount(features.ReasonUnknownType), "a retried batch is counted once, when it is answered")
 	})
 	t.Run("a broker that does not ack in time is 503", func(t *testing.T) {
 		h2 := start(t, func(o *Options) { o.IngestTimeout = 50 * time.Millisecond })
-		h2.f.ingest = func(ctx context.Context, _ []features.Event) error {
-			<-ctx.Done()
-			return fmt.Errorf("waiting for acks: %w", ctx.Err())
-		}
+		h2.f.set(func(f *fakes) {
+			f.ingest = func(ctx context.Context, _ []features.Event) error {
+				<-ctx.Done()
+				return fmt.Errorf("waiting for acks: %w", ctx.Err())
+			}
+		})
 		requireError(t, h2.do(t, "POST", "/v1/events", testTokens["ingest"], str(event("t1", "page_view"))), 503, CodeUnavailable)
 	})
 	t.Run("more than 500 events is 413", func(t *testing.T) {
