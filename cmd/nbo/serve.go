@@ -13,11 +13,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"nbo/engine"
+	"nbo/engine/api"
+	"nbo/engine/cache"
 	"nbo/engine/ingest"
 	"nbo/features"
 	"nbo/features/kafka"
+	"nbo/models"
+	"nbo/scenarios"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
@@ -62,6 +69,36 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
 
+	// API keys: the configured file, or one generated under the data dir.
+	keysPath := cfg.APIKeys
+	if keysPath == "" {
+		path, key, err := api.GenerateKeyFile(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		keysPath = path
+		if key != "" {
+			keyFile := filepath.Join(cfg.DataDir, "admin.key")
+			if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+				return fmt.Errorf("writing the generated admin key: %w", err)
+			}
+			fmt.Fprintf(out, "generated an admin API key (all scopes): it is in %s; its hash is in %s\n", keyFile, path)
+		} else {
+			fmt.Fprintf(out, "API keys: %s (the generated admin key is in %s)\n", path, filepath.Join(cfg.DataDir, "admin.key"))
+		}
+	}
+	keys, err := api.LoadKeys(keysPath)
+	if err != nil {
+		return err
+	}
+
+	// Scenarios and offers.
+	lib, err := newScenarioLibrary(cfg.Scenarios)
+	if err != nil {
+		return err
+	}
+
+	// Kafka: an external cluster, or the embedded broker.
 	brokers := cfg.KafkaBrokers
 	if len(brokers) == 0 {
 		emb, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{
@@ -77,7 +114,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "embedded Kafka-protocol broker on %s (data in %s)\n", strings.Join(brokers, ","), filepath.Join(cfg.DataDir, "kafka"))
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := kafka.EnsureTopics(tctx, brokers, kafka.Topics(cfg.Partitions))
+	err = kafka.EnsureTopics(tctx, brokers, kafka.Topics(cfg.Partitions))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("creating topics: %w", err)
@@ -87,6 +124,59 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	producer := func(topic string) (*kafka.Producer, error) {
+		return kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: topic})
+	}
+	eventsOut, err := producer(kafka.TopicEvents)
+	if err != nil {
+		return err
+	}
+	defer eventsOut.Close()
+	triggersOut, err := producer(kafka.TopicTriggers)
+	if err != nil {
+		return err
+	}
+	defer triggersOut.Close()
+	decisionsOut, err := producer(kafka.TopicDecisions)
+	if err != nil {
+		return err
+	}
+	defer decisionsOut.Close()
+	triggers := engine.NewTopicPublisher(triggersOut, 4096, log)
+	defer triggers.Close()
+	decisions := engine.NewTopicPublisher(decisionsOut, 16384, log)
+	defer decisions.Close()
+
+	// The engine and its state.
+	budgets := engine.NewBudgets()
+	lib.onSwap = func(set *scenarios.Set) { syncBudgets(budgets, set) }
+	syncBudgets(budgets, lib.Active())
+	policy, err := engine.NewPolicy(engine.PolicyOptions{})
+	if err != nil {
+		return err
+	}
+	bandit := models.NewBandit()
+	dedup := engine.NewTriggerDedup(7*24*time.Hour, 1<<20)
+	decisionCache, err := cache.New[*engine.Decision](cache.Options{})
+	if err != nil {
+		return err
+	}
+	defer decisionCache.Close()
+	registry := models.NewRegistry()
+	eng, err := engine.New(engine.Options{
+		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache,
+		Explorer: &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggers, TriggerDedup: dedup,
+	})
+	if err != nil {
+		return err
+	}
+	snapshotSections := snapshotParts{
+		"engine.budgets":  budgets,
+		"engine.policy":   policy,
+		"engine.triggers": dedup,
+		"models.bandit":   bandit,
+	}
+
 	consumer, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: cfg.GroupID})
 	if err != nil {
 		return err
@@ -98,6 +188,13 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	defer dlq.Close()
 
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nbo_events_rejected_total",
+		Help: "Events rejected, by reason code.",
+	}, []string{"reason"})
+	metrics.MustRegister(rejected)
 	loop, err := ingest.New(ingest.Options{
 		Store:         store,
 		Source:        consumer,
@@ -107,21 +204,159 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		EndOffsets: func(ctx context.Context) (map[int]int64, error) {
 			return kafka.EndOffsets(ctx, brokers, kafka.TopicEvents)
 		},
-		Logger: log,
+		OnApplied:     eng.OnApplied,
+		OnRejected:    func(r features.Reason) { rejected.WithLabelValues(string(r)).Inc() },
+		Extras:        snapshotSections.marshal,
+		RestoreExtras: snapshotSections.unmarshal,
+		Logger:        log,
 	})
 	if err != nil {
 		return err
 	}
+	registerEngineMetrics(metrics, store, loop, eng)
+
+	httpAPI, err := api.New(api.Options{
+		Addr:     cfg.HTTP,
+		Keys:     keys,
+		Logger:   log,
+		Registry: metrics,
+		Ingester: api.IngesterFunc(func(ctx context.Context, events []features.Event) error {
+			return produceEvents(ctx, eventsOut, events)
+		}),
+		Decider: eng,
+		Customers: api.CustomerReaderFunc(func(ctx context.Context, key features.Key) (any, error) {
+			v := new(features.View)
+			if !store.ViewKey(key, time.Now().UnixMilli(), v) {
+				return nil, api.ErrNotFound
+			}
+			return v, nil
+		}),
+		Scenarios: lib,
+		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
+			if err := registry.Load(path, ""); err != nil {
+				return nil, &api.Error{Status: 422, Code: "bad_model", Message: err.Error()}
+			}
+			return map[string]any{"loaded": path}, nil
+		}),
+		Readiness: api.ReadinessFunc(loop.Ready),
+	})
+	if err != nil {
+		return err
+	}
+	admin, err := api.NewAdminServer(cfg.Admin, metrics)
+	if err != nil {
+		return err
+	}
+
 	if err := loop.Restore(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "nbo serving: %d customers restored; consuming %s\n", store.Len(), kafka.TopicEvents)
+	fmt.Fprintf(out, "nbo serving: API http://%s  metrics http://%s/metrics  %d customers restored\n", httpAPI.Addr(), admin.Addr(), store.Len())
 
-	err = loop.Run(ctx)
+	// Run everything; the first to fail (or ctx) stops the rest.
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	errc := make(chan error, 4)
+	go func() { errc <- httpAPI.Serve(runCtx) }()
+	go func() { errc <- admin.Serve(runCtx) }()
+	go func() { errc <- expireLoop(runCtx, budgets) }()
+	if cfg.Demo {
+		go func() { errc <- runDemo(runCtx, cfg, httpAPI.Addr(), keysPath, store, loop, eng, out) }()
+	}
+	err = loop.Run(runCtx)
+	stopAll()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	st := loop.Stats()
 	fmt.Fprintf(out, "nbo stopped: %d events applied, %d rejected, final snapshot written\n", st.Applied, st.Rejected)
+	return nil
+}
+
+// expireLoop returns unredeemed budget reservations whose time is up.
+func expireLoop(ctx context.Context, b *engine.Budgets) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			b.Expire(now.UnixMilli())
+		}
+	}
+}
+
+// produceEvents writes validated events to nbo.events, keyed by the best
+// identifier, and returns once the broker acknowledged all of them.
+func produceEvents(ctx context.Context, p *kafka.Producer, events []features.Event) error {
+	msgs := make([]kafka.Message, len(events))
+	for i := range events {
+		ev := &events[i]
+		var key string
+		for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+			if v := ev.IDs.Get(ns); v != "" {
+				key = string(features.MakeKey(ns, v))
+				break
+			}
+		}
+		msgs[i] = kafka.Message{Key: []byte(key), Value: features.EncodeEvent(nil, ev)}
+	}
+	if err := p.Produce(ctx, msgs); err != nil {
+		if errors.Is(err, kafka.ErrUnavailable) {
+			return fmt.Errorf("producing events: %w (%w)", api.ErrUnavailable, err)
+		}
+		return fmt.Errorf("producing events: %w", err)
+	}
+	return nil
+}
+
+// syncBudgets sets the ledger's limits from the offer catalog.
+func syncBudgets(b *engine.Budgets, set *scenarios.Set) {
+	if set == nil {
+		return
+	}
+	for _, o := range set.Offers {
+		total := o.Budget.Total
+		if total <= 0 {
+			total = engine.Unlimited
+		}
+		var perStore map[string]int64
+		if o.Budget.PerStore > 0 {
+			perStore = make(map[string]int64, len(o.Stores))
+			for _, st := range o.Stores {
+				perStore[st] = o.Budget.PerStore
+			}
+		}
+		b.SetLimits(o.ID, total, perStore)
+	}
+}
+
+// snapshotParts are the engine's state sections in the snapshot file.
+type snapshotParts map[string]interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+func (p snapshotParts) marshal() map[string][]byte {
+	out := make(map[string][]byte, len(p))
+	for name, part := range p {
+		b, err := part.MarshalBinary()
+		if err != nil {
+			continue
+		}
+		out[name] = b
+	}
+	return out
+}
+
+func (p snapshotParts) unmarshal(sections map[string][]byte) error {
+	for name, part := range p {
+		if b, ok := sections[name]; ok {
+			if err := part.UnmarshalBinary(b); err != nil {
+				return fmt.Errorf("restoring %s: %w", name, err)
+			}
+		}
+	}
 	return nil
 }

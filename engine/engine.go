@@ -1,0 +1,455 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"nbo/engine/cache"
+	"nbo/features"
+	"nbo/scenarios"
+)
+
+// Propensity gives P(response) for a customer and an offer from the
+// active model. ok is false when no model is loaded (the offer's prior is
+// used instead). It must be safe for concurrent use and cheap: it runs
+// once per candidate offer on the request path.
+type Propensity interface {
+	Propensity(v *features.View, o *scenarios.Offer, ch features.Channel) (p float64, version string, ok bool)
+}
+
+// PropensityFunc adapts a function to Propensity.
+type PropensityFunc func(v *features.View, o *scenarios.Offer, ch features.Channel) (float64, string, bool)
+
+func (f PropensityFunc) Propensity(v *features.View, o *scenarios.Offer, ch features.Channel) (float64, string, bool) {
+	return f(v, o, ch)
+}
+
+// Explorer is online learning: per arm (offer × segment) a posterior over
+// the response rate, sampled for Thompson-sampling exploration and
+// updated from outcomes as they stream in.
+type Explorer interface {
+	// Sample draws a response rate for arm; prior is the model's or the
+	// offer's propensity, the posterior's starting mean.
+	Sample(arm string, prior float64, rng *rand.Rand) float64
+	// Update records one trial of arm and whether it succeeded.
+	Update(arm string, success bool)
+}
+
+// Publisher sends a record to a topic (decisions, triggers). Publish must
+// not block the caller for long; implementations buffer and send.
+type Publisher interface {
+	Publish(key, value []byte)
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func(key, value []byte)
+
+func (f PublisherFunc) Publish(key, value []byte) { f(key, value) }
+
+// Options configure an Engine.
+type Options struct {
+	Store     *features.Store         // required
+	Scenarios func() *scenarios.Set   // required: the active scenario set
+	Budgets   *Budgets                // required
+	Policy    *Policy                 // required
+	Cache     *cache.Cache[*Decision] // optional decision cache
+	// Holdout assigns the control group. Default: 5% with the default salt.
+	Holdout Holdout
+	// Propensity is the model registry. Optional: priors without it.
+	Propensity Propensity
+	// Explorer is the Thompson sampler. Optional: no exploration.
+	Explorer Explorer
+	// Decisions receives every decision (nbo.decisions). Optional.
+	Decisions Publisher
+	// Triggers receives push triggers (nbo.triggers). Optional: without
+	// it no triggers are evaluated.
+	Triggers Publisher
+	// TriggerDedup remembers published trigger IDs. Default: 7 days.
+	TriggerDedup *TriggerDedup
+	// ReservationTTL is how long a served offer holds its budget unit
+	// before it returns unredeemed (capped by the offer's validity).
+	// Default: 72h.
+	ReservationTTL time.Duration
+	// TriggerMaxAge: events older than this (against the wall clock) are
+	// applied but trigger no push, so catching up with a backlog does not
+	// flood customers. Default: 1h.
+	TriggerMaxAge time.Duration
+	// Location is the time zone of hour-of-day rules when a store has
+	// none. Default: Asia/Shanghai.
+	Location *time.Location
+	// Clock is the wall clock. Default: time.Now.
+	Clock func() time.Time
+}
+
+// Engine decides. It is safe for concurrent use; OnApplied is called by
+// the ingest loop's single goroutine.
+type Engine struct {
+	opts  Options
+	pool  sync.Pool
+	seq   atomic.Uint64
+	node  uint64
+	stats struct {
+		decisions, fallbacks, holdouts, triggers, cacheHits atomic.Int64
+	}
+	trigState *decideState // used only by OnApplied's goroutine
+}
+
+// decideState is the per-request scratch space, pooled.
+type decideState struct {
+	view   features.View
+	props  []scenarios.Proposal
+	cands  []candidate
+	rng    *rand.Rand
+	sreq   scenarios.Request
+	chosen []int
+}
+
+type candidate struct {
+	prop     scenarios.Proposal
+	offer    *scenarios.Offer
+	store    string
+	parts    ScoreParts
+	arm      string
+	fallback bool
+}
+
+// New returns an Engine.
+func New(opts Options) (*Engine, error) {
+	var errs []error
+	if opts.Store == nil {
+		errs = append(errs, errors.New("engine: Store is required"))
+	}
+	if opts.Scenarios == nil {
+		errs = append(errs, errors.New("engine: Scenarios is required"))
+	}
+	if opts.Budgets == nil {
+		errs = append(errs, errors.New("engine: Budgets is required"))
+	}
+	if opts.Policy == nil {
+		errs = append(errs, errors.New("engine: Policy is required"))
+	}
+	opts.Holdout.EnsureDefaults()
+	if err := opts.Holdout.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.ReservationTTL == 0 {
+		opts.ReservationTTL = 72 * time.Hour
+	}
+	if opts.TriggerMaxAge == 0 {
+		opts.TriggerMaxAge = time.Hour
+	}
+	if opts.TriggerDedup == nil {
+		opts.TriggerDedup = NewTriggerDedup(7*24*time.Hour, 1<<20)
+	}
+	if opts.Location == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			loc = time.FixedZone("CST", 8*3600)
+		}
+		opts.Location = loc
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	e := &Engine{opts: opts, node: uint64(time.Now().UnixNano())}
+	e.pool.New = func() any {
+		return &decideState{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	}
+	e.trigState = e.pool.New().(*decideState)
+	return e, nil
+}
+
+// requestKey identifies a request's shape for the decision cache.
+func requestKey(req *DecideRequest) string {
+	b := make([]byte, 0, 64)
+	b = append(b, req.Channel.String()...)
+	b = append(b, '|')
+	b = append(b, req.Placement...)
+	b = append(b, '|')
+	b = append(b, req.Store...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(req.Limit), 10)
+	b = append(b, '|')
+	b = append(b, req.Locale...)
+	if len(req.Context) > 0 {
+		keys := make([]string, 0, len(req.Context))
+		for k := range req.Context {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = append(b, '|')
+			b = append(b, k...)
+			b = append(b, '=')
+			b = append(b, req.Context[k]...)
+		}
+	}
+	return string(b)
+}
+
+// newDecisionID returns a unique, roughly time-ordered decision ID.
+func (e *Engine) newDecisionID(now int64) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now))
+	binary.BigEndian.PutUint64(b[8:], xxhash.Sum64(binary.BigEndian.AppendUint64(nil, e.node^e.seq.Add(1))))
+	return "d-" + strconv.FormatUint(uint64(now), 36) + "-" + strconv.FormatUint(binary.BigEndian.Uint64(b[8:])>>16, 36)
+}
+
+func localeIndex(l Locale) scenarios.Locale {
+	if l == LocaleEn {
+		return scenarios.En
+	}
+	return scenarios.ZhCN
+}
+
+// Decide chooses the next best offers for req. It never fails for an
+// unknown customer (the fallback offers answer); it returns an error only
+// when the engine cannot decide at all (no scenario set loaded).
+func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, error) {
+	set := e.opts.Scenarios()
+	if set == nil {
+		return nil, errors.New("engine: no scenario set is loaded")
+	}
+	if req.Limit <= 0 {
+		req.Limit = DefaultLimit
+	}
+	if req.Locale == "" {
+		req.Locale = DefaultLocale
+	}
+	nowT := e.opts.Clock()
+	if req.Now != nil {
+		nowT = *req.Now
+	}
+	now := nowT.UnixMilli()
+	st := e.pool.Get().(*decideState)
+	defer e.pool.Put(st)
+	v := &st.view
+	known := e.opts.Store.ViewAt(&req.IDs, now, v)
+	var rkey string
+	if known && e.opts.Cache != nil && req.Now == nil {
+		rkey = requestKey(req)
+		if d, ok := e.opts.Cache.Get(v.Customer, v.Version, rkey, now); ok {
+			e.stats.cacheHits.Add(1)
+			return d, nil
+		}
+	}
+	group := GroupTreatment
+	if known && e.opts.Holdout.InHoldout(v.Customer) {
+		group = GroupHoldout
+	}
+	st.sreq = scenarios.Request{Channel: req.Channel, Placement: req.Placement, Store: req.Store, Now: now, Trigger: scenarios.OnRequest, Loc: e.opts.Location}
+	d := &Decision{DecisionID: e.newDecisionID(now), Customer: string(v.Customer), Group: group, Offers: []OfferResult{}}
+	if v.NewestTS > 0 {
+		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
+	}
+	st.cands = st.cands[:0]
+	if group == GroupTreatment && known {
+		st.props = set.Evaluate(v, &st.sreq, st.props[:0])
+		for i := range st.props {
+			e.consider(st, set, &st.props[i], req.Channel, true, d)
+		}
+	}
+	if len(st.cands) == 0 {
+		d.Fallback = true
+		for _, o := range set.Offers {
+			p := scenarios.Proposal{Offer: o}
+			e.consider(st, set, &p, req.Channel, false, d)
+		}
+	}
+	e.arbitrate(st)
+	e.serve(st, set, req, v, d, now)
+	e.stats.decisions.Add(1)
+	if d.Fallback {
+		e.stats.fallbacks.Add(1)
+	}
+	if group == GroupHoldout {
+		e.stats.holdouts.Add(1)
+	}
+	if e.opts.Cache != nil && rkey != "" {
+		e.opts.Cache.Set(v.Customer, v.Version, rkey, d, now)
+	}
+	return d, nil
+}
+
+// consider checks one proposal's eligibility and scores it into st.cands.
+func (e *Engine) consider(st *decideState, set *scenarios.Set, p *scenarios.Proposal, ch features.Channel, explore bool, d *Decision) {
+	o := p.Offer
+	v := &st.view
+	if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
+		return
+	}
+	if p.Scenario == nil && o.Transactional {
+		return // transactional offers are never generic fallbacks
+	}
+	store := scenarios.FulfilmentStore(v, &st.sreq)
+	if !e.opts.Budgets.Available(o.ID, store, st.sreq.Now) {
+		return
+	}
+	if v.Known {
+		if ok, _ := e.opts.Policy.Allow(v.Customer, ch, offerPolicy(o), store, v.Offers, st.sreq.Now); !ok {
+			return
+		}
+	}
+	parts := ScoreParts{ContextWeight: 1, Lever: 1}
+	parts.Propensity = o.Prior
+	if e.opts.Propensity != nil && v.Known {
+		if p, ver, ok := e.opts.Propensity.Propensity(v, o, ch); ok {
+			parts.Propensity = p
+			d.ModelVersion = ver
+		}
+	}
+	parts.Value = float64(max(o.Value, 1)) / 100 // yuan
+	if p.Scenario != nil {
+		parts.Lever = 1 + float64(p.Priority)/100
+	}
+	arm := o.ID + "|" + segment(v)
+	rate := parts.Propensity
+	if explore && e.opts.Explorer != nil {
+		sample := e.opts.Explorer.Sample(arm, parts.Propensity, st.rng)
+		parts.Explore = sample - parts.Propensity
+		rate = sample
+	}
+	parts.Total = rate * parts.ContextWeight * parts.Value * parts.Lever
+	// One candidate per offer: keep the best-scoring proposal.
+	for i := range st.cands {
+		if st.cands[i].offer == o {
+			if parts.Total > st.cands[i].parts.Total {
+				st.cands[i] = candidate{prop: *p, offer: o, store: store, parts: parts, arm: arm, fallback: p.Scenario == nil}
+			}
+			return
+		}
+	}
+	st.cands = append(st.cands, candidate{prop: *p, offer: o, store: store, parts: parts, arm: arm, fallback: p.Scenario == nil})
+}
+
+// segment is the bandit's customer segment: channel habit × value tier,
+// coarse enough that every arm learns quickly.
+func segment(v *features.View) string {
+	if !v.Known {
+		return "new"
+	}
+	online := v.Counts[features.Online][features.ProductView][features.W30d] + v.Counts[features.Online][features.Order][features.W30d]
+	offline := v.Counts[features.Offline][features.StoreEnter][features.W30d] + v.Counts[features.Offline][features.Dwell][features.W30d] + v.Counts[features.Offline][features.PosPurchase][features.W30d]
+	habit := "both"
+	switch {
+	case offline == 0:
+		habit = "online"
+	case online == 0:
+		habit = "offline"
+	}
+	tier := "low"
+	if v.MScore >= 4 {
+		tier = "high"
+	}
+	return habit + "-" + tier
+}
+
+func offerPolicy(o *scenarios.Offer) OfferPolicy {
+	p := OfferPolicy{ID: o.ID, Cooldown: o.Cooldown, Transactional: o.Transactional}
+	return p
+}
+
+// arbitrate orders candidates by score, best first; serve then takes
+// them in order, one per offer category (diversity), up to the limit.
+func (e *Engine) arbitrate(st *decideState) {
+	slices.SortStableFunc(st.cands, func(a, b candidate) int {
+		if a.parts.Total != b.parts.Total {
+			if a.parts.Total > b.parts.Total {
+				return -1
+			}
+			return 1
+		}
+		if a.offer.ID < b.offer.ID {
+			return -1
+		}
+		return 1
+	})
+}
+
+// serve reserves budget and contact for the best candidates, up to the
+// limit, and fills the decision.
+func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, v *features.View, d *Decision, now int64) {
+	loc := localeIndex(req.Locale)
+	var cats [MaxLimit]string
+	ncats := 0
+	for i := range st.cands {
+		if len(d.Offers) >= req.Limit {
+			break
+		}
+		c := &st.cands[i]
+		cat := c.offer.Category
+		if cat == "" {
+			cat = c.offer.ID
+		}
+		if slices.Contains(cats[:ncats], cat) {
+			continue
+		}
+		ttl := e.opts.ReservationTTL
+		if c.offer.Valid.To > 0 {
+			ttl = min(ttl, time.Duration(c.offer.Valid.To-now)*time.Millisecond)
+		}
+		if _, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, d.DecisionID, now, ttl); !ok {
+			continue
+		}
+		if v.Known {
+			if ok, _ := e.opts.Policy.Claim(v.Customer, req.Channel, offerPolicy(c.offer), c.store, v.Offers, now); !ok {
+				_ = e.opts.Budgets.Release(c.offer.ID, d.DecisionID)
+				continue
+			}
+		}
+		cats[ncats] = cat
+		ncats++
+		r := OfferResult{
+			OfferID: c.offer.ID, Type: c.offer.Type.String(),
+			Title: c.offer.Title[loc], Text: c.offer.Text[loc],
+			Value: c.offer.Value, Expiry: time.UnixMilli(now).Add(ttl).UTC(),
+			Score: c.parts,
+		}
+		if c.offer.Fulfilment != scenarios.Online {
+			r.FulfilmentStore = c.store
+		}
+		if c.prop.Scenario != nil {
+			r.Scenario = c.prop.Scenario.ID
+			r.ReasonCode = c.prop.Scenario.ID
+			r.Reason = set.Reason(&c.prop, v, &st.sreq, loc)
+		} else {
+			r.ReasonCode = "fallback"
+			if loc == scenarios.En {
+				r.Reason = "A popular offer for this placement."
+			} else {
+				r.Reason = "当前位置的热门优惠。"
+			}
+		}
+		d.Offers = append(d.Offers, r)
+		if e.opts.Explorer != nil && c.prop.Scenario != nil && d.Group == GroupTreatment {
+			e.opts.Explorer.Update(c.arm, false) // a trial; a response adds the success
+		}
+		e.recordServed(d, &r, c, req.Channel, v.Customer, now)
+	}
+	if e.opts.Decisions != nil {
+		if b, err := encodeDecision(d, req, now); err == nil {
+			e.opts.Decisions.Publish([]byte(d.Customer), b)
+		}
+	}
+}
+
+// score helpers shared by triggers.
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+
+	"nbo/features"
+	"nbo/scenarios"
+)
+
+// OnApplied is the ingest loop's hook, called after each applied event on
+// the loop's goroutine: outcomes close the loop (attribution, budgets,
+// the bandit) and on_event scenarios may raise push triggers. Everything
+// it does is a function of the event and the state, so replaying the same
+// events after a restart repeats the same triggers with the same IDs.
+func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
+	switch ev.Type {
+	case features.OfferImpression, features.OfferClick, features.OfferDismiss, features.CouponRedeem, features.PushOpen:
+		e.outcome(ev, a)
+	case features.Identify, features.Consent, features.Erase:
+		return
+	}
+	if e.opts.Triggers != nil && !a.Erased {
+		e.evaluateTriggers(ev, a)
+	}
+}
+
+func (e *Engine) outcome(ev *features.Event, a features.Applied) {
+	success := ev.Type == features.OfferClick || ev.Type == features.CouponRedeem
+	if ev.Type == features.CouponRedeem && ev.OfferID != "" && ev.DecisionID != "" {
+		_ = e.opts.Budgets.Redeem(ev.OfferID, ev.DecisionID, ev.TS)
+	}
+	if success && e.opts.Explorer != nil && ev.OfferID != "" {
+		st := e.trigState
+		e.opts.Store.ViewKey(a.Customer, ev.TS, &st.view)
+		e.opts.Explorer.Update(ev.OfferID+"|"+segment(&st.view), true)
+	}
+	e.recordOutcome(ev, a)
+}
+
+// evaluateTriggers runs the on_event scenarios for the push channel and
+// publishes at most one trigger for the event.
+func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
+	if wall := e.opts.Clock().UnixMilli(); wall-ev.TS > e.opts.TriggerMaxAge.Milliseconds() {
+		return // catching up with old events: no pushes for the past
+	}
+	set := e.opts.Scenarios()
+	if set == nil {
+		return
+	}
+	st := e.trigState
+	v := &st.view
+	if !e.opts.Store.ViewKey(a.Customer, ev.TS, v) {
+		return
+	}
+	if e.opts.Holdout.InHoldout(v.Customer) {
+		return
+	}
+	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: ev.TS, Trigger: scenarios.OnEvent, Loc: e.opts.Location}
+	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
+	if len(st.props) == 0 {
+		return
+	}
+	st.cands = st.cands[:0]
+	var d Decision
+	for i := range st.props {
+		e.consider(st, set, &st.props[i], features.ChannelPush, false, &d)
+	}
+	e.arbitrate(st)
+	for i := range st.cands {
+		c := &st.cands[i]
+		id := TriggerID(v.Customer, c.prop.Scenario.ID, c.offer.ID, ev.ID)
+		if e.opts.TriggerDedup.Contains(id, ev.TS) {
+			return // already published (a replay)
+		}
+		decisionID := TriggerDecisionID(id)
+		ttl := e.opts.ReservationTTL
+		if c.offer.Valid.To > 0 {
+			ttl = min(ttl, time.Duration(c.offer.Valid.To-ev.TS)*time.Millisecond)
+		}
+		if _, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, decisionID, ev.TS, ttl); !ok {
+			continue
+		}
+		if ok, _ := e.opts.Policy.Claim(v.Customer, features.ChannelPush, offerPolicy(c.offer), c.store, v.Offers, ev.TS); !ok {
+			_ = e.opts.Budgets.Release(c.offer.ID, decisionID)
+			continue
+		}
+		e.opts.TriggerDedup.Seen(id, ev.TS)
+		loc := localeIndex(DefaultLocale)
+		t := Trigger{
+			TriggerID: id, Customer: v.Customer, Scenario: c.prop.Scenario.ID, OfferID: c.offer.ID,
+			Channel: features.ChannelPush, Locale: string(DefaultLocale),
+			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: ev.ID, TS: ev.TS,
+		}
+		if b, err := t.Encode(); err == nil {
+			e.opts.Triggers.Publish(t.Key(), b)
+		}
+		e.stats.triggers.Add(1)
+		r := OfferResult{OfferID: c.offer.ID, Scenario: c.prop.Scenario.ID, Value: c.offer.Value}
+		d := Decision{DecisionID: decisionID, Customer: string(v.Customer), Group: GroupTreatment}
+		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, ev.TS)
+		return
+	}
+}
+
+// Counters are the engine's counters, pulled by the caller.
+type Counters struct {
+	Decisions, Fallbacks, Holdouts, Triggers, CacheHits int64
+}
+
+// Counters returns the engine's counters.
+func (e *Engine) Counters() Counters {
+	return Counters{
+		Decisions: e.stats.decisions.Load(), Fallbacks: e.stats.fallbacks.Load(), Holdouts: e.stats.holdouts.Load(),
+		Triggers: e.stats.triggers.Load(), CacheHits: e.stats.cacheHits.Load(),
+	}
+}
+
+// decisionLog is one record of nbo.decisions.
+type decisionLog struct {
+	DecisionID   string           `json:"decision_id"`
+	Customer     string           `json:"customer"`
+	Channel      string           `json:"channel"`
+	Placement    string           `json:"placement,omitempty"`
+	Store        string           `json:"store,omitempty"`
+	Group        string           `json:"group"`
+	TS           string           `json:"ts"`
+	ModelVersion string           `json:"model_version,omitempty"`
+	Fallback     bool             `json:"fallback"`
+	NewestEvent  string           `json:"newest_event_ts,omitempty"`
+	Offers       []decisionOffers `json:"offers"`
+}
+
+type decisionOffers struct {
+	OfferID    string  `json:"offer_id"`
+	Scenario   string  `json:"scenario,omitempty"`
+	Propensity float64 `json:"propensity"`
+	Explore    float64 `json:"explore"`
+	Score      float64 `json:"score"`
+}
+
+func encodeDecision(d *Decision, req *DecideRequest, now int64) ([]byte, error) {
+	l := decisionLog{
+		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
+		Store: req.Store, Group: d.Group, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
+		Offers: make([]decisionOffers, 0, len(d.Offers)),
+	}
+	if !d.NewestEventTS.IsZero() {
+		l.NewestEvent = features.FormatTS(d.NewestEventTS.UnixMilli())
+	}
+	for _, o := range d.Offers {
+		l.Offers = append(l.Offers, decisionOffers{OfferID: o.OfferID, Scenario: o.Scenario, Propensity: finite(o.Score.Propensity), Explore: finite(o.Score.Explore), Score: finite(o.Score.Total)})
+	}
+	return json.Marshal(&l)
+}
+
+// recordServed and recordOutcome feed attribution; they are no-ops until
+// a Stats is wired.
+func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) {
+}
+
+func (e *Engine) recordOutcome(ev *features.Event, a features.Applied) {}

@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"nbo/models"
+)
+
+// BanditExplorer is Thompson sampling over a models.Bandit.
+//
+// The bandit's counts are read as trials and successes: every served offer
+// records a trial (Update(arm, false) adds to beta) and every click or
+// redemption a success (Update(arm, true) adds to alpha), so an arm with
+// posterior counts (1+s, 1+n) has s successes in n trials. Sampling draws
+// the response rate from Beta(w·p + s, w·(1−p) + n − s), where p is the
+// model's (or the offer's prior) propensity and w the prior's weight in
+// pseudo-observations: a new arm explores around the model's belief, and
+// evidence takes over as it accumulates.
+type BanditExplorer struct {
+	Bandit *models.Bandit
+	// PriorWeight is w above. Default: 10.
+	PriorWeight float64
+}
+
+var _ Explorer = (*BanditExplorer)(nil)
+
+func splitArm(arm string) models.Arm {
+	offer, seg, _ := strings.Cut(arm, "|")
+	return models.Arm{Offer: offer, Segment: seg}
+}
+
+// Sample draws a response rate for arm.
+func (b *BanditExplorer) Sample(arm string, prior float64, rng *rand.Rand) float64 {
+	w := b.PriorWeight
+	if w <= 0 {
+		w = 10
+	}
+	prior = min(max(prior, 1e-4), 1-1e-4)
+	alpha, beta := b.Bandit.Posterior(splitArm(arm))
+	s, n := alpha-1, beta-1
+	a := w*prior + s
+	c := w*(1-prior) + max(n-s, 0)
+	x, y := gamma(rng, a), gamma(rng, c)
+	if x+y == 0 {
+		return prior
+	}
+	return x / (x + y)
+}
+
+// Update records a trial (success=false, at serve time) or a success.
+func (b *BanditExplorer) Update(arm string, success bool) { b.Bandit.Update(splitArm(arm), success) }
+
+// gamma draws Gamma(shape, 1) (Marsaglia and Tsang; boosted for shape < 1).
+func gamma(rng *rand.Rand, shape float64) float64 {
+	if shape < 1 {
+		return gamma(rng, shape+1) * math.Pow(rng.Float64(), 1/shape)
+	}
+	d := shape - 1.0/3
+	c := 1 / math.Sqrt(9*d)
+	for {
+		x := rng.NormFloat64()
+		v := 1 + c*x
+		if v <= 0 {
+			continue
+		}
+		v = v * v * v
+		u := rng.Float64()
+		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
+			return d * v
+		}
+	}
+}
