@@ -48,6 +48,11 @@ var disabledBuiltins = []string{"count", "sum", "now", "repeat", "date", "timezo
 type exprCompiler struct {
 	slots   []slot
 	slotIdx map[slot]int
+	cmps    []cmpSlot
+	// needCompared: some expression reads compared_skus, which costs a
+	// string concatenation per item, so it is otherwise only computed for
+	// reasons.
+	needCompared bool
 }
 
 // exprProblem is one problem in an expression, at a 1-based line and
@@ -131,6 +136,7 @@ type patcher struct {
 	c        *exprCompiler
 	forEach  ForEach
 	src      string
+	lets     map[string]bool // names bound by let, never rewritten
 	problems []exprProblem
 }
 
@@ -192,16 +198,145 @@ func validWindow(s string) bool  { _, ok := features.ParseWindow(s); return ok }
 func validPurpose(s string) bool { _, ok := features.ParsePurpose(s); return ok }
 func validChannel(s string) bool { _, ok := features.ParseChannel(s); return ok }
 
+// fieldRef recognises a rewritten feature read _i(k), _b(k) or _s(k).
+func fieldRef(n ast.Node) (fn string, field int, ok bool) {
+	call, isCall := n.(*ast.CallNode)
+	if !isCall || len(call.Arguments) != 1 {
+		return "", 0, false
+	}
+	id, isID := call.Callee.(*ast.IdentifierNode)
+	arg, isInt := call.Arguments[0].(*ast.IntegerNode)
+	if !isID || !isInt {
+		return "", 0, false
+	}
+	switch id.Value {
+	case "_i", "_b", "_s", "_n", "_ni":
+		return id.Value, arg.Value, true
+	}
+	return "", 0, false
+}
+
+// isItemCategory reports whether n reads the for_each item's category.
+func isItemCategory(n ast.Node) bool {
+	fn, f, ok := fieldRef(n)
+	return ok && fn == "_s" && envFields[f].name == "category"
+}
+
+// constNumber returns the value of an integer or float literal, possibly
+// negated.
+func constNumber(n ast.Node) (i int64, f float64, isFloat, ok bool) {
+	neg := false
+	if u, isU := n.(*ast.UnaryNode); isU && u.Operator == "-" {
+		neg, n = true, u.Node
+	}
+	switch c := n.(type) {
+	case *ast.IntegerNode:
+		i, f = int64(c.Value), float64(c.Value)
+	case *ast.FloatNode:
+		f, isFloat = c.Value, true
+	default:
+		return 0, 0, false, false
+	}
+	if neg {
+		i, f = -i, -f
+	}
+	return i, f, isFloat, true
+}
+
 func (p *patcher) Visit(node *ast.Node) {
-	call, ok := (*node).(*ast.CallNode)
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		// A feature name becomes a typed read; function names and unknown
+		// names are left to the checker.
+		k, ok := envFieldByName[n.Value]
+		if !ok || p.lets[n.Value] {
+			return
+		}
+		if n.Value == "compared_skus" {
+			p.c.needCompared = true
+		}
+		fn := "_i"
+		switch envFields[k].kind {
+		case reflect.Bool:
+			fn = "_b"
+		case reflect.String:
+			fn = "_s"
+		}
+		ast.Patch(node, slotCall(fn, k))
+		return
+	case *ast.BinaryNode:
+		p.binary(node, n)
+		return
+	case *ast.CallNode:
+		p.call(node, n)
+	}
+}
+
+// binary rewrites `feature OP constant`, `count(...) OP constant` and
+// `score("x") OP constant` into one typed comparison, and `s == ""` into
+// an emptiness test: neither boxes a value.
+func (p *patcher) binary(node *ast.Node, n *ast.BinaryNode) {
+	switch n.Operator {
+	case "==", "!=", "<", "<=", ">", ">=":
+	default:
+		return
+	}
+	if str, ok := n.Right.(*ast.StringNode); ok && str.Value == "" && (n.Operator == "==" || n.Operator == "!=") {
+		if fn, f, ok := fieldRef(n.Left); ok && fn == "_s" {
+			var repl ast.Node = slotCall("_e", f)
+			if n.Operator == "!=" {
+				repl = &ast.UnaryNode{Operator: "!", Node: repl}
+			}
+			ast.Patch(node, repl)
+		}
+		return
+	}
+	i, f, isFloat, ok := constNumber(n.Right)
 	if !ok {
 		return
 	}
+	c := cmpSlot{op: n.Operator, i: i, f: f, float: isFloat}
+	if fn, idx, ok := fieldRef(n.Left); ok {
+		switch fn {
+		case "_i":
+			c.src = cmpField
+		case "_n":
+			c.src = cmpSlotN
+		case "_ni":
+			c.src = cmpSlotNI
+		default:
+			return
+		}
+		c.idx = idx
+	} else if call, ok := n.Left.(*ast.CallNode); ok {
+		id, isID := call.Callee.(*ast.IdentifierNode)
+		if !isID || id.Value != "score" || len(call.Arguments) != 1 {
+			return
+		}
+		name, isStr := call.Arguments[0].(*ast.StringNode)
+		if !isStr {
+			return
+		}
+		c.src, c.name, c.float = cmpScore, name.Value, true
+	} else {
+		return
+	}
+	p.c.cmps = append(p.c.cmps, c)
+	ast.Patch(node, slotCall("_c", len(p.c.cmps)-1))
+}
+
+func (p *patcher) call(node *ast.Node, call *ast.CallNode) {
 	id, ok := call.Callee.(*ast.IdentifierNode)
 	if !ok {
 		return
 	}
 	args := call.Arguments
+	if fnIdx, ok := strFnNames[id.Value]; ok && len(args) == 1 {
+		if fn, f, ok := fieldRef(args[0]); ok && fn == "_s" {
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_x"}, Arguments: []ast.Node{&ast.IntegerNode{Value: fnIdx}, &ast.IntegerNode{Value: f}}})
+		}
+		return
+	}
 	switch id.Value {
 	case "count", "sum":
 		if len(args) != 3 && len(args) != 4 {
@@ -222,24 +357,21 @@ func (p *patcher) Visit(node *ast.Node) {
 			ast.Patch(node, slotCall("_n", p.c.addSlot(s)))
 			return
 		}
-		switch cat := args[3].(type) {
-		case *ast.StringNode:
+		if cat, ok := args[3].(*ast.StringNode); ok {
 			s.category = cat.Value
 			ast.Patch(node, slotCall("_n", p.c.addSlot(s)))
-		case *ast.IdentifierNode:
-			if cat.Value == "category" {
-				ast.Patch(node, slotCall("_ni", p.c.addSlot(s)))
-				return
-			}
-			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_nc"}, Arguments: []ast.Node{args[3], &ast.IntegerNode{Value: p.c.addSlot(s)}}})
-		default:
-			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_nc"}, Arguments: []ast.Node{args[3], &ast.IntegerNode{Value: p.c.addSlot(s)}}})
+			return
 		}
+		if isItemCategory(args[3]) {
+			ast.Patch(node, slotCall("_ni", p.c.addSlot(s)))
+			return
+		}
+		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_nc"}, Arguments: []ast.Node{args[3], &ast.IntegerNode{Value: p.c.addSlot(s)}}})
 	case "hours_since", "days_since":
 		if len(args) == 1 {
 			p.constString(args[0], "event type", id.Value, validType, typeNames)
 		}
-	case "evening":
+	case "evening_count":
 		if len(args) != 2 {
 			return // the checker reports the arity
 		}
@@ -247,9 +379,12 @@ func (p *patcher) Visit(node *ast.Node) {
 		if !ok {
 			return
 		}
-		if cat, isID := args[1].(*ast.IdentifierNode); isID && cat.Value == "category" {
-			s := slot{category: "\x00evening"}
-			s.typ, _ = features.ParseEventType(typ)
+		s := slot{window: features.NumWindows} // marks an evening slot
+		s.typ, _ = features.ParseEventType(typ)
+		if cat, ok := args[1].(*ast.StringNode); ok {
+			s.category = cat.Value
+			ast.Patch(node, slotCall("_ev", p.c.addSlot(s)))
+		} else if isItemCategory(args[1]) {
 			ast.Patch(node, slotCall("_evi", p.c.addSlot(s)))
 		}
 	case "has_consent":
@@ -279,6 +414,14 @@ type costChecker struct {
 
 func (c *costChecker) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.VariableDeclaratorNode:
+		if _, isFeature := envFieldByName[n.Name]; isFeature {
+			c.p.problem(n, "let %s hides the feature of the same name; rename the variable", n.Name)
+		}
+		if c.p.lets == nil {
+			c.p.lets = map[string]bool{}
+		}
+		c.p.lets[n.Name] = true
 	case *ast.BinaryNode:
 		if n.Operator != ".." {
 			return

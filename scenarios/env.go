@@ -1,9 +1,11 @@
 package scenarios
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"nbo/features"
 )
@@ -28,6 +30,7 @@ type Env struct {
 	SpendOnline   int    `expr:"spend_online" doc:"lifetime online spend net of returns, minor units"`
 	SpendOffline  int    `expr:"spend_offline" doc:"lifetime in-store spend net of returns, minor units"`
 	SpendTotal    int    `expr:"spend_total" doc:"spend_online + spend_offline"`
+	OnlineShare   int    `expr:"online_share_pct" doc:"spend_online as a percentage of spend_total, 0-100; 0 when nothing was spent"`
 	PointsBalance int    `expr:"points" doc:"loyalty points (1 per yuan online, 1.2 per yuan in store)"`
 	RecencyDays   int    `expr:"recency_days" doc:"days since the newest purchase on any channel; -1 when none"`
 	RScore        int    `expr:"r_score" doc:"RFM recency score 1 (lapsed) … 5 (recent)"`
@@ -75,7 +78,7 @@ type Env struct {
 	Sum             func(typ, class, window string, category ...string) int `expr:"sum" doc:"sum(type, class, window[, category]): summed amounts (dwell events: seconds) like count"`
 	HoursSince      func(typ string) int                                    `expr:"hours_since" doc:"hours_since(type): whole hours since the newest event of type on any channel; -1 when never"`
 	DaysSince       func(typ string) int                                    `expr:"days_since" doc:"days_since(type): whole days since the newest event of type; -1 when never"`
-	EveningCount    func(typ, category string) int                          `expr:"evening" doc:"evening(type, category): recent events of type and category at 18:00-24:00 local time within 7 days (from the bounded recent-event list)"`
+	EveningCount    func(typ, category string) int                          `expr:"evening_count" doc:"evening_count(type, category): recent events of type and category at 18:00-24:00 local time within 7 days (from the bounded recent-event list)"`
 	HasConsent      func(purpose, channel string) bool                      `expr:"has_consent" doc:"has_consent(purpose, channel): opted in to purpose (marketing, personalization, location) on channel"`
 	InCart          func(category string) bool                              `expr:"in_cart" doc:"in_cart(category): the current cart holds a line of category"`
 	Viewed          func(category string) bool                              `expr:"viewed" doc:"viewed(category): category is viewed-not-bought"`
@@ -90,7 +93,18 @@ type Env struct {
 	SlotN   func(int) int         `expr:"_n"`
 	SlotNI  func(int) int         `expr:"_ni"`
 	SlotNC  func(string, int) int `expr:"_nc"`
+	SlotEv  func(int) int         `expr:"_ev"`
 	SlotEvI func(int) int         `expr:"_evi"`
+	// Field reads. expr reads struct fields through reflection, which
+	// allocates for every non-pointer value; a typed func(int) call does
+	// not (for bools, small ints and empty strings), so the loader
+	// rewrites every feature name into one of these.
+	FieldI     func(int) int      `expr:"_i"`
+	FieldB     func(int) bool     `expr:"_b"`
+	FieldS     func(int) string   `expr:"_s"`
+	FieldEmpty func(int) bool     `expr:"_e"`
+	Compare    func(int) bool     `expr:"_c"`
+	StrFn      func(int, int) bool `expr:"_x"`
 
 	st *evalState
 }
@@ -104,6 +118,9 @@ type evalState struct {
 	req  *Request
 	item int // index of the for_each item, -1 outside for_each
 	loc  *time.Location
+	// full computes every item field, including those that cost an
+	// allocation (compared_skus): set when rendering a reason.
+	full bool
 }
 
 func newEvalState(set *Set) *evalState {
@@ -170,8 +187,125 @@ func newEvalState(set *Set) *evalState {
 	e.SlotN = func(i int) int { return st.slot(&st.set.slots[i], st.set.slots[i].category) }
 	e.SlotNI = func(i int) int { return st.slot(&st.set.slots[i], st.env.Category) }
 	e.SlotNC = func(category string, i int) int { return st.slot(&st.set.slots[i], category) }
+	e.SlotEv = func(i int) int { return st.evening(st.set.slots[i].typ, st.set.slots[i].category) }
 	e.SlotEvI = func(i int) int { return st.evening(st.set.slots[i].typ, st.env.Category) }
+	base := unsafe.Pointer(e)
+	e.FieldI = func(i int) int { return *(*int)(unsafe.Add(base, envFields[i].offset)) }
+	e.FieldB = func(i int) bool { return *(*bool)(unsafe.Add(base, envFields[i].offset)) }
+	e.FieldS = func(i int) string { return *(*string)(unsafe.Add(base, envFields[i].offset)) }
+	e.FieldEmpty = func(i int) bool { return *(*string)(unsafe.Add(base, envFields[i].offset)) == "" }
+	e.Compare = func(i int) bool { return st.compare(&st.set.cmps[i]) }
+	strFns := [...]func(string) bool{strInCart: e.InCart, strViewed: e.Viewed, strVisited: e.VisitedCategory, strInStock: e.InStock}
+	e.StrFn = func(fn, field int) bool {
+		return strFns[fn](*(*string)(unsafe.Add(base, envFields[field].offset)))
+	}
 	return st
+}
+
+// String functions callable through _x(fn, field) with a feature as the
+// argument, so the string is never boxed.
+const (
+	strInCart = iota
+	strViewed
+	strVisited
+	strInStock
+)
+
+var strFnNames = map[string]int{"in_cart": strInCart, "viewed": strViewed, "visited_category": strVisited, "in_stock": strInStock}
+
+// envField describes one scalar feature of Env.
+type envField struct {
+	name   string
+	kind   reflect.Kind
+	offset uintptr
+	index  int // struct field index
+}
+
+// envFields are Env's scalar features, by position; envFieldByName maps
+// expression names to positions.
+var envFields, envFieldByName = func() ([]envField, map[string]int) {
+	var fs []envField
+	m := map[string]int{}
+	t := reflect.TypeFor[Env]()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("expr")
+		if name == "" || strings.HasPrefix(name, "_") || f.Type.Kind() == reflect.Func {
+			continue
+		}
+		m[name] = len(fs)
+		fs = append(fs, envField{name: name, kind: f.Type.Kind(), offset: f.Offset, index: i})
+	}
+	return fs, m
+}()
+
+// cmpSlot is a comparison of a feature, a counter or a model score with
+// a constant, resolved at load: `spend_offline >= 500000` becomes _c(k).
+type cmpSlot struct {
+	src   uint8 // cmpField, cmpSlotN, cmpSlotNI, cmpScore
+	idx   int   // field position or counter slot
+	name  string
+	op    string
+	i     int64
+	f     float64
+	float bool
+}
+
+const (
+	cmpField = iota
+	cmpSlotN
+	cmpSlotNI
+	cmpScore
+)
+
+func (st *evalState) compare(c *cmpSlot) bool {
+	var x float64
+	var n int64
+	switch c.src {
+	case cmpField:
+		n = int64(*(*int)(unsafe.Add(unsafe.Pointer(&st.env), envFields[c.idx].offset)))
+	case cmpSlotN:
+		n = int64(st.slot(&st.set.slots[c.idx], st.set.slots[c.idx].category))
+	case cmpSlotNI:
+		n = int64(st.slot(&st.set.slots[c.idx], st.env.Category))
+	case cmpScore:
+		x = st.env.Score(c.name)
+	}
+	if c.src != cmpScore {
+		if !c.float {
+			switch c.op {
+			case "==":
+				return n == c.i
+			case "!=":
+				return n != c.i
+			case "<":
+				return n < c.i
+			case "<=":
+				return n <= c.i
+			case ">":
+				return n > c.i
+			case ">=":
+				return n >= c.i
+			}
+			return false
+		}
+		x = float64(n)
+	}
+	switch c.op {
+	case "==":
+		return x == c.f
+	case "!=":
+		return x != c.f
+	case "<":
+		return x < c.f
+	case "<=":
+		return x <= c.f
+	case ">":
+		return x > c.f
+	case ">=":
+		return x >= c.f
+	}
+	return false
 }
 
 // defaultLoc is the time zone of hour, weekday and dates in files when the
@@ -187,7 +321,7 @@ func hoursSince(now, t int64, unit int64) int {
 
 // fill sets the customer and request fields of the environment.
 func (st *evalState) fill(v *features.View, req *Request) {
-	st.view, st.req, st.item = v, req, -1
+	st.view, st.req, st.item, st.full = v, req, -1, false
 	st.loc = req.Loc
 	if st.loc == nil {
 		st.loc = defaultLoc
@@ -201,6 +335,10 @@ func (st *evalState) fill(v *features.View, req *Request) {
 	}
 	e.Orders, e.AOV = int(v.Orders), int(v.AOV)
 	e.SpendOnline, e.SpendOffline, e.SpendTotal = int(v.SpendOnline), int(v.SpendOffline), int(v.SpendOnline+v.SpendOffline)
+	e.OnlineShare = 0
+	if total := v.SpendOnline + v.SpendOffline; total > 0 {
+		e.OnlineShare = int(max(v.SpendOnline, 0) * 100 / total)
+	}
 	e.PointsBalance, e.RecencyDays = int(v.Points), v.RecencyDays
 	e.RScore, e.FScore, e.MScore, e.Group = v.RScore, v.FScore, v.MScore, v.Group
 	e.HomeStore, e.LastStore = v.HomeStore, v.LastStore
@@ -280,11 +418,11 @@ func (st *evalState) setItem(src ForEach, i int) {
 			n++
 		}
 		e.DistinctSKUs = n
-		switch n {
-		case 0:
-		case 1:
+		switch {
+		case n == 0:
+		case n == 1:
 			e.ComparedSKUs = a
-		default:
+		case st.full || st.set.needCompared:
 			e.ComparedSKUs = b + " / " + a
 		}
 	}

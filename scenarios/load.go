@@ -181,7 +181,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
 	}
-	set.slots = c.slots
+	set.slots, set.cmps, set.needCompared = c.slots, c.cmps, c.needCompared
 	return set, nil
 }
 

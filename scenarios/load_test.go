@@ -13,3 +13,11 @@ func TestBuiltinLibraryLoads(t *testing.T) {
 	require.Len(t, set.Scenarios, 11)
 	require.Len(t, set.Offers, 11)
 }
+
+func TestEnvNamesAreUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range envNames {
+		require.False(t, seen[n], "two Env fields are named %q in expressions", n)
+		seen[n] = true
+	}
+}

@@ -21,6 +21,7 @@ func (s *Set) Reason(p *Proposal, v *features.View, req *Request, loc Locale) st
 	st := s.state()
 	defer s.release(st)
 	st.fill(v, req)
+	st.full = true
 	if sc.ForEach != NoForEach && p.itemIndex < items(sc.ForEach, v) {
 		st.setItem(sc.ForEach, p.itemIndex)
 	}

@@ -117,6 +117,9 @@ type Set struct {
 	offerByID map[string]*Offer
 	byID      map[string]*Scenario
 	slots     []slot
+	cmps      []cmpSlot
+	// needCompared: an expression reads compared_skus.
+	needCompared bool
 	pool      sync.Pool
 	files     map[string][]byte // the source files, for export
 }
