@@ -99,11 +99,11 @@ type Env struct {
 	// allocates for every non-pointer value; a typed func(int) call does
 	// not (for bools, small ints and empty strings), so the loader
 	// rewrites every feature name into one of these.
-	FieldI     func(int) int      `expr:"_i"`
-	FieldB     func(int) bool     `expr:"_b"`
-	FieldS     func(int) string   `expr:"_s"`
-	FieldEmpty func(int) bool     `expr:"_e"`
-	Compare    func(int) bool     `expr:"_c"`
+	FieldI     func(int) int       `expr:"_i"`
+	FieldB     func(int) bool      `expr:"_b"`
+	FieldS     func(int) string    `expr:"_s"`
+	FieldEmpty func(int) bool      `expr:"_e"`
+	Compare    func(int) bool      `expr:"_c"`
 	StrFn      func(int, int) bool `expr:"_x"`
 
 	st *evalState

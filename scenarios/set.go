@@ -120,8 +120,8 @@ type Set struct {
 	cmps      []cmpSlot
 	// needCompared: an expression reads compared_skus.
 	needCompared bool
-	pool      sync.Pool
-	files     map[string][]byte // the source files, for export
+	pool         sync.Pool
+	files        map[string][]byte // the source files, for export
 }
 
 // Offer returns the offer with id, or nil.
