@@ -237,8 +237,12 @@ func (ob *offerBudget) fitsLocked(store string) bool {
 // until now+ttl. It reports false when a budget is exhausted. Reserving
 // again for the same offer and decision is idempotent: it returns the live
 // reservation (with its original expiry) without taking another unit, so a
-// retried or replayed decision never spends twice.
+// retried or replayed decision never spends twice. An empty decisionID is
+// refused (it could not be redeemed or released).
 func (b *Budgets) Reserve(offerID, store, decisionID string, now int64, ttl time.Duration) (Reservation, bool) {
+	if decisionID == "" {
+		return Reservation{}, false
+	}
 	ob := b.getOrCreate(offerID)
 	ob.mu.Lock()
 	defer ob.mu.Unlock()

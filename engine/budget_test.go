@@ -126,6 +126,11 @@ func TestBudgetsReservationLifecycle(t *testing.T) {
 			u, _ := b.Usage("o")
 			require.Equal(t, int64(1), u.Reserved)
 		}},
+		{"a reservation without a decision ID is refused", func(t *testing.T, b *Budgets) {
+			_, ok := b.Reserve("o", "A", "", t0, time.Minute)
+			require.False(t, ok)
+			require.True(t, b.Available("o", "A", t0))
+		}},
 		{"a released unit can be reserved by someone else", func(t *testing.T, b *Budgets) {
 			_, ok := b.Reserve("o", "A", "d1", t0, time.Minute)
 			require.True(t, ok)

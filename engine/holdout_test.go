@@ -42,7 +42,7 @@ func TestHoldoutAssignmentIsStableAndSaltDependent(t *testing.T) {
 	a2 := Holdout{Share: 0.05, Salt: "a"}
 	b := Holdout{Share: 0.05, Salt: "b"}
 	both, inA := 0, 0
-	for i := 0; i < 20_000; i++ {
+	for i := 0; i < 10_000; i++ {
 		k := features.MakeKey(features.NSMember, fmt.Sprint("M", i))
 		require.Equal(t, a.InHoldout(k), a.InHoldout(k))
 		require.Equal(t, a.InHoldout(k), a2.InHoldout(k), "the same salt gives the same group")
@@ -53,9 +53,9 @@ func TestHoldoutAssignmentIsStableAndSaltDependent(t *testing.T) {
 			}
 		}
 	}
-	// Independent salts overlap by about share²: 20000·0.0025 = 50.
-	require.Greater(t, inA, 800)
-	require.Less(t, both, 100, "another salt draws an independent holdout")
+	// Independent salts overlap by about share²: 10000·0.0025 = 25.
+	require.Greater(t, inA, 400)
+	require.Less(t, both, 60, "another salt draws an independent holdout")
 	require.Equal(t, GroupHoldout, a.Group(firstHeldOut(t, &a)))
 }
 

@@ -62,6 +62,17 @@ type Trigger struct {
 	TS         int64  // Unix ms: the event time of that event
 }
 
+// NewTrigger returns the push trigger for a scenario firing on one event,
+// with its deterministic TriggerID and DecisionID filled in; the caller
+// adds the locale, title and text.
+func NewTrigger(customer features.Key, scenario, offerID, eventID string, ts int64) Trigger {
+	id := TriggerID(customer, scenario, offerID, eventID)
+	return Trigger{
+		TriggerID: id, Customer: customer, Scenario: scenario, OfferID: offerID,
+		Channel: features.ChannelPush, DecisionID: TriggerDecisionID(id), EventID: eventID, TS: ts,
+	}
+}
+
 // triggerWire is the JSON form of a Trigger. Times are RFC 3339 with
 // milliseconds in UTC, like events.
 type triggerWire struct {

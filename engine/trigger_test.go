@@ -19,6 +19,11 @@ func TestTriggerIDsAreDeterministicAndDistinct(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`^dt_[0-9a-f]{32}$`), dec)
 	require.Equal(t, dec, TriggerDecisionID(id))
 
+	tr := NewTrigger("member:M1", "cart-abandoned", "pickup-10", "ev-1", t0)
+	require.Equal(t, id, tr.TriggerID)
+	require.Equal(t, dec, tr.DecisionID)
+	require.Equal(t, features.ChannelPush, tr.Channel)
+
 	seen := map[string]string{id: "base", dec: "decision"}
 	variants := map[string]string{
 		"another customer":         TriggerID("member:M2", "cart-abandoned", "pickup-10", "ev-1"),
