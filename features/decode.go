@@ -3,8 +3,10 @@ package features
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -1331,6 +1333,17 @@ var strStop = func() (t [256]bool) {
 func scanString(b []byte, i int) (end int, esc bool, msg string) {
 	i++
 	for {
+		// Eight bytes at a time while none needs a look (SWAR: the
+		// lowest flagged byte is exact; borrows only flag bytes above it).
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			m := (x | (x - lsb*0x20) | hasZero(x^(lsb*'"')) | hasZero(x^(lsb*'\\'))) & (lsb * 0x80)
+			if m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
 		for i < len(b) && !strStop[b[i]] {
 			i++
 		}
@@ -1368,6 +1381,12 @@ func scanString(b []byte, i int) (end int, esc bool, msg string) {
 		}
 	}
 }
+
+const lsb = 0x0101010101010101
+
+// hasZero sets the high bit of the lowest zero byte of x (and perhaps of
+// bytes above it).
+func hasZero(x uint64) uint64 { return (x - lsb) &^ x }
 
 func hexVal(h []byte) rune {
 	var r rune
