@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,13 +67,15 @@ type StoreUsage struct {
 //
 // Issued = spent + reserved never exceeds a limit: Reserve checks and takes
 // the total, the store's and the value budget under the offer's own lock,
-// all or nothing. Offers are independently locked; the map of offers takes a
-// read lock only (a write lock the first time an offer is seen).
+// all or nothing. Offers are independently locked, and finding an offer
+// takes no lock at all: the offer map is an immutable value replaced
+// (copy on write, under mu) only when an offer is first seen, which
+// happens when the catalog loads.
 //
 // The zero value is not usable; call NewBudgets.
 type Budgets struct {
-	mu     sync.RWMutex
-	offers map[string]*offerBudget
+	mu     sync.Mutex // serialises writers of offers
+	offers atomic.Pointer[map[string]*offerBudget]
 }
 
 type offerBudget struct {
@@ -130,7 +133,9 @@ func (h *expiryHeap) Pop() any {
 // NewBudgets returns an empty ledger. Offers without configured limits are
 // unlimited, but their use is still counted.
 func NewBudgets() *Budgets {
-	return &Budgets{offers: make(map[string]*offerBudget)}
+	b := &Budgets{}
+	b.offers.Store(&map[string]*offerBudget{})
+	return b
 }
 
 func newOfferBudget() *offerBudget {
@@ -144,10 +149,7 @@ func newOfferBudget() *offerBudget {
 }
 
 func (b *Budgets) get(offerID string) *offerBudget {
-	b.mu.RLock()
-	ob := b.offers[offerID]
-	b.mu.RUnlock()
-	return ob
+	return (*b.offers.Load())[offerID]
 }
 
 func (b *Budgets) getOrCreate(offerID string) *offerBudget {
@@ -156,11 +158,17 @@ func (b *Budgets) getOrCreate(offerID string) *offerBudget {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ob := b.offers[offerID]
-	if ob == nil {
-		ob = newOfferBudget()
-		b.offers[offerID] = ob
+	old := *b.offers.Load()
+	if ob := old[offerID]; ob != nil {
+		return ob
 	}
+	next := make(map[string]*offerBudget, len(old)+1)
+	for id, ob := range old {
+		next[id] = ob
+	}
+	ob := newOfferBudget()
+	next[offerID] = ob
+	b.offers.Store(&next)
 	return ob
 }
 
@@ -365,10 +373,9 @@ func (b *Budgets) Expire(now int64) int {
 }
 
 func (b *Budgets) all() []*offerBudget {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	out := make([]*offerBudget, 0, len(b.offers))
-	for _, ob := range b.offers {
+	m := *b.offers.Load()
+	out := make([]*offerBudget, 0, len(m))
+	for _, ob := range m {
 		out = append(out, ob)
 	}
 	return out
@@ -408,12 +415,11 @@ func (b *Budgets) Usage(offerID string) (BudgetUsage, bool) {
 
 // Offers lists the offers the ledger knows, sorted.
 func (b *Budgets) Offers() []string {
-	b.mu.RLock()
-	out := make([]string, 0, len(b.offers))
-	for id := range b.offers {
+	m := *b.offers.Load()
+	out := make([]string, 0, len(m))
+	for id := range m {
 		out = append(out, id)
 	}
-	b.mu.RUnlock()
 	sort.Strings(out)
 	return out
 }
@@ -490,7 +496,7 @@ func (b *Budgets) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("restoring budgets: %w", err)
 	}
 	b.mu.Lock()
-	b.offers = offers
+	b.offers.Store(&offers)
 	b.mu.Unlock()
 	return nil
 }
