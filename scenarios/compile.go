@@ -110,20 +110,23 @@ func (c *exprCompiler) compile(src string, forEach ForEach) (*vm.Program, []expr
 
 // translate turns an expr error into a problem a marketer can act on.
 func translate(err error) exprProblem {
+	msg := err.Error()
+	pr := exprProblem{line: 1, col: 1}
 	var fe *file.Error
-	if !errors.As(err, &fe) {
-		return exprProblem{line: 1, col: 1, msg: err.Error()}
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		pr.line, pr.col = max(fe.Line, 1), fe.Column+1
 	}
-	msg := fe.Message
-	pr := exprProblem{line: max(fe.Line, 1), col: fe.Column + 1}
 	switch {
 	case strings.HasPrefix(msg, "unknown name "):
 		name := strings.TrimPrefix(msg, "unknown name ")
 		pr.msg = fmt.Sprintf("unknown feature %q%s; the features are listed in scenarios/FEATURES.md", name, suggest(name, envNames))
 	case strings.HasPrefix(msg, "expected bool, but got "):
 		pr.msg = fmt.Sprintf("the condition must be true or false but is %s; compare it, e.g. `orders > 0`", strings.TrimPrefix(msg, "expected bool, but got "))
-	case strings.Contains(msg, "memory budget"), strings.Contains(msg, "exceeds maximum allowed nodes"):
-		pr.msg = fmt.Sprintf("the expression is too large (%s); split the rule or simplify it", msg)
+	case strings.Contains(msg, "exceeds maximum allowed nodes"):
+		pr.msg = fmt.Sprintf("the expression is too large (more than %d nodes); split the rule or simplify it", maxNodes)
+	case strings.HasPrefix(msg, "unexpected token EOF"):
+		pr.msg = "the expression ends too early; close every bracket and quote the whole expression if it contains # (YAML starts a comment there)"
 	default:
 		pr.msg = msg + "; check the types of the features used (scenarios/FEATURES.md)"
 	}

@@ -60,7 +60,16 @@ func suggest(s string, candidates []string) string {
 		}
 	}
 	if best == "" || bestD > max(2, len(s)/3) {
-		return ""
+		// A name cut short ("visit_dwell" for "visit_dwell_min").
+		best = ""
+		for _, c := range candidates {
+			if len(s) >= 4 && strings.HasPrefix(c, s) && (best == "" || len(c) < len(best)) {
+				best = c
+			}
+		}
+		if best == "" {
+			return ""
+		}
 	}
 	return " (did you mean " + strconv.Quote(best) + "?)"
 }
