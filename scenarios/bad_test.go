@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,3 +41,5 @@ func TestStrictLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+func badFS() fs.FS { return os.DirFS("testdata/bad") }
