@@ -108,7 +108,6 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 	}
 	set := &Set{Version: version, LoadedAt: now, offerByID: map[string]*Offer{}, byID: map[string]*Scenario{}, files: l.files}
 
-	offerFiles := map[string]string{}
 	for _, o := range l.offers {
 		if prev, dup := set.offerByID[o.ID]; dup {
 			l.file = o.File
@@ -116,7 +115,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 			continue
 		}
 		set.offerByID[o.ID] = o
-		offerFiles[o.ID] = o.File
+		o.Index = len(set.Offers)
 		set.Offers = append(set.Offers, o)
 	}
 	var offerIDs []string
@@ -126,7 +125,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 	sort.Strings(offerIDs)
 
 	c := &exprCompiler{}
-	for i, d := range l.scenarios {
+	for _, d := range l.scenarios {
 		sc := d.sc
 		l.file = sc.File
 		prev, dup := set.byID[sc.ID]
@@ -174,7 +173,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 		if dup {
 			continue // checked for every error, not registered
 		}
-		sc.position = i
+		sc.Index = len(set.Scenarios)
 		set.byID[sc.ID] = sc
 		set.Scenarios = append(set.Scenarios, sc)
 	}

@@ -153,6 +153,10 @@ type Offer struct {
 	// marketing contact caps.
 	Transactional bool
 
+	// Index is the offer's position in its Set's Offers, so per-offer
+	// state can live in a slice instead of a map.
+	Index int
+
 	File string // where the offer was defined
 	Line int
 }

@@ -62,12 +62,13 @@ type Scenario struct {
 	// Sequence is the optional "A, then no B within d" condition.
 	Sequence *Sequence
 
-	when     *vm.Program // nil: always
-	whenSrc  string
-	reason   [NumLocales]*template
-	File     string
-	Line     int
-	position int
+	when    *vm.Program // nil: always
+	whenSrc string
+	reason  [NumLocales]*template
+	// Index is the scenario's position in its Set's Scenarios.
+	Index int
+	File  string
+	Line  int
 }
 
 // When returns the scenario's condition as written ("" for none).

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func runNbo(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestRulesExportCheckTest(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runNbo(t, "rules", "export", dir)
+	require.NoError(t, err, out)
+	require.FileExists(t, filepath.Join(dir, "scenarios.yaml"))
+	require.FileExists(t, filepath.Join(dir, "testdata", "lapsed_60d_winback.txt"))
+
+	_, err = runNbo(t, "rules", "export", dir)
+	require.ErrorContains(t, err, "already exists")
+
+	out, err = runNbo(t, "rules", "check", dir)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "11 scenarios, 11 offers")
+
+	out, err = runNbo(t, "rules", "check")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "built-in library")
+
+	out, err = runNbo(t, "rules", "test", dir)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "ok   testdata/browsed_online_not_bought.txt")
+
+	// A changed rule fails its golden file until the output is accepted.
+	sc := filepath.Join(dir, "scenarios.yaml")
+	data, err := os.ReadFile(sc)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(sc, []byte(strings.Replace(string(data), "priority: 20", "priority: 25", 1)), 0o644))
+	out, err = runNbo(t, "rules", "test", dir)
+	require.Error(t, err)
+	require.Contains(t, out, "FAIL testdata/lapsed_60d_winback.txt")
+	require.Contains(t, out, "+lapsed_60d_winback → winback_coupon (priority 25)")
+	out, err = runNbo(t, "rules", "test", dir, "--rewrite")
+	require.NoError(t, err, out)
+	out, err = runNbo(t, "rules", "test", dir)
+	require.NoError(t, err, out)
+
+	// A broken file: check prints every problem and fails.
+	require.NoError(t, os.WriteFile(sc, []byte(strings.Replace(string(data), "trigger: both", "trigger: always", 2)), 0o644))
+	out, err = runNbo(t, "rules", "check", dir)
+	require.ErrorContains(t, err, "2 problem(s)")
+	require.Equal(t, 2, strings.Count(out, `unknown trigger "always"`), out)
+}
