@@ -334,6 +334,10 @@ func reject(code Reason, field, msg string) *Rejection {
 
 // badJSON reports a syntax error at byte pos.
 func (s *scanner) badJSON(pos int, field, what string) *Rejection {
+	if field == "ids.phone" || field == "ids.email" {
+		// Never echo what may be a clear phone number or address.
+		return reject(ReasonBadJSON, field, fmt.Sprintf("not valid JSON at byte %d: %s; send one JSON object per event", pos, what))
+	}
 	return reject(ReasonBadJSON, field, fmt.Sprintf("not valid JSON at byte %d: %s near %s; send one JSON object per event", pos, what, inputExcerpt(string(s.b[min(pos, len(s.b)):]))))
 }
 

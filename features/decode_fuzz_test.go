@@ -267,3 +267,44 @@ func within(b, sub []byte) bool {
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
 	return p >= start && p+uintptr(len(sub)) <= start+uintptr(len(b))
 }
+
+// FuzzDecodeEventStrings puts arbitrary raw bytes between the quotes of
+// query and of an attrs value of a valid event: when encoding/json reads
+// the result, DecodeEvent gets the same string or rejects it for a rule of
+// the schema (control characters, length), and reads it as bad_json only
+// when it is not UTF-8.
+func FuzzDecodeEventStrings(f *testing.F) {
+	for _, s := range []string{``, `plain`, `a\"b`, `\u00e9\ud83d\ude00`, `\ud800`, `\udfff\ud800x`, `女装`, `\\\/\b`, `\u0000`, "\xff", `x\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		in := `{"event_id":"e-1","ts":"2026-11-20T09:00:00Z","type":"search","channel":"app","ids":{"member":"M1"},"category":"c","query":"` +
+			raw + `","attrs":{"k":"` + raw + `"}}`
+		var want struct {
+			Query string
+			Attrs map[string]string
+		}
+		var ev Event
+		rej := DecodeEvent([]byte(in), decodeNow, nil, &ev)
+		if json.Unmarshal([]byte(in), &want) != nil {
+			require.NotNil(t, rej)
+			require.Equal(t, ReasonBadJSON, rej.Code)
+			return
+		}
+		if rej != nil {
+			switch rej.Code {
+			case ReasonBadJSON:
+				require.False(t, utf8.ValidString(raw), "well-formed %q called bad_json: %s", raw, rej.Message)
+			case ReasonBadValue:
+				require.True(t, hasControl(want.Query), "%q: %s", raw, rej.Message)
+			case ReasonTooLarge:
+				require.Greater(t, len(want.Query), defaultMaxFieldBytes, "%q: %s", raw, rej.Message)
+			default:
+				t.Fatalf("%q rejected with %s: %s", raw, rej.Code, rej.Message)
+			}
+			return
+		}
+		require.Equal(t, want.Query, ev.Query)
+		require.Equal(t, map[string]string{"k": want.Query}, ev.Attrs, "an empty attrs value is kept")
+	})
+}

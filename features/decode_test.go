@@ -74,6 +74,7 @@ func TestDecodeEventRejectsMalformedInput(t *testing.T) {
 		{"a short unicode escape is bad JSON", with(`"store":"S\u12"`), ReasonBadJSON, "store"},
 		{"a raw control character in a string is bad JSON", with("\"store\":\"S\t1\""), ReasonBadJSON, "store"},
 		{"invalid UTF-8 is bad JSON", with("\"store\":\"S\xff1\""), ReasonBadJSON, "store"},
+		{"a broken phone string is bad JSON and not echoed", strings.Replace(base, `{"member":"M1"}`, `{"phone":"+86 138 0013 8000\q"}`, 1), ReasonBadJSON, "ids.phone"},
 		{"a leading zero is bad JSON", with(`"quantity":01`), ReasonBadJSON, "quantity"},
 		{"a misspelt literal is bad JSON", with(`"store":nul`), ReasonBadJSON, "store"},
 		{"deep nesting in an unknown field is bad JSON", with(`"x":` + strings.Repeat("[", 300) + strings.Repeat("]", 300)), ReasonBadJSON, "x"},
@@ -150,6 +151,7 @@ func TestDecodeEventRejectsMalformedInput(t *testing.T) {
 			require.Equal(t, tc.code, rej.Code, "message: %s", rej.Message)
 			require.Equal(t, tc.field, rej.Field, "message: %s", rej.Message)
 			checkMessage(t, []byte(tc.in), rej)
+			require.NotContains(t, rej.Message, "0013", "a clear phone number is never echoed")
 		})
 	}
 }
