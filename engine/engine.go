@@ -38,11 +38,11 @@ func (f PropensityFunc) Propensity(v *features.View, o *scenarios.Offer, ch feat
 // the response rate, sampled for Thompson-sampling exploration and
 // updated from outcomes as they stream in.
 type Explorer interface {
-	// Sample draws a response rate for arm; prior is the model's or the
-	// offer's propensity, the posterior's starting mean.
-	Sample(arm string, prior float64, rng *rand.Rand) float64
-	// Update records one trial of arm and whether it succeeded.
-	Update(arm string, success bool)
+	// Sample draws a response rate for the arm (offer, segment); prior is
+	// the model's or the offer's propensity, the posterior's starting mean.
+	Sample(offer, segment string, prior float64, rng *rand.Rand) float64
+	// Update records one trial of the arm and whether it succeeded.
+	Update(offer, segment string, success bool)
 }
 
 // Publisher sends a record to a topic (decisions, triggers). Publish must
@@ -102,25 +102,56 @@ type Engine struct {
 		decisions, fallbacks, holdouts, triggers, cacheHits atomic.Int64
 	}
 	trigState *decideState // used only by OnApplied's goroutine
+	offers    atomic.Pointer[offerIndex]
 }
 
 // decideState is the per-request scratch space, pooled.
 type decideState struct {
-	view   features.View
-	props  []scenarios.Proposal
-	cands  []candidate
-	rng    *rand.Rand
-	sreq   scenarios.Request
-	chosen []int
+	view    features.View
+	props   []scenarios.Proposal
+	cands   []candidate
+	rng     *rand.Rand
+	sreq    scenarios.Request
+	segment string
+	// best[offer index] is 1 + the candidate index of the offer in cands,
+	// valid when stamp[offer index] == gen: one candidate per offer
+	// without clearing or hashing per request.
+	best  []int32
+	stamp []uint32
+	gen   uint32
+	index map[*scenarios.Offer]int32 // the set's offers by position
 }
 
+// offerIndex maps each offer of a set to its position, computed once per
+// set and shared by every request.
+type offerIndex struct {
+	set   *scenarios.Set
+	index map[*scenarios.Offer]int32
+}
+
+func (e *Engine) indexOf(set *scenarios.Set) map[*scenarios.Offer]int32 {
+	if oi := e.offers.Load(); oi != nil && oi.set == set {
+		return oi.index
+	}
+	m := make(map[*scenarios.Offer]int32, len(set.Offers))
+	for i, o := range set.Offers {
+		m[o] = int32(i)
+	}
+	e.offers.Store(&offerIndex{set: set, index: m})
+	return m
+}
+
+// explored is how many of the best candidates by expected score are
+// Thompson-sampled. Offers further down would need an extreme draw to
+// reach the top few, and sampling all of them would cost more than the
+// rest of the decision.
+const explored = 8
+
 type candidate struct {
-	prop     scenarios.Proposal
-	offer    *scenarios.Offer
-	store    string
-	parts    ScoreParts
-	arm      string
-	fallback bool
+	prop  int // index into decideState.props
+	offer *scenarios.Offer
+	store string
+	parts ScoreParts
 }
 
 // New returns an Engine.
@@ -255,21 +286,24 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	if v.NewestTS > 0 {
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
 	}
-	st.cands = st.cands[:0]
+	st.begin(e.indexOf(set), set, v)
 	if group == GroupTreatment && known {
 		st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 		for i := range st.props {
-			e.consider(st, set, &st.props[i], req.Channel, true, d)
+			e.consider(st, i, req.Channel, d)
 		}
 	}
 	if len(st.cands) == 0 {
 		d.Fallback = true
+		st.props = st.props[:0]
 		for _, o := range set.Offers {
-			p := scenarios.Proposal{Offer: o}
-			e.consider(st, set, &p, req.Channel, false, d)
+			st.props = append(st.props, scenarios.Proposal{Offer: o})
+		}
+		for i := range st.props {
+			e.consider(st, i, req.Channel, d)
 		}
 	}
-	e.arbitrate(st)
+	e.arbitrate(st, !d.Fallback)
 	e.serve(st, set, req, v, d, now)
 	e.stats.decisions.Add(1)
 	if d.Fallback {
@@ -284,15 +318,53 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	return d, nil
 }
 
-// consider checks one proposal's eligibility and scores it into st.cands.
-func (e *Engine) consider(st *decideState, set *scenarios.Set, p *scenarios.Proposal, ch features.Channel, explore bool, d *Decision) {
+// begin readies the per-request scratch space.
+func (st *decideState) begin(index map[*scenarios.Offer]int32, set *scenarios.Set, v *features.View) {
+	st.cands = st.cands[:0]
+	st.index = index
+	st.segment = segment(v)
+	if n := len(set.Offers); len(st.best) < n {
+		st.best = make([]int32, n)
+		st.stamp = make([]uint32, n)
+	}
+	st.gen++
+	if st.gen == 0 { // wrapped: stamps from 2^32 requests ago would match
+		clear(st.stamp)
+		st.gen = 1
+	}
+}
+
+// consider checks proposal i's eligibility and scores it into st.cands,
+// keeping one candidate per offer (the best-scoring proposal).
+func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decision) {
+	p := &st.props[i]
 	o := p.Offer
 	v := &st.view
-	if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
+	if p.Scenario == nil && !outbound(ch) {
+		// A fallback is an untargeted offer on a channel the customer is
+		// already using: it needs no marketing consent (outbound push and
+		// SMS always do).
+		if o.Transactional || o.AvailableAt(st.sreq.Now) != scenarios.Eligible || !o.OnChannel(ch) || !o.AtStore(scenarios.FulfilmentStore(v, &st.sreq)) {
+			return
+		}
+	} else if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
 		return
 	}
-	if p.Scenario == nil && o.Transactional {
-		return // transactional offers are never generic fallbacks
+	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior}
+	parts.Value = float64(max(o.Value, 1)) / 100 // yuan
+	if p.Scenario != nil {
+		parts.Lever = 1 + float64(p.Priority)/100
+	}
+	oi := st.index[o]
+	if st.stamp[oi] == st.gen {
+		// The offer is a candidate already: keep the higher lever.
+		c := &st.cands[st.best[oi]-1]
+		if parts.Lever > c.parts.Lever {
+			c.prop = i
+			c.parts.Lever = parts.Lever
+			c.parts.Total = c.parts.Propensity * c.parts.ContextWeight * c.parts.Value * c.parts.Lever
+		}
+		return
 	}
 	store := scenarios.FulfilmentStore(v, &st.sreq)
 	if !e.opts.Budgets.Available(o.ID, store, st.sreq.Now) {
@@ -303,37 +375,21 @@ func (e *Engine) consider(st *decideState, set *scenarios.Set, p *scenarios.Prop
 			return
 		}
 	}
-	parts := ScoreParts{ContextWeight: 1, Lever: 1}
-	parts.Propensity = o.Prior
 	if e.opts.Propensity != nil && v.Known {
 		if p, ver, ok := e.opts.Propensity.Propensity(v, o, ch); ok {
 			parts.Propensity = p
 			d.ModelVersion = ver
 		}
 	}
-	parts.Value = float64(max(o.Value, 1)) / 100 // yuan
-	if p.Scenario != nil {
-		parts.Lever = 1 + float64(p.Priority)/100
-	}
-	arm := o.ID + "|" + segment(v)
-	rate := parts.Propensity
-	if explore && e.opts.Explorer != nil {
-		sample := e.opts.Explorer.Sample(arm, parts.Propensity, st.rng)
-		parts.Explore = sample - parts.Propensity
-		rate = sample
-	}
-	parts.Total = rate * parts.ContextWeight * parts.Value * parts.Lever
-	// One candidate per offer: keep the best-scoring proposal.
-	for i := range st.cands {
-		if st.cands[i].offer == o {
-			if parts.Total > st.cands[i].parts.Total {
-				st.cands[i] = candidate{prop: *p, offer: o, store: store, parts: parts, arm: arm, fallback: p.Scenario == nil}
-			}
-			return
-		}
-	}
-	st.cands = append(st.cands, candidate{prop: *p, offer: o, store: store, parts: parts, arm: arm, fallback: p.Scenario == nil})
+	parts.Total = parts.Propensity * parts.ContextWeight * parts.Value * parts.Lever
+	st.cands = append(st.cands, candidate{prop: i, offer: o, store: store, parts: parts})
+	st.stamp[oi] = st.gen
+	st.best[oi] = int32(len(st.cands))
 }
+
+// outbound reports whether the channel reaches out to the customer
+// (rather than answering the customer's own visit).
+func outbound(ch features.Channel) bool { return ch == features.ChannelPush || ch == features.ChannelSMS }
 
 // segment is the bandit's customer segment: channel habit × value tier,
 // coarse enough that every arm learns quickly.
@@ -357,26 +413,56 @@ func segment(v *features.View) string {
 	return habit + "-" + tier
 }
 
+// offerPolicy is what contact policy enforces for an offer. The offer's
+// per-customer cap (count per period) is enforced as a minimum spacing of
+// period/count between contacts, on top of its cooldown: exact for the
+// common count of 1, and never more than count contacts in any period.
 func offerPolicy(o *scenarios.Offer) OfferPolicy {
 	p := OfferPolicy{ID: o.ID, Cooldown: o.Cooldown, Transactional: o.Transactional}
+	if o.Cap.Count > 0 && o.Cap.Period > 0 {
+		p.Cooldown = max(p.Cooldown, o.Cap.Period/time.Duration(o.Cap.Count))
+	}
 	return p
 }
 
-// arbitrate orders candidates by score, best first; serve then takes
-// them in order, one per offer category (diversity), up to the limit.
-func (e *Engine) arbitrate(st *decideState) {
-	slices.SortStableFunc(st.cands, func(a, b candidate) int {
+// arbitrate orders candidates best first. With explore, the best few by
+// expected score are re-scored with a Thompson draw of their response
+// rate before the final order; serve then takes them in order, one per
+// offer category (diversity), up to the limit.
+func (e *Engine) arbitrate(st *decideState, explore bool) {
+	better := func(a, b *candidate) bool {
 		if a.parts.Total != b.parts.Total {
-			if a.parts.Total > b.parts.Total {
-				return -1
+			return a.parts.Total > b.parts.Total
+		}
+		return a.offer.ID < b.offer.ID
+	}
+	// Partial selection sort: the head of the slice becomes the best k
+	// in order; the rest is never sorted.
+	k := min(len(st.cands), explored)
+	for i := 0; i < k; i++ {
+		best := i
+		for j := i + 1; j < len(st.cands); j++ {
+			if better(&st.cands[j], &st.cands[best]) {
+				best = j
 			}
-			return 1
 		}
-		if a.offer.ID < b.offer.ID {
-			return -1
+		st.cands[i], st.cands[best] = st.cands[best], st.cands[i]
+	}
+	if !explore || e.opts.Explorer == nil {
+		return
+	}
+	for i := 0; i < k; i++ {
+		c := &st.cands[i]
+		sample := e.opts.Explorer.Sample(c.offer.ID, st.segment, c.parts.Propensity, st.rng)
+		c.parts.Explore = sample - c.parts.Propensity
+		c.parts.Total = sample * c.parts.ContextWeight * c.parts.Value * c.parts.Lever
+	}
+	head := st.cands[:k]
+	for i := 1; i < len(head); i++ {
+		for j := i; j > 0 && better(&head[j], &head[j-1]); j-- {
+			head[j], head[j-1] = head[j-1], head[j]
 		}
-		return 1
-	})
+	}
 }
 
 // serve reserves budget and contact for the best candidates, up to the
@@ -385,11 +471,12 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 	loc := localeIndex(req.Locale)
 	var cats [MaxLimit]string
 	ncats := 0
-	for i := range st.cands {
+	for i := range st.cands[:min(len(st.cands), explored)] {
 		if len(d.Offers) >= req.Limit {
 			break
 		}
 		c := &st.cands[i]
+		prop := &st.props[c.prop]
 		cat := c.offer.Category
 		if cat == "" {
 			cat = c.offer.ID
@@ -421,10 +508,10 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		if c.offer.Fulfilment != scenarios.Online {
 			r.FulfilmentStore = c.store
 		}
-		if c.prop.Scenario != nil {
-			r.Scenario = c.prop.Scenario.ID
-			r.ReasonCode = c.prop.Scenario.ID
-			r.Reason = set.Reason(&c.prop, v, &st.sreq, loc)
+		if prop.Scenario != nil {
+			r.Scenario = prop.Scenario.ID
+			r.ReasonCode = prop.Scenario.ID
+			r.Reason = set.Reason(prop, v, &st.sreq, loc)
 		} else {
 			r.ReasonCode = "fallback"
 			if loc == scenarios.En {
@@ -434,8 +521,8 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			}
 		}
 		d.Offers = append(d.Offers, r)
-		if e.opts.Explorer != nil && c.prop.Scenario != nil && d.Group == GroupTreatment {
-			e.opts.Explorer.Update(c.arm, false) // a trial; a response adds the success
+		if e.opts.Explorer != nil && prop.Scenario != nil && d.Group == GroupTreatment {
+			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
 		e.recordServed(d, &r, c, req.Channel, v.Customer, now)
 	}

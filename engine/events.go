@@ -33,7 +33,7 @@ func (e *Engine) outcome(ev *features.Event, a features.Applied) {
 	if success && e.opts.Explorer != nil && ev.OfferID != "" {
 		st := e.trigState
 		e.opts.Store.ViewKey(a.Customer, ev.TS, &st.view)
-		e.opts.Explorer.Update(ev.OfferID+"|"+segment(&st.view), true)
+		e.opts.Explorer.Update(ev.OfferID, segment(&st.view), true)
 	}
 	e.recordOutcome(ev, a)
 }
@@ -61,17 +61,25 @@ func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
 	if len(st.props) == 0 {
 		return
 	}
-	st.cands = st.cands[:0]
+	st.begin(e.indexOf(set), set, v)
 	var d Decision
 	for i := range st.props {
-		e.consider(st, set, &st.props[i], features.ChannelPush, false, &d)
+		e.consider(st, i, features.ChannelPush, &d)
 	}
-	e.arbitrate(st)
-	for i := range st.cands {
+	e.arbitrate(st, false) // no exploration: a replay must choose the same
+	for i := range st.cands[:min(len(st.cands), explored)] {
 		c := &st.cands[i]
-		id := TriggerID(v.Customer, c.prop.Scenario.ID, c.offer.ID, ev.ID)
+		prop := &st.props[c.prop]
+		id := TriggerID(v.Customer, prop.Scenario.ID, c.offer.ID, ev.ID)
 		if e.opts.TriggerDedup.Contains(id, ev.TS) {
 			return // already published (a replay)
+		}
+		// One push per firing: while the scenario stays true for this
+		// offer, later events do not raise it again (for the dedup's
+		// retention, 7 days by default).
+		firing := "fired|" + string(v.Customer) + "|" + prop.Scenario.ID + "|" + c.offer.ID
+		if e.opts.TriggerDedup.Contains(firing, ev.TS) {
+			continue
 		}
 		decisionID := TriggerDecisionID(id)
 		ttl := e.opts.ReservationTTL
@@ -86,9 +94,10 @@ func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
 			continue
 		}
 		e.opts.TriggerDedup.Seen(id, ev.TS)
+		e.opts.TriggerDedup.Seen(firing, ev.TS)
 		loc := localeIndex(DefaultLocale)
 		t := Trigger{
-			TriggerID: id, Customer: v.Customer, Scenario: c.prop.Scenario.ID, OfferID: c.offer.ID,
+			TriggerID: id, Customer: v.Customer, Scenario: prop.Scenario.ID, OfferID: c.offer.ID,
 			Channel: features.ChannelPush, Locale: string(DefaultLocale),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: ev.ID, TS: ev.TS,
 		}
@@ -96,7 +105,7 @@ func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
 			e.opts.Triggers.Publish(t.Key(), b)
 		}
 		e.stats.triggers.Add(1)
-		r := OfferResult{OfferID: c.offer.ID, Scenario: c.prop.Scenario.ID, Value: c.offer.Value}
+		r := OfferResult{OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value}
 		d := Decision{DecisionID: decisionID, Customer: string(v.Customer), Group: GroupTreatment}
 		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, ev.TS)
 		return

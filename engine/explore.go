@@ -3,7 +3,6 @@ package engine
 import (
 	"math"
 	"math/rand/v2"
-	"strings"
 
 	"nbo/models"
 )
@@ -26,19 +25,14 @@ type BanditExplorer struct {
 
 var _ Explorer = (*BanditExplorer)(nil)
 
-func splitArm(arm string) models.Arm {
-	offer, seg, _ := strings.Cut(arm, "|")
-	return models.Arm{Offer: offer, Segment: seg}
-}
-
 // Sample draws a response rate for arm.
-func (b *BanditExplorer) Sample(arm string, prior float64, rng *rand.Rand) float64 {
+func (b *BanditExplorer) Sample(offer, segment string, prior float64, rng *rand.Rand) float64 {
 	w := b.PriorWeight
 	if w <= 0 {
 		w = 10
 	}
 	prior = min(max(prior, 1e-4), 1-1e-4)
-	alpha, beta := b.Bandit.Posterior(splitArm(arm))
+	alpha, beta := b.Bandit.Posterior(models.Arm{Offer: offer, Segment: segment})
 	s, n := alpha-1, beta-1
 	a := w*prior + s
 	c := w*(1-prior) + max(n-s, 0)
@@ -50,7 +44,9 @@ func (b *BanditExplorer) Sample(arm string, prior float64, rng *rand.Rand) float
 }
 
 // Update records a trial (success=false, at serve time) or a success.
-func (b *BanditExplorer) Update(arm string, success bool) { b.Bandit.Update(splitArm(arm), success) }
+func (b *BanditExplorer) Update(offer, segment string, success bool) {
+	b.Bandit.Update(models.Arm{Offer: offer, Segment: segment}, success)
+}
 
 // gamma draws Gamma(shape, 1) (Marsaglia and Tsang; boosted for shape < 1).
 func gamma(rng *rand.Rand, shape float64) float64 {

@@ -1,0 +1,328 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/features"
+	"nbo/models"
+	"nbo/scenarios"
+)
+
+// recorder is a Publisher that keeps what it was given.
+type recorder struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func (r *recorder) Publish(key, value []byte) {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, append([]byte(nil), value...))
+	r.mu.Unlock()
+}
+
+func (r *recorder) triggers(t *testing.T) []Trigger {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Trigger, 0, len(r.msgs))
+	for _, m := range r.msgs {
+		tr, err := DecodeTrigger(m)
+		require.NoError(t, err)
+		out = append(out, tr)
+	}
+	return out
+}
+
+var shanghai = func() *time.Location {
+	l, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		panic(err)
+	}
+	return l
+}()
+
+// rig is an engine over a real store and the built-in library, with a
+// driven clock.
+type rig struct {
+	store    *features.Store
+	eng      *Engine
+	budgets  *Budgets
+	policy   *Policy
+	dedup    *TriggerDedup
+	bandit   *models.Bandit
+	triggers *recorder
+	clock    time.Time
+	set      *scenarios.Set
+}
+
+func newRig(t testing.TB, at time.Time) *rig {
+	t.Helper()
+	store, err := features.NewStore(features.Options{})
+	require.NoError(t, err)
+	set, err := scenarios.LoadBuiltin(at)
+	require.NoError(t, err)
+	policy, err := NewPolicy(PolicyOptions{})
+	require.NoError(t, err)
+	r := &rig{store: store, budgets: NewBudgets(), policy: policy, dedup: NewTriggerDedup(7*24*time.Hour, 1<<16), bandit: models.NewBandit(), triggers: &recorder{}, clock: at, set: set}
+	r.eng, err = New(Options{
+		Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: r.budgets, Policy: policy,
+		Explorer: &BanditExplorer{Bandit: r.bandit}, Triggers: r.triggers, TriggerDedup: r.dedup,
+		Holdout: Holdout{Share: 0.0001}, Clock: func() time.Time { return r.clock },
+	})
+	require.NoError(t, err)
+	return r
+}
+
+// apply decodes and applies event lines, calling the engine's hook like
+// the ingest loop does.
+func (r *rig) apply(t testing.TB, lines ...string) {
+	t.Helper()
+	var opts features.DecodeOptions
+	opts.EnsureDefaults()
+	for _, l := range lines {
+		var ev features.Event
+		require.Nil(t, features.DecodeEvent([]byte(l), r.clock.Add(time.Hour).UnixMilli(), &opts, &ev), l)
+		a, rej := r.store.Apply(&ev)
+		require.Nil(t, rej, l)
+		r.eng.OnApplied(&ev, a)
+	}
+}
+
+func ev(id string, at time.Time, typ, ch, ids, extra string) string {
+	return fmt.Sprintf(`{"event_id":%q,"ts":%q,"type":%q,"channel":%q,"ids":%s%s}`, id, at.Format(time.RFC3339), typ, ch, ids, extra)
+}
+
+// storePurchaseDay is a day of events after which the store purchase →
+// online review scenario fires for push.
+func storePurchaseDay(day time.Time) []string {
+	m := `{"member":"M1"}`
+	return []string{
+		ev("c1", day.Add(-48*time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		ev("s1", day, "store_enter", "store", m, `,"store":"S01"`),
+		ev("s2", day.Add(20*time.Minute), "pos_purchase", "pos", m, `,"store":"S01","category":"skincare","sku":"K1","amount":25900`),
+		ev("s3", day.Add(25*time.Minute), "store_exit", "store", m, `,"store":"S01"`),
+	}
+}
+
+func TestOneTriggerPerFiringWithIDsStableAcrossReplays(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.clock = day.Add(30 * time.Minute)
+	r.apply(t, storePurchaseDay(day)...)
+	first := r.triggers.triggers(t)
+	require.Len(t, first, 1, "exactly one trigger for the firing, however many events followed")
+	require.Equal(t, "store_purchase_review", first[0].Scenario)
+	require.Equal(t, features.Key("member:M1"), first[0].Customer)
+	require.Equal(t, TriggerDecisionID(first[0].TriggerID), first[0].DecisionID)
+	require.NotEmpty(t, first[0].Text)
+
+	// Replaying the same events in the same engine publishes nothing new.
+	r2 := newRig(t, day)
+	r2.clock = r.clock
+	r2.apply(t, storePurchaseDay(day)...)
+	again := r2.triggers.triggers(t)
+	require.Len(t, again, 1)
+	require.Equal(t, first[0].TriggerID, again[0].TriggerID, "a replay in a fresh engine yields the same trigger ID")
+
+	// After a restart from a snapshot (the dedup set restored), the replayed
+	// events find their trigger already published.
+	b, err := r.dedup.MarshalBinary()
+	require.NoError(t, err)
+	r3 := newRig(t, day)
+	r3.clock = r.clock
+	require.NoError(t, r3.dedup.UnmarshalBinary(b))
+	r3.apply(t, storePurchaseDay(day)...)
+	require.Empty(t, r3.triggers.triggers(t), "no second trigger after a restart")
+}
+
+func TestAPushedOfferIsNotRepeatedOnAnotherChannel(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+	pushed := r.triggers.triggers(t)
+	require.Len(t, pushed, 1)
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 3})
+	for _, o := range d.Offers {
+		require.NotEqual(t, pushed[0].OfferID, o.OfferID, "one action per moment across channels")
+	}
+}
+
+func TestNoPushDuringQuietHours(t *testing.T) {
+	night := time.Date(2026, 11, 20, 23, 0, 0, 0, shanghai)
+	r := newRig(t, night)
+	r.clock = night.Add(30 * time.Minute)
+	r.apply(t, storePurchaseDay(night)...)
+	require.Empty(t, r.triggers.triggers(t), "22:00–08:00 in the store's zone is quiet for push")
+}
+
+func TestStaleEventsRaiseNoTriggers(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.clock = day.Add(5 * time.Hour) // catching up: the events are hours old
+	r.apply(t, storePurchaseDay(day)...)
+	require.Empty(t, r.triggers.triggers(t))
+}
+
+func decide(t testing.TB, r *rig, req DecideRequest) *Decision {
+	t.Helper()
+	d, err := r.eng.Decide(context.Background(), &req)
+	require.NoError(t, err)
+	return d
+}
+
+func TestDecideExplainsTargetedOffersAndFallsBackForStrangers(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Triggers = nil // no push first: see TestAPushedOfferIsNotRepeatedOnAnotherChannel
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 3, Locale: LocaleEn})
+	require.Equal(t, "member:M1", d.Customer)
+	require.Equal(t, GroupTreatment, d.Group)
+	require.False(t, d.Fallback)
+	require.NotEmpty(t, d.Offers)
+	require.Equal(t, "store_purchase_review", d.Offers[0].Scenario)
+	require.Contains(t, d.Offers[0].Reason, "S01")
+	require.Equal(t, day.Add(25*time.Minute).UTC(), d.NewestEventTS)
+	require.Greater(t, d.Offers[0].Score.Total, 0.0)
+
+	unknown := decide(t, r, DecideRequest{IDs: features.IDs{Member: "NOBODY"}, Channel: features.ChannelApp, Limit: 2, Locale: LocaleZhCN})
+	require.True(t, unknown.Fallback)
+	require.Empty(t, unknown.Customer)
+	require.NotEmpty(t, unknown.Offers, "a stranger gets the fallback offers, not an error")
+	for _, o := range unknown.Offers {
+		require.Equal(t, "fallback", o.ReasonCode)
+	}
+}
+
+func TestHoldoutGetsNoTargetedOffers(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Holdout = Holdout{Share: 1} // everyone is held out
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 3})
+	require.Equal(t, GroupHoldout, d.Group)
+	for _, o := range d.Offers {
+		require.Empty(t, o.Scenario, "holdout customers get only untargeted offers")
+	}
+	require.Empty(t, r.triggers.triggers(t), "and no push triggers")
+}
+
+func TestDecisionLogRecordsEveryDecision(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	log := &recorder{}
+	r.eng.opts.Decisions = log
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 3})
+	require.Len(t, log.msgs, 1)
+	var rec map[string]any
+	require.NoError(t, json.Unmarshal(log.msgs[0], &rec))
+	require.Equal(t, d.DecisionID, rec["decision_id"])
+	require.Equal(t, "app", rec["channel"])
+	require.Len(t, rec["offers"], len(d.Offers))
+}
+
+// benchSet is the built-in library plus 100 coupons that one always-true
+// scenario proposes: a customer with 100 candidate offers.
+func benchSet(b *testing.B, at time.Time) *scenarios.Set {
+	fsys := fstest.MapFS{}
+	require.NoError(b, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(scenarios.Builtin(), p)
+		fsys[p] = &fstest.MapFile{Data: data}
+		return err
+	}))
+	var offers, ids strings.Builder
+	offers.WriteString("offers:\n")
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&offers, `  - id: bench_%03d
+    type: coupon
+    title: {zh-CN: 券 %d, en: Coupon %d}
+    text: {zh-CN: 立减, en: Money off}
+    value: %d
+    cost: 500
+    channels: [app]
+    fulfilment: either
+    prior: 0.%02d
+    category: bench_%d
+`, i, i, i, 1000+i*10, 1+i%90, i%10)
+		if i > 0 {
+			ids.WriteString(", ")
+		}
+		fmt.Fprintf(&ids, "bench_%03d", i)
+	}
+	fsys["bench_offers.yaml"] = &fstest.MapFile{Data: []byte(offers.String())}
+	fsys["bench_scenarios.yaml"] = &fstest.MapFile{Data: []byte(`scenarios:
+  - id: bench_all
+    description: Proposes every bench offer.
+    when: orders >= 0
+    offers: [` + ids.String() + `]
+    channels: [app]
+    trigger: on_request
+    priority: 10
+    reason: {zh-CN: 测试, en: bench}
+`)}
+	set, err := scenarios.Load(fsys, at)
+	require.NoError(b, err)
+	return set
+}
+
+// BenchmarkDecide is one in-process decision for a known customer with
+// 100 candidate offers and the built-in library, over 1000 customers, with
+// caps and budgets that never run out (so every decision does the whole
+// pipeline) and no decision cache.
+func BenchmarkDecide(b *testing.B) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(b, day)
+	set := benchSet(b, day)
+	policy, err := NewPolicy(PolicyOptions{Caps: map[features.Channel]ChannelCap{}})
+	require.NoError(b, err)
+	r.eng.opts.Policy = policy
+	r.eng.opts.Scenarios = func() *scenarios.Set { return set }
+	r.clock = day.Add(time.Hour)
+	const customers = 1000
+	for c := 0; c < customers; c++ {
+		m := fmt.Sprintf(`{"member":"B%d"}`, c)
+		r.apply(b,
+			ev(fmt.Sprintf("b%d-1", c), day.Add(-time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+			ev(fmt.Sprintf("b%d-2", c), day, "product_view", "app", m, `,"category":"phones","sku":"P1"`),
+			ev(fmt.Sprintf("b%d-3", c), day.Add(time.Minute), "pos_purchase", "pos", m, `,"store":"S01","category":"phones","amount":1000`),
+		)
+	}
+	reqs := make([]DecideRequest, customers)
+	for c := range reqs {
+		reqs[c] = DecideRequest{IDs: features.IDs{Member: fmt.Sprintf("B%d", c)}, Channel: features.ChannelApp, Limit: 3}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		d, err := r.eng.Decide(context.Background(), &reqs[i%customers])
+		lat = append(lat, time.Since(start))
+		if err != nil || len(d.Offers) == 0 {
+			b.Fatalf("decision %d: %v %+v", i, err, d)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
