@@ -389,7 +389,9 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 
 // outbound reports whether the channel reaches out to the customer
 // (rather than answering the customer's own visit).
-func outbound(ch features.Channel) bool { return ch == features.ChannelPush || ch == features.ChannelSMS }
+func outbound(ch features.Channel) bool {
+	return ch == features.ChannelPush || ch == features.ChannelSMS
+}
 
 // segment is the bandit's customer segment: channel habit × value tier,
 // coarse enough that every arm learns quickly.
