@@ -102,6 +102,7 @@ type Engine struct {
 		decisions, fallbacks, holdouts, triggers, cacheHits atomic.Int64
 	}
 	trigState *decideState // used only by OnApplied's goroutine
+	wakes     wakeQueue    // used only by OnApplied's goroutine
 	offers    atomic.Pointer[offerIndex]
 }
 

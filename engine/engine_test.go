@@ -158,6 +158,42 @@ func TestAPushedOfferIsNotRepeatedOnAnotherChannel(t *testing.T) {
 	}
 }
 
+func TestAbsenceFiresWhenTheWindowClosesNotWhenTheCustomerReturns(t *testing.T) {
+	views := time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai)
+	r := newRig(t, views)
+	m := `{"member":"M1"}`
+	r.clock = views.Add(10 * time.Minute)
+	r.apply(t,
+		ev("a1", views.Add(-17*24*time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		ev("a2", views.Add(-16*24*time.Hour), "store_enter", "store", m, `,"store":"S01"`),
+		ev("a3", views, "product_view", "app", m, `,"category":"phones","sku":"P1"`),
+		ev("a4", views.Add(5*time.Minute), "product_view", "web", m, `,"category":"phones","sku":"P1"`),
+	)
+	require.Empty(t, r.triggers.triggers(t), "inside the 48 h window nothing fires")
+	require.Equal(t, 1, r.eng.PendingWakes())
+
+	// Other customers' events move the stream's event time past the
+	// window's close; M1 sends nothing.
+	closes := views.Add(5*time.Minute + 48*time.Hour)
+	r.clock = closes.Add(time.Minute)
+	r.apply(t, ev("o1", closes.Add(30*time.Second), "page_view", "web", `{"member":"OTHER"}`, ""))
+	got := r.triggers.triggers(t)
+	require.Len(t, got, 1)
+	require.Equal(t, "browsed_online_not_bought", got[0].Scenario)
+	require.Equal(t, features.Key("member:M1"), got[0].Customer)
+	require.Equal(t, closes.UnixMilli(), got[0].TS, "evaluated at the instant the window closed")
+	require.Equal(t, fmt.Sprintf("wake@%d", closes.UnixMilli()), got[0].EventID)
+
+	// The wake-up queue survives a restart through its snapshot section.
+	b, err := r.eng.Wakes().MarshalBinary()
+	require.NoError(t, err)
+	r2 := newRig(t, views)
+	require.NoError(t, r2.eng.Wakes().UnmarshalBinary(b))
+	again, err := r2.eng.Wakes().MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, b, again)
+}
+
 func TestNoPushDuringQuietHours(t *testing.T) {
 	night := time.Date(2026, 11, 20, 23, 0, 0, 0, shanghai)
 	r := newRig(t, night)

@@ -20,9 +20,18 @@ func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 	case features.Identify, features.Consent, features.Erase:
 		return
 	}
-	if e.opts.Triggers != nil && !a.Erased {
-		e.evaluateTriggers(ev, a)
+	if e.opts.Triggers == nil {
+		return
 	}
+	if a.Erased {
+		e.wakes.cancel(a.Customer)
+		return
+	}
+	for _, k := range a.Merged {
+		e.wakes.cancel(k)
+	}
+	e.evaluateTriggers(a.Customer, ev.TS, ev.ID)
+	e.fireWakes(ev.TS)
 }
 
 func (e *Engine) outcome(ev *features.Event, a features.Applied) {
@@ -38,25 +47,30 @@ func (e *Engine) outcome(ev *features.Event, a features.Applied) {
 	e.recordOutcome(ev, a)
 }
 
-// evaluateTriggers runs the on_event scenarios for the push channel and
-// publishes at most one trigger for the event.
-func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
-	if wall := e.opts.Clock().UnixMilli(); wall-ev.TS > e.opts.TriggerMaxAge.Milliseconds() {
-		return // catching up with old events: no pushes for the past
-	}
+// evaluateTriggers runs the on_event scenarios for the push channel at
+// instant now (an event's time, or a wake-up's), publishes at most one
+// trigger, and schedules the customer's next wake-up. cause names what
+// made it run (the event ID, or the wake-up) and enters the trigger ID.
+func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string) {
 	set := e.opts.Scenarios()
 	if set == nil {
 		return
 	}
 	st := e.trigState
 	v := &st.view
-	if !e.opts.Store.ViewKey(a.Customer, ev.TS, v) {
+	if !e.opts.Store.ViewKey(customer, now, v) {
 		return
+	}
+	if w := set.NextWake(v, now); w.At != 0 {
+		e.wakes.schedule(v.Customer, w.At)
+	}
+	if wall := e.opts.Clock().UnixMilli(); wall-now > e.opts.TriggerMaxAge.Milliseconds() {
+		return // catching up with old events: no pushes for the past
 	}
 	if e.opts.Holdout.InHoldout(v.Customer) {
 		return
 	}
-	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: ev.TS, Trigger: scenarios.OnEvent, Loc: e.opts.Location}
+	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location}
 	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 	if len(st.props) == 0 {
 		return
@@ -70,36 +84,36 @@ func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
 	for i := range st.cands[:min(len(st.cands), explored)] {
 		c := &st.cands[i]
 		prop := &st.props[c.prop]
-		id := TriggerID(v.Customer, prop.Scenario.ID, c.offer.ID, ev.ID)
-		if e.opts.TriggerDedup.Contains(id, ev.TS) {
+		id := TriggerID(v.Customer, prop.Scenario.ID, c.offer.ID, cause)
+		if e.opts.TriggerDedup.Contains(id, now) {
 			return // already published (a replay)
 		}
 		// One push per firing: while the scenario stays true for this
 		// offer, later events do not raise it again (for the dedup's
 		// retention, 7 days by default).
 		firing := "fired|" + string(v.Customer) + "|" + prop.Scenario.ID + "|" + c.offer.ID
-		if e.opts.TriggerDedup.Contains(firing, ev.TS) {
+		if e.opts.TriggerDedup.Contains(firing, now) {
 			continue
 		}
 		decisionID := TriggerDecisionID(id)
 		ttl := e.opts.ReservationTTL
 		if c.offer.Valid.To > 0 {
-			ttl = min(ttl, time.Duration(c.offer.Valid.To-ev.TS)*time.Millisecond)
+			ttl = min(ttl, time.Duration(c.offer.Valid.To-now)*time.Millisecond)
 		}
-		if _, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, decisionID, ev.TS, ttl); !ok {
+		if _, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, decisionID, now, ttl); !ok {
 			continue
 		}
-		if ok, _ := e.opts.Policy.Claim(v.Customer, features.ChannelPush, offerPolicy(c.offer), c.store, v.Offers, ev.TS); !ok {
+		if ok, _ := e.opts.Policy.Claim(v.Customer, features.ChannelPush, offerPolicy(c.offer), c.store, v.Offers, now); !ok {
 			_ = e.opts.Budgets.Release(c.offer.ID, decisionID)
 			continue
 		}
-		e.opts.TriggerDedup.Seen(id, ev.TS)
-		e.opts.TriggerDedup.Seen(firing, ev.TS)
+		e.opts.TriggerDedup.Seen(id, now)
+		e.opts.TriggerDedup.Seen(firing, now)
 		loc := localeIndex(DefaultLocale)
 		t := Trigger{
 			TriggerID: id, Customer: v.Customer, Scenario: prop.Scenario.ID, OfferID: c.offer.ID,
 			Channel: features.ChannelPush, Locale: string(DefaultLocale),
-			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: ev.ID, TS: ev.TS,
+			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: cause, TS: now,
 		}
 		if b, err := t.Encode(); err == nil {
 			e.opts.Triggers.Publish(t.Key(), b)
@@ -107,7 +121,7 @@ func (e *Engine) evaluateTriggers(ev *features.Event, a features.Applied) {
 		e.stats.triggers.Add(1)
 		r := OfferResult{OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value}
 		d := Decision{DecisionID: decisionID, Customer: string(v.Customer), Group: GroupTreatment}
-		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, ev.TS)
+		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, now)
 		return
 	}
 }

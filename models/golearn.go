@@ -173,13 +173,13 @@ func (gr *grower) node(rows []int, avail []int, depth int) *trees.DecisionTreeNo
 		}
 		best, bestThr, bestGain := -1, 0.0, math.Inf(-1)
 		for _, f := range cands {
-			thr := 0.0
+			var thr, gain float64
+			var ok bool
 			if g.schema.Features[f].Kind == Numeric {
-				view := base.NewInstancesViewFromVisible(g.inst, rows, []base.Attribute{g.attrs[f], g.class})
-				var ig trees.InformationGainRuleGenerator
-				thr = ig.GetSplitRuleFromSelection([]base.Attribute{g.attrs[f]}, view).SplitVal
+				thr, gain, ok = gr.threshold(rows, f, neg, pos)
+			} else {
+				gain, ok = gr.gain(rows, f, 0, neg, pos)
 			}
-			gain, ok := gr.gain(rows, f, thr, neg, pos)
 			if ok && gain > bestGain+1e-12 {
 				best, bestThr, bestGain = f, thr, gain
 			}
@@ -229,6 +229,64 @@ func slotKey(f Feature, slot int) string {
 		return f.Vocabulary[slot]
 	}
 	return missingToken
+}
+
+// threshold finds the numeric split of rows on f with the most
+// information gain, among midpoints between consecutive distinct values
+// that leave at least minLeaf rows on each side. It is golearn's search
+// (getNumericAttributeEntropy: sort, sweep the midpoints, keep the lowest
+// split entropy) done on our own columns: golearn's version reads every
+// value and class through map-backed views and spent 80% of training
+// time there (measured: 2.6 s of 3.3 s on the arrests table). It also
+// counts a value equal to the threshold on the right while splitting
+// puts it on the left; here search and split agree.
+func (gr *grower) threshold(rows []int, f int, neg, pos int) (thr, gain float64, ok bool) {
+	col := gr.g.cols[f]
+	type vy struct {
+		v float64
+		y bool
+	}
+	buf := make([]vy, len(rows))
+	for i, r := range rows {
+		buf[i] = vy{col[r], gr.g.y[r]}
+	}
+	slices.SortFunc(buf, func(a, b vy) int {
+		switch {
+		case a.v < b.v:
+			return -1
+		case a.v > b.v:
+			return 1
+		}
+		return 0
+	})
+	minLeaf := max(gr.o.minLeaf, 1)
+	base := entropy2(neg, pos)
+	total := float64(len(rows))
+	var ln, lp int
+	bestEnt := math.Inf(1)
+	for i := 0; i < len(buf)-1; i++ {
+		if buf[i].y {
+			lp++
+		} else {
+			ln++
+		}
+		if buf[i].v == buf[i+1].v {
+			continue
+		}
+		left := i + 1
+		if left < minLeaf || len(buf)-left < minLeaf {
+			continue
+		}
+		ent := float64(left)/total*entropy2(ln, lp) + float64(len(buf)-left)/total*entropy2(neg-ln, pos-lp)
+		if ent < bestEnt {
+			bestEnt = ent
+			thr = buf[i].v + (buf[i+1].v-buf[i].v)/2
+		}
+	}
+	if math.IsInf(bestEnt, 1) {
+		return 0, 0, false
+	}
+	return thr, base - bestEnt, true
 }
 
 // partition splits rows by feature f: two parts (x <= thr, x > thr) for a

@@ -2,8 +2,10 @@ package models
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -137,35 +139,81 @@ func bayesAUC(st synthTruth, frac float64, seed uint64) (float64, []float64) {
 	return AUC(p, te.Y), p
 }
 
+// calibrationVsTruth cuts the holdout into deciles of prediction and
+// returns the largest gap per decile between the mean prediction and the
+// mean true probability, and between the mean prediction and the
+// observed positive rate (which adds label noise: ±0.03 standard error
+// on 240 rows).
+func calibrationVsTruth(p, truth []float64, y []bool) (devTruth, devObserved float64) {
+	idx := make([]int, len(p))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] < p[idx[b]] })
+	n := len(p)
+	for d := 0; d < 10; d++ {
+		var mp, mt, mo float64
+		bin := idx[d*n/10 : (d+1)*n/10]
+		for _, i := range bin {
+			mp += p[i]
+			mt += truth[i]
+			if y[i] {
+				mo++
+			}
+		}
+		c := float64(len(bin))
+		devTruth = math.Max(devTruth, math.Abs(mp-mt)/c)
+		devObserved = math.Max(devObserved, math.Abs(mp-mo)/c)
+	}
+	return devTruth, devObserved
+}
+
 func TestModelsRecoverAKnownTruth(t *testing.T) {
 	// 12,000 rows, P(y|x) logistic in x1 and x2 plus a channel effect, a
-	// noise column and 5% missing x1. The Bayes-optimal holdout AUC is
-	// ~0.83. Tolerances are what the models meet with some room; a model
-	// that ignores x1 or x2 loses more than 0.1 AUC and fails them.
+	// noise column and 5% missing x1; 2,400 holdout rows, deciles of 240.
+	// The Bayes-optimal holdout AUC is ~0.83. Measured over four data
+	// seeds: forest AUC gap 0.010–0.016, calibration against the truth
+	// ≤ 0.027, against observed labels ≤ 0.083; tree gap 0.019–0.031,
+	// truth ≤ 0.054; naive Bayes gap 0.007–0.010, truth ≤ 0.043. The
+	// tolerances leave room for that spread; the last case shows that a
+	// forest blind to x1 fails them.
 	st := synthData(12000, 11)
-	bayes, _ := bayesAUC(st, 0.2, 1)
+	bayes, truth := bayesAUC(st, 0.2, 1)
 	require.InDelta(t, 0.83, bayes, 0.02)
+	blind := synthData(12000, 11)
+	shuffled := rand.New(rand.NewPCG(1, 1)).Perm(len(blind.ds.X))
+	for i, x := range blind.ds.X {
+		blind.ds.X[i] = append([]float64{st.ds.X[shuffled[i]][0]}, x[1:]...)
+	}
 	tests := []struct {
-		name     string
-		opts     TrainOptions
-		aucSlack float64 // allowed AUC below the Bayes-optimal AUC
-		calTol   float64 // allowed |mean predicted - observed| per decile
+		name                     string
+		data                     synthTruth
+		opts                     TrainOptions
+		aucGap, truthTol, obsTol float64
+		wantFail                 bool
 	}{
-		{"a forest ranks within 0.02 of the Bayes optimum and is calibrated within 0.06", TrainOptions{Algo: AlgoForest, Trees: 30}, 0.02, 0.06},
-		{"a single tree ranks within 0.04 of the Bayes optimum and is calibrated within 0.08", TrainOptions{Algo: AlgoTree}, 0.04, 0.08},
-		{"naive Bayes ranks within 0.02 of the Bayes optimum and is calibrated within 0.08", TrainOptions{Algo: AlgoNB}, 0.02, 0.08},
+		{name: "a forest ranks within 0.025 of the Bayes optimum and is calibrated within 0.04 of the truth",
+			data: st, opts: TrainOptions{Algo: AlgoForest, Trees: 30}, aucGap: 0.025, truthTol: 0.04, obsTol: 0.10},
+		{name: "a single tree ranks within 0.04 of the Bayes optimum and is calibrated within 0.07 of the truth",
+			data: st, opts: TrainOptions{Algo: AlgoTree}, aucGap: 0.04, truthTol: 0.07, obsTol: 0.12},
+		{name: "naive Bayes ranks within 0.015 of the Bayes optimum and is calibrated within 0.06 of the truth",
+			data: st, opts: TrainOptions{Algo: AlgoNB}, aucGap: 0.015, truthTol: 0.06, obsTol: 0.12},
+		{name: "a forest that cannot see x1 misses the forest's bar",
+			data: blind, opts: TrainOptions{Algo: AlgoForest, Trees: 30}, aucGap: 0.025, truthTol: 0.04, obsTol: 0.10, wantFail: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Seed, tt.opts.Now = 1, testNow
-			a, err := Train(st.ds, tt.opts)
+			f, err := fit(tt.data.ds, tt.opts)
 			require.NoError(t, err)
-			t.Logf("%s: AUC %.4f (Bayes %.4f), logloss %.4f", a.Algorithm, a.Metrics.AUC, bayes, a.Metrics.LogLoss)
-			require.GreaterOrEqual(t, a.Metrics.AUC, bayes-tt.aucSlack)
-			for _, b := range a.Metrics.Calibration {
-				require.GreaterOrEqual(t, b.Count, 200)
-				require.InDelta(t, b.Observed, b.MeanPredicted, tt.calTol, "decile %+v", b)
-			}
+			p := make([]float64, len(f.test.X))
+			f.scorer.ScoreBatch(f.test.X, p)
+			devTruth, devObs := calibrationVsTruth(p, truth, f.test.Y)
+			auc := f.artifact.Metrics.AUC
+			t.Logf("%s: AUC %.4f (Bayes %.4f), calibration vs truth %.3f, vs observed %.3f, logloss %.4f",
+				f.artifact.Algorithm, auc, bayes, devTruth, devObs, f.artifact.Metrics.LogLoss)
+			pass := auc >= bayes-tt.aucGap && devTruth <= tt.truthTol && devObs <= tt.obsTol
+			require.Equal(t, !tt.wantFail, pass)
 		})
 	}
 }
@@ -250,5 +298,32 @@ func TestScorerDoesNotAllocate(t *testing.T) {
 		require.NoError(t, err)
 		x := st.ds.X[0]
 		require.Zero(t, testing.AllocsPerRun(100, func() { _ = s.Propensity(x) }), string(algo))
+	}
+}
+
+func TestThresholdSearchIsAtLeastAsGoodAsGolearns(t *testing.T) {
+	st := synthData(2000, 13)
+	g := toGrid(st.ds.Schema, st.ds.X, st.ds.Y, medians(st.ds.Schema, st.ds.X))
+	gr := &grower{g: g, o: growOptions{minLeaf: 1}}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for trial := 0; trial < 40; trial++ {
+		rows := rng.Perm(len(st.ds.Y))[:20+rng.IntN(500)]
+		var neg, pos int
+		for _, r := range rows {
+			if st.ds.Y[r] {
+				pos++
+			} else {
+				neg++
+			}
+		}
+		for _, f := range []int{0, 1, 2} {
+			_, ours, ok := gr.threshold(rows, f, neg, pos)
+			require.True(t, ok)
+			view := base.NewInstancesViewFromVisible(g.inst, rows, []base.Attribute{g.attrs[f], g.class})
+			var ig trees.InformationGainRuleGenerator
+			theirThr := ig.GetSplitRuleFromSelection([]base.Attribute{g.attrs[f]}, view).SplitVal
+			theirs, _ := gr.gain(rows, f, theirThr, neg, pos)
+			require.GreaterOrEqual(t, ours, theirs-1e-12, "trial %d feature %d", trial, f)
+		}
 	}
 }

@@ -175,6 +175,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		"engine.policy":   policy,
 		"engine.triggers": dedup,
 		"models.bandit":   bandit,
+		"engine.wakes":    eng.Wakes(),
 	}
 
 	consumer, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: cfg.GroupID})

@@ -35,7 +35,7 @@ type trainSummary struct {
 func newTrainCmd() *cobra.Command {
 	var (
 		csvPath, label, positive, algo, out string
-		trees                               int
+		trees, minLeaf                      int
 		holdout                             float64
 		seed                                uint64
 	)
@@ -61,7 +61,7 @@ stdout. Progress goes to stderr.`,
 			stderr := cmd.ErrOrStderr()
 			fmt.Fprintf(stderr, "nbo train: %d rows, %d features, positive label %q\n", len(ds.Y), len(ds.Schema.Features), ds.Positive)
 			a, err := models.Train(ds, models.TrainOptions{
-				Algo: models.Algo(algo), Trees: trees, Seed: seed, Holdout: holdout,
+				Algo: models.Algo(algo), Trees: trees, Seed: seed, Holdout: holdout, MinLeaf: minLeaf,
 				Label: label, Now: time.Now(), Progress: stderr,
 			})
 			if err != nil {
@@ -85,6 +85,7 @@ stdout. Progress goes to stderr.`,
 	fl.StringVar(&positive, "positive", "", `label value of the positive class (default "1", "yes" or "true" if present, else the larger of the two labels)`)
 	fl.StringVar(&algo, "algo", "forest", "algorithm: forest, tree or nb")
 	fl.IntVar(&trees, "trees", 100, "number of trees of a forest")
+	fl.IntVar(&minLeaf, "min-leaf", 0, "fewest training rows a split may leave in a leaf (default 40 for a forest, 30 for a tree)")
 	fl.Float64Var(&holdout, "holdout", 0.2, "stratified share of rows held out for the metrics")
 	fl.Uint64Var(&seed, "seed", 1, "seed for the holdout split, bootstrap rows and split attributes")
 	fl.StringVar(&out, "out", "", "path of the model artifact to write (required)")
