@@ -32,8 +32,9 @@ import (
 //   - Top-level keys are the schema v1 fields; any other key is
 //     unknown_field (field: the key, cut to 32 bytes). Keys inside ids are
 //     member, card, phone, email, device; any other is unknown_field with
-//     field "ids.<key>". A JSON null for any field means absent; so does
-//     an empty string.
+//     field "ids.<key>". A JSON null for any field, identifier or attrs
+//     value means absent; so does an empty string, except as an attrs
+//     value, where it is kept.
 //   - A value of the wrong JSON type is wrong_type: strings must be
 //     strings, ids and attrs objects, attrs values strings, and amount,
 //     quantity, dwell_s integers (no fraction, no exponent, not quoted).
@@ -1160,16 +1161,62 @@ func hasControl(s string) bool {
 	return false
 }
 
-var typeByName = func() map[string]EventType {
-	m := make(map[string]EventType, NumTypes)
-	for t := TypeUnknown + 1; t < NumTypes; t++ {
-		m[t.String()] = t
-	}
-	return m
-}()
-
+// lookupType resolves an event type name without allocating (a string
+// switch compiles to a search on length and content, cheaper than hashing).
 func lookupType(b []byte) EventType {
-	return typeByName[string(b)] // no allocation: the compiler converts for the lookup only
+	switch string(b) {
+	case "page_view":
+		return PageView
+	case "product_view":
+		return ProductView
+	case "search":
+		return Search
+	case "add_to_cart":
+		return AddToCart
+	case "remove_from_cart":
+		return RemoveFromCart
+	case "checkout":
+		return Checkout
+	case "order":
+		return Order
+	case "store_enter":
+		return StoreEnter
+	case "store_exit":
+		return StoreExit
+	case "dwell":
+		return Dwell
+	case "product_touch":
+		return ProductTouch
+	case "try_on":
+		return TryOn
+	case "pos_purchase":
+		return PosPurchase
+	case "return":
+		return Return
+	case "offer_impression":
+		return OfferImpression
+	case "offer_click":
+		return OfferClick
+	case "offer_dismiss":
+		return OfferDismiss
+	case "coupon_redeem":
+		return CouponRedeem
+	case "push_open":
+		return PushOpen
+	case "share":
+		return Share
+	case "review":
+		return Review
+	case "identify":
+		return Identify
+	case "consent":
+		return Consent
+	case "erase":
+		return Erase
+	case "signup":
+		return Signup
+	}
+	return TypeUnknown
 }
 
 func lookupChannel(b []byte) Channel {

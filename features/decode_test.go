@@ -568,3 +568,14 @@ func BenchmarkSplitBatch(b *testing.B) {
 		}
 	}
 }
+
+func TestLookupTablesCoverEveryName(t *testing.T) {
+	for typ := TypeUnknown + 1; typ < NumTypes; typ++ {
+		require.Equal(t, typ, lookupType([]byte(typ.String())))
+	}
+	require.Equal(t, TypeUnknown, lookupType([]byte("")))
+	for ch := ChannelUnknown + 1; ch < NumChannels; ch++ {
+		require.Equal(t, ch, lookupChannel([]byte(ch.String())))
+	}
+	require.Equal(t, ChannelUnknown, lookupChannel([]byte("")))
+}
