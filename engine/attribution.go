@@ -189,19 +189,11 @@ func rowOf[K comparable](m map[K]*statsRow, k K) *statsRow {
 // decision and offer again is ignored, so replaying the decision log is
 // safe.
 func (s *Stats) RecordDecision(d DecisionRecord) {
-	k := recKey{d.DecisionID, d.OfferID}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.recs[k]; dup {
+	r := s.insertLocked(d, false, false)
+	if r == nil {
 		return
-	}
-	r := &decRec{DecisionRecord: d}
-	r.rows[0] = &s.total
-	r.rows[1] = rowOf(s.scenarios, d.Scenario)
-	r.rows[2] = rowOf(s.offers, d.OfferID)
-	r.rows[3] = rowOf(s.channels, d.Channel)
-	if d.Store != "" {
-		r.rows[4] = rowOf(s.stores, d.Store)
 	}
 	holdout := d.Group == GroupHoldout
 	r.each(func(row *statsRow) {
@@ -211,11 +203,28 @@ func (s *Stats) RecordDecision(d DecisionRecord) {
 			row.decisions++
 		}
 	})
+}
+
+// insertLocked adds a decision record to the indexes (not to the counts)
+// and returns it; nil when the decision and offer are already recorded.
+func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRec {
+	k := recKey{d.DecisionID, d.OfferID}
+	if _, dup := s.recs[k]; dup {
+		return nil
+	}
+	r := &decRec{DecisionRecord: d, responded: responded, converted: converted}
+	r.rows[0] = &s.total
+	r.rows[1] = rowOf(s.scenarios, d.Scenario)
+	r.rows[2] = rowOf(s.offers, d.OfferID)
+	r.rows[3] = rowOf(s.channels, d.Channel)
+	if d.Store != "" {
+		r.rows[4] = rowOf(s.stores, d.Store)
+	}
 	s.recs[k] = r
 	if _, ok := s.first[d.DecisionID]; !ok {
 		s.first[d.DecisionID] = d.OfferID
 	}
-	if !holdout {
+	if d.Group != GroupHoldout {
 		s.coupons[CouponCode(d.DecisionID, d.OfferID)] = k
 	}
 	if d.Customer != "" {
@@ -225,6 +234,7 @@ func (s *Stats) RecordDecision(d DecisionRecord) {
 	for len(s.recs) > s.opts.MaxDecisions {
 		s.evictOldestLocked()
 	}
+	return r
 }
 
 func (r *decRec) each(fn func(*statsRow)) {
@@ -603,4 +613,153 @@ func (r *statsRow) report(key string) StatsRow {
 		row.Uplift = &u
 	}
 	return row
+}
+
+const statsSnapshotVersion = 1
+
+// MarshalBinary encodes the aggregates and the decision records still held
+// for attribution, for the state snapshot, so counts, pending conversions
+// and coupon lookups survive a restart like the feature state does.
+func (s *Stats) MarshalBinary() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := snapWriter{buf: []byte{statsSnapshotVersion}}
+	s.total.encode(&w)
+	for _, m := range []map[string]*statsRow{s.scenarios, s.offers, s.stores} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		w.uvarint(uint64(len(keys)))
+		for _, k := range keys {
+			w.str(k)
+			m[k].encode(&w)
+		}
+	}
+	w.uvarint(uint64(len(s.channels)))
+	for ch := features.Channel(0); ch < features.NumChannels; ch++ {
+		if r := s.channels[ch]; r != nil {
+			w.uvarint(uint64(ch))
+			r.encode(&w)
+		}
+	}
+	w.varint(s.conversions)
+	w.varint(s.unattributed)
+	for _, cs := range []*[features.NumChannels]credit{&s.first1, &s.last1, &s.position} {
+		for _, c := range cs {
+			w.uvarint(math.Float64bits(c.conversions))
+			w.uvarint(math.Float64bits(c.revenue))
+		}
+	}
+	w.uvarint(uint64(len(s.recs)))
+	for _, k := range s.queue[s.head:] {
+		r := s.recs[k]
+		if r == nil {
+			continue
+		}
+		w.str(r.DecisionID)
+		w.str(string(r.Customer))
+		w.str(r.Scenario)
+		w.str(r.OfferID)
+		w.uvarint(uint64(r.Channel))
+		w.str(r.Store)
+		w.str(r.Group)
+		w.varint(r.TS)
+		w.varint(r.Value)
+		w.varint(r.Cost)
+		var flags byte
+		if r.responded {
+			flags |= 1
+		}
+		if r.converted {
+			flags |= 2
+		}
+		w.buf = append(w.buf, flags)
+	}
+	return w.buf, nil
+}
+
+// UnmarshalBinary replaces the aggregator's state with a snapshot written
+// by MarshalBinary. Per-customer touch lists and coupon lookups are rebuilt
+// from the decision records.
+func (s *Stats) UnmarshalBinary(data []byte) error {
+	r := snapReader{buf: data}
+	if v := r.byte(); v != statsSnapshotVersion {
+		return fmt.Errorf("restoring stats: version %d: %w", v, ErrCorruptState)
+	}
+	fresh, _ := NewStats(s.opts)
+	fresh.total.decode(&r)
+	for _, m := range []map[string]*statsRow{fresh.scenarios, fresh.offers, fresh.stores} {
+		n := r.count()
+		for i := 0; i < n && r.err == nil; i++ {
+			rowOf(m, r.str()).decode(&r)
+		}
+	}
+	n := r.count()
+	for i := 0; i < n && r.err == nil; i++ {
+		ch := r.uvarint()
+		if ch >= uint64(features.NumChannels) {
+			r.fail()
+			break
+		}
+		rowOf(fresh.channels, features.Channel(ch)).decode(&r)
+	}
+	fresh.conversions = r.varint()
+	fresh.unattributed = r.varint()
+	for _, cs := range []*[features.NumChannels]credit{&fresh.first1, &fresh.last1, &fresh.position} {
+		for i := range cs {
+			cs[i].conversions = math.Float64frombits(r.uvarint())
+			cs[i].revenue = math.Float64frombits(r.uvarint())
+		}
+	}
+	n = r.count()
+	for i := 0; i < n && r.err == nil; i++ {
+		d := DecisionRecord{DecisionID: r.str(), Customer: features.Key(r.str()), Scenario: r.str(), OfferID: r.str()}
+		ch := r.uvarint()
+		if ch >= uint64(features.NumChannels) {
+			r.fail()
+			break
+		}
+		d.Channel = features.Channel(ch)
+		d.Store, d.Group = r.str(), r.str()
+		d.TS, d.Value, d.Cost = r.varint(), r.varint(), r.varint()
+		flags := r.byte()
+		if r.err != nil {
+			break
+		}
+		fresh.insertLocked(d, flags&1 != 0, flags&2 != 0) // counts are in the restored rows
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("restoring stats: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs, s.first, s.coupons, s.customers, s.queue, s.head = fresh.recs, fresh.first, fresh.coupons, fresh.customers, fresh.queue, 0
+	s.total = fresh.total
+	s.scenarios, s.offers, s.stores, s.channels = fresh.scenarios, fresh.offers, fresh.stores, fresh.channels
+	s.conversions, s.unattributed = fresh.conversions, fresh.unattributed
+	s.first1, s.last1, s.position = fresh.first1, fresh.last1, fresh.position
+	// The restored records point at fresh.total; repoint them at ours.
+	for _, rec := range s.recs {
+		rec.rows[0] = &s.total
+	}
+	return nil
+}
+
+func (r *statsRow) fields() [13]*int64 {
+	return [13]*int64{&r.decisions, &r.holdout, &r.impressions, &r.clicks, &r.dismissals, &r.redemptions,
+		&r.responders, &r.revenue, &r.cost, &r.onlineToStore, &r.storeToOnline, &r.convTreatment, &r.convHoldout}
+}
+
+func (r *statsRow) encode(w *snapWriter) {
+	for _, f := range r.fields() {
+		w.varint(*f)
+	}
+}
+
+func (r *statsRow) decode(rd *snapReader) {
+	for _, f := range r.fields() {
+		*f = rd.varint()
+	}
 }

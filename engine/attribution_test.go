@@ -266,6 +266,61 @@ func TestStatsRekeyAndBounds(t *testing.T) {
 	require.ErrorContains(t, err, "touches")
 }
 
+func TestStatsSurviveARestart(t *testing.T) {
+	s := newTestStats(t)
+	const m1 = features.Key("member:M1")
+	s.RecordDecision(served("d-push", m1, "browsed-not-bought", "exp-coupon", features.ChannelPush, "S1", t0))
+	s.RecordDecision(served("d-app", m1, "browsed-not-bought", "bundle", features.ChannelApp, "", t0+hourMs))
+	s.RecordDecision(DecisionRecord{DecisionID: "d-hold", Customer: "member:H", Scenario: "browsed-not-bought", OfferID: "exp-coupon", Channel: features.ChannelPush, Group: GroupHoldout, TS: t0})
+	s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-app", Customer: m1, Channel: features.ChannelApp, TS: t0 + 2*hourMs})
+	s.RecordOutcome(Outcome{Type: features.Order, Customer: "member:H", Channel: features.ChannelWeb, TS: t0 + 3*hourMs})
+
+	data, err := s.MarshalBinary()
+	require.NoError(t, err)
+	r := newTestStats(t)
+	require.NoError(t, r.UnmarshalBinary(data))
+	require.Equal(t, s.Snapshot(), r.Snapshot())
+	again, err := r.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, data, again)
+
+	// After the restart a till redemption still finds the pushed coupon,
+	// counts cross-channel and credits the whole touch sequence.
+	for _, st := range []*Stats{s, r} {
+		a, ok := st.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode("d-push", "exp-coupon"), Channel: features.ChannelPOS, Store: "S1", TS: t0 + 24*hourMs, Revenue: 100})
+		require.True(t, ok)
+		require.True(t, a.CrossChannel)
+	}
+	require.Equal(t, s.Snapshot(), r.Snapshot(), "the restored aggregator continues exactly like the original")
+	rep := r.Snapshot()
+	require.Equal(t, 1.0, creditOf(rep.FirstTouch, "push"))
+	require.Equal(t, 1.0, creditOf(rep.LastTouch, "app"))
+	require.Equal(t, int64(1), rep.Total.Redemptions)
+
+	for i := 1; i < len(data); i++ {
+		require.Error(t, newTestStats(t).UnmarshalBinary(data[:i]), "truncated at %d", i)
+	}
+}
+
+func FuzzStatsUnmarshal(f *testing.F) {
+	s, _ := NewStats(StatsOptions{})
+	s.RecordDecision(served("d", "member:F", "s", "o", features.ChannelApp, "S", t0))
+	s.RecordOutcome(Outcome{Type: features.CouponRedeem, DecisionID: "d", Channel: features.ChannelPOS, TS: t0 + 1})
+	data, _ := s.MarshalBinary()
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, _ := NewStats(StatsOptions{})
+		if s.UnmarshalBinary(data) != nil {
+			return
+		}
+		out, err := s.MarshalBinary()
+		require.NoError(t, err)
+		r, _ := NewStats(StatsOptions{})
+		require.NoError(t, r.UnmarshalBinary(out))
+		_ = r.Snapshot()
+	})
+}
+
 func BenchmarkStatsRecordDecision(b *testing.B) {
 	s, _ := NewStats(StatsOptions{MaxDecisions: 100_000})
 	ids := make([]string, 1000)
