@@ -84,7 +84,15 @@ func (c *Customer) chooseJourney(d *draw, no int) JourneyKind {
 	return JourneyOnlineBrowse
 }
 
-// builder appends one journey's events.
+// builder appends one leg of one journey's events.
+//
+// A journey is cut into legs wherever it pauses for hours or days (each
+// call of at after the first event starts a new leg). Only one leg is
+// kept in memory at a time: to produce leg L the builder replays the
+// journey from its seed — same draws, same choices, same event IDs — but
+// appends only leg L's events and starts leg L's clock at the time the
+// previous leg ended. So a customer who is between legs (waiting two days
+// to go to the store) holds no events, only their place in the schedule.
 type builder struct {
 	s      *Simulator
 	c      *Customer
@@ -95,15 +103,24 @@ type builder struct {
 	prefix string // event ID prefix
 	seq    int
 
+	leg, target int   // current leg, the leg being produced
+	resume      int64 // when the target leg may start (previous leg's end)
+	exact       bool  // resume is the target leg's exact start time
+	more        bool  // a leg after the target exists
+	scratch     features.Event
+
 	joined                  bool // has a member ID at this journey
 	onlineIDs, storeIDs     features.IDs
 	onlineCh                features.Channel
 	memberID, cardID, devID string
 }
 
-// generate appends the events of customer c's journey number no, starting
-// at or after at, to dst.
-func (s *Simulator) generate(c *Customer, no int, at int64, dst []features.Event) []features.Event {
+// generate appends the events of leg `leg` of customer c's journey number
+// no to dst. Leg 0 starts at or after at; a later leg at or after at, the
+// end of the leg before; with exact, the leg starts exactly at at (which
+// is then the start an earlier call computed). It reports whether the
+// journey has more legs.
+func (s *Simulator) generate(c *Customer, no, leg int, at int64, exact bool, dst []features.Event) ([]features.Event, bool) {
 	b := builder{
 		s:      s,
 		c:      c,
@@ -112,6 +129,9 @@ func (s *Simulator) generate(c *Customer, no int, at int64, dst []features.Event
 		t:      at,
 		loc:    s.stores[c.HomeStore].loc,
 		prefix: "sim" + s.tag + "-" + strconv.Itoa(c.Index) + "-" + strconv.Itoa(no) + "-",
+		target: leg,
+		resume: at,
+		exact:  exact,
 	}
 	b.devID = s.deviceID(c.Index)
 	b.joined = c.Member && no >= c.JoinJourney
@@ -144,17 +164,17 @@ func (s *Simulator) generate(c *Customer, no int, at int64, dst []features.Event
 	kind := c.chooseJourney(&b.d, no)
 	if no == 0 {
 		// First contact at a waking hour; the journey proper follows.
-		b.at(8, 23, false)
+		b.at(0, 8, 23, false)
 		b.prelude(kind)
 	}
 	switch kind {
 	case JourneyOnlineBrowse:
-		b.at(8, 23, false)
+		b.at(0, 8, 23, false)
 		b.onlineSession(b.category(), b.d.between(1, 3), b.d.chance(0.5))
 	case JourneyOnlinePurchase:
 		b.onlinePurchase()
 	case JourneyCartAbandon:
-		b.at(9, 24, false)
+		b.at(0, 9, 24, false)
 		cat := b.category()
 		sku := b.onlineSession(cat, b.d.between(1, 2), b.d.chance(0.4))
 		q := int32(b.d.between(1, 2))
@@ -163,23 +183,21 @@ func (s *Simulator) generate(c *Customer, no int, at int64, dst []features.Event
 			b.emit(features.RemoveFromCart, b.onlineCh, b.d.between(30, 300)*second).cart(sku, q)
 		}
 	case JourneyBrowseThenStore:
-		b.at(19, 23, false)
+		b.at(0, 19, 23, false)
 		cat := b.category()
 		b.onlineSession(cat, b.d.between(2, 4), b.d.chance(0.5))
-		b.t += int64(b.d.between(1, 3)) * day
-		b.at(10, 21, b.d.chance(0.5))
+		b.at(int64(b.d.between(1, 3)) * day, 10, 21, b.d.chance(0.5))
 		b.storeVisit(cat, 0.7, b.homeOrOther())
 	case JourneyStoreThenOnline:
-		b.at(10, 21, b.d.chance(0.4))
+		b.at(0, 10, 21, b.d.chance(0.4))
 		cat := b.category()
 		b.storeVisit(cat, 0, b.homeOrOther())
 		if b.c.Habit != StoreOnly && b.d.chance(0.45) {
-			b.t += int64(b.d.between(3, 30)) * hour
-			b.at(8, 23, false)
+			b.at(int64(b.d.between(3, 30)) * hour, 8, 23, false)
 			b.onlineOrder(b.onlineSession(cat, 1, false))
 		}
 	case JourneyStorePurchase:
-		b.at(10, 21, b.d.chance(0.45))
+		b.at(0, 10, 21, b.d.chance(0.45))
 		b.storeVisit(b.category(), 0.8, b.homeOrOther())
 	case JourneyCompareModels:
 		b.compareModels()
@@ -188,7 +206,7 @@ func (s *Simulator) generate(c *Customer, no int, at int64, dst []features.Event
 	case JourneySignup:
 		b.signup()
 	}
-	return b.events
+	return b.events, b.more
 }
 
 // prelude is the customer's first contact: members link their
@@ -236,13 +254,31 @@ func channelList(m features.ChannelMask) string {
 	return sb.String()
 }
 
-// at moves the cursor forward to a random local time between hour lo and
-// hi (24 = midnight) of the current or a later day, on a weekend if asked.
-func (b *builder) at(lo, hi int, weekend bool) {
-	start := time.UnixMilli(b.t).In(b.loc)
-	y, m, dd := start.Date()
+// at moves the cursor forward by after, then on to a random local time
+// between hour lo and hi (24 = midnight) of that or a later day, on a
+// weekend if asked. After the journey's first event it begins a new leg.
+func (b *builder) at(after int64, lo, hi int, weekend bool) {
 	h := lo + b.d.intn(hi-lo)
 	mi, sec := b.d.intn(60), b.d.intn(60)
+	if b.seq > 0 {
+		b.leg++
+		switch {
+		case b.leg == b.target:
+			b.t = b.resume
+		case b.leg > b.target:
+			b.more = true
+		}
+	}
+	if b.leg != b.target {
+		return // a leg that is not kept: only its draws matter
+	}
+	if b.exact {
+		b.t, b.exact = b.resume, false
+		return
+	}
+	b.t += after
+	start := time.UnixMilli(b.t).In(b.loc)
+	y, m, dd := start.Date()
 	for i := 0; i < 8; i++ {
 		cand := time.Date(y, m, dd+i, h, mi, sec, 0, b.loc)
 		if cand.UnixMilli() < b.t {
@@ -302,6 +338,13 @@ func (b *builder) emit(t features.EventType, ch features.Channel, dt int) *event
 
 func (b *builder) emitIDs(t features.EventType, ch features.Channel, dt int, ids features.IDs) *eventFill {
 	b.t += int64(dt)
+	if b.leg != b.target {
+		// Not kept: the sequence number still advances so event IDs are
+		// the same whichever leg is being produced.
+		b.seq++
+		b.scratch = features.Event{}
+		return (*eventFill)(&b.scratch)
+	}
 	b.events = append(b.events, features.Event{
 		ID:      b.prefix + strconv.Itoa(b.seq),
 		TS:      b.t,
@@ -373,7 +416,7 @@ func (b *builder) onlineOrder(s *SKU) {
 }
 
 func (b *builder) onlinePurchase() {
-	b.at(8, 24, false)
+	b.at(0, 8, 24, false)
 	cat := b.category()
 	s := b.onlineSession(cat, b.d.between(1, 3), b.d.chance(0.5))
 	b.onlineOrder(s)
@@ -382,13 +425,11 @@ func (b *builder) onlinePurchase() {
 	}
 	// Post-purchase service: order tracking, then skincare and makeup
 	// buyers come in for a consultation, others review or return.
-	b.t += int64(b.d.between(2, 8)) * day
-	b.at(9, 22, false)
+	b.at(int64(b.d.between(2, 8)) * day, 9, 22, false)
 	b.emit(features.PageView, b.onlineCh, 0).Attrs = map[string]string{"page": "order_status"}
 	switch {
 	case (cat == catSkincare || cat == catMakeup) && b.c.Habit != OnlineOnly && b.d.chance(0.5):
-		b.t += int64(b.d.between(1, 3)) * day
-		b.at(10, 20, false)
+		b.at(int64(b.d.between(1, 3)) * day, 10, 20, false)
 		st := b.c.HomeStore
 		b.emit(features.StoreEnter, features.ChannelStore, 0).store(st, b.s)
 		dwell := b.d.between(900, 2400)
@@ -448,10 +489,11 @@ func (b *builder) compareModels() {
 	}
 	x, y := &items[i], &items[j]
 	for n := range b.d.between(2, 3) {
+		var gap int64
 		if n > 0 {
-			b.t += int64(b.d.between(8, 40)) * hour
+			gap = int64(b.d.between(8, 40)) * hour
 		}
-		b.at(12, 24, false)
+		b.at(gap, 12, 24, false)
 		b.emit(features.PageView, b.onlineCh, 0)
 		b.emit(features.ProductView, b.onlineCh, b.d.between(20, 90)*second).product(x)
 		b.emit(features.ProductView, b.onlineCh, b.d.between(60, 300)*second).product(y)
@@ -461,8 +503,7 @@ func (b *builder) compareModels() {
 	}
 	switch r := b.d.float(); {
 	case r < 0.35 && b.c.Habit != OnlineOnly:
-		b.t += int64(b.d.between(1, 4)) * day
-		b.at(10, 21, b.d.chance(0.5))
+		b.at(int64(b.d.between(1, 4)) * day, 10, 21, b.d.chance(0.5))
 		st := b.c.HomeStore
 		b.emit(features.StoreEnter, features.ChannelStore, 0).store(st, b.s)
 		b.emit(features.ProductTouch, features.ChannelStore, b.d.between(2, 6)*minute).store(st, b.s).product(x)
@@ -474,8 +515,7 @@ func (b *builder) compareModels() {
 		}
 		b.emit(features.StoreExit, features.ChannelStore, b.d.between(1, 5)*minute).store(st, b.s)
 	case r < 0.6 && b.c.Habit != StoreOnly:
-		b.t += int64(b.d.between(1, 48)) * hour
-		b.at(9, 24, false)
+		b.at(int64(b.d.between(1, 48)) * hour, 9, 24, false)
 		b.emit(features.ProductView, b.onlineCh, 0).product(x)
 		b.onlineOrder(x)
 	}
@@ -486,10 +526,11 @@ func (b *builder) compareModels() {
 // department.
 func (b *builder) babyEvenings() {
 	for n := range b.d.between(2, 4) {
+		var gap int64
 		if n > 0 {
-			b.t += int64(b.d.between(18, 40)) * hour
+			gap = int64(b.d.between(18, 40)) * hour
 		}
-		b.at(19, 23, false)
+		b.at(gap, 19, 23, false)
 		b.emit(features.PageView, b.onlineCh, 0)
 		e := b.emit(features.Search, b.onlineCh, b.d.between(5, 30)*second).category(catBaby)
 		e.Query = babyQueries[b.d.intn(len(babyQueries))]
@@ -497,12 +538,12 @@ func (b *builder) babyEvenings() {
 	}
 	if b.c.Habit == OnlineOnly {
 		if b.d.chance(0.4) {
-			b.at(19, 23, false)
+			b.at(0, 19, 23, false)
 			b.onlineOrder(b.onlineSession(catBaby, 1, false))
 		}
 		return
 	}
-	b.at(10, 18, true)
+	b.at(0, 10, 18, true)
 	st := b.c.HomeStore
 	b.emit(features.StoreEnter, features.ChannelStore, 0).store(st, b.s)
 	s := b.sku(catBaby)
@@ -521,14 +562,14 @@ func (b *builder) signup() {
 	ids := features.IDs{Member: b.memberID, Card: b.cardID, Phone: b.s.phoneHash(b.c.Index)}
 	link := features.IDs{Member: b.memberID, Device: b.devID, Card: b.cardID}
 	if b.c.Habit == OnlineOnly {
-		b.at(9, 23, false)
+		b.at(0, 9, 23, false)
 		b.emit(features.PageView, b.onlineCh, 0)
 		b.emitIDs(features.Signup, b.onlineCh, b.d.between(1, 5)*minute, ids)
 		b.emitIDs(features.Identify, b.onlineCh, second, link)
 		b.consents(b.onlineCh)
 		return
 	}
-	b.at(10, 21, b.d.chance(0.5))
+	b.at(0, 10, 21, b.d.chance(0.5))
 	st := b.c.HomeStore
 	// Enter as the anonymous visitor they were, join at the counter.
 	b.emitIDs(features.StoreEnter, features.ChannelStore, 0, features.IDs{Device: b.devID}).store(st, b.s)

@@ -113,7 +113,7 @@ type Simulator struct {
 
 	mu       sync.Mutex
 	sched    []slot     // min-heap by (t, idx)
-	journeys []*journey // in-progress journeys, indexed by slot.buf
+	journeys []*journey // legs in progress, indexed by slot.buf
 	free     []int32    // free journey buffers
 	injected eventHeap
 	emitted  int64
@@ -125,17 +125,20 @@ type slot struct {
 	t       int64  // next event time, or the next journey's earliest start
 	idx     uint32 // customer index
 	journey uint32 // journey number (0 = first)
-	buf     int32  // journey in progress, -1 when none
+	buf     int32  // leg in progress, -1 when none
+	leg     uint8  // the journey's next or current leg
+	exact   bool   // t is the exact start of the next leg
 }
 
 func (a *slot) less(b *slot) bool {
 	return a.t < b.t || (a.t == b.t && a.idx < b.idx)
 }
 
-// journey holds the events of one customer's journey in progress.
+// journey holds the events of one customer's journey leg in progress.
 type journey struct {
 	events []features.Event
 	pos    int
+	more   bool // the journey has legs after this one
 }
 
 // New builds the retailer and schedules every customer's first journey.
@@ -278,12 +281,19 @@ func (s *Simulator) Next(ev *features.Event) bool {
 		*ev = j.events[j.pos]
 		j.pos++
 		if j.pos == len(j.events) {
-			last := ev.TS
-			c := s.customer(int(top.idx))
+			more := j.more
 			s.release(top.buf)
 			top.buf = -1
-			top.t = s.nextJourneyStart(&c, int(top.journey), int(top.idx), last)
-			top.journey++
+			if more {
+				// The next leg starts from where this one ended.
+				top.leg++
+				top.t = ev.TS
+			} else {
+				c := s.customer(int(top.idx))
+				top.t = s.nextJourneyStart(&c, int(top.journey), int(top.idx), ev.TS)
+				top.journey++
+				top.leg = 0
+			}
 		} else {
 			top.t = j.events[j.pos].TS
 		}
@@ -311,23 +321,44 @@ func (s *Simulator) Inject(events ...features.Event) {
 	}
 }
 
-// startJourney generates the journey of the customer in slot sl.
+// holdAhead is how far ahead of the schedule a generated leg may start
+// and still be kept in memory; a later one is generated again when due.
+// Longer saves generating twice, shorter saves memory.
+const holdAhead = 30 * 60 * 1000
+
+// startJourney generates the customer's next journey leg.
 func (s *Simulator) startJourney(sl *slot) {
 	c := s.customer(int(sl.idx))
 	b := s.acquire()
 	j := s.journeys[b]
-	j.events = s.generate(&c, int(sl.journey), sl.t, j.events[:0])
-	j.pos = 0
-	if len(j.events) == 0 {
-		// Nothing happened (cannot happen with the current journey mix,
-		// but a zero-event journey must not stall the schedule).
-		s.release(b)
-		sl.t = s.nextJourneyStart(&c, int(sl.journey), int(sl.idx), sl.t+1)
-		sl.journey++
-		return
+	for {
+		j.events, j.more = s.generate(&c, int(sl.journey), int(sl.leg), sl.t, sl.exact, j.events[:0])
+		j.pos = 0
+		sl.exact = false
+		if len(j.events) > 0 {
+			if first := j.events[0].TS; first > sl.t+holdAhead {
+				// The leg starts later (tomorrow evening, at the weekend):
+				// do not hold its events until then; produce it again,
+				// exactly as now, when it is due.
+				s.release(b)
+				sl.t, sl.exact = first, true
+				return
+			}
+			sl.buf = b
+			sl.t = j.events[0].TS
+			return
+		}
+		if !j.more || sl.leg == 255 {
+			break
+		}
+		sl.leg++ // an empty leg: go on to the next
 	}
-	sl.buf = b
-	sl.t = j.events[0].TS
+	// Nothing happened (cannot happen with the current journey mix, but a
+	// zero-event journey must not stall the schedule).
+	s.release(b)
+	sl.t = s.nextJourneyStart(&c, int(sl.journey), int(sl.idx), sl.t+1)
+	sl.journey++
+	sl.leg = 0
 }
 
 // nextJourneyStart is the earliest start of the customer's next journey
