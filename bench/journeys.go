@@ -186,14 +186,14 @@ func (s *Simulator) generate(c *Customer, no, leg int, at int64, exact bool, dst
 		b.at(0, 19, 23, false)
 		cat := b.category()
 		b.onlineSession(cat, b.d.between(2, 4), b.d.chance(0.5))
-		b.at(int64(b.d.between(1, 3)) * day, 10, 21, b.d.chance(0.5))
+		b.at(int64(b.d.between(1, 3))*day, 10, 21, b.d.chance(0.5))
 		b.storeVisit(cat, 0.7, b.homeOrOther())
 	case JourneyStoreThenOnline:
 		b.at(0, 10, 21, b.d.chance(0.4))
 		cat := b.category()
 		b.storeVisit(cat, 0, b.homeOrOther())
 		if b.c.Habit != StoreOnly && b.d.chance(0.45) {
-			b.at(int64(b.d.between(3, 30)) * hour, 8, 23, false)
+			b.at(int64(b.d.between(3, 30))*hour, 8, 23, false)
 			b.onlineOrder(b.onlineSession(cat, 1, false))
 		}
 	case JourneyStorePurchase:
@@ -425,11 +425,11 @@ func (b *builder) onlinePurchase() {
 	}
 	// Post-purchase service: order tracking, then skincare and makeup
 	// buyers come in for a consultation, others review or return.
-	b.at(int64(b.d.between(2, 8)) * day, 9, 22, false)
+	b.at(int64(b.d.between(2, 8))*day, 9, 22, false)
 	b.emit(features.PageView, b.onlineCh, 0).Attrs = map[string]string{"page": "order_status"}
 	switch {
 	case (cat == catSkincare || cat == catMakeup) && b.c.Habit != OnlineOnly && b.d.chance(0.5):
-		b.at(int64(b.d.between(1, 3)) * day, 10, 20, false)
+		b.at(int64(b.d.between(1, 3))*day, 10, 20, false)
 		st := b.c.HomeStore
 		b.emit(features.StoreEnter, features.ChannelStore, 0).store(st, b.s)
 		dwell := b.d.between(900, 2400)
@@ -503,7 +503,7 @@ func (b *builder) compareModels() {
 	}
 	switch r := b.d.float(); {
 	case r < 0.35 && b.c.Habit != OnlineOnly:
-		b.at(int64(b.d.between(1, 4)) * day, 10, 21, b.d.chance(0.5))
+		b.at(int64(b.d.between(1, 4))*day, 10, 21, b.d.chance(0.5))
 		st := b.c.HomeStore
 		b.emit(features.StoreEnter, features.ChannelStore, 0).store(st, b.s)
 		b.emit(features.ProductTouch, features.ChannelStore, b.d.between(2, 6)*minute).store(st, b.s).product(x)
@@ -515,7 +515,7 @@ func (b *builder) compareModels() {
 		}
 		b.emit(features.StoreExit, features.ChannelStore, b.d.between(1, 5)*minute).store(st, b.s)
 	case r < 0.6 && b.c.Habit != StoreOnly:
-		b.at(int64(b.d.between(1, 48)) * hour, 9, 24, false)
+		b.at(int64(b.d.between(1, 48))*hour, 9, 24, false)
 		b.emit(features.ProductView, b.onlineCh, 0).product(x)
 		b.onlineOrder(x)
 	}
