@@ -290,6 +290,7 @@ type scanner struct {
 	big     uint8  // number fields out of int64 range (bit per number field)
 	str     [numStrFields]span
 	num     [3]int64
+	size    int // bytes of the strings the event keeps, raw (≥ unescaped)
 	nattrs  int
 	attrEsc uint64 // bit 2i: key i escaped, bit 2i+1: value i escaped
 	attrs   [maxAttrsLimit][2]span
@@ -459,9 +460,16 @@ func (s *scanner) value(i, f int, field string) (int, *Rejection) {
 			if msg != "" {
 				return end, s.badJSON(end, field, msg)
 			}
-			if end-i > 2 {
+			if n := end - i - 2; n > 0 {
 				s.present |= 1 << f
 				s.str[f] = span{int32(i + 1), int32(end - 1)}
+				switch f {
+				case fTS, fType, fChannel: // parsed, not kept
+				case fPhone, fEmail:
+					s.size += max(n, 64) // room for the hash
+				default:
+					s.size += n
+				}
 				if esc {
 					s.esc |= 1 << f
 				}
@@ -590,6 +598,7 @@ func (s *scanner) attrsObject(i int) (int, *Rejection) {
 			if s.nattrs < s.lim.attrs {
 				n := s.nattrs
 				s.attrs[n] = [2]span{k, {int32(i + 1), int32(end - 1)}}
+				s.size += int(k.end-k.off) + end - i - 2
 				if kEsc {
 					s.attrEsc |= 1 << (2 * n)
 				}
@@ -664,24 +673,8 @@ func (s *scanner) validate(now int64, ev *Event) *Rejection {
 	var scratch [64]byte
 	lim := &s.lim
 
-	// Size the one allocation for every string the event keeps.
-	size := 0
-	for f := 0; f < numStrFields; f++ {
-		if f == fTS || f == fType || f == fChannel {
-			continue
-		}
-		if s.present&(1<<f) != 0 {
-			n := int(s.str[f].end - s.str[f].off)
-			if f == fPhone || f == fEmail {
-				n = max(n, 64)
-			}
-			size += n
-		}
-	}
-	for j := 0; j < min(s.nattrs, maxAttrsLimit); j++ {
-		size += int(s.attrs[j][0].end-s.attrs[j][0].off) + int(s.attrs[j][1].end-s.attrs[j][1].off)
-	}
-	buf := make([]byte, 0, size)
+	// One allocation for every string the event keeps, sized by the scan.
+	buf := make([]byte, 0, s.size)
 
 	// event_id
 	if s.present&(1<<fEventID) == 0 {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -578,4 +579,23 @@ func TestLookupTablesCoverEveryName(t *testing.T) {
 		require.Equal(t, ch, lookupChannel([]byte(ch.String())))
 	}
 	require.Equal(t, ChannelUnknown, lookupChannel([]byte("")))
+}
+
+func TestDecodeEventKeepsAllStringsInOneAllocation(t *testing.T) {
+	in := []byte(`{"event_id":"e-1","ts":"2026-11-20T09:00:00Z","type":"consent","channel":"app","ids":{"member":"M1","phone":"+86 138 0013 8000","email":"a@b.c"},"attrs":{"purpose":"marketing","granted":"true","n\u00e9":"\ud83d\ude00"}}`)
+	var ev Event
+	require.Nil(t, DecodeEvent(in, decodeNow, nil, &ev))
+	// Every string lies in one array: their data pointers are within the
+	// sum of their lengths of each other.
+	strs := []string{ev.ID, ev.IDs.Member, ev.IDs.Phone, ev.IDs.Email}
+	for k, v := range ev.Attrs {
+		strs = append(strs, k, v)
+	}
+	lo, hi, total := ^uintptr(0), uintptr(0), 0
+	for _, s := range strs {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		lo, hi = min(lo, p), max(hi, p+uintptr(len(s)))
+		total += len(s)
+	}
+	require.Equal(t, uintptr(total), hi-lo, "the strings are packed back to back in one array")
 }
