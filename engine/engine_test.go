@@ -194,6 +194,19 @@ func TestAbsenceFiresWhenTheWindowClosesNotWhenTheCustomerReturns(t *testing.T) 
 	require.Equal(t, b, again)
 }
 
+func TestTriggersSpeakTheCustomersLanguage(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.clock = day.Add(time.Hour)
+	events := storePurchaseDay(day)
+	events[0] = ev("c1", day.Add(-48*time.Hour), "consent", "app", `{"member":"M1"}`, `,"attrs":{"purpose":"marketing","granted":"true","locale":"en"}`)
+	r.apply(t, events...)
+	got := r.triggers.triggers(t)
+	require.Len(t, got, 1)
+	require.Equal(t, "en", got[0].Locale)
+	require.Equal(t, r.set.Offer(got[0].OfferID).Text[scenarios.En], got[0].Text)
+}
+
 func TestNoPushDuringQuietHours(t *testing.T) {
 	night := time.Date(2026, 11, 20, 23, 0, 0, 0, shanghai)
 	r := newRig(t, night)

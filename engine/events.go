@@ -109,10 +109,11 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		}
 		e.opts.TriggerDedup.Seen(id, now)
 		e.opts.TriggerDedup.Seen(firing, now)
-		loc := localeIndex(DefaultLocale)
+		locale := Locale(v.Locale)
+		loc := localeIndex(locale)
 		t := Trigger{
 			TriggerID: id, Customer: v.Customer, Scenario: prop.Scenario.ID, OfferID: c.offer.ID,
-			Channel: features.ChannelPush, Locale: string(DefaultLocale),
+			Channel: features.ChannelPush, Locale: string(locale),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: cause, TS: now,
 		}
 		if b, err := t.Encode(); err == nil {

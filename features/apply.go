@@ -371,6 +371,14 @@ func (s *Store) update(c *customer, ev *Event) {
 			c.memberSince = ts
 		}
 	}
+	if l, ok := ev.Attrs["locale"]; ok && ts >= c.localeTS {
+		switch l {
+		case "en", "en-US", "en-GB":
+			c.localeEn, c.localeTS = true, ts
+		case "zh-CN", "zh":
+			c.localeEn, c.localeTS = false, ts
+		}
+	}
 	if isView(ev.Type) && sku != 0 {
 		c.skuView(ts, sku)
 	}
@@ -655,6 +663,9 @@ func (c *customer) absorb(o *customer, recentN int) {
 	c.points += o.points
 	if o.memberSince != 0 && (c.memberSince == 0 || o.memberSince < c.memberSince) {
 		c.memberSince = o.memberSince
+	}
+	if o.localeTS > c.localeTS {
+		c.localeEn, c.localeTS = o.localeEn, o.localeTS
 	}
 	for p := range c.consent {
 		if o.consentTS[p] > c.consentTS[p] {

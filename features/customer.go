@@ -170,6 +170,8 @@ type customer struct {
 	orders       int64
 	points       int64
 	memberSince  int64
+	localeEn     bool // the customer's language is English (attrs.locale "en"); default zh-CN
+	localeTS     int64
 	consent      [NumPurposes]ChannelMask
 	consentTS    [NumPurposes]int64
 }

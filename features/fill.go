@@ -189,6 +189,10 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 	}
 	v.RScore, v.FScore, v.MScore = rfmScores(v.RecencyDays, c.orders, c.spendOnline+c.spendOffline)
 	v.Consent = c.consent
+	v.Locale = "zh-CN"
+	if c.localeEn {
+		v.Locale = "en"
+	}
 
 	for _, o := range c.offers {
 		v.Offers = append(v.Offers, OfferStats{

@@ -115,6 +115,7 @@ type viewJSON struct {
 	Offers          []offerJSON                       `json:"offers"`
 	Recent          []recentJSON                      `json:"recent"`
 	Group           int                               `json:"group"`
+	Locale          string                            `json:"locale"`
 }
 
 // MarshalJSON renders the view as the customer API's JSON: every feature,
@@ -131,7 +132,7 @@ func (v *View) MarshalJSON() ([]byte, error) {
 		SpendOnline: v.SpendOnline, SpendOffline: v.SpendOffline, Orders: v.Orders, AOV: v.AOV,
 		Points: v.Points, Member: v.Member, MemberSince: FormatTS(v.MemberSince),
 		RFM:     rfmJSON{RecencyDays: v.RecencyDays, R: v.RScore, F: v.FScore, M: v.MScore},
-		Consent: map[string][]string{}, Offers: []offerJSON{}, Recent: []recentJSON{}, Group: v.Group,
+		Consent: map[string][]string{}, Offers: []offerJSON{}, Recent: []recentJSON{}, Group: v.Group, Locale: v.Locale,
 	}
 	if out.Linked == nil {
 		out.Linked = []Key{}

@@ -451,6 +451,12 @@ func encodeCustomer(b []byte, c *customer) []byte {
 	e.i(c.orders)
 	e.i(c.points)
 	e.i(c.memberSince)
+	if c.localeEn {
+		e.u(1)
+	} else {
+		e.u(0)
+	}
+	e.i(c.localeTS)
 	for p := range c.consent {
 		e.u(uint64(c.consent[p]))
 		e.i(c.consentTS[p])
@@ -534,6 +540,7 @@ func decodeCustomer(b []byte) (*customer, error) {
 	c.lastStore = uint32(d.u())
 	c.lastStoreTS = d.i()
 	c.spendOnline, c.spendOffline, c.gross, c.orders, c.points, c.memberSince = d.i(), d.i(), d.i(), d.i(), d.i(), d.i()
+	c.localeEn, c.localeTS = d.u() == 1, d.i()
 	for p := range c.consent {
 		c.consent[p] = ChannelMask(d.u())
 		c.consentTS[p] = d.i()

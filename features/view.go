@@ -135,6 +135,10 @@ type View struct {
 	Recent []RecentEvent // the last events, newest first
 
 	Group int // experiment bucket 0..99, a stable hash of the customer ID
+
+	// Locale is the customer's language, "zh-CN" (the default) or "en",
+	// from the newest event carrying attrs.locale.
+	Locale string
 }
 
 // KeyStats are the counters of one (category, class, type) key.
