@@ -28,11 +28,11 @@ func mk(id string, at time.Duration, typ EventType, ch Channel, ids IDs, opts ..
 	return ev
 }
 
-func cat(c string) evOpt       { return func(e *Event) { e.Category = c } }
-func sku(s string) evOpt       { return func(e *Event) { e.SKU = s } }
-func store(s string) evOpt     { return func(e *Event) { e.Store = s } }
-func amount(a int64) evOpt     { return func(e *Event) { e.Amount = a } }
-func dwell(d int32) evOpt      { return func(e *Event) { e.DwellS = d } }
+func cat(c string) evOpt   { return func(e *Event) { e.Category = c } }
+func sku(s string) evOpt   { return func(e *Event) { e.SKU = s } }
+func store(s string) evOpt { return func(e *Event) { e.Store = s } }
+func amount(a int64) evOpt { return func(e *Event) { e.Amount = a } }
+func dwell(d int32) evOpt  { return func(e *Event) { e.DwellS = d } }
 func attrs(kv ...string) evOpt {
 	return func(e *Event) {
 		e.Attrs = map[string]string{}
