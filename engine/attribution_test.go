@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -319,6 +320,36 @@ func FuzzStatsUnmarshal(f *testing.F) {
 		require.NoError(t, r.UnmarshalBinary(out))
 		_ = r.Snapshot()
 	})
+}
+
+func TestStatsConcurrentRecording(t *testing.T) {
+	s := newTestStats(t)
+	const workers, per = 8, 200
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				id := fmt.Sprint("d", w, "-", i)
+				c := features.Key(fmt.Sprint("member:W", w))
+				s.RecordDecision(served(id, c, "s", "o", features.ChannelApp, "S1", t0+int64(i)))
+				s.RecordOutcome(Outcome{Type: features.OfferImpression, DecisionID: id, Customer: c, TS: t0 + int64(i)})
+				if i%4 == 0 {
+					s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode(id, "o"), Channel: features.ChannelPOS, TS: t0 + int64(i) + 1, Revenue: 10})
+				}
+				_ = s.Snapshot()
+			}
+		}()
+	}
+	wg.Wait()
+	rep := s.Snapshot()
+	require.Equal(t, int64(workers*per), rep.Total.Decisions)
+	require.Equal(t, int64(workers*per), rep.Total.Impressions)
+	require.Equal(t, int64(workers*per/4), rep.Total.Redemptions)
+	require.Equal(t, int64(workers*per/4), rep.Total.OnlineToStore)
+	conv, _ := sumCredit(rep.PositionBased)
+	require.InDelta(t, float64(rep.Conversions), conv, 1e-9)
 }
 
 func BenchmarkStatsRecordDecision(b *testing.B) {
