@@ -54,3 +54,15 @@ func TestGoldenCoversEveryScenario(t *testing.T) {
 		require.FileExists(t, filepath.Join("library/testdata", sc.ID+".txt"), "scenario %s needs its own golden file with negative cases", sc.ID)
 	}
 }
+
+// TestFeaturesDocIsCurrent keeps FEATURES.md generated from the code.
+func TestFeaturesDocIsCurrent(t *testing.T) {
+	got := FeaturesMarkdown()
+	if *rewrite {
+		require.NoError(t, os.WriteFile("FEATURES.md", []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile("FEATURES.md")
+	require.NoError(t, err, "run go test ./scenarios -rewrite")
+	require.Equal(t, string(want), got, "FEATURES.md is stale; run go test ./scenarios -rewrite")
+}

@@ -1,0 +1,59 @@
+package scenarios
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// FeaturesMarkdown renders the expression environment as the reference
+// FEATURES.md: every feature and function with its type and meaning,
+// straight from Env's tags so the document cannot drift from the code.
+func FeaturesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("# Scenario features\n\n")
+	b.WriteString("<!-- Generated from scenarios.Env by `go test ./scenarios -rewrite`; do not edit. -->\n\n")
+	b.WriteString("Scenario `when` expressions ([expr-lang/expr](https://expr-lang.org) syntax) and reason\n")
+	b.WriteString("templates (`{name}` placeholders, scalars only, plus `{offer}` for the offer's title) read\n")
+	b.WriteString("these names. Money is in minor units (fen), times are in the request's local time zone\n")
+	b.WriteString("(default UTC+8). Unknown names, wrong types and non-constant event types, classes, windows\n")
+	b.WriteString("or purposes are load errors. The expr builtins `" + strings.Join(disabledBuiltins, "`, `") + "` are disabled\n")
+	b.WriteString(fmt.Sprintf("(count and sum are the counters below; rules use the request's time, never the wall clock).\nLimits: %d AST nodes, ranges of at most %d elements with constant bounds, %d iteration steps.\n\n", maxNodes, maxRange, maxIterations))
+	t := reflect.TypeFor[Env]()
+	section := ""
+	sections := map[string]string{
+		"known": "Customer", "visit_store": "The newest store visit", "channel": "Request context",
+		"category": "The for_each item", "count": "Functions",
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, doc := f.Tag.Get("expr"), f.Tag.Get("doc")
+		if name == "" || doc == "" {
+			continue
+		}
+		if s, ok := sections[name]; ok && s != section {
+			section = s
+			fmt.Fprintf(&b, "\n## %s\n\n| name | type | meaning |\n|---|---|---|\n", s)
+		}
+		typ := f.Type.String()
+		if f.Type.Kind() == reflect.Func {
+			typ = "function"
+			if f.Type.NumOut() == 1 {
+				typ = "→ " + f.Type.Out(0).String()
+			}
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, typ, strings.ReplaceAll(doc, "|", "\\|"))
+	}
+	b.WriteString("\n## for_each sources\n\n")
+	b.WriteString("| source | binds |\n|---|---|\n")
+	b.WriteString("| `viewed_not_bought` | `category`, `views`, `item_hours_ago`, `distinct_skus`, `compared_skus` |\n")
+	b.WriteString("| `viewed_not_bought_sku` | `sku`, `category` (from the recent events), `views`, `item_hours_ago` |\n")
+	b.WriteString("| `cart` | `sku`, `category`, `views` (quantity), `item_hours_ago` |\n")
+	b.WriteString("| `visit_categories` | `category` |\n")
+	b.WriteString("\n## Sequences (after / absent)\n\n")
+	b.WriteString("`after: {types: [...], class: online|offline|any, category: NAME|each|any, within: 7d}` and\n")
+	b.WriteString("`absent: {types: [...], within: 48h, category: same|any}`: the newest `after` event, then no\n")
+	b.WriteString("`absent` event on any channel for `within`. The scenario can fire once the window has closed;\n")
+	b.WriteString("`Set.NextWake` tells the engine when that is so push triggers fire on time.\n")
+	return b.String()
+}
