@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func call(t *testing.T, method, url, key, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+// TestServeEndToEnd runs `nbo serve` as a user would — no keys file, the
+// embedded broker — posts events over HTTP and reads them back through
+// the customer API, asks for offers, and stops it with SIGTERM.
+func TestServeEndToEnd(t *testing.T) {
+	bin := nboBinary(t)
+	dir := t.TempDir()
+	httpAddr := freePort(t)
+	c := startChild(t, bin, "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", httpAddr, "--admin", freePort(t))
+	require.True(t, c.stderr.wait(60*time.Second, "caught up with the log"), "serve did not become ready:\n%s", c.stderr)
+	keyBytes, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+	require.NoError(t, err, "serve writes the generated admin key under the data dir")
+	key := strings.TrimSpace(string(keyBytes))
+	base := "http://" + httpAddr
+
+	code, _ := call(t, "GET", base+"/readyz", "", "")
+	require.Equal(t, 200, code)
+	code, _ = call(t, "GET", base+"/v1/customers/member:M9", "", "")
+	require.Equal(t, 401, code, "no key")
+
+	now := time.Now().UTC()
+	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	body := strings.Join([]string{
+		fmt.Sprintf(`{"event_id":"h1","ts":%q,"type":"consent","channel":"app","ids":{"member":"M9"},"attrs":{"purpose":"marketing","granted":"true"}}`, ts(-3*time.Hour)),
+		fmt.Sprintf(`{"event_id":"h2","ts":%q,"type":"store_enter","channel":"store","ids":{"member":"M9","card":"C9"},"store":"S01"}`, ts(-2*time.Hour)),
+		fmt.Sprintf(`{"event_id":"h3","ts":%q,"type":"pos_purchase","channel":"pos","ids":{"card":"C9"},"store":"S01","category":"skincare","amount":25900}`, ts(-time.Hour)),
+		`{"event_id":"h4","ts":"yesterday","type":"page_view","channel":"web","ids":{"member":"M9"}}`,
+	}, "\n")
+	code, resp := call(t, "POST", base+"/v1/events", key, body)
+	require.Equal(t, 202, code, "%v", resp)
+	require.EqualValues(t, 3, resp["accepted"])
+	require.Len(t, resp["rejected"], 1)
+
+	var cust map[string]any
+	require.Eventually(t, func() bool {
+		code, cust = call(t, "GET", base+"/v1/customers/card:C9", key, "")
+		return code == 200 && cust["version"] == float64(3)
+	}, 20*time.Second, 20*time.Millisecond, "posted events become visible in the customer API")
+	require.Equal(t, "member:M9", cust["customer"])
+	require.Equal(t, float64(25900), cust["spend_offline"])
+
+	code, dec := call(t, "POST", base+"/v1/decide", key, `{"ids":{"card":"C9"},"channel":"app","locale":"en"}`)
+	require.Equal(t, 200, code, "%v", dec)
+	require.NotEmpty(t, dec["decision_id"])
+	require.Equal(t, "member:M9", dec["customer"])
+
+	code, _ = call(t, "POST", base+"/v1/decide", key, `{"ids":{"card":"C9"},"channel":"app","colour":"red"}`)
+	require.Equal(t, 400, code, "unknown fields are refused")
+
+	c.stop(t)
+	_, err = os.Stat(filepath.Join(dir, "state.snap"))
+	require.NoError(t, err, "SIGTERM writes a final snapshot")
+}
