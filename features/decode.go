@@ -21,81 +21,6 @@ import (
 // goes, and only then validates values and copies the strings the event
 // keeps — all of them into one allocation.
 //
-// Validation rules (docs/events.md copies this list):
-//
-//   - The input is at most MaxEventBytes (default 16 KiB), else too_large
-//     before anything is parsed. It is exactly one JSON object, optionally
-//     surrounded by white space; anything else — broken syntax, a bad
-//     escape, invalid UTF-8, a duplicate key, nesting deeper than 256,
-//     trailing data after the object — is bad_json. Syntax errors win over
-//     every other code.
-//   - Top-level keys are the schema v1 fields; any other key is
-//     unknown_field (field: the key, cut to 32 bytes). Keys inside ids are
-//     member, card, phone, email, device; any other is unknown_field with
-//     field "ids.<key>". A JSON null for any field, identifier or attrs
-//     value means absent; so does an empty string, except as an attrs
-//     value, where it is kept.
-//   - A value of the wrong JSON type is wrong_type: strings must be
-//     strings, ids and attrs objects, attrs values strings, and amount,
-//     quantity, dwell_s integers (no fraction, no exponent, not quoted).
-//   - event_id is required, 1..128 bytes of printable ASCII without spaces
-//     (0x21..0x7E): missing_field, too_large, bad_id.
-//   - ts is required, RFC 3339 with a zone ("2026-11-20T10:00:00+08:00",
-//     "2026-11-20T02:00:00.250Z"; 't' and 'z' may be lower case; any number
-//     of fractional digits, truncated to milliseconds): bad_ts when
-//     malformed, out of range (month 13, 31 April, 29 February outside leap
-//     years, second 60) or before 2000-01-01T00:00:00Z; future_ts when later
-//     than now + MaxFutureSkew (default 5m).
-//   - type is required and one of the event type names (unknown_type);
-//     channel is required and one of web app miniapp store pos tablet push
-//     sms social (bad_channel).
-//   - ids is required with at least one identifier (missing_field "ids");
-//     identify needs at least two. Each identifier is at most MaxFieldBytes
-//     (default 256) bytes (too_large "ids.<ns>") and else bad_id:
-//     member, card, device: [A-Za-z0-9._:-]+ (':' is allowed for MAC
-//     addresses and prefixed IDs; the customer key "ns:value" splits at
-//     the first ':').
-//     phone: either 64 hex digits (already hashed; stored lower case), or a
-//     phone number — an optional leading '+' and 6..20 digits, spaces and
-//     '-' ignored — normalised to the digits with the '+' kept and stored
-//     as the lower-case hex SHA-256 of that. No country code is inferred:
-//     "+8613800138000" and "13800138000" are different customers.
-//     email: either 64 hex digits (stored lower case), or an address —
-//     trimmed of spaces, exactly one '@' with a non-empty part on each
-//     side, no spaces or control characters — lower-cased and stored as the
-//     hex SHA-256 of that.
-//   - sku, category, store, offer_id, decision_id, coupon_code are at most
-//     MaxFieldBytes bytes and query at most 2×MaxFieldBytes (too_large);
-//     none may contain control characters (bad_value). Any other UTF-8 is
-//     fine (category "女装").
-//   - amount is 0..10^12 minor units, quantity 0..10000, dwell_s 0..86400
-//     (bad_value outside).
-//   - attrs has at most MaxAttrs (default 16) entries (too_large "attrs");
-//     keys are 1..MaxFieldBytes bytes, values at most MaxFieldBytes, no
-//     control characters (bad_value / too_large "attrs.<key>").
-//   - Per type (missing_field unless said otherwise):
-//     product_view, add_to_cart, remove_from_cart, product_touch, try_on:
-//     sku or category (field "sku");
-//     order, pos_purchase: amount, which must be > 0 (bad_value);
-//     return: amount (the refunded value, ≥ 0);
-//     pos_purchase, store_enter, store_exit, dwell: store;
-//     dwell: dwell_s > 0 (missing_field when absent, bad_value when 0);
-//     offer_impression, offer_click, offer_dismiss: offer_id;
-//     coupon_redeem: offer_id, decision_id or coupon_code (field "offer_id");
-//     search: query or category (field "query");
-//     consent: attrs.purpose (marketing, personalization, location; else
-//     bad_value), attrs.granted ("true" or "false"; else bad_value), and
-//     optionally attrs.channels, a comma-separated list of channel names
-//     (spaces around names ignored; an unknown name is bad_channel; absent
-//     or empty means every channel).
-//   - too_late and duplicate are decided by the Store, not here.
-//
-// Checks run in a fixed order — syntax, then schema (unknown_field,
-// wrong_type, too many attrs) in input order, then event_id, ts, type,
-// channel, ids, the optional strings, numbers, attrs, per-type rules — and
-// the first failure is reported, so a given input always gets the same
-// code whatever its key order.
-
 // DecodeOptions are the limits DecodeEvent enforces. The zero value is
 // valid: a zero field means its default.
 type DecodeOptions struct {
@@ -298,8 +223,7 @@ type scanner struct {
 	pending *Rejection // first schema error, reported if the syntax is fine
 }
 
-// DecodeEvent decodes one JSON event into ev and validates it (the rules
-// are listed above). now is the caller's wall clock in Unix milliseconds,
+// DecodeEvent decodes one JSON event into ev and validates it. now is the caller's wall clock in Unix milliseconds,
 // for the future_ts check. opts may be nil for the defaults. It returns
 // nil when the event is valid, else a Rejection with a stable code, the
 // field at fault and a message that quotes at most 32 bytes of the input.
@@ -312,6 +236,87 @@ type scanner struct {
 // any one of them keeps that array (a few hundred bytes) alive. Attrs is
 // nil when there are none, else a new map. On rejection *ev holds
 // whatever was decoded so far and must not be used.
+//
+// # Validation rules
+//
+// docs/events.md copies this list.
+//
+//   - The input is at most MaxEventBytes (default 16 KiB), else too_large
+//     before anything is parsed. It is exactly one JSON object, optionally
+//     surrounded by white space; anything else — broken syntax, a bad
+//     escape, invalid UTF-8, a duplicate key, nesting deeper than 256,
+//     trailing data after the object — is bad_json. Syntax errors win over
+//     every other code.
+//   - Top-level keys are the schema v1 fields; any other key is
+//     unknown_field (field: the key, cut to 32 bytes). Keys inside ids are
+//     member, card, phone, email, device; any other is unknown_field with
+//     field "ids.<key>". A JSON null for any field, identifier or attrs
+//     value means absent; so does an empty string, except as an attrs
+//     value, where it is kept.
+//   - A value of the wrong JSON type is wrong_type: strings must be
+//     strings, ids and attrs objects, attrs values strings, and amount,
+//     quantity, dwell_s integers (no fraction, no exponent, not quoted).
+//   - event_id is required, 1..128 bytes of printable ASCII without spaces
+//     (0x21..0x7E): missing_field, too_large, bad_id.
+//   - ts is required, RFC 3339 with a zone ("2026-11-20T10:00:00+08:00",
+//     "2026-11-20T02:00:00.250Z"; 't' and 'z' may be lower case; any number
+//     of fractional digits, truncated to milliseconds): bad_ts when
+//     malformed, out of range (month 13, 31 April, 29 February outside leap
+//     years, second 60) or before 2000-01-01T00:00:00Z; future_ts when later
+//     than now + MaxFutureSkew (default 5m).
+//   - type is required and one of the event type names (unknown_type);
+//     channel is required and one of web app miniapp store pos tablet push
+//     sms social (bad_channel).
+//   - ids is required with at least one identifier (missing_field "ids");
+//     identify needs at least two. Each identifier is at most MaxFieldBytes
+//     (default 256) bytes (too_large "ids.<ns>") and else bad_id:
+//     member, card, device: [A-Za-z0-9._:-]+ (':' is allowed for MAC
+//     addresses and prefixed IDs; the customer key "ns:value" splits at
+//     the first ':').
+//     phone: either 64 hex digits (already hashed; stored lower case), or a
+//     phone number — an optional leading '+' and 6..20 digits, spaces and
+//     '-' ignored — normalised to the digits with the '+' kept and stored
+//     as the lower-case hex SHA-256 of that. No country code is inferred:
+//     "+8613800138000" and "13800138000" are different customers.
+//     email: either 64 hex digits (stored lower case), or an address —
+//     trimmed of spaces, exactly one '@' with a non-empty part on each
+//     side, no spaces or control characters — lower-cased and stored as the
+//     hex SHA-256 of that.
+//   - sku, category, store, offer_id, decision_id, coupon_code are at most
+//     MaxFieldBytes bytes and query at most 2×MaxFieldBytes (too_large);
+//     none may contain control characters (bad_value). Any other UTF-8 is
+//     fine (category "女装").
+//   - amount is 0..10^12 minor units, quantity 0..10000, dwell_s 0..86400
+//     (bad_value outside).
+//   - attrs has at most MaxAttrs (default 16) entries (too_large "attrs");
+//     keys are 1..MaxFieldBytes bytes, values at most MaxFieldBytes, no
+//     control characters (bad_value / too_large "attrs.<key>").
+//   - too_late and duplicate are decided by the Store, not here.
+//
+// Per type (missing_field unless said otherwise):
+//
+//   - product_view, add_to_cart, remove_from_cart, product_touch, try_on:
+//     sku or category (field "sku").
+//   - order, pos_purchase: amount, which must be > 0 (bad_value when 0).
+//   - return: amount (the refunded value, ≥ 0).
+//   - pos_purchase, store_enter, store_exit, dwell: store.
+//   - dwell: dwell_s > 0 (bad_value when 0).
+//   - offer_impression, offer_click, offer_dismiss: offer_id.
+//   - coupon_redeem: offer_id, decision_id or coupon_code (field "offer_id").
+//   - search: query or category (field "query").
+//   - identify: at least two identifiers (field "ids").
+//   - consent: attrs.purpose, one of marketing, personalization, location
+//     (else bad_value); attrs.granted, "true" or "false" (else bad_value);
+//     optionally attrs.channels, a comma-separated list of channel names
+//     (spaces around names ignored; an unknown or empty name is
+//     bad_channel; absent or empty means every channel).
+//
+// Checks run in a fixed order — syntax, then schema (unknown_field,
+// wrong_type, too many attrs) in input order, then event_id, ts, type,
+// channel, ids (with identify's two), the optional strings, numbers,
+// attrs, per-type rules — and
+// the first failure is reported, so a given input always gets the same
+// code whatever its key order.
 func DecodeEvent(data []byte, now int64, opts *DecodeOptions, ev *Event) *Rejection {
 	*ev = Event{}
 	lim := opts.limits()
