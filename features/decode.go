@@ -19,8 +19,11 @@ import (
 // single-pass scanner for this flat schema rather than encoding/json: it
 // records where each field's raw bytes are, checks the JSON syntax as it
 // goes, and only then validates values and copies the strings the event
-// keeps — all of them into one allocation.
-//
+// keeps — all of them into one allocation: the strings of an event are
+// immutable and may be retained, and the cost is one small noscan
+// allocation per event. (A caller-owned arena would save it but would let
+// one retained string pin many events' bytes, or make strings mutable.)
+
 // DecodeOptions are the limits DecodeEvent enforces. The zero value is
 // valid: a zero field means its default.
 type DecodeOptions struct {
