@@ -69,6 +69,8 @@ type Options struct {
 	Propensity Propensity
 	// Explorer is the Thompson sampler. Optional: no exploration.
 	Explorer Explorer
+	// Stats records decisions and outcomes for attribution. Optional.
+	Stats *Stats
 	// Decisions receives every decision (nbo.decisions). Optional.
 	Decisions Publisher
 	// Triggers receives push triggers (nbo.triggers). Optional: without
@@ -503,7 +505,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		cats[ncats] = cat
 		ncats++
 		r := OfferResult{
-			OfferID: c.offer.ID, Type: c.offer.Type.String(),
+			OfferID: c.offer.ID, Type: c.offer.Type.String(), CouponCode: CouponCode(d.DecisionID, c.offer.ID),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc],
 			Value: c.offer.Value, Expiry: time.UnixMilli(now).Add(ttl).UTC(),
 			Score: c.parts,
@@ -528,6 +530,10 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
 		e.recordServed(d, &r, c, req.Channel, v.Customer, now)
+	}
+	if len(d.Offers) == 0 && d.Group == GroupHoldout {
+		// The control group is recorded even when it gets nothing.
+		e.recordServed(d, nil, nil, req.Channel, v.Customer, now)
 	}
 	if e.opts.Decisions != nil {
 		if b, err := encodeDecision(d, req, now); err == nil {

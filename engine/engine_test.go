@@ -61,6 +61,7 @@ type rig struct {
 	dedup    *TriggerDedup
 	bandit   *models.Bandit
 	triggers *recorder
+	stats    *Stats
 	clock    time.Time
 	set      *scenarios.Set
 }
@@ -74,7 +75,10 @@ func newRig(t testing.TB, at time.Time) *rig {
 	policy, err := NewPolicy(PolicyOptions{})
 	require.NoError(t, err)
 	r := &rig{store: store, budgets: NewBudgets(), policy: policy, dedup: NewTriggerDedup(7*24*time.Hour, 1<<16), bandit: models.NewBandit(), triggers: &recorder{}, clock: at, set: set}
+	r.stats, err = NewStats(StatsOptions{})
+	require.NoError(t, err)
 	r.eng, err = New(Options{
+		Stats: r.stats,
 		Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: r.budgets, Policy: policy,
 		Explorer: &BanditExplorer{Bandit: r.bandit}, Triggers: r.triggers, TriggerDedup: r.dedup,
 		Holdout: Holdout{Share: 0.0001}, Clock: func() time.Time { return r.clock },
@@ -205,6 +209,46 @@ func TestTriggersSpeakTheCustomersLanguage(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, "en", got[0].Locale)
 	require.Equal(t, r.set.Offer(got[0].OfferID).Text[scenarios.En], got[0].Text)
+}
+
+func TestAStoreRedemptionOfAPushedCouponIsCreditedToThePush(t *testing.T) {
+	day := time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	m := `{"member":"M1"}`
+	r.clock = day.Add(10 * time.Minute)
+	r.apply(t,
+		ev("a1", day.Add(-17*24*time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		ev("a2", day.Add(-16*24*time.Hour), "store_enter", "store", m, `,"store":"S01"`),
+		ev("a3", day, "product_view", "app", m, `,"category":"phones","sku":"P1"`),
+		ev("a4", day.Add(5*time.Minute), "product_view", "web", m, `,"category":"phones","sku":"P1"`),
+	)
+	closes := day.Add(5*time.Minute + 48*time.Hour)
+	r.clock = closes.Add(time.Minute)
+	r.apply(t, ev("o1", closes.Add(30*time.Second), "page_view", "web", `{"member":"OTHER"}`, ""))
+	pushed := r.triggers.triggers(t)
+	require.Len(t, pushed, 1)
+	require.NotEmpty(t, pushed[0].CouponCode)
+
+	// The customer walks into the store; the till scans the coupon — no
+	// decision ID, no offer ID, only the code — on a card the engine links
+	// to the member.
+	redeem := closes.Add(20 * time.Hour)
+	r.clock = redeem.Add(time.Minute)
+	r.apply(t,
+		ev("t1", redeem.Add(-time.Minute), "identify", "pos", `{"member":"M1","card":"C1"}`, ""),
+		ev("t2", redeem, "coupon_redeem", "pos", `{"card":"C1"}`, `,"store":"S01","coupon_code":"`+pushed[0].CouponCode+`","amount":399900`),
+	)
+	rep := r.stats.Snapshot()
+	require.Len(t, rep.Channels, 1)
+	push := rep.Channels[0]
+	require.Equal(t, "push", push.Key, "credited to the push decision")
+	require.EqualValues(t, 1, push.Redemptions)
+	require.EqualValues(t, 399900, push.Revenue)
+	require.EqualValues(t, 1, push.OnlineToStore, "pushed online, redeemed in store")
+	require.Equal(t, "push", rep.LastTouch[0].Channel)
+	u, ok := r.budgets.Usage(pushed[0].OfferID)
+	require.True(t, ok)
+	require.EqualValues(t, 1, u.Spent, "the redemption spent the reservation")
 }
 
 func TestNoPushDuringQuietHours(t *testing.T) {

@@ -30,6 +30,11 @@ func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 	for _, k := range a.Merged {
 		e.wakes.cancel(k)
 	}
+	if e.opts.Stats != nil {
+		for _, k := range a.Merged {
+			e.opts.Stats.Rekey(k, a.Customer)
+		}
+	}
 	e.evaluateTriggers(a.Customer, ev.TS, ev.ID)
 	e.fireWakes(ev.TS)
 }
@@ -115,6 +120,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 			TriggerID: id, Customer: v.Customer, Scenario: prop.Scenario.ID, OfferID: c.offer.ID,
 			Channel: features.ChannelPush, Locale: string(locale),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: cause, TS: now,
+			CouponCode: CouponCode(decisionID, c.offer.ID),
 		}
 		if b, err := t.Encode(); err == nil {
 			e.opts.Triggers.Publish(t.Key(), b)
@@ -178,9 +184,39 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64) ([]byte, error) 
 	return json.Marshal(&l)
 }
 
-// recordServed and recordOutcome feed attribution; they are no-ops until
-// a Stats is wired.
+// recordServed logs one served offer for attribution and uplift.
 func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) {
+	if e.opts.Stats == nil {
+		return
+	}
+	rec := DecisionRecord{DecisionID: d.DecisionID, Customer: customer, Channel: ch, Group: d.Group, TS: now}
+	if r != nil {
+		rec.Scenario, rec.OfferID, rec.Value = r.Scenario, r.OfferID, r.Value
+	}
+	if c != nil {
+		rec.Store, rec.Cost = c.store, c.offer.Cost
+	}
+	e.opts.Stats.RecordDecision(rec)
 }
 
-func (e *Engine) recordOutcome(ev *features.Event, a features.Applied) {}
+// recordOutcome attributes a feedback event to the decision it answers
+// (by decision ID, or by the coupon code a till scanned) and closes the
+// loop: a redemption spends its budget reservation.
+func (e *Engine) recordOutcome(ev *features.Event, a features.Applied) {
+	if e.opts.Stats == nil {
+		return
+	}
+	att, ok := e.opts.Stats.RecordOutcome(Outcome{
+		Type: ev.Type, DecisionID: ev.DecisionID, OfferID: ev.OfferID, CouponCode: ev.CouponCode,
+		Customer: a.Customer, Channel: ev.Channel, Store: ev.Store, TS: ev.TS, Revenue: ev.Amount,
+	})
+	if !ok || ev.Type != features.CouponRedeem || (ev.OfferID != "" && ev.DecisionID != "") {
+		return
+	}
+	_ = e.opts.Budgets.Redeem(att.OfferID, att.DecisionID, ev.TS)
+	if e.opts.Explorer != nil && ev.OfferID == "" {
+		st := e.trigState
+		e.opts.Store.ViewKey(a.Customer, ev.TS, &st.view)
+		e.opts.Explorer.Update(att.OfferID, segment(&st.view), true)
+	}
+}

@@ -58,6 +58,7 @@ type Trigger struct {
 	Title      string // in Locale
 	Text       string // in Locale
 	DecisionID string
+	CouponCode string // what a store till scans to redeem the offer
 	EventID    string // the event that made the scenario fire
 	TS         int64  // Unix ms: the event time of that event
 }
@@ -70,6 +71,7 @@ func NewTrigger(customer features.Key, scenario, offerID, eventID string, ts int
 	return Trigger{
 		TriggerID: id, Customer: customer, Scenario: scenario, OfferID: offerID,
 		Channel: features.ChannelPush, DecisionID: TriggerDecisionID(id), EventID: eventID, TS: ts,
+		CouponCode: CouponCode(TriggerDecisionID(id), offerID),
 	}
 }
 
@@ -85,6 +87,7 @@ type triggerWire struct {
 	Title      string `json:"title"`
 	Text       string `json:"text"`
 	DecisionID string `json:"decision_id"`
+	CouponCode string `json:"coupon_code,omitempty"`
 	EventID    string `json:"event_id"`
 	TS         string `json:"ts"`
 }
@@ -98,7 +101,7 @@ func (t *Trigger) Encode() ([]byte, error) {
 	w := triggerWire{
 		TriggerID: t.TriggerID, Customer: string(t.Customer), Scenario: t.Scenario, OfferID: t.OfferID,
 		Channel: t.Channel.String(), Locale: t.Locale, Title: t.Title, Text: t.Text,
-		DecisionID: t.DecisionID, EventID: t.EventID,
+		DecisionID: t.DecisionID, CouponCode: t.CouponCode, EventID: t.EventID,
 		TS: time.UnixMilli(t.TS).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 	}
 	b, err := json.Marshal(&w)
@@ -139,7 +142,7 @@ func DecodeTrigger(data []byte) (Trigger, error) {
 	return Trigger{
 		TriggerID: w.TriggerID, Customer: features.Key(w.Customer), Scenario: w.Scenario, OfferID: w.OfferID,
 		Channel: ch, Locale: w.Locale, Title: w.Title, Text: w.Text,
-		DecisionID: w.DecisionID, EventID: w.EventID, TS: ts.UnixMilli(),
+		DecisionID: w.DecisionID, CouponCode: w.CouponCode, EventID: w.EventID, TS: ts.UnixMilli(),
 	}, nil
 }
 

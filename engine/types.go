@@ -87,6 +87,9 @@ type OfferResult struct {
 	Text  string `json:"text"`
 	// Value is the offer's value in minor currency units.
 	Value int64 `json:"value"`
+	// CouponCode is the code a store till scans to redeem the offer; a
+	// coupon_redeem event carrying it is attributed to this decision.
+	CouponCode string `json:"coupon_code"`
 	// Expiry is when the offer stops being redeemable (zero: none).
 	Expiry time.Time `json:"expiry,omitzero"`
 	// FulfilmentStore is where an in-store offer is fulfilled.

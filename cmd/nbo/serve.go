@@ -163,7 +163,12 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	defer decisionCache.Close()
 	registry := models.NewRegistry()
+	stats, err := engine.NewStats(engine.StatsOptions{})
+	if err != nil {
+		return err
+	}
 	eng, err := engine.New(engine.Options{
+		Stats: stats,
 		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache,
 		Explorer: &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggers, TriggerDedup: dedup,
 	})
@@ -176,6 +181,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		"engine.triggers": dedup,
 		"models.bandit":   bandit,
 		"engine.wakes":    eng.Wakes(),
+		"engine.stats":    stats,
 	}
 
 	consumer, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: cfg.GroupID})
@@ -231,6 +237,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 				return nil, api.ErrNotFound
 			}
 			return v, nil
+		}),
+		Stats: api.StatsReaderFunc(func(ctx context.Context) (any, error) {
+			return stats.Snapshot(), nil
 		}),
 		Scenarios: lib,
 		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
