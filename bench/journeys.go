@@ -236,9 +236,19 @@ func (b *builder) consents(ch features.Channel) {
 		ids = features.IDs{Member: b.memberID}
 	}
 	c := b.c
-	b.emitIDs(features.Consent, ch, second, ids).consent("marketing", c.Marketing, channelList(c.MarketingChannels))
-	b.emitIDs(features.Consent, ch, second, ids).consent("personalization", c.Personalization, "")
-	b.emitIDs(features.Consent, ch, second, ids).consent("location", c.Location, "")
+	keep := b.leg == b.target // skip building attrs maps for a replayed leg
+	e := b.emitIDs(features.Consent, ch, second, ids)
+	if keep {
+		e.consent("marketing", c.Marketing, channelList(c.MarketingChannels))
+	}
+	e = b.emitIDs(features.Consent, ch, second, ids)
+	if keep {
+		e.consent("personalization", c.Personalization, "")
+	}
+	e = b.emitIDs(features.Consent, ch, second, ids)
+	if keep {
+		e.consent("location", c.Location, "")
+	}
 }
 
 func channelList(m features.ChannelMask) string {
@@ -426,7 +436,7 @@ func (b *builder) onlinePurchase() {
 	// Post-purchase service: order tracking, then skincare and makeup
 	// buyers come in for a consultation, others review or return.
 	b.at(int64(b.d.between(2, 8))*day, 9, 22, false)
-	b.emit(features.PageView, b.onlineCh, 0).Attrs = map[string]string{"page": "order_status"}
+	b.emit(features.PageView, b.onlineCh, 0).Attrs = orderStatusPage
 	switch {
 	case (cat == catSkincare || cat == catMakeup) && b.c.Habit != OnlineOnly && b.d.chance(0.5):
 		b.at(int64(b.d.between(1, 3))*day, 10, 20, false)

@@ -84,7 +84,7 @@ func (s *Simulator) Respond(d Delivery, rng *rand.Rand) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("responding to an offer for customer %d: offer ID and a known offer type are required", d.Customer)
 	}
 	c := s.customer(d.Customer)
-	p := c.trueProbability(d.Type, d.Channel)
+	p := c.trueProbability(d.Type, d.Channel, s.taste(d.Customer, d.Type))
 	var out Outcome
 	if rng.Float64() >= visibility(d.Channel) {
 		return out, nil

@@ -50,6 +50,10 @@ var categoryPrice = [numCategories]float64{
 // categoryCode abbreviates each category in SKU IDs.
 var categoryCode = [numCategories]string{"SKN", "MKP", "BBY", "ELC", "PHN", "APL", "SHO", "HOM", "SPT", "GRC"}
 
+// orderStatusPage is the attrs of an order-tracking page view; shared by
+// every such event (Attrs maps are never modified once emitted).
+var orderStatusPage = map[string]string{"page": "order_status"}
+
 // babyQueries are search texts of the evening baby-product journey.
 var babyQueries = []string{"婴儿奶粉", "纸尿裤", "baby stroller", "婴儿推车", "baby formula", "安抚奶嘴"}
 
@@ -276,11 +280,6 @@ type Customer struct {
 	// LapseAfter is the journey after which the customer goes quiet for
 	// two to four months (0: never lapses).
 	LapseAfter int
-
-	// taste is a per-customer, per-offer-type offset on the response
-	// log-odds that no observable explains (individual taste): it keeps the
-	// oracle out of reach of any policy that only sees behaviour.
-	taste [NumOfferTypes]float64
 }
 
 // Parent reports whether baby products are among the customer's favourites.
@@ -357,10 +356,15 @@ func (s *Simulator) customer(idx int) Customer {
 	if d.chance(0.12) {
 		c.LapseAfter = d.between(1, 3)
 	}
-	for i := range c.taste {
-		c.taste[i] = 0.5 * d.norm()
-	}
 	return c
+}
+
+// taste is the customer's individual offset on the response log-odds of
+// offer type t. It has its own stream so the schedule (which needs the
+// traits on every journey) does not pay for it.
+func (s *Simulator) taste(idx int, t OfferType) float64 {
+	d := newDraw(s.traitKey^0x7a57e, uint64(idx)<<3|uint64(t))
+	return 0.5 * d.norm()
 }
 
 // OfferType is what an offer gives; the names match the scenarios
@@ -414,11 +418,15 @@ func (s *Simulator) TrueProbability(idx int, t OfferType, ch features.Channel) f
 		return 0
 	}
 	c := s.customer(idx)
-	return c.trueProbability(t, ch)
+	return c.trueProbability(t, ch, s.taste(idx, t))
 }
 
-func (c *Customer) trueProbability(t OfferType, ch features.Channel) float64 {
-	z := baseLogit[t] + c.taste[t]
+// trueProbability is the response probability given the customer's
+// individual taste for the offer type: an offset on the log-odds that no
+// observable explains, which keeps the oracle out of reach of any policy
+// that only sees behaviour.
+func (c *Customer) trueProbability(t OfferType, ch features.Channel, taste float64) float64 {
+	z := baseLogit[t] + taste
 	online := c.Habit != StoreOnly
 	visits := c.Habit != OnlineOnly
 	near := math.Min(c.DistanceKm/8, 1.5) // 0 next door … 1.5 far away

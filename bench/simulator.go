@@ -139,6 +139,10 @@ type journey struct {
 	events []features.Event
 	pos    int
 	more   bool // the journey has legs after this one
+	// The customer's schedule traits, kept so the end of a journey does
+	// not recompute the customer.
+	meanGap    time.Duration
+	lapseAfter int
 }
 
 // New builds the retailer and schedules every customer's first journey.
@@ -251,9 +255,10 @@ func (s *Simulator) Now() int64 {
 func (s *Simulator) End() int64 { return s.end }
 
 // Next stores the next event in event-time order into ev and reports
-// whether there was one; false means simulated time is over. Events share
-// their strings and Attrs maps with nothing the simulator will modify, so
-// ev may be kept.
+// whether there was one; false means simulated time is over. The
+// simulator never modifies an event's strings or Attrs map after it is
+// returned, so ev may be kept; Attrs maps may be shared between events, so
+// the caller must not modify them either.
 func (s *Simulator) Next(ev *features.Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -282,6 +287,7 @@ func (s *Simulator) Next(ev *features.Event) bool {
 		j.pos++
 		if j.pos == len(j.events) {
 			more := j.more
+			c := Customer{MeanGap: j.meanGap, LapseAfter: j.lapseAfter}
 			s.release(top.buf)
 			top.buf = -1
 			if more {
@@ -289,7 +295,6 @@ func (s *Simulator) Next(ev *features.Event) bool {
 				top.leg++
 				top.t = ev.TS
 			} else {
-				c := s.customer(int(top.idx))
 				top.t = s.nextJourneyStart(&c, int(top.journey), int(top.idx), ev.TS)
 				top.journey++
 				top.leg = 0
@@ -331,6 +336,7 @@ func (s *Simulator) startJourney(sl *slot) {
 	c := s.customer(int(sl.idx))
 	b := s.acquire()
 	j := s.journeys[b]
+	j.meanGap, j.lapseAfter = c.MeanGap, c.LapseAfter
 	for {
 		j.events, j.more = s.generate(&c, int(sl.journey), int(sl.leg), sl.t, sl.exact, j.events[:0])
 		j.pos = 0
