@@ -172,9 +172,13 @@ func (b *Budgets) getOrCreate(offerID string) *offerBudget {
 	return ob
 }
 
+// AnyStore in SetLimits' perStore map is the budget of every store not
+// named in the map.
+const AnyStore = "*"
+
 // SetLimits sets an offer's total budget and per-store budgets (counts of
 // issued offers; Unlimited or any negative number for none). Stores not in
-// perStore have no own budget. Counts already issued are kept: lowering a
+// perStore have no own budget, unless perStore has an AnyStore entry. Counts already issued are kept: lowering a
 // limit below them stops new reservations until enough expire. perStore is
 // copied.
 func (b *Budgets) SetLimits(offerID string, total int64, perStore map[string]int64) {
@@ -233,7 +237,11 @@ func (ob *offerBudget) fitsLocked(store string) bool {
 		return false
 	}
 	if store != "" {
-		if lim, ok := ob.perStore[store]; ok && ob.storeSpent[store]+ob.storeHeld[store] >= lim {
+		lim, ok := ob.perStore[store]
+		if !ok {
+			lim, ok = ob.perStore[AnyStore]
+		}
+		if ok && ob.storeSpent[store]+ob.storeHeld[store] >= lim {
 			return false
 		}
 	}

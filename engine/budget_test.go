@@ -297,3 +297,16 @@ func BenchmarkBudgetsReserveParallel(b *testing.B) {
 		})
 	}
 }
+
+func TestBudgetsAnyStoreLimitsEveryStoreSeparately(t *testing.T) {
+	b := NewBudgets()
+	b.SetLimits("o", Unlimited, map[string]int64{AnyStore: 2})
+	for _, store := range []string{"S1", "S2"} {
+		for i := 0; i < 2; i++ {
+			_, ok := b.Reserve("o", store, fmt.Sprintf("%s-%d", store, i), 0, time.Hour)
+			require.True(t, ok)
+		}
+		_, ok := b.Reserve("o", store, store+"-x", 0, time.Hour)
+		require.False(t, ok, "store %s is at its own limit", store)
+	}
+}

@@ -333,10 +333,7 @@ func syncBudgets(b *engine.Budgets, set *scenarios.Set) {
 		}
 		var perStore map[string]int64
 		if o.Budget.PerStore > 0 {
-			perStore = make(map[string]int64, len(o.Stores))
-			for _, st := range o.Stores {
-				perStore[st] = o.Budget.PerStore
-			}
+			perStore = map[string]int64{engine.AnyStore: o.Budget.PerStore}
 		}
 		b.SetLimits(o.ID, total, perStore)
 	}
