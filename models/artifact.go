@@ -145,6 +145,14 @@ func (a *Artifact) Validate() error {
 		bad("schema_hash %s does not match the schema (%s)", a.SchemaHash, h)
 	}
 	nf := len(a.Schema.Features)
+	if nf == 0 {
+		bad("the schema has no features")
+	}
+	for i, f := range a.Schema.Features {
+		if f.Kind != Numeric && f.Kind != Categorical {
+			bad("feature %d (%s): unknown kind %q", i, f.Name, f.Kind)
+		}
+	}
 	if len(a.Impute) != nf {
 		bad("impute has %d values for %d features", len(a.Impute), nf)
 	}
@@ -153,6 +161,9 @@ func (a *Artifact) Validate() error {
 		if len(a.Trees) == 0 {
 			bad("algorithm %s without trees", a.Algorithm)
 		}
+		if a.NaiveBayes != nil {
+			bad("algorithm %s with naive Bayes tables", a.Algorithm)
+		}
 		for ti, t := range a.Trees {
 			n := len(t.Feature)
 			if n == 0 || len(t.Threshold) != n || len(t.First) != n || len(t.Neg) != n || len(t.Pos) != n {
@@ -160,6 +171,9 @@ func (a *Artifact) Validate() error {
 				continue
 			}
 			for i := 0; i < n; i++ {
+				if t.Neg[i] < 0 || t.Pos[i] < 0 {
+					bad("tree %d node %d: negative class frequency", ti, i)
+				}
 				f := t.Feature[i]
 				if f < 0 {
 					continue
@@ -186,6 +200,9 @@ func (a *Artifact) Validate() error {
 			}
 		}
 	case AlgoNB:
+		if len(a.Trees) != 0 {
+			bad("algorithm nb with trees")
+		}
 		nb := a.NaiveBayes
 		if nb == nil || len(nb.Table) != nf || len(nb.Thresholds) != nf {
 			bad("naive Bayes tables missing or not one per feature")

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -326,4 +327,43 @@ func TestThresholdSearchIsAtLeastAsGoodAsGolearns(t *testing.T) {
 			require.GreaterOrEqual(t, ours, theirs-1e-12, "trial %d feature %d", trial, f)
 		}
 	}
+}
+
+func FuzzDecodeArtifact(f *testing.F) {
+	st := synthData(400, 21)
+	for _, algo := range []Algo{AlgoTree, AlgoNB} {
+		a, err := Train(st.ds, TrainOptions{Algo: algo, Seed: 1, Now: testNow, MinLeaf: 20})
+		require.NoError(f, err)
+		body, err := json.Marshal(a)
+		require.NoError(f, err)
+		f.Add(body)
+	}
+	f.Add([]byte(`{"format_version":1}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := DecodeArtifact(body)
+		if err != nil {
+			return
+		}
+		// Whatever validates must compile and score any vector without
+		// panicking, and answer a probability.
+		s, err := Compile(a)
+		require.NoError(t, err)
+		for _, x := range [][]float64{
+			make([]float64, s.Features()),
+			fill(s.Features(), math.NaN()),
+			fill(s.Features(), -1e300),
+			fill(s.Features(), 3),
+		} {
+			p := s.Propensity(x)
+			require.True(t, p >= 0 && p <= 1 || math.IsNaN(p), "p = %v", p)
+		}
+	})
+}
+
+func fill(n int, v float64) []float64 {
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = v
+	}
+	return x
 }
