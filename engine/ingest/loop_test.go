@@ -108,6 +108,13 @@ func mixEvent(r *rand.Rand, c int, ts int64, id, store string) features.Event {
 		ev.Type, ev.SKU, ev.Category = features.PageView, "", ""
 		ev.Attrs = map[string]string{"page": "/" + cat}
 	}
+	if ev.Channel.Class() == features.Online {
+		// Apps and web shops send their session with every event.
+		if ev.Attrs == nil {
+			ev.Attrs = map[string]string{}
+		}
+		ev.Attrs["session"] = fmt.Sprintf("s-%012x", uint64(c)<<20|uint64(ts/1800_000)&0xfffff)
+	}
 	return ev
 }
 
