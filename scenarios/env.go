@@ -59,6 +59,7 @@ type Env struct {
 	Store       string `expr:"store" doc:"the request's store (store tablets, tills); empty online"`
 	Trigger     string `expr:"trigger" doc:"on_request or on_event (a push trigger after an event)"`
 	PickupStore string `expr:"pickup_store" doc:"where an in-store offer would be redeemed: the request's store, else home_store, else last_store"`
+	Now         int    `expr:"now" doc:"the request's instant, Unix milliseconds (the expr builtin now() is disabled: rules see the request's time)"`
 	Hour        int    `expr:"hour" doc:"local hour of the request, 0-23"`
 	Weekday     int    `expr:"weekday" doc:"local day of the week of the request, 0 = Sunday … 6 = Saturday"`
 	Weekend     bool   `expr:"weekend" doc:"the request is on a Saturday or Sunday (local time)"`
@@ -362,6 +363,7 @@ func (st *evalState) fill(v *features.View, req *Request) {
 	e.Channel, e.Placement, e.Store = req.Channel.String(), req.Placement, req.Store
 	e.Trigger = req.Trigger.String()
 	e.PickupStore = FulfilmentStore(v, req)
+	e.Now = int(now)
 	t := time.UnixMilli(now).In(st.loc)
 	e.Hour, e.Weekday = t.Hour(), int(t.Weekday())
 	e.Weekend = e.Weekday == 0 || e.Weekday == 6

@@ -1,8 +1,13 @@
 package scenarios
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"path"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,4 +95,68 @@ func (s *Set) Files() map[string][]byte {
 		out[k] = append([]byte(nil), v...)
 	}
 	return out
+}
+
+// Hash returns the version a Load of fsys would get, reading only the
+// files: Watch uses it to notice edits without compiling.
+func Hash(fsys fs.FS) (string, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return "", fmt.Errorf("scenarios: listing the scenario directory: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if ext := path.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return "", fmt.Errorf("scenarios: reading %s: %w", name, err)
+		}
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write(data)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// Watch polls fsys every interval and reloads when its content changes
+// (compile-all-then-swap: a broken edit is recorded in Status and the
+// active set stays; the same broken content is not retried until it
+// changes again). A change is only loaded once two polls in a row see the
+// same content, so a file caught half-written (a valid but truncated
+// YAML file) is not activated; editors that save atomically (write, then
+// rename) are safe either way. It blocks until ctx is done and returns
+// ctx.Err(); the caller owns the goroutine. now supplies load times.
+func (l *Library) Watch(ctx context.Context, fsys fs.FS, interval time.Duration, now func() time.Time) error {
+	if interval <= 0 {
+		return fmt.Errorf("scenarios: watch interval %v must be positive", interval)
+	}
+	tried := l.Set().Version
+	seen := tried
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		h, err := Hash(fsys)
+		if err != nil {
+			continue // a directory mid-edit is retried on the next tick
+		}
+		settled := h == seen
+		seen = h
+		if !settled || h == tried {
+			continue
+		}
+		tried = h
+		_ = l.Reload(fsys, now()) // the outcome is in Status
+	}
 }

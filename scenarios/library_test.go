@@ -2,7 +2,10 @@ package scenarios
 
 import (
 	"bytes"
+	"context"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +43,7 @@ func TestLibraryReloadKeepsTheOldSetOnError(t *testing.T) {
 	err = lib.Reload(builtinWith(t, "priority: 60", "priorty: 60"), time.Unix(200, 0))
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `unknown key "priorty"`)
-	require.Same(t, set, lib.Set(), "a broken set must not replace the active one")
+	require.True(t, set == lib.Set(), "a broken set must not replace the active one")
 	st := lib.Status()
 	require.Equal(t, old, st.Version)
 	require.Equal(t, int64(1), st.Failures)
@@ -118,7 +121,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		before := lib.Set()
 		err := lib.Reload(broken, time.Unix(int64(i), 0))
 		require.Error(t, err)
-		require.Same(t, before, lib.Set())
+		require.True(t, before == lib.Set(), "a broken set replaced the active one")
 		require.NoError(t, lib.Reload(good[i%len(good)], time.Unix(int64(i), 0)))
 		versions[lib.Set().Version] = true
 		time.Sleep(time.Millisecond)
@@ -169,4 +172,45 @@ func FuzzLoad(f *testing.F) {
 		}
 		set.NextWake(v, req.Now)
 	})
+}
+
+// TestWatchReloadsOnChange edits a library on disk: a good edit becomes
+// active, a broken one is recorded and the good set stays.
+func TestWatchReloadsOnChange(t *testing.T) {
+	dir := t.TempDir()
+	files := builtinWith(t, "", "")
+	for name, f := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), f.Data, 0o644))
+	}
+	set, err := Load(os.DirFS(dir), time.Unix(0, 0))
+	require.NoError(t, err)
+	h, err := Hash(os.DirFS(dir))
+	require.NoError(t, err)
+	require.Equal(t, set.Version, h, "Hash and Load agree on the version")
+	lib, err := NewLibrary(set)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lib.Watch(ctx, os.DirFS(dir), 5*time.Millisecond, time.Now) }()
+	defer func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	}()
+
+	edit := func(old, new string) {
+		// Saved the way editors do it safely: write aside, then rename.
+		data := bytes.Replace(files["scenarios.yaml"].Data, []byte(old), []byte(new), 1)
+		tmp := filepath.Join(dir, ".scenarios.yaml.tmp")
+		require.NoError(t, os.WriteFile(tmp, data, 0o644))
+		require.NoError(t, os.Rename(tmp, filepath.Join(dir, "scenarios.yaml")))
+	}
+	edit("priority: 20", "priority: 21")
+	require.Eventually(t, func() bool { return lib.Set().Scenario("lapsed_60d_winback").Priority == 21 }, 10*time.Second, 5*time.Millisecond)
+	good := lib.Set()
+	edit("priority: 20", "priority: twenty")
+	require.Eventually(t, func() bool { return lib.Status().Failures == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.True(t, good == lib.Set(), "the broken edit must not replace the good set")
+	require.Equal(t, 11, len(lib.Set().Scenarios))
+	require.Contains(t, lib.Status().LastError, `scenarios.yaml:`)
 }
