@@ -1,6 +1,10 @@
 package api
 
-import "strings"
+import (
+	"strings"
+
+	"nbo/features"
+)
 
 // Access logs must never hold a raw phone number or email address, and
 // both can arrive in paths (/v1/customers/phone:+8613800000000) and query
@@ -19,10 +23,13 @@ const redacted = "<redacted>"
 func sensitive(v string) bool {
 	if i := strings.IndexByte(v, ':'); i > 0 {
 		ns := v[:i]
-		if ns == "phone" || ns == "email" {
-			return !isHashed(v[i+1:])
+		switch ns {
+		case "phone", "email":
+			rest := v[i+1:]
+			return rest != "" && !isHashed(rest)
+		case "member", "card", "device":
+			v = v[i+1:]
 		}
-		v = v[i+1:]
 	}
 	if isHashed(v) {
 		return false
@@ -30,15 +37,16 @@ func sensitive(v string) bool {
 	if strings.IndexByte(v, '@') >= 0 || strings.Contains(v, "%40") {
 		return true
 	}
-	// A run of 7 or more digits, allowing the separators people put in
-	// phone numbers, looks like a phone number.
+	// A run of 6 or more digits (the shortest phone number the event
+	// decoder accepts), allowing the separators people put in phone
+	// numbers, looks like a phone number.
 	digits := 0
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
 		case c >= '0' && c <= '9':
 			digits++
-			if digits >= 7 {
+			if digits >= 6 {
 				return true
 			}
 		case c == '+' || c == '-' || c == ' ' || c == '(' || c == ')' || c == '.':
@@ -70,8 +78,10 @@ func redactValue(v string) string {
 	if !sensitive(v) {
 		return v
 	}
-	if i := strings.IndexByte(v, ':'); i > 0 && i < 16 {
-		return v[:i+1] + redacted
+	if i := strings.IndexByte(v, ':'); i > 0 {
+		if _, ok := features.ParseNamespace(v[:i]); ok {
+			return v[:i+1] + redacted
+		}
 	}
 	return redacted
 }
@@ -110,18 +120,18 @@ func redactQuery(q string) string {
 	return strings.Join(parts, "&")
 }
 
-// needsScan is the cheap pre-check: a string with no '@', no '%' and
-// fewer than 7 digits can hold neither a phone number nor an email.
+// needsScan is the cheap pre-check: a string with no '@', '%' or ':'
+// and fewer than 6 digits can hold neither a phone number nor an email.
 func needsScan(s string) bool {
 	digits := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '@' || c == '%' {
+		if c == '@' || c == '%' || c == ':' {
 			return true
 		}
 		if c >= '0' && c <= '9' {
 			digits++
 		}
 	}
-	return digits >= 7
+	return digits >= 6
 }

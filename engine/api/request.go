@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -124,11 +125,15 @@ func decodeDecideRequest(body []byte, allowNow bool, req *engine.DecideRequest) 
 		req.IDs.Set(ns, stored)
 	}
 	if known != len(w.IDs) {
+		// Name the smallest unknown key, so the answer is the same
+		// whatever the map's iteration order.
+		first, found := "", false
 		for k := range w.IDs {
-			if _, ok := features.ParseNamespace(k); !ok {
-				return &Error{Status: 400, Code: CodeUnknownField, Field: "ids." + excerpt(k), Message: "unknown identifier namespace; use member, card, phone, email or device"}
+			if _, ok := features.ParseNamespace(k); !ok && (!found || k < first) {
+				first, found = k, true
 			}
 		}
+		return &Error{Status: 400, Code: CodeUnknownField, Field: "ids." + excerpt(first), Message: "unknown identifier namespace; use member, card, phone, email or device"}
 	}
 	if req.IDs.Empty() {
 		return &Error{Status: 400, Code: CodeMissingField, Field: "ids", Message: "every identifier in ids is empty"}
@@ -161,11 +166,18 @@ func decodeDecideRequest(body []byte, allowNow bool, req *engine.DecideRequest) 
 		return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "context holds more than " + strconv.Itoa(maxContextKeys) + " attributes"}
 	}
 	for k, v := range w.Context {
-		if k == "" || len(k) > maxContextKey || !printable(k) {
-			return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "context keys must be 1 to 64 printable characters"}
-		}
-		if len(v) > maxContextValue || !printable(v) {
-			return &Error{Status: 400, Code: CodeBadRequest, Field: "context." + excerpt(k), Message: "context values must be at most 256 printable characters"}
+		if checkContext(k, v) != nil {
+			// Report the smallest bad key, whatever the map's order.
+			keys := make([]string, 0, len(w.Context))
+			for k := range w.Context {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if e := checkContext(k, w.Context[k]); e != nil {
+					return e
+				}
+			}
 		}
 	}
 	if len(w.Context) > 0 {
@@ -180,6 +192,16 @@ func decodeDecideRequest(body []byte, allowNow bool, req *engine.DecideRequest) 
 			return &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be an RFC 3339 time such as 2026-11-20T10:00:00+08:00"}
 		}
 		req.Now = &t
+	}
+	return nil
+}
+
+func checkContext(k, v string) *Error {
+	if k == "" || len(k) > maxContextKey || !printable(k) {
+		return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "context keys must be 1 to 64 printable characters"}
+	}
+	if len(v) > maxContextValue || !printable(v) {
+		return &Error{Status: 400, Code: CodeBadRequest, Field: "context." + excerpt(k), Message: "context values must be at most 256 printable characters"}
 	}
 	return nil
 }

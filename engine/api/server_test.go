@@ -657,6 +657,8 @@ func TestRedactValue(t *testing.T) {
 		{"a bare email is redacted", "a@b.cn", "<redacted>"},
 		{"a bare phone number with separators is redacted", "+86 138-0013-8000", "<redacted>"},
 		{"a short number is kept", "12345", "12345"},
+		{"an empty phone key is kept", "phone:", "phone:"},
+		{"a six-digit phone key is redacted", "phone:123456", "phone:<redacted>"},
 		{"a device ID holding a phone-like run is redacted", "device:13800138000", "device:<redacted>"},
 		{"a route word is kept", "customers", "customers"},
 	}

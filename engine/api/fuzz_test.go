@@ -1,0 +1,177 @@
+package api
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudwego/hertz/pkg/protocol"
+
+	"nbo/engine"
+	"nbo/features"
+)
+
+// Native fuzz targets for every decoder of client input in this package:
+// decide bodies, offers query strings, keys files, and the log redactor.
+// Event batches are decoded by features.SplitBatch and DecodeEvent, which
+// have their own fuzz targets in features.
+
+func checkError(t *testing.T, e *Error, input string) {
+	t.Helper()
+	if e.Code == "" || e.Message == "" {
+		t.Fatalf("error without code or message: %+v", e)
+	}
+	if e.Status != 400 && e.Status != 403 {
+		t.Fatalf("decoder answered status %d", e.Status)
+	}
+	// Errors quote at most a short excerpt: a field path and a sentence.
+	if len(e.Field) > 48 || len(e.Message) > 200 {
+		t.Fatalf("error too long (field %d, message %d bytes): %+v", len(e.Field), len(e.Message), e)
+	}
+	if len(input) > 64 && strings.Contains(e.Message+e.Field, input) {
+		t.Fatalf("error echoes the input")
+	}
+}
+
+func checkRequest(t *testing.T, req *engine.DecideRequest, allowNow bool) {
+	t.Helper()
+	if req.IDs.Empty() {
+		t.Fatal("accepted a request without identifiers")
+	}
+	switch req.Channel {
+	case features.ChannelApp, features.ChannelWeb, features.ChannelMiniapp, features.ChannelTablet,
+		features.ChannelPOS, features.ChannelPush, features.ChannelSMS:
+	default:
+		t.Fatalf("accepted channel %v", req.Channel)
+	}
+	if req.Limit < 1 || req.Limit > engine.MaxLimit {
+		t.Fatalf("accepted limit %d", req.Limit)
+	}
+	if req.Locale != engine.LocaleEn && req.Locale != engine.LocaleZhCN {
+		t.Fatalf("accepted locale %q", req.Locale)
+	}
+	if len(req.Context) > maxContextKeys {
+		t.Fatalf("accepted %d context keys", len(req.Context))
+	}
+	if req.Now != nil && !allowNow {
+		t.Fatal("accepted now from a non-admin key")
+	}
+	for _, v := range []string{req.IDs.Phone, req.IDs.Email} {
+		if v != "" && !isHashed(v) {
+			t.Fatalf("phone or email not hashed: %q", v)
+		}
+	}
+}
+
+func FuzzDecideRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"ids":{"member":"M1"},"channel":"app"}`,
+		`{"ids":{"member":"M1","phone":"+8613800138000"},"channel":"tablet","placement":"home","store":"S1","limit":5,"locale":"en","context":{"a":"b"},"now":"2026-11-20T10:00:00Z"}`,
+		`{"ids":{"email":"A@B.cn"},"channel":"push","limit":0}`,
+		`{"ids":{},"channel":"app"}`,
+		`{"ids":{"member":"M1"},"channel":"app","x":1}`,
+		`{"ids":{"member":"M1"},"channel":"app"} trailing`,
+		`{"ids":{"member":"M1"},"channel":"app","limit":1e3}`,
+		`[]`, `null`, ``, `{"ids":null,"channel":null}`,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, allowNow bool) {
+		var req engine.DecideRequest
+		e := decodeDecideRequest(body, allowNow, &req)
+		var again engine.DecideRequest
+		e2 := decodeDecideRequest(body, allowNow, &again)
+		if (e == nil) != (e2 == nil) || (e != nil && *e != *e2) {
+			t.Fatalf("decoding is not deterministic: %v vs %v", e, e2)
+		}
+		if e != nil {
+			checkError(t, e, string(body))
+			return
+		}
+		checkRequest(t, &req, allowNow)
+	})
+}
+
+func FuzzOffersQuery(f *testing.F) {
+	for _, s := range []string{
+		"customer=member:M1&channel=app",
+		"customer=phone:%2B8613800138000&channel=web&limit=20&locale=zh-CN&placement=cart&store=S1",
+		"customer=member:M1&channel=app&channel=web",
+		"customer=member&channel=app",
+		"customer=member:M1&channel=app&limit=-1",
+		"foo=bar", "", "&&&=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		var args protocol.Args
+		args.ParseBytes([]byte(q))
+		var req engine.DecideRequest
+		if e := decodeOffersQuery(args.VisitAll, &req); e != nil {
+			checkError(t, e, q)
+			return
+		}
+		checkRequest(t, &req, false)
+	})
+}
+
+func FuzzKeysFile(f *testing.F) {
+	good, err := os.ReadFile("testdata/keys.good.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	bad, err := os.ReadFile("testdata/keys.bad.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(bad)
+	f.Add([]byte("keys: []\n"))
+	f.Add([]byte("keys:\n  - {name: a, sha256: " + HashKey("k") + ", scopes: [admin]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "keys.yml")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ring, err := LoadKeys(p)
+		if err != nil {
+			return
+		}
+		names := map[string]bool{}
+		for i := 0; i < ring.Len(); i++ {
+			s := ring.Spec(i)
+			if s.Name == "" || s.Scopes == 0 || names[s.Name] {
+				t.Fatalf("accepted key %+v", s)
+			}
+			names[s.Name] = true
+		}
+	})
+}
+
+func FuzzRedactPath(f *testing.F) {
+	for _, s := range []string{
+		"/v1/customers/phone:+8613800138000", "/v1/customers/email:a@b.cn", "/v1/customers/member:M1",
+		"/v1/customers/phone:" + strings.Repeat("a", 64), "/x/138 0013 8000/y", "/v1/customers/a%40b.cn",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		out := redactPath(p)
+		for _, seg := range strings.Split(out, "/") {
+			if seg == "" || isHashed(seg) {
+				continue
+			}
+			if _, v, ok := strings.Cut(seg, ":"); ok && isHashed(v) {
+				continue
+			}
+			if strings.Contains(seg, "@") {
+				t.Fatalf("an email survived redaction: %q → %q", p, out)
+			}
+			if sensitive(seg) && !strings.HasSuffix(seg, redacted) {
+				t.Fatalf("a phone-like segment survived redaction: %q → %q", p, out)
+			}
+		}
+	})
+}
