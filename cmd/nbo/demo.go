@@ -2,16 +2,271 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"nbo/bench"
 	"nbo/engine"
 	"nbo/engine/ingest"
 	"nbo/features"
+	"nbo/features/kafka"
 )
 
-// runDemo streams a simulated retailer into the engine and prints a live
-// status line until ctx ends.
-func runDemo(ctx context.Context, cfg Config, apiAddr, keysPath string, store *features.Store, loop *ingest.Loop, eng *engine.Engine, out io.Writer) error {
-	<-ctx.Done()
+// demo is `nbo serve --demo` (make run): a simulated retailer streams its
+// customers' events into the engine through Kafka, a simulated app asks the
+// offer API for offers and the customers respond to what they get (and to
+// push triggers) according to their hidden probabilities; a status line
+// shows what the engine is doing.
+type demo struct {
+	sim      *bench.Simulator
+	mu       sync.Mutex // guards sim.Respond's rng and Inject ordering
+	rng      *rand.Rand
+	sampled  sync.Map // event ID → produce time, for freshness
+	nsampled atomic.Int64
+	fresh    *hdrhistogram.Histogram // µs, guarded by hmu
+	lat      *hdrhistogram.Histogram // µs, guarded by hmu
+	hmu      sync.Mutex
+	produced atomic.Int64
+	pushes   atomic.Int64
+	live     atomic.Bool // the stream caught up with the wall clock
+}
+
+func newDemo(now time.Time) (*demo, error) {
+	sim, err := bench.New(bench.Options{Seed: 1, Customers: 20_000, Start: now.Add(-3 * 24 * time.Hour), Days: 30})
+	if err != nil {
+		return nil, err
+	}
+	return &demo{
+		sim:   sim,
+		rng:   rand.New(rand.NewPCG(1, 2)),
+		fresh: hdrhistogram.New(1, 60_000_000, 3),
+		lat:   hdrhistogram.New(1, 60_000_000, 3),
+	}, nil
+}
+
+// applied is the ingest loop's hook: it measures produce → applied for
+// the sampled events.
+func (d *demo) applied(ev *features.Event) {
+	if d.nsampled.Load() == 0 {
+		return
+	}
+	if t, ok := d.sampled.LoadAndDelete(ev.ID); ok {
+		d.nsampled.Add(-1)
+		d.hmu.Lock()
+		_ = d.fresh.RecordValue(time.Since(t.(time.Time)).Microseconds())
+		d.hmu.Unlock()
+	}
+}
+
+// trigger delivers a push trigger to the simulated customer.
+func (d *demo) trigger(value []byte) {
+	t, err := engine.DecodeTrigger(value)
+	if err != nil {
+		return
+	}
+	d.pushes.Add(1)
+	d.deliver(t.Customer, t.OfferID, t.DecisionID, t.CouponCode, features.ChannelPush, t.TS)
+}
+
+func (d *demo) deliver(customer features.Key, offerID, decisionID, coupon string, ch features.Channel, at int64) {
+	ns, v, ok := features.ParseKey(string(customer))
+	if !ok {
+		return
+	}
+	var ids features.IDs
+	ids.Set(ns, v)
+	idx, ok := d.sim.CustomerIndex(ids)
+	if !ok {
+		return
+	}
+	typ, ok := d.offerType(offerID)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out, err := d.sim.Respond(bench.Delivery{Customer: idx, OfferID: offerID, Type: typ, Channel: ch, DecisionID: decisionID, CouponCode: coupon, At: at}, d.rng)
+	if err == nil && len(out.Events) > 0 {
+		d.sim.Inject(out.Events...)
+	}
+}
+
+// offerTypes maps the built-in catalog's offer IDs to the simulator's
+// offer types (set by run from the active catalog).
+var offerTypes sync.Map
+
+func (d *demo) offerType(id string) (bench.OfferType, bool) {
+	if t, ok := offerTypes.Load(id); ok {
+		return t.(bench.OfferType), true
+	}
+	return 0, false
+}
+
+// run streams, shops and prints until ctx ends.
+func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key string, events *kafka.Producer, store *features.Store, loop *ingest.Loop, eng *engine.Engine, stats *engine.Stats, out io.Writer) error {
+	for _, o := range lib.Active().Offers {
+		if t, ok := bench.ParseOfferType(o.Type.String()); ok {
+			offerTypes.Store(o.ID, t)
+		}
+	}
+	curl := fmt.Sprintf(`curl -s -H "Authorization: Bearer $(cat %s)" -d '{"ids":{"member":"%s"},"channel":"app","locale":"en"}' http://%s/v1/decide`,
+		"<data-dir>/admin.key", d.sim.CustomerIDs(7).Member, apiAddr)
+	fmt.Fprintf(out, "\ndemo: a simulated retailer (20,000 customers, %d stores) streams 3 days of history, then live events.\n", len(d.sim.Stores()))
+	fmt.Fprintf(out, "  offers:     %s\n", strings.Replace(curl, "<data-dir>", dataDirOf(ctx), 1))
+	fmt.Fprintf(out, "  customer:   curl -s -H \"Authorization: Bearer $(cat %s/admin.key)\" http://%s/v1/customers/member:%s\n", dataDirOf(ctx), apiAddr, d.sim.CustomerIDs(7).Member)
+	fmt.Fprintf(out, "  stats:      curl -s -H \"Authorization: Bearer $(cat %s/admin.key)\" http://%s/v1/stats\n", dataDirOf(ctx), apiAddr)
+	fmt.Fprintf(out, "  API docs:   http://%s/openapi.json   (Ctrl-C stops with a final snapshot)\n\n", apiAddr)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.pump(ctx, events) }()
+	go func() { defer wg.Done(); d.shop(ctx, apiAddr, key) }()
+	d.status(ctx, store, loop, eng, stats, out)
+	wg.Wait()
 	return nil
+}
+
+// pump produces the simulated stream: as fast as 5,000 events/s while
+// catching up with the wall clock, then in real time.
+func (d *demo) pump(ctx context.Context, p *kafka.Producer) {
+	lim := bench.NewLimiter(5000, 500, time.Now())
+	batch := make([]features.Event, 0, 500)
+	lastSample := time.Now()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := produceEvents(ctx, p, batch); err == nil {
+			d.produced.Add(int64(len(batch)))
+		}
+		batch = batch[:0]
+	}
+	var ev features.Event
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		ok := d.sim.Next(&ev)
+		d.mu.Unlock()
+		if !ok {
+			flush()
+			return
+		}
+		if wait := time.Until(time.UnixMilli(ev.TS)); wait > 0 {
+			d.live.Store(true)
+			flush()
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
+		if wait := lim.Reserve(time.Now(), 1); wait > 0 {
+			flush()
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
+		if d.live.Load() && time.Since(lastSample) > 100*time.Millisecond {
+			lastSample = time.Now()
+			d.sampled.Store(ev.ID, lastSample)
+			d.nsampled.Add(1)
+		}
+		batch = append(batch, ev)
+		if len(batch) == cap(batch) || d.live.Load() {
+			flush()
+		}
+	}
+}
+
+// shop is the simulated app: 20 offer requests a second for random
+// customers, each answered offer delivered to the customer.
+func (d *demo) shop(ctx context.Context, apiAddr, key string) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	r := rand.New(rand.NewPCG(3, 4))
+	channels := []features.Channel{features.ChannelApp, features.ChannelApp, features.ChannelMiniapp, features.ChannelWeb, features.ChannelTablet}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		idx := r.IntN(d.sim.Options().Customers)
+		ids := d.sim.CustomerIDs(idx)
+		ch := channels[r.IntN(len(channels))]
+		body, _ := json.Marshal(map[string]any{"ids": ids, "channel": ch.String(), "limit": 2})
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+apiAddr+"/v1/decide", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		var dec engine.Decision
+		_ = json.NewDecoder(resp.Body).Decode(&dec)
+		resp.Body.Close()
+		d.hmu.Lock()
+		_ = d.lat.RecordValue(time.Since(start).Microseconds())
+		d.hmu.Unlock()
+		for _, o := range dec.Offers {
+			d.deliver(features.Key(dec.Customer), o.OfferID, dec.DecisionID, o.CouponCode, ch, time.Now().UnixMilli())
+		}
+	}
+}
+
+func (d *demo) status(ctx context.Context, store *features.Store, loop *ingest.Loop, eng *engine.Engine, stats *engine.Stats, out io.Writer) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	lastApplied, lastDecisions, last := loop.Stats().Applied, eng.Counters().Decisions, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out)
+			return
+		case now := <-tick.C:
+			secs := now.Sub(last).Seconds()
+			applied, decisions := loop.Stats().Applied, eng.Counters().Decisions
+			rep := stats.Snapshot()
+			d.hmu.Lock()
+			p99, fresh := d.lat.ValueAtQuantile(99), d.fresh.ValueAtQuantile(99)
+			d.lat.Reset()
+			d.fresh.Reset()
+			d.hmu.Unlock()
+			phase := "catching up"
+			if d.live.Load() {
+				phase = "live"
+			}
+			fmt.Fprintf(out, "\r%-11s events/s %6.0f | customers %6d | decisions/s %4.0f | triggers %5d | response rate %5.1f%% | p99 %6.2f ms | freshness p99 %6.2f ms ",
+				phase, float64(applied-lastApplied)/secs, store.Len(), float64(decisions-lastDecisions)/secs,
+				eng.Counters().Triggers, 100*rep.Total.ResponseRate, float64(p99)/1000, float64(fresh)/1000)
+			lastApplied, lastDecisions, last = applied, decisions, now
+		}
+	}
+}
+
+type dataDirKey struct{}
+
+func dataDirOf(ctx context.Context) string {
+	if s, ok := ctx.Value(dataDirKey{}).(string); ok {
+		return s
+	}
+	return "./data"
+}
+
+// readKey reads the generated admin key for the demo's own requests.
+func readKey(path string) string {
+	b, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(b))
 }

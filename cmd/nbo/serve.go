@@ -64,10 +64,21 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 
 // serve builds every component from cfg and runs them until ctx ends.
 func serve(ctx context.Context, cfg Config, out io.Writer) error {
-	log := newLogger(cfg.LogLevel, os.Stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
+	logTo := io.Writer(os.Stderr)
+	if cfg.Demo {
+		// The terminal shows the demo's status line; logs go to a file.
+		f, err := os.OpenFile(filepath.Join(cfg.DataDir, "nbo.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening the demo log: %w", err)
+		}
+		defer f.Close()
+		logTo = f
+		fmt.Fprintf(out, "logs: %s\n", f.Name())
+	}
+	log := newLogger(cfg.LogLevel, logTo)
 
 	// API keys: the configured file, or one generated under the data dir.
 	keysPath := cfg.APIKeys
@@ -144,6 +155,17 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	defer decisionsOut.Close()
 	triggers := engine.NewTopicPublisher(triggersOut, 4096, log)
 	defer triggers.Close()
+	var triggerSink engine.Publisher = triggers
+	var dm *demo
+	if cfg.Demo {
+		if dm, err = newDemo(time.Now()); err != nil {
+			return err
+		}
+		triggerSink = engine.PublisherFunc(func(key, value []byte) {
+			triggers.Publish(key, value)
+			dm.trigger(value)
+		})
+	}
 	decisions := engine.NewTopicPublisher(decisionsOut, 16384, log)
 	defer decisions.Close()
 
@@ -170,7 +192,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	eng, err := engine.New(engine.Options{
 		Stats: stats,
 		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache,
-		Explorer: &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggers, TriggerDedup: dedup,
+		Explorer: &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggerSink, TriggerDedup: dedup,
 	})
 	if err != nil {
 		return err
@@ -211,7 +233,12 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		EndOffsets: func(ctx context.Context) (map[int]int64, error) {
 			return kafka.EndOffsets(ctx, brokers, kafka.TopicEvents)
 		},
-		OnApplied:     eng.OnApplied,
+		OnApplied: func(ev *features.Event, a features.Applied) {
+			eng.OnApplied(ev, a)
+			if dm != nil {
+				dm.applied(ev)
+			}
+		},
 		OnRejected:    func(r features.Reason) { rejected.WithLabelValues(string(r)).Inc() },
 		Extras:        snapshotSections.marshal,
 		RestoreExtras: snapshotSections.unmarshal,
@@ -270,8 +297,12 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	go func() { errc <- httpAPI.Serve(runCtx) }()
 	go func() { errc <- admin.Serve(runCtx) }()
 	go func() { errc <- expireLoop(runCtx, budgets) }()
-	if cfg.Demo {
-		go func() { errc <- runDemo(runCtx, cfg, httpAPI.Addr(), keysPath, store, loop, eng, out) }()
+	if dm != nil {
+		dctx := context.WithValue(runCtx, dataDirKey{}, cfg.DataDir)
+		key := readKey(filepath.Join(cfg.DataDir, "admin.key"))
+		go func() {
+			errc <- dm.run(dctx, lib, httpAPI.Addr(), key, eventsOut, store, loop, eng, stats, out)
+		}()
 	}
 	err = loop.Run(runCtx)
 	stopAll()
