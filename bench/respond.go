@@ -38,6 +38,12 @@ type Outcome struct {
 	Redeem     bool // and redeemed it, with a purchase
 	// InStore is true when the redemption happened at a store till.
 	InStore bool
+	// ConsentViolation is true when the customer had not opted into
+	// marketing on the delivery channel (as their consent events said, or
+	// ever, for members who have not joined yet and anonymous visitors who
+	// declined): a policy that delivers such an offer breaks the rules,
+	// whatever the customer then does.
+	ConsentViolation bool
 	// Revenue is the purchase that came with the redemption, minor units.
 	Revenue int64
 	// Events are the feedback events, in time order: offer_impression,
@@ -86,6 +92,7 @@ func (s *Simulator) Respond(d Delivery, rng *rand.Rand) (Outcome, error) {
 	c := s.customer(d.Customer)
 	p := c.trueProbability(d.Type, d.Channel, s.taste(d.Customer, d.Type))
 	var out Outcome
+	out.ConsentViolation = !c.Marketing || !c.MarketingChannels.Has(d.Channel)
 	if rng.Float64() >= visibility(d.Channel) {
 		return out, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -398,4 +399,45 @@ func TestInStockFollowsStoreStock(t *testing.T) {
 	require.Greater(t, in, total/2)
 	require.Less(t, in, total)
 	require.False(t, s.InStock("nowhere", s.Catalog()[0][0].ID))
+}
+
+func TestRespondFlagsDeliveriesWithoutConsent(t *testing.T) {
+	s := newSim(t, Options{Seed: 13, Customers: 400})
+	rng := rand.New(rand.NewPCG(3, 3))
+	var flagged, clean int
+	for idx := range 400 {
+		c := s.Customer(idx)
+		out, err := s.Respond(Delivery{Customer: idx, OfferID: "o", Type: OfferCoupon, Channel: features.ChannelSMS, At: 1_800_000_000_000}, rng)
+		require.NoError(t, err)
+		want := !c.Marketing || !c.MarketingChannels.Has(features.ChannelSMS)
+		require.Equal(t, want, out.ConsentViolation, "customer %d", idx)
+		if want {
+			flagged++
+		} else {
+			clean++
+		}
+	}
+	require.Positive(t, flagged)
+	require.Positive(t, clean)
+}
+
+// TestMemoryPerCustomerIsSmall checks the promise that lets the benchmarks
+// simulate a million customers: the schedule costs a few words per
+// customer and journeys in progress are few.
+func TestMemoryPerCustomerIsSmall(t *testing.T) {
+	const n = 200_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := newSim(t, Options{Seed: 1, Customers: n, Days: 60})
+	var ev features.Event
+	for range 300_000 {
+		require.True(t, s.Next(&ev))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perCustomer := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.1f bytes per customer, %d leg buffers", perCustomer, len(s.journeys))
+	require.Less(t, perCustomer, 64.0)
+	runtime.KeepAlive(s)
 }
