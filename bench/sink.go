@@ -333,6 +333,13 @@ type PumpOptions struct {
 	// MaxEvents stops after this many events; 0 means until the source
 	// ends. Default: 0.
 	MaxEvents int64
+	// Live stamps each event with the wall-clock time it is taken from the
+	// source (Unix ms, never decreasing) instead of its simulated time, so
+	// a live engine sees a current stream at any rate — for demos. The
+	// order of events is kept; the gaps between them shrink to the pace of
+	// the pump, so time-of-day and multi-day patterns are compressed.
+	// Default: false.
+	Live bool
 }
 
 // PumpStats say what a Pump did.
@@ -387,6 +394,7 @@ func Pump(ctx context.Context, src Source, sink Sink, opts PumpOptions) (PumpSta
 		return nil
 	}
 	var ev features.Event
+	var lastLive int64
 	for opts.MaxEvents == 0 || st.Events+int64(len(batch)) < opts.MaxEvents {
 		if err := ctx.Err(); err != nil {
 			st.Elapsed = time.Since(begin)
@@ -394,6 +402,10 @@ func Pump(ctx context.Context, src Source, sink Sink, opts PumpOptions) (PumpSta
 		}
 		if !src.Next(&ev) {
 			break
+		}
+		if opts.Live {
+			ms := max(time.Now().UnixMilli(), lastLive)
+			ev.TS, lastLive = ms, ms
 		}
 		var now time.Time
 		if lim != nil {

@@ -228,3 +228,23 @@ func TestPumpStopsOnCancel(t *testing.T) {
 	_, err := Pump(ctx, s, sink, PumpOptions{Rate: 500, Batch: 10})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestPumpLiveStampsWallClockTime(t *testing.T) {
+	s := newSim(t, Options{Seed: 9, Customers: 200, Days: 7})
+	var got []features.Event
+	sink := SinkFunc(func(_ context.Context, evs []features.Event) error {
+		got = append(got, evs...)
+		return nil
+	})
+	before := time.Now().UnixMilli()
+	_, err := Pump(context.Background(), s, sink, PumpOptions{Live: true, MaxEvents: 300})
+	require.NoError(t, err)
+	after := time.Now().UnixMilli()
+	require.Len(t, got, 300)
+	var last int64
+	for _, ev := range got {
+		require.GreaterOrEqual(t, ev.TS, max(before, last))
+		require.LessOrEqual(t, ev.TS, after)
+		last = ev.TS
+	}
+}

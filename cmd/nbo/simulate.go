@@ -30,6 +30,7 @@ func newSimulateCmd() *cobra.Command {
 		start, out          string
 		httpURL, apiKey     string
 		kafkaBrokers, topic string
+		live                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -44,7 +45,8 @@ same stream.
 Exactly one destination: --out FILE (NDJSON; "-" is stdout, the default),
 --http URL with --api-key (POST /v1/events, batches of 500, retried on 503/429),
 or --kafka BROKERS (comma-separated; records keyed by the best identifier).
---rate limits events per second of wall-clock time (0: as fast as possible).
+--rate limits events per second of wall-clock time (0: as fast as possible);
+--live stamps each event with the time it is sent instead of its simulated time.
 
 Simulated time starts at --start (RFC 3339). By default it is 2026-11-02T00:00+08:00
 for files, and for --http and --kafka it ends at the current hour, because a
@@ -124,7 +126,7 @@ live engine refuses events from the future.`,
 			o := sim.Options()
 			fmt.Fprintf(cmd.ErrOrStderr(), "nbo simulate: seed %d, %d customers, %d stores, %d days from %s → %s\n",
 				o.Seed, o.Customers, o.Stores, o.Days, o.Start.Format(time.RFC3339), describe)
-			st, perr := bench.Pump(ctx, sim, sink, bench.PumpOptions{Rate: rate, Batch: batch, MaxEvents: maxEvents})
+			st, perr := bench.Pump(ctx, sim, sink, bench.PumpOptions{Rate: rate, Batch: batch, MaxEvents: maxEvents, Live: live})
 			ferr := finish()
 			fmt.Fprintf(cmd.ErrOrStderr(), "nbo simulate: %d events in %s (%.0f events/s)\n", st.Events, st.Elapsed.Round(time.Millisecond), st.Rate())
 			if perr != nil {
@@ -153,5 +155,6 @@ live engine refuses events from the future.`,
 	f.StringVar(&apiKey, "api-key", "", "API key with the ingest scope, for --http")
 	f.StringVar(&kafkaBrokers, "kafka", "", "Kafka bootstrap brokers host:port[,host:port] to produce to")
 	f.StringVar(&topic, "topic", "", `Kafka topic (default "nbo.events")`)
+	f.BoolVar(&live, "live", false, "stamp events with the wall-clock time they are sent (a live demo stream; journeys are compressed in time)")
 	return cmd
 }
