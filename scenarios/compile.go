@@ -258,6 +258,9 @@ func (p *patcher) Visit(node *ast.Node) {
 		if n.Value == "compared_skus" {
 			p.c.needCompared = true
 		}
+		if p.forEach == NoForEach && isItemName(n.Value) {
+			p.problem(n, "%s is a for_each item and the scenario has no for_each; add for_each: viewed_not_bought (or cart, visit_categories) or use a constant", n.Value)
+		}
 		fn := "_i"
 		switch envFields[k].kind {
 		case reflect.Bool:

@@ -122,6 +122,11 @@ type evalState struct {
 	// full computes every item field, including those that cost an
 	// allocation (compared_skus): set when rendering a reason.
 	full bool
+	// gen numbers evaluations so the item cache needs no clearing.
+	gen   uint32
+	cache [numForEach][maxCachedItems]itemInfo
+	// itemKeys are the View.Keys of the current item's category.
+	itemKeys []features.KeyStats
 }
 
 func newEvalState(set *Set) *evalState {
@@ -186,7 +191,7 @@ func newEvalState(set *Set) *evalState {
 		return -1
 	}
 	e.SlotN = func(i int) int { return st.slot(&st.set.slots[i], st.set.slots[i].category) }
-	e.SlotNI = func(i int) int { return st.slot(&st.set.slots[i], st.env.Category) }
+	e.SlotNI = func(i int) int { return st.slotItem(&st.set.slots[i]) }
 	e.SlotNC = func(category string, i int) int { return st.slot(&st.set.slots[i], category) }
 	e.SlotEv = func(i int) int { return st.evening(st.set.slots[i].typ, st.set.slots[i].category) }
 	e.SlotEvI = func(i int) int { return st.evening(st.set.slots[i].typ, st.env.Category) }
@@ -268,7 +273,7 @@ func (st *evalState) compare(c *cmpSlot) bool {
 	case cmpSlotN:
 		n = int64(st.slot(&st.set.slots[c.idx], st.set.slots[c.idx].category))
 	case cmpSlotNI:
-		n = int64(st.slot(&st.set.slots[c.idx], st.env.Category))
+		n = int64(st.slotItem(&st.set.slots[c.idx]))
 	case cmpScore:
 		x = st.env.Score(c.name)
 	}
@@ -323,6 +328,11 @@ func hoursSince(now, t int64, unit int64) int {
 // fill sets the customer and request fields of the environment.
 func (st *evalState) fill(v *features.View, req *Request) {
 	st.view, st.req, st.item, st.full = v, req, -1, false
+	st.gen++
+	if st.gen == 0 { // wrapped: old entries could look current
+		st.cache = [numForEach][maxCachedItems]itemInfo{}
+		st.gen = 1
+	}
 	st.loc = req.Loc
 	if st.loc == nil {
 		st.loc = defaultLoc
@@ -373,7 +383,7 @@ func (st *evalState) fill(v *features.View, req *Request) {
 
 func (st *evalState) clearItem() {
 	e := &st.env
-	st.item = -1
+	st.item, st.itemKeys = -1, nil
 	e.Category, e.SKU, e.Views, e.ItemHoursAgo, e.DistinctSKUs, e.ComparedSKUs = "", "", 0, -1, 0, ""
 }
 
@@ -402,32 +412,79 @@ func (st *evalState) setItem(src ForEach, i int) {
 		e.Category = v.LastVisit.Categories[i]
 		e.ItemHoursAgo = e.VisitHoursAgo
 	}
-	if e.Category != "" {
-		// Distinct SKUs of the category among the recent events, newest
-		// first: the models a customer compared.
-		var a, b string
-		n := 0
-		for j := range v.Recent {
-			r := &v.Recent[j]
-			if r.Category != e.Category || r.SKU == "" || !isLook(r.Type) || r.SKU == a || r.SKU == b {
-				continue
-			}
-			if n == 0 {
-				a = r.SKU
-			} else if n == 1 {
-				b = r.SKU
-			}
-			n++
-		}
-		e.DistinctSKUs = n
-		switch {
-		case n == 0:
-		case n == 1:
-			e.ComparedSKUs = a
-		case st.full || st.set.needCompared:
-			e.ComparedSKUs = b + " / " + a
-		}
+	if e.Category == "" {
+		return
 	}
+	// The item's category facts are the same for every scenario expanded
+	// over this source, so they are computed once per evaluation.
+	var scratch itemInfo
+	c := &scratch
+	if i < maxCachedItems {
+		c = &st.cache[src][i]
+	}
+	if c == &scratch || c.gen != st.gen {
+		st.itemFacts(e.Category, c)
+		c.gen = st.gen
+	}
+	st.itemKeys = v.Keys[c.lo:c.hi]
+	e.DistinctSKUs = c.distinct
+	switch {
+	case c.distinct == 0:
+	case c.distinct == 1:
+		e.ComparedSKUs = c.a
+	case st.full || st.set.needCompared:
+		e.ComparedSKUs = c.b + " / " + c.a
+	}
+}
+
+// maxCachedItems bounds the per-evaluation item cache; items beyond it
+// are computed each time.
+const maxCachedItems = 32
+
+// itemInfo are the facts of one for_each item's category.
+type itemInfo struct {
+	gen      uint32
+	distinct int    // distinct SKUs of the category among the recent looks
+	a, b     string // the newest and second-newest of them
+	lo, hi   int    // the category's range in View.Keys
+}
+
+func (st *evalState) itemFacts(category string, c *itemInfo) {
+	v := st.view
+	c.lo, c.hi = categoryRange(v.Keys, category)
+	c.distinct, c.a, c.b = 0, "", ""
+	for j := range v.Recent {
+		r := &v.Recent[j]
+		if r.Category != category || r.SKU == "" || !isLook(r.Type) {
+			continue
+		}
+		seen := false
+		for k := 0; k < j && !seen; k++ {
+			q := &v.Recent[k]
+			seen = q.SKU == r.SKU && q.Category == category && isLook(q.Type)
+		}
+		if seen {
+			continue
+		}
+		switch c.distinct {
+		case 0:
+			c.a = r.SKU
+		case 1:
+			c.b = r.SKU
+		}
+		c.distinct++
+	}
+}
+
+// categoryRange returns the range of keys of category (keys are sorted
+// by category).
+func categoryRange(keys []features.KeyStats, category string) (lo, hi int) {
+	lo, _ = slices.BinarySearchFunc(keys, category, func(k features.KeyStats, c string) int { return strings.Compare(k.Category, c) })
+	hi = lo
+	for hi < len(keys) && keys[hi].Category == category {
+		hi++
+	}
+	return lo, hi
 }
 
 // isLook reports whether the type expresses interest in a product.
@@ -494,11 +551,24 @@ func (st *evalState) slot(s *slot, category string) int {
 	if category == "" {
 		category = s.category
 	}
-	// Keys are sorted by category: find the first key of the category.
-	i, _ := slices.BinarySearchFunc(v.Keys, category, func(k features.KeyStats, c string) int { return strings.Compare(k.Category, c) })
+	lo, hi := categoryRange(v.Keys, category)
+	return slotKeys(s, v.Keys[lo:hi])
+}
+
+// slotItem is slot for the current for_each item's category, using the
+// key range found once for the item.
+func (st *evalState) slotItem(s *slot) int {
+	if st.itemKeys != nil {
+		return slotKeys(s, st.itemKeys)
+	}
+	return st.slot(s, st.env.Category)
+}
+
+// slotKeys sums a counter over the keys of one category.
+func slotKeys(s *slot, keys []features.KeyStats) int {
 	n := int64(0)
-	for ; i < len(v.Keys) && v.Keys[i].Category == category; i++ {
-		k := &v.Keys[i]
+	for i := range keys {
+		k := &keys[i]
 		if k.Type != s.typ || (s.class != classAny && k.Class != s.class) {
 			continue
 		}

@@ -766,8 +766,10 @@ func (l *loader) parseSequence(afterN, absentN *yaml.Node, what string, fe ForEa
 	return q
 }
 
-func isItemField(i int) bool {
-	switch reflectName(i) {
+func isItemField(i int) bool { return isItemName(reflectName(i)) }
+
+func isItemName(name string) bool {
+	switch name {
 	case "category", "sku", "views", "item_hours_ago", "distinct_skus", "compared_skus":
 		return true
 	}

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"nbo/features"
@@ -61,9 +60,15 @@ func lastMatch(v *features.View, types []features.EventType, class features.Clas
 		}
 		return last
 	}
-	i, _ := slices.BinarySearchFunc(v.Keys, category, func(k features.KeyStats, c string) int { return strings.Compare(k.Category, c) })
-	for ; i < len(v.Keys) && v.Keys[i].Category == category; i++ {
-		k := &v.Keys[i]
+	lo, hi := categoryRange(v.Keys, category)
+	return lastMatchKeys(v.Keys[lo:hi], types, class)
+}
+
+// lastMatchKeys is lastMatch over the keys of one category.
+func lastMatchKeys(keys []features.KeyStats, types []features.EventType, class features.Class) int64 {
+	var last int64
+	for i := range keys {
+		k := &keys[i]
 		if (class == classAny || k.Class == class) && slices.Contains(types, k.Type) {
 			last = max(last, k.Last)
 		}
@@ -73,7 +78,10 @@ func lastMatch(v *features.View, types []features.EventType, class features.Clas
 
 // state returns the newest A (0 when none qualifies) and whether a B
 // happened at or after it.
-func (q *Sequence) state(v *features.View, item string) (a int64, broken bool) {
+//
+// itemKeys, when not nil, are the View.Keys of item (found once per item
+// by the evaluator).
+func (q *Sequence) state(v *features.View, item string, itemKeys []features.KeyStats) (a int64, broken bool) {
 	cat := q.AfterCategory
 	if q.EachCategory {
 		cat = item
@@ -81,7 +89,11 @@ func (q *Sequence) state(v *features.View, item string) (a int64, broken bool) {
 			return 0, false
 		}
 	}
-	a = lastMatch(v, q.After, q.AfterClass, cat)
+	if q.EachCategory && itemKeys != nil {
+		a = lastMatchKeys(itemKeys, q.After, q.AfterClass)
+	} else {
+		a = lastMatch(v, q.After, q.AfterClass, cat)
+	}
 	if a == 0 {
 		return 0, false
 	}
@@ -89,13 +101,18 @@ func (q *Sequence) state(v *features.View, item string) (a int64, broken bool) {
 	if q.SameCategory {
 		bcat = cat
 	}
-	b := lastMatch(v, q.Absent, classAny, bcat)
+	var b int64
+	if q.SameCategory && q.EachCategory && itemKeys != nil {
+		b = lastMatchKeys(itemKeys, q.Absent, classAny)
+	} else {
+		b = lastMatch(v, q.Absent, classAny, bcat)
+	}
 	return a, b >= a
 }
 
 // holds reports whether the sequence is satisfied at now.
-func (q *Sequence) holds(v *features.View, now int64, item string) bool {
-	a, broken := q.state(v, item)
+func (q *Sequence) holds(v *features.View, now int64, item string, itemKeys []features.KeyStats) bool {
+	a, broken := q.state(v, item, itemKeys)
 	if a == 0 || broken {
 		return false
 	}
@@ -111,7 +128,7 @@ func (q *Sequence) holds(v *features.View, now int64, item string) bool {
 // wait for (no A, a B already happened, the window already closed, or A
 // would be too old by then).
 func (q *Sequence) Closes(v *features.View, now int64, item string) int64 {
-	a, broken := q.state(v, item)
+	a, broken := q.state(v, item, nil)
 	if a == 0 || broken {
 		return 0
 	}

@@ -80,7 +80,7 @@ type Request struct {
 	Placement string
 	Store     string
 	Now       int64   // Unix ms
-	Trigger   Trigger // OnRequest or OnEvent
+	Trigger   Trigger // OnRequest or OnEvent; zero means OnRequest
 	// Loc is the local time zone of hour, weekday and evening.
 	// Default: UTC+8 (China Standard Time).
 	Loc *time.Location
@@ -175,8 +175,12 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 	st := s.state()
 	m := vmPool.Get().(*vm.VM)
 	st.fill(v, req)
+	trigger := req.Trigger
+	if trigger == 0 {
+		trigger = OnRequest
+	}
 	for _, sc := range s.Scenarios {
-		if sc.Trigger&req.Trigger == 0 || !sc.Channels.Has(req.Channel) {
+		if sc.Trigger&trigger == 0 || !sc.Channels.Has(req.Channel) {
 			continue
 		}
 		n := items(sc.ForEach, v)
@@ -184,7 +188,7 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 			if sc.ForEach != NoForEach {
 				st.setItem(sc.ForEach, i)
 			}
-			if sc.Sequence != nil && !sc.Sequence.holds(v, req.Now, st.env.Category) {
+			if sc.Sequence != nil && !sc.Sequence.holds(v, req.Now, st.env.Category, st.itemKeys) {
 				continue
 			}
 			if !st.run(m, sc.when) {
