@@ -88,6 +88,35 @@ type Report struct {
 	// Distribution is the latency at a fixed set of quantiles (for
 	// percentile charts), ascending.
 	Distribution []Quantile
+	// Timeline has one entry per second of the run, by completion time
+	// (for throughput-over-time charts).
+	Timeline []Second
+}
+
+// Second is what completed in one second of a load run.
+type Second struct {
+	Requests int64
+	Errors   int64
+	// MeanLatency and MaxLatency are over the requests completed in this
+	// second, measured from their scheduled times.
+	MeanLatency, MaxLatency time.Duration
+}
+
+// timeline accumulates one worker's per-second counts.
+type timeline struct {
+	n, errs, sumUS, maxUS []int64
+}
+
+func (tl *timeline) add(sec int, us int64, failed bool) {
+	for len(tl.n) <= sec {
+		tl.n, tl.errs, tl.sumUS, tl.maxUS = append(tl.n, 0), append(tl.errs, 0), append(tl.sumUS, 0), append(tl.maxUS, 0)
+	}
+	tl.n[sec]++
+	if failed {
+		tl.errs[sec]++
+	}
+	tl.sumUS[sec] += us
+	tl.maxUS[sec] = max(tl.maxUS[sec], us)
 }
 
 // Quantile is the latency at one quantile (0.5 = median).
@@ -141,6 +170,7 @@ func runPhase(ctx context.Context, opts LoadOptions, fn RequestFunc) (Report, er
 	var errSample string
 
 	hists := make([]*hdrhistogram.Histogram, opts.Connections)
+	lines := make([]timeline, opts.Connections)
 	lastDone := make([]time.Time, opts.Connections)
 	start := time.Now()
 	drainEnd := start.Add(opts.Duration + opts.Drain)
@@ -180,6 +210,7 @@ func runPhase(ctx context.Context, opts LoadOptions, fn RequestFunc) (Report, er
 				}
 				us := max(end.Sub(due).Microseconds(), histMin)
 				_ = h.RecordValue(min(us, histMax))
+				lines[w].add(int(end.Sub(start)/time.Second), us, err != nil)
 				lastDone[w] = end
 			}
 		})
@@ -211,6 +242,23 @@ func runPhase(ctx context.Context, opts LoadOptions, fn RequestFunc) (Report, er
 	r.P99 = us(all.ValueAtQuantile(99))
 	r.P999 = us(all.ValueAtQuantile(99.9))
 	r.Max = us(all.Max())
+	for _, tl := range lines {
+		for sec := range tl.n {
+			for len(r.Timeline) <= sec {
+				r.Timeline = append(r.Timeline, Second{})
+			}
+			t := &r.Timeline[sec]
+			t.Requests += tl.n[sec]
+			t.Errors += tl.errs[sec]
+			t.MeanLatency += time.Duration(tl.sumUS[sec]) * time.Microsecond // a sum until divided below
+			t.MaxLatency = max(t.MaxLatency, time.Duration(tl.maxUS[sec])*time.Microsecond)
+		}
+	}
+	for i := range r.Timeline {
+		if n := r.Timeline[i].Requests; n > 0 {
+			r.Timeline[i].MeanLatency /= time.Duration(n)
+		}
+	}
 	for _, q := range chartQuantiles {
 		r.Distribution = append(r.Distribution, Quantile{Q: q, Latency: us(all.ValueAtQuantile(q * 100))})
 	}

@@ -25,6 +25,12 @@ func TestLoadSendsEveryScheduledRequest(t *testing.T) {
 	// still gets well above half of it.
 	require.InDelta(t, 1000, r.Throughput, 500)
 	require.LessOrEqual(t, r.Throughput, 1001.0)
+	var sum int64
+	for _, sec := range r.Timeline {
+		sum += sec.Requests
+	}
+	require.Equal(t, r.Requests, sum, "the timeline accounts for every request")
+	require.NotEmpty(t, r.Distribution)
 }
 
 // TestLoadMeasuresFromTheScheduledTime drives a function that takes 10 ms
