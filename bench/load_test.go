@@ -21,9 +21,9 @@ func TestLoadSendsEveryScheduledRequest(t *testing.T) {
 	require.Zero(t, r.Unsent)
 	require.Zero(t, r.Errors)
 	// Generous bounds: the schedule spreads 1000 requests over one second,
-	// so the achieved rate cannot exceed the target, and a loaded machine
-	// still gets well above half of it.
-	require.InDelta(t, 1000, r.Throughput, 500)
+	// so the achieved rate cannot exceed the target, and even a loaded
+	// machine gets well above a quarter of it.
+	require.InDelta(t, 1000, r.Throughput, 750)
 	require.LessOrEqual(t, r.Throughput, 1001.0)
 	var sum int64
 	for _, sec := range r.Timeline {
