@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,17 +98,10 @@ func (s *Set) Files() map[string][]byte {
 // Hash returns the version a Load of fsys would get, reading only the
 // files: Watch uses it to notice edits without compiling.
 func Hash(fsys fs.FS) (string, error) {
-	entries, err := fs.ReadDir(fsys, ".")
+	names, err := libraryFiles(fsys)
 	if err != nil {
-		return "", fmt.Errorf("scenarios: listing the scenario directory: %w", err)
+		return "", err
 	}
-	var names []string
-	for _, e := range entries {
-		if ext := path.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
 	h := sha256.New()
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)

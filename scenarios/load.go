@@ -31,21 +31,11 @@ const maxFileSize = 4 << 20
 // and a LoadErrors listing every problem with file:line. now is recorded
 // as the set's load time.
 func Load(fsys fs.FS, now time.Time) (*Set, error) {
-	entries, err := fs.ReadDir(fsys, ".")
+	names, err := libraryFiles(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("scenarios: listing the scenario directory: %w", err)
+		return nil, err
 	}
 	l := &loader{files: map[string][]byte{}}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		if ext := path.Ext(e.Name()); ext == ".yaml" || ext == ".yml" {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
 	if len(names) == 0 {
 		return nil, LoadErrors{{Msg: "no scenario files (*.yaml) found; run `nbo rules export DIR` for a starting point"}}
 	}
@@ -67,6 +57,27 @@ func Load(fsys fs.FS, now time.Time) (*Set, error) {
 		h.Write([]byte{0})
 	}
 	return l.load(names, hex.EncodeToString(h.Sum(nil))[:16], now)
+}
+
+// libraryFiles lists the YAML files at the top of fsys, sorted; hidden
+// files (editor swap and temp files) are skipped.
+func libraryFiles(fsys fs.FS) ([]string, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("scenarios: listing the scenario directory: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if ext := path.Ext(name); ext == ".yaml" || ext == ".yml" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // loader accumulates the parsed definitions and every problem.

@@ -43,6 +43,12 @@ func TestRulesExportCheckTest(t *testing.T) {
 	require.NoError(t, err, out)
 	require.Contains(t, out, "ok   testdata/browsed_online_not_bought.txt")
 
+	out, err = runNbo(t, "rules", "test")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "ok   testdata/lapsed_60d_winback.txt")
+	_, err = runNbo(t, "rules", "test", "--rewrite")
+	require.ErrorContains(t, err, "read-only")
+
 	// A changed rule fails its golden file until the output is accepted.
 	sc := filepath.Join(dir, "scenarios.yaml")
 	data, err := os.ReadFile(sc)
