@@ -536,7 +536,16 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		e.recordServed(d, nil, nil, req.Channel, v.Customer, now)
 	}
 	if e.opts.Decisions != nil {
-		if b, err := encodeDecision(d, req, now); err == nil {
+		var vecs [][]float64
+		if v.Known {
+			vecs = make([][]float64, 0, len(d.Offers))
+			for _, r := range d.Offers {
+				if o := set.Offer(r.OfferID); o != nil {
+					vecs = append(vecs, FeatureVector(make([]float64, 0, len(PropensitySchema.Features)), v, o, req.Channel, e.opts.Location))
+				}
+			}
+		}
+		if b, err := encodeDecision(d, req, now, vecs); err == nil {
 			e.opts.Decisions.Publish([]byte(d.Customer), b)
 		}
 	}

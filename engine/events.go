@@ -148,17 +148,20 @@ func (e *Engine) Counters() Counters {
 
 // decisionLog is one record of nbo.decisions.
 type decisionLog struct {
-	DecisionID   string           `json:"decision_id"`
-	Customer     string           `json:"customer"`
-	Channel      string           `json:"channel"`
-	Placement    string           `json:"placement,omitempty"`
-	Store        string           `json:"store,omitempty"`
-	Group        string           `json:"group"`
-	TS           string           `json:"ts"`
-	ModelVersion string           `json:"model_version,omitempty"`
-	Fallback     bool             `json:"fallback"`
-	NewestEvent  string           `json:"newest_event_ts,omitempty"`
-	Offers       []decisionOffers `json:"offers"`
+	DecisionID   string `json:"decision_id"`
+	Customer     string `json:"customer"`
+	Channel      string `json:"channel"`
+	Placement    string `json:"placement,omitempty"`
+	Store        string `json:"store,omitempty"`
+	Group        string `json:"group"`
+	TS           string `json:"ts"`
+	ModelVersion string `json:"model_version,omitempty"`
+	Fallback     bool   `json:"fallback"`
+	NewestEvent  string `json:"newest_event_ts,omitempty"`
+	// FeatureSchema is the hash of PropensitySchema, the layout of the
+	// offers' feature vectors.
+	FeatureSchema string           `json:"feature_schema"`
+	Offers        []decisionOffers `json:"offers"`
 }
 
 type decisionOffers struct {
@@ -167,10 +170,15 @@ type decisionOffers struct {
 	Propensity float64 `json:"propensity"`
 	Explore    float64 `json:"explore"`
 	Score      float64 `json:"score"`
+	// Features are the offer's propensity features at decision time
+	// (PropensitySchema), for training without leakage.
+	Features []float64 `json:"features,omitempty"`
 }
 
-func encodeDecision(d *Decision, req *DecideRequest, now int64) ([]byte, error) {
-	l := decisionLog{
+// encodeDecision renders a decision for nbo.decisions; vecs[i] holds the
+// propensity features of d.Offers[i].
+func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64) ([]byte, error) {
+	l := decisionLog{FeatureSchema: propensitySchemaHash,
 		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
 		Store: req.Store, Group: d.Group, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
 		Offers: make([]decisionOffers, 0, len(d.Offers)),
@@ -178,8 +186,12 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64) ([]byte, error) 
 	if !d.NewestEventTS.IsZero() {
 		l.NewestEvent = features.FormatTS(d.NewestEventTS.UnixMilli())
 	}
-	for _, o := range d.Offers {
-		l.Offers = append(l.Offers, decisionOffers{OfferID: o.OfferID, Scenario: o.Scenario, Propensity: finite(o.Score.Propensity), Explore: finite(o.Score.Explore), Score: finite(o.Score.Total)})
+	for i, o := range d.Offers {
+		rec := decisionOffers{OfferID: o.OfferID, Scenario: o.Scenario, Propensity: finite(o.Score.Propensity), Explore: finite(o.Score.Explore), Score: finite(o.Score.Total)}
+		if i < len(vecs) {
+			rec.Features = vecs[i]
+		}
+		l.Offers = append(l.Offers, rec)
 	}
 	return json.Marshal(&l)
 }

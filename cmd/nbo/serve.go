@@ -192,7 +192,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	eng, err := engine.New(engine.Options{
 		Stats: stats,
 		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache,
-		Explorer: &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggerSink, TriggerDedup: dedup,
+		Propensity: &engine.RegistryPropensity{Registry: registry},
+		Explorer:   &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggerSink, TriggerDedup: dedup,
 	})
 	if err != nil {
 		return err
@@ -270,10 +271,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}),
 		Scenarios: lib,
 		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
-			if err := registry.Load(path, ""); err != nil {
-				return nil, &api.Error{Status: 422, Code: "bad_model", Message: err.Error()}
-			}
-			return map[string]any{"loaded": path}, nil
+			return loadModel(registry, path, cfg.DataDir)
 		}),
 		Readiness: api.ReadinessFunc(loop.Ready),
 	})
@@ -287,6 +285,13 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 
 	if err := loop.Restore(ctx); err != nil {
 		return err
+	}
+	if active := filepath.Join(cfg.DataDir, "models", activeModelFile); fileExists(active) {
+		if err := registry.Load(active, engine.PropensitySchema.Hash()); err != nil {
+			log.Error("the saved propensity model does not load; serving priors", "path", active, "err", err)
+		} else {
+			fmt.Fprintf(out, "propensity model %s loaded from %s\n", registry.Active().Version, active)
+		}
 	}
 	fmt.Fprintf(out, "nbo serving: API http://%s  metrics http://%s/metrics  %d customers restored\n", httpAPI.Addr(), admin.Addr(), store.Len())
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"nbo/engine/api"
 	"nbo/engine/ingest"
 	"nbo/features"
+	"nbo/models"
 	"nbo/scenarios"
 )
 
@@ -129,3 +131,37 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 
 // printf is fmt.Fprintf for status lines that may fail harmlessly.
 var printf = fmt.Fprintf
+
+// activeModelFile is where the served propensity model is kept under
+// DATA_DIR/models, so a restart serves it again.
+const activeModelFile = "propensity.json"
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// loadModel loads an artifact into the registry (refusing one trained on
+// another feature layout; the old model stays) and keeps a copy in the
+// data dir for restarts.
+func loadModel(registry *models.Registry, path, dataDir string) (any, error) {
+	if err := registry.Load(path, engine.PropensitySchema.Hash()); err != nil {
+		return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: err.Error()}
+	}
+	m := registry.Active()
+	data, err := os.ReadFile(path)
+	if err == nil {
+		dir := filepath.Join(dataDir, "models")
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			tmp := filepath.Join(dir, activeModelFile+".tmp")
+			if err = os.WriteFile(tmp, data, 0o644); err == nil {
+				err = os.Rename(tmp, filepath.Join(dir, activeModelFile))
+			}
+		}
+	}
+	out := map[string]any{"version": m.Version, "algorithm": m.Algorithm, "schema_hash": m.SchemaHash, "metrics": m.Metrics, "path": path}
+	if err != nil {
+		out["warning"] = "loaded, but not saved for restarts: " + err.Error()
+	}
+	return out, nil
+}

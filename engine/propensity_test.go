@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/features"
+	"nbo/models"
+)
+
+// trainOn trains a small forest on vectors laid out by schema whose label
+// depends on the first feature, and saves it.
+func trainOn(t *testing.T, schema models.Schema, path string) *models.Artifact {
+	t.Helper()
+	r := rand.New(rand.NewPCG(1, 1))
+	ds := &models.Dataset{Schema: schema}
+	for i := 0; i < 600; i++ {
+		x := make([]float64, len(schema.Features))
+		for j := range x {
+			x[j] = float64(r.IntN(5))
+		}
+		ds.X = append(ds.X, x)
+		ds.Y = append(ds.Y, r.Float64() < 0.1+0.15*x[0])
+	}
+	a, err := models.Train(ds, models.TrainOptions{Trees: 5, Seed: 1, MinLeaf: 10})
+	require.NoError(t, err)
+	require.NoError(t, a.Save(path))
+	return a
+}
+
+func TestDecisionsUseTheLoadedModelAndNameIt(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Triggers = nil
+	reg := models.NewRegistry()
+	r.eng.opts.Propensity = &RegistryPropensity{Registry: reg, Location: shanghai}
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+
+	// Before a model is loaded, the offers' priors decide.
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 1})
+	require.Empty(t, d.ModelVersion)
+	prior := r.set.Offer(d.Offers[0].OfferID).Prior
+	require.Equal(t, prior, d.Offers[0].Score.Propensity)
+
+	// A model trained on another feature layout is refused; priors stay.
+	bad := models.Schema{Features: []models.Feature{{Name: "x", Kind: models.Numeric}}}
+	badPath := filepath.Join(t.TempDir(), "bad.json")
+	trainOn(t, bad, badPath)
+	require.ErrorIs(t, reg.Load(badPath, PropensitySchema.Hash()), models.ErrSchemaMismatch)
+	require.Nil(t, reg.Active())
+
+	path := filepath.Join(t.TempDir(), "model.json")
+	a := trainOn(t, PropensitySchema, path)
+	require.NoError(t, reg.Load(path, PropensitySchema.Hash()))
+	d = decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelWeb, Limit: 1})
+	require.Equal(t, a.Version, d.ModelVersion, "the decision names the model version")
+	p := d.Offers[0].Score.Propensity
+	require.False(t, math.IsNaN(p))
+	require.True(t, p >= 0 && p <= 1)
+}
+
+func TestFeatureVectorMatchesTheSchema(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.apply(t, storePurchaseDay(day)...)
+	var v features.View
+	require.True(t, r.store.ViewKey("member:M1", day.Add(time.Hour).UnixMilli(), &v))
+	o := r.set.Offers[0]
+	vec := FeatureVector(nil, &v, o, features.ChannelApp, shanghai)
+	require.Len(t, vec, len(PropensitySchema.Features))
+	i := PropensitySchema.Index("pos_purchases_30d")
+	require.Equal(t, 1.0, vec[i])
+	require.Equal(t, 259.0, vec[PropensitySchema.Index("spend_offline")])
+	require.Equal(t, float64(15), vec[PropensitySchema.Index("hour")], "local hour in Shanghai")
+	ch := PropensitySchema.Features[PropensitySchema.Index("channel")]
+	require.Equal(t, "app", ch.Vocabulary[int(vec[PropensitySchema.Index("channel")])])
+}
