@@ -1,7 +1,10 @@
 package scenarios
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"errors"
+	"io"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -206,7 +209,18 @@ func exprLine(n *yaml.Node, line int) int {
 
 func (l *loader) parseFile(data []byte) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return // an empty file defines nothing
+	}
+	if err == nil {
+		var extra yaml.Node
+		if dec.Decode(&extra) == nil {
+			l.errf(&extra, "the file holds a second YAML document (after ---); put everything in one document or split it into files")
+		}
+	}
+	if err != nil {
 		line := 0
 		msg := err.Error()
 		// yaml.v3 reports "yaml: line N: …".
