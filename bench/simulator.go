@@ -340,9 +340,10 @@ func (s *Simulator) startJourney(sl *slot) {
 	for {
 		j.events, j.more = s.generate(&c, int(sl.journey), int(sl.leg), sl.t, sl.exact, j.events[:0])
 		j.pos = 0
+		wasExact := sl.exact
 		sl.exact = false
 		if len(j.events) > 0 {
-			if first := j.events[0].TS; first > sl.t+holdAhead {
+			if first := j.events[0].TS; first > sl.t+holdAhead && !wasExact {
 				// The leg starts later (tomorrow evening, at the weekend):
 				// do not hold its events until then; produce it again,
 				// exactly as now, when it is due.
