@@ -91,6 +91,10 @@ type Options struct {
 	Location *time.Location
 	// Clock is the wall clock. Default: time.Now.
 	Clock func() time.Time
+	// Views reads a customer's features for a decision. Default: the
+	// Store's ViewAt. Benchmarks swap in other feature stores (Redis) to
+	// compare the same pipeline over them.
+	Views func(ids *features.IDs, now int64, v *features.View) bool
 }
 
 // Engine decides. It is safe for concurrent use; OnApplied is called by
@@ -198,6 +202,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.Views == nil {
+		opts.Views = opts.Store.ViewAt
+	}
 	e := &Engine{opts: opts, node: uint64(time.Now().UnixNano())}
 	e.pool.New = func() any {
 		return &decideState{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
@@ -271,7 +278,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	st := e.pool.Get().(*decideState)
 	defer e.pool.Put(st)
 	v := &st.view
-	known := e.opts.Store.ViewAt(&req.IDs, now, v)
+	known := e.opts.Views(&req.IDs, now, v)
 	var rkey string
 	if known && e.opts.Cache != nil && req.Now == nil {
 		rkey = requestKey(req)
