@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"nbo/features"
+)
+
+// ExpectedRedemption is the chance that delivering an offer of type t on
+// channel ch to customer idx ends in a redemption: the channel's
+// visibility times the hidden response probability. An oracle policy ranks
+// candidate offers by ExpectedRedemption × margin − cost.
+func (s *Simulator) ExpectedRedemption(idx int, t OfferType, ch features.Channel) float64 {
+	return visibility(ch) * s.TrueProbability(idx, t, ch)
+}
+
+// Scorecard totals how a policy did against the simulated customers, for
+// the decision-quality comparison (engine vs random vs rules vs oracle).
+// Add every delivery's outcome; not safe for concurrent use.
+type Scorecard struct {
+	Policy string
+
+	Deliveries        int64
+	Impressions       int64
+	Clicks            int64
+	Redemptions       int64
+	InStore           int64 // redemptions at a store till
+	ConsentViolations int64 // deliveries to customers who had not opted in
+
+	Revenue   int64 // purchases that came with redemptions, minor units
+	OfferCost int64 // cost of the redeemed offers, minor units
+
+	// Expected is the sum of ExpectedRedemption over the deliveries, and
+	// Best the sum of the best candidate's, as the caller reports them
+	// (AddRegret); Best − Expected is the regret in redemptions.
+	Expected, Best float64
+}
+
+// Add counts one delivery's outcome; cost is what the offer costs the
+// retailer when it is redeemed (minor units).
+func (c *Scorecard) Add(o Outcome, cost int64) {
+	c.Deliveries++
+	if o.Impression {
+		c.Impressions++
+	}
+	if o.Click {
+		c.Clicks++
+	}
+	if o.Redeem {
+		c.Redemptions++
+		c.Revenue += o.Revenue
+		c.OfferCost += cost
+		if o.InStore {
+			c.InStore++
+		}
+	}
+	if o.ConsentViolation {
+		c.ConsentViolations++
+	}
+}
+
+// AddRegret records the expected redemptions of the chosen offer and of
+// the best offer the policy could have chosen (both from
+// ExpectedRedemption).
+func (c *Scorecard) AddRegret(chosen, best float64) {
+	c.Expected += chosen
+	c.Best += best
+}
+
+// ResponseRate is redemptions per impression.
+func (c *Scorecard) ResponseRate() float64 {
+	if c.Impressions == 0 {
+		return 0
+	}
+	return float64(c.Redemptions) / float64(c.Impressions)
+}
+
+// NetRevenue is revenue from redemptions minus the offers' cost.
+func (c *Scorecard) NetRevenue() int64 { return c.Revenue - c.OfferCost }
+
+// Regret is the expected redemptions lost against always choosing the
+// best candidate.
+func (c *Scorecard) Regret() float64 { return c.Best - c.Expected }
+
+// WriteScorecards writes policies side by side as a Markdown table, with
+// each policy's net revenue as a ratio to the baseline policy's (the one
+// named baseline; no ratio column when it is not among them).
+func WriteScorecards(w io.Writer, title, baseline string, cards []Scorecard) error {
+	var base int64
+	haveBase := false
+	for _, c := range cards {
+		if c.Policy == baseline {
+			base, haveBase = c.NetRevenue(), true
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s\n\n", title)
+	b.WriteString("| policy | deliveries | impressions | clicks | redemptions | in store | response rate | revenue | offer cost | net revenue |")
+	if haveBase {
+		fmt.Fprintf(&b, " × %s |", mdEscape(baseline))
+	}
+	b.WriteString(" regret | consent violations |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	if haveBase {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---:|---:|\n")
+	for _, c := range cards {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %.2f%% | %s | %s | %s |",
+			mdEscape(c.Policy), c.Deliveries, c.Impressions, c.Clicks, c.Redemptions, c.InStore,
+			100*c.ResponseRate(), yuan(c.Revenue), yuan(c.OfferCost), yuan(c.NetRevenue()))
+		if haveBase {
+			if base > 0 {
+				fmt.Fprintf(&b, " %.2f |", float64(c.NetRevenue())/float64(base))
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		fmt.Fprintf(&b, " %.1f | %d |\n", c.Regret(), c.ConsentViolations)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("writing the scorecards %q: %w", title, err)
+	}
+	return nil
+}
+
+// yuan formats minor units as ¥ with two decimals.
+func yuan(minor int64) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	return fmt.Sprintf("%s¥%d.%02d", sign, minor/100, minor%100)
+}
