@@ -3,10 +3,10 @@ package scenarios
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
-	"io"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"path"
