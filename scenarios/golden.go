@@ -31,8 +31,9 @@ import (
 // Commands:
 //   - events: one event per line, "TS CHANNEL TYPE key=value…"; keys are
 //     the identifier namespaces (member, card, phone, email, device), sku,
-//     category, store, amount, quantity, dwell_s, offer_id, query; any
-//     other key is an attribute (consent: purpose, granted, channels).
+//     category, store, amount, quantity, dwell_s, offer_id, query, the
+//     consent attributes purpose, granted and channels, and attr.NAME for
+//     any other attribute; an unknown key is an error.
 //     Events go through a real features.Store, one per file.
 //   - decide at=TS channel=CH <id>=… [store=S] [placement=P]
 //     [trigger=on_request|on_event] [score=name:value,…]
@@ -224,11 +225,20 @@ func (g *golden) events(input []string, line int) (string, error) {
 				default:
 					ev.DwellS = int32(n)
 				}
-			default:
+			case "purpose", "granted", "channels":
 				if ev.Attrs == nil {
 					ev.Attrs = map[string]string{}
 				}
 				ev.Attrs[k] = v
+			default:
+				name, ok := strings.CutPrefix(k, "attr.")
+				if !ok {
+					return "", fmt.Errorf("unknown event field %q; use member, card, phone, email, device, sku, category, store, amount, quantity, dwell_s, offer_id, query, purpose, granted, channels or attr.NAME", k)
+				}
+				if ev.Attrs == nil {
+					ev.Attrs = map[string]string{}
+				}
+				ev.Attrs[name] = v
 			}
 		}
 		if _, rej := g.store.Apply(&ev); rej != nil {
