@@ -1,10 +1,12 @@
 package api
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudwego/hertz/pkg/protocol"
 
@@ -172,6 +174,33 @@ func FuzzRedactPath(f *testing.F) {
 			if sensitive(seg) && !strings.HasSuffix(seg, redacted) {
 				t.Fatalf("a phone-like segment survived redaction: %q → %q", p, out)
 			}
+		}
+	})
+}
+
+// FuzzDecisionEncoding holds the hand-written encoder to encoding/json's
+// output, byte for byte.
+func FuzzDecisionEncoding(f *testing.F) {
+	f.Add("d-1", "member:M1", "o1", "到店体验券 <b>&</b>\u2028", "reason \"q\" \\ \n\t\x01\xff", int64(500), 0.25, 1e-7, 1e21, int64(1763632800123), true)
+	f.Add("", "", "", "", "", int64(-1), 0.0, -0.0, 123456789.125, int64(0), false)
+	f.Fuzz(func(t *testing.T, id, cust, offer, title, reason string, value int64, p, x, total float64, ms int64, fb bool) {
+		d := &engine.Decision{
+			DecisionID: id, Customer: cust, Group: engine.GroupHoldout, ModelVersion: title, Fallback: fb,
+			NewestEventTS: time.UnixMilli(ms).In(time.FixedZone("CST", 8*3600)),
+			Offers: []engine.OfferResult{
+				{OfferID: offer, Type: "coupon", Title: title, Text: reason, Value: value, Expiry: time.UnixMilli(ms).UTC(),
+					FulfilmentStore: cust, Scenario: id, ReasonCode: offer, Reason: reason,
+					Score: engine.ScoreParts{Propensity: p, ContextWeight: x, Value: total, Lever: -p, Explore: x * 3, Total: total / 7}},
+				{},
+			},
+		}
+		want, werr := json.Marshal(d)
+		got, gerr := appendDecision(nil, d)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("encoding/json error %v, ours %v", werr, gerr)
+		}
+		if werr == nil && string(want) != string(got) {
+			t.Fatalf("encodings differ:\nencoding/json: %s\nours:          %s", want, got)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -213,7 +214,16 @@ func (s *Server) decide(ctx context.Context, c *app.RequestContext, req *engine.
 	if d.Offers == nil {
 		d.Offers = []engine.OfferResult{}
 	}
-	s.writeJSON(ctx, c, 200, d)
+	bb := c.Response.BodyBuffer()
+	out, err := appendDecision(bb.B[:0], d)
+	if err != nil {
+		bb.B = out[:0]
+		s.internal(ctx, c, fmt.Errorf("encoding decision %s: %w", d.DecisionID, err))
+		return
+	}
+	bb.B = out
+	c.Response.Header.SetContentType(contentJSON)
+	c.SetStatusCode(200)
 }
 
 type apiErr string

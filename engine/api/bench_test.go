@@ -1,0 +1,133 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/common/ut"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nbo/engine"
+)
+
+// The layer's own overhead: a trivial Decider behind the full stack
+// (request ID, auth with SHA-256, scope, rate limit, strict JSON decoding
+// and validation, JSON encoding, metrics, access log filtered by level).
+
+var benchDecision = &engine.Decision{
+	DecisionID: "d-1", Customer: "member:M1", Group: engine.GroupTreatment,
+	Offers: []engine.OfferResult{
+		{OfferID: "o1", Type: "coupon", Title: "到店体验券", Text: "门店体验", Value: 500, Scenario: "browsed_not_bought", Reason: "viewed online twice", Score: engine.ScoreParts{Propensity: 0.2, ContextWeight: 1, Value: 5, Lever: 1, Total: 1}},
+		{OfferID: "o2", Type: "service", Title: "免费肤质检测", Text: "预约", Value: 0, Scenario: "skincare", Reason: "bought skincare online", Score: engine.ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1, Total: 0.1}},
+	},
+}
+
+const benchBody = `{"ids":{"member":"M1"},"channel":"app","placement":"home_banner","limit":3,"locale":"zh-CN"}`
+
+func benchOptions(b *testing.B) Options {
+	return Options{
+		Addr:      "127.0.0.1:0",
+		Keys:      testRing(b),
+		RateLimit: 1e9,
+		// Access lines for successes at Debug, the logger at Info: what a
+		// busy production instance runs with.
+		AccessLogLevel: slog.LevelDebug,
+		Logger:         slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registry:       prometheus.NewRegistry(),
+		Decider: DeciderFunc(func(context.Context, *engine.DecideRequest) (*engine.Decision, error) {
+			d := *benchDecision
+			return &d, nil
+		}),
+	}
+}
+
+// BenchmarkDecideInProcess drives the hertz engine without sockets, to
+// isolate the layer's CPU and allocations per request.
+func BenchmarkDecideInProcess(b *testing.B) {
+	srv, err := New(benchOptions(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	body := []byte(benchBody)
+	hdr := ut.Header{Key: "Authorization", Value: "Bearer " + testTokens["decide"]}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := ut.PerformRequest(srv.h.Engine, "POST", "/v1/decide", &ut.Body{Body: bytes.NewReader(body), Len: len(body)}, hdr)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body.String())
+		}
+	}
+}
+
+// BenchmarkDecideLoopback is the full path over loopback TCP with
+// keep-alive connections from a net/http client in the same process (so
+// the client's cost shares the machine too). ns/op is per request across
+// all client goroutines; req/s is the throughput.
+func BenchmarkDecideLoopback(b *testing.B) {
+	for _, path := range []struct{ name, method, url, body string }{
+		{"POST decide", "POST", "/v1/decide", benchBody},
+		{"GET offers", "GET", "/v1/offers?customer=member:M1&channel=app&placement=home_banner", ""},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			srv, err := New(benchOptions(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx) }()
+			defer func() { cancel(); <-done }()
+			tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
+			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			defer tr.CloseIdleConnections()
+			url := "http://" + srv.Addr() + path.url
+			for i := 0; i < 100; i++ { // wait until serving, warm connections
+				if resp, err := cl.Get("http://" + srv.Addr() + "/healthz"); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			auth := "Bearer " + testTokens["decide"]
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 4096)
+				for pb.Next() {
+					var body io.Reader
+					if path.body != "" {
+						body = bytes.NewReader([]byte(path.body))
+					}
+					req, _ := http.NewRequest(path.method, url, body)
+					req.Header.Set("Authorization", auth)
+					resp, err := cl.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					for {
+						if _, err := resp.Body.Read(buf); err != nil {
+							break
+						}
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		})
+	}
+}
