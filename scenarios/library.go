@@ -16,7 +16,8 @@ import (
 // is good, so a bad edit never replaces a working set. Readers call Set
 // once per request and never take a lock.
 type Library struct {
-	cur atomic.Pointer[Set]
+	cur  atomic.Pointer[Set]
+	opts LibraryOptions
 
 	mu          sync.Mutex // serialises reloads and guards the fields below
 	lastErr     error
@@ -26,12 +27,21 @@ type Library struct {
 	lastAttempt time.Time
 }
 
+// LibraryOptions configure a Library. The zero value is valid.
+type LibraryOptions struct {
+	// OnSwap, when set, is called with each set that becomes active
+	// after a reload (not the initial one), under the reload lock so calls
+	// never overlap — e.g. to size the engine's budgets for new offers.
+	// Default: none.
+	OnSwap func(*Set)
+}
+
 // NewLibrary returns a library serving initial, which must not be nil.
-func NewLibrary(initial *Set) (*Library, error) {
+func NewLibrary(initial *Set, opts LibraryOptions) (*Library, error) {
 	if initial == nil {
 		return nil, fmt.Errorf("scenarios: a library needs an initial set")
 	}
-	l := &Library{}
+	l := &Library{opts: opts}
 	l.cur.Store(initial)
 	return l, nil
 }
@@ -55,6 +65,9 @@ func (l *Library) Reload(fsys fs.FS, now time.Time) error {
 	l.cur.Store(set)
 	l.reloads++
 	l.lastErr, l.lastErrAt = nil, time.Time{}
+	if l.opts.OnSwap != nil {
+		l.opts.OnSwap(set)
+	}
 	return nil
 }
 

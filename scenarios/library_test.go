@@ -36,7 +36,8 @@ func builtinWith(t testing.TB, old, new string) fstest.MapFS {
 func TestLibraryReloadKeepsTheOldSetOnError(t *testing.T) {
 	set, err := LoadBuiltin(time.Unix(100, 0))
 	require.NoError(t, err)
-	lib, err := NewLibrary(set)
+	var swapped []*Set
+	lib, err := NewLibrary(set, LibraryOptions{OnSwap: func(s *Set) { swapped = append(swapped, s) }})
 	require.NoError(t, err)
 	old := set.Version
 
@@ -58,6 +59,8 @@ func TestLibraryReloadKeepsTheOldSetOnError(t *testing.T) {
 	require.Equal(t, 11, st.Offers)
 	require.Equal(t, time.Unix(300, 0), st.LoadedAt)
 	require.Equal(t, 61, lib.Set().Scenario("browsed_online_not_bought").Priority)
+	require.Len(t, swapped, 1, "OnSwap sees the good reload only")
+	require.True(t, swapped[0] == lib.Set())
 }
 
 func TestLoadVersionIsAContentHash(t *testing.T) {
@@ -75,7 +78,7 @@ func TestLoadVersionIsAContentHash(t *testing.T) {
 func TestHotReloadUnderLoad(t *testing.T) {
 	set, err := LoadBuiltin(time.Unix(0, 0))
 	require.NoError(t, err)
-	lib, err := NewLibrary(set)
+	lib, err := NewLibrary(set, LibraryOptions{})
 	require.NoError(t, err)
 	v, req := busyView(t)
 	good := []fstest.MapFS{builtinWith(t, "priority: 70", "priority: 71"), builtinWith(t, "priority: 70", "priority: 72"), builtinWith(t, "", "")}
@@ -187,7 +190,7 @@ func TestWatchReloadsOnChange(t *testing.T) {
 	h, err := Hash(os.DirFS(dir))
 	require.NoError(t, err)
 	require.Equal(t, set.Version, h, "Hash and Load agree on the version")
-	lib, err := NewLibrary(set)
+	lib, err := NewLibrary(set, LibraryOptions{})
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
