@@ -63,4 +63,11 @@ func TestRejectionCounterIsSharedWithOtherComponents(t *testing.T) {
 	a := h.do(t, "POST", "/v1/events", testTokens["ingest"], str("["+event("y1", "page_view")+","+event("y2", "nope")+"]"))
 	require.Equal(t, 202, a.status)
 	require.Equal(t, 1.0, counterValue(theirs.WithLabelValues("unknown_type")))
+
+	// Or handed over explicitly, registered nowhere.
+	mine := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "other_name", Help: "x"}, []string{"reason"})
+	h2 := start(t, func(o *Options) { o.RejectedEvents = mine })
+	a = h2.do(t, "POST", "/v1/events", testTokens["ingest"], str("["+event("y3", "page_view")+","+event("y4", "nope")+"]"))
+	require.Equal(t, 202, a.status)
+	require.Equal(t, 1.0, counterValue(mine.WithLabelValues("unknown_type")))
 }

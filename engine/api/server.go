@@ -68,6 +68,11 @@ type Options struct {
 	// A collector already registered under the same name is shared.
 	// Default: a private registry (metrics kept but not exported).
 	Registry prometheus.Registerer
+	// RejectedEvents, when set, is the counter (label "reason") HTTP
+	// rejections are counted in, shared with the Kafka-side ingest loop.
+	// Default: nbo_events_rejected_total registered on Registry (or the
+	// one already registered there).
+	RejectedEvents *prometheus.CounterVec
 	// Now is the clock for rate limits and event-time checks. Default:
 	// time.Now.
 	Now func() time.Time
@@ -313,7 +318,9 @@ func (s *Server) registerMetrics() error {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	}, []string{"route"})
 	var err error
-	if s.rejected, err = registerShared(reg, rejected); err != nil {
+	if s.opts.RejectedEvents != nil {
+		s.rejected = s.opts.RejectedEvents
+	} else if s.rejected, err = registerShared(reg, rejected); err != nil {
 		return err
 	}
 	if s.requests, err = registerShared(reg, requests); err != nil {
