@@ -119,11 +119,16 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 			offerTypes.Store(o.ID, t)
 		}
 	}
+	// A sample member to try (anonymous customers have only a device ID).
+	member := ""
+	for i := 0; member == "" && i < d.sim.Options().Customers; i++ {
+		member = d.sim.CustomerIDs(i).Member
+	}
 	curl := fmt.Sprintf(`curl -s -H "Authorization: Bearer $(cat %s)" -d '{"ids":{"member":"%s"},"channel":"app","locale":"en"}' http://%s/v1/decide`,
-		"<data-dir>/admin.key", d.sim.CustomerIDs(7).Member, apiAddr)
+		"<data-dir>/admin.key", member, apiAddr)
 	fmt.Fprintf(out, "\ndemo: a simulated retailer (20,000 customers, %d stores) streams 3 days of history, then live events.\n", len(d.sim.Stores()))
 	fmt.Fprintf(out, "  offers:     %s\n", strings.Replace(curl, "<data-dir>", dataDirOf(ctx), 1))
-	fmt.Fprintf(out, "  customer:   curl -s -H \"Authorization: Bearer $(cat %s/admin.key)\" http://%s/v1/customers/member:%s\n", dataDirOf(ctx), apiAddr, d.sim.CustomerIDs(7).Member)
+	fmt.Fprintf(out, "  customer:   curl -s -H \"Authorization: Bearer $(cat %s/admin.key)\" http://%s/v1/customers/member:%s\n", dataDirOf(ctx), apiAddr, member)
 	fmt.Fprintf(out, "  stats:      curl -s -H \"Authorization: Bearer $(cat %s/admin.key)\" http://%s/v1/stats\n", dataDirOf(ctx), apiAddr)
 	fmt.Fprintf(out, "  API docs:   http://%s/openapi.json   (Ctrl-C stops with a final snapshot)\n\n", apiAddr)
 
