@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LoadError is one problem found while loading scenario and offer files:
@@ -60,10 +61,11 @@ func suggest(s string, candidates []string) string {
 		}
 	}
 	if best == "" || bestD > max(2, len(s)/3) {
-		// A name cut short ("visit_dwell" for "visit_dwell_min").
+		// A name cut short ("visit_dwell" for "visit_dwell_min", "purchase"
+		// for "pos_purchase").
 		best = ""
 		for _, c := range candidates {
-			if len(s) >= 4 && strings.HasPrefix(c, s) && (best == "" || len(c) < len(best)) {
+			if len(s) >= 4 && strings.Contains(c, s) && (best == "" || len(c) < len(best)) {
 				best = c
 			}
 		}
@@ -109,4 +111,17 @@ func quoteList(names []string) string {
 		b.WriteString(strconv.Quote(n))
 	}
 	return b.String()
+}
+
+// formatDuration renders d the way files write it: 48h, 7d, 90m.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0 && d >= 72*time.Hour:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return d.String()
 }

@@ -710,7 +710,7 @@ func (l *loader) eventTypes(n *yaml.Node, what string) []features.EventType {
 	for _, t := range n.Content {
 		et, ok := features.ParseEventType(t.Value)
 		if t.Kind != yaml.ScalarNode || !ok {
-			l.errf(t, "unknown event type %q in %s%s", t.Value, what, suggest(t.Value, typeNames))
+			l.errf(t, "unknown event type %q in %s%s; the types are those of the event schema (product_view, order, pos_purchase, …)", t.Value, what, suggest(t.Value, typeNames))
 			continue
 		}
 		out = append(out, et)
@@ -782,7 +782,7 @@ func (l *loader) parseSequence(afterN, absentN *yaml.Node, what string, fe ForEa
 		ok = false
 	}
 	if q.AfterWithin > 0 && q.AbsentWithin >= q.AfterWithin {
-		l.errf(afterN, "%s after within %v is not longer than absent within %v; the window could never close in time — make after within longer", what, q.AfterWithin, q.AbsentWithin)
+		l.errf(afterN, "%s after within %s is not longer than absent within %s; the window could never close in time — make after within longer", what, formatDuration(q.AfterWithin), formatDuration(q.AbsentWithin))
 		ok = false
 	}
 	if !ok {
