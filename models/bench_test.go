@@ -84,6 +84,18 @@ func BenchmarkScore100Offers(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/offer")
 			_ = sink
 		})
+		b.Run(c.name+"/compiled-batch", func(b *testing.B) {
+			values := make([]float64, 100)
+			for o := range values {
+				values[o] = float64(o)
+			}
+			dst := make([]float64, 100)
+			b.ReportAllocs()
+			for b.Loop() {
+				f.scorer.PropensityOffers(dst, customer, 9, values)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/offer")
+		})
 		b.Run(c.name+"/golearn", func(b *testing.B) {
 			// golearn's cheapest path: one reusable one-row grid, the offer
 			// cell rewritten, Predict per tree (a forest votes over them).

@@ -367,3 +367,29 @@ func fill(n int, v float64) []float64 {
 	}
 	return x
 }
+
+func TestPropensityOffersEqualsScoringEachOffer(t *testing.T) {
+	ds := offerData(4000, 7)
+	values := make([]float64, 0, 102)
+	for o := 0; o < 100; o++ {
+		values = append(values, float64(o))
+	}
+	values = append(values, math.NaN(), 250) // missing and unknown offers
+	for _, algo := range []Algo{AlgoForest, AlgoTree, AlgoNB} {
+		t.Run(string(algo), func(t *testing.T) {
+			f, err := fit(ds, TrainOptions{Algo: algo, Trees: 20, Seed: 1, Now: testNow})
+			require.NoError(t, err)
+			dst := make([]float64, len(values))
+			for _, customer := range f.test.X[:20] {
+				f.scorer.PropensityOffers(dst, customer, 9, values)
+				x := append([]float64(nil), customer...)
+				for i, v := range values {
+					x[9] = v
+					require.InDelta(t, f.scorer.Propensity(x), dst[i], 1e-12, "offer %v", v)
+				}
+			}
+			customer := f.test.X[0]
+			require.Zero(t, testing.AllocsPerRun(50, func() { f.scorer.PropensityOffers(dst, customer, 9, values) }))
+		})
+	}
+}

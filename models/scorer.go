@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Scorer is a compiled model: pure Go, immutable, safe for concurrent use,
@@ -119,22 +120,7 @@ func (s *Scorer) walk(n int32, x []float64) float64 {
 		if nd.feat < 0 {
 			return nd.thr
 		}
-		v := x[nd.feat]
-		var k int32
-		if nd.vs < 0 {
-			if v != v { // NaN: missing numeric
-				v = s.impute[nd.feat]
-			}
-			if v > nd.thr {
-				k = nd.b
-			} else {
-				k = nd.a
-			}
-		} else if v >= 0 && v < float64(nd.vs) && v == math.Trunc(v) {
-			k = s.kids[nd.a+int32(v)]
-		} else {
-			k = s.kids[nd.a+nd.vs]
-		}
+		k := s.step(nd, x[nd.feat])
 		if k < 0 {
 			return s.prob[n]
 		}
@@ -145,23 +131,142 @@ func (s *Scorer) walk(n int32, x []float64) float64 {
 func (s *Scorer) nbScore(x []float64) float64 {
 	logit := s.nb.Bias
 	for i, table := range s.nb.Table {
-		v := x[i]
-		var l int
-		if vs := s.vocab[i]; vs < 0 {
-			if v != v {
-				v = s.impute[i]
-			}
-			for _, t := range s.nb.Thresholds[i] {
-				if v > t {
-					l++
-				}
-			}
-		} else if v >= 0 && v < float64(vs) && v == math.Trunc(v) {
-			l = int(v)
-		} else {
-			l = int(vs)
-		}
-		logit += table[l]
+		logit += table[s.nbLevel(i, x[i])]
 	}
 	return 1 / (1 + math.Exp(-logit))
+}
+
+// idxPool holds the offer-index scratch of PropensityOffers.
+var idxPool = sync.Pool{New: func() any { return new([]int32) }}
+
+// PropensityOffers scores one customer against many offers in one pass:
+// dst[i] = Propensity(x with x[feature] = values[i]), for the common
+// request where the offer is one feature of the vector (its index in the
+// offer vocabulary, say). Each tree is walked once down to the first split
+// on that feature, and only from there per offer; naive Bayes adds the
+// customer's part once. The result equals calling Propensity per offer.
+// dst must be at least as long as values; x is not modified. It does not
+// allocate in the steady state.
+func (s *Scorer) PropensityOffers(dst, x []float64, feature int, values []float64) {
+	_ = x[s.nfeat-1]
+	_ = x[feature]
+	dst = dst[:len(values)]
+	if s.nb != nil {
+		s.nbOffers(dst, x, feature, values)
+		return
+	}
+	clear(dst)
+	p := idxPool.Get().(*[]int32)
+	idx := (*p)[:0]
+	for i := range values {
+		idx = append(idx, int32(i))
+	}
+	for _, r := range s.roots {
+		s.walkGroup(r, x, int32(feature), values, idx, dst)
+	}
+	n := float64(len(s.roots))
+	for i := range dst {
+		dst[i] /= n
+	}
+	*p = idx
+	idxPool.Put(p)
+}
+
+// walkGroup walks one tree for the offers idx, which share every feature
+// but feature: together while the splits ignore it, apart after.
+func (s *Scorer) walkGroup(n int32, x []float64, feature int32, values []float64, idx []int32, dst []float64) {
+	for {
+		nd := &s.nodes[n]
+		if nd.feat < 0 {
+			for _, i := range idx {
+				dst[i] += nd.thr
+			}
+			return
+		}
+		if nd.feat == feature {
+			for _, i := range idx {
+				dst[i] += s.walkWith(n, x, feature, values[i])
+			}
+			return
+		}
+		k := s.step(nd, x[nd.feat])
+		if k < 0 {
+			p := s.prob[n]
+			for _, i := range idx {
+				dst[i] += p
+			}
+			return
+		}
+		n = k
+	}
+}
+
+// walkWith is walk with x[feature] read as v.
+func (s *Scorer) walkWith(n int32, x []float64, feature int32, v float64) float64 {
+	for {
+		nd := &s.nodes[n]
+		if nd.feat < 0 {
+			return nd.thr
+		}
+		xv := x[nd.feat]
+		if nd.feat == feature {
+			xv = v
+		}
+		k := s.step(nd, xv)
+		if k < 0 {
+			return s.prob[n]
+		}
+		n = k
+	}
+}
+
+// step returns the kid of internal node nd for value v, or -1.
+func (s *Scorer) step(nd *node, v float64) int32 {
+	if nd.vs < 0 {
+		if v != v {
+			v = s.impute[nd.feat]
+		}
+		if v > nd.thr {
+			return nd.b
+		}
+		return nd.a
+	}
+	if v >= 0 && v < float64(nd.vs) && v == math.Trunc(v) {
+		return s.kids[nd.a+int32(v)]
+	}
+	return s.kids[nd.a+nd.vs]
+}
+
+func (s *Scorer) nbOffers(dst, x []float64, feature int, values []float64) {
+	base := s.nb.Bias
+	for i, table := range s.nb.Table {
+		if i != feature {
+			base += table[s.nbLevel(i, x[i])]
+		}
+	}
+	table := s.nb.Table[feature]
+	for j, v := range values {
+		dst[j] = 1 / (1 + math.Exp(-(base + table[s.nbLevel(feature, v)])))
+	}
+}
+
+// nbLevel is the naive Bayes table index of value v of feature i.
+func (s *Scorer) nbLevel(i int, v float64) int {
+	vs := s.vocab[i]
+	if vs >= 0 {
+		if v >= 0 && v < float64(vs) && v == math.Trunc(v) {
+			return int(v)
+		}
+		return int(vs)
+	}
+	if v != v {
+		v = s.impute[i]
+	}
+	l := 0
+	for _, t := range s.nb.Thresholds[i] {
+		if v > t {
+			l++
+		}
+	}
+	return l
 }
