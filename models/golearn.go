@@ -127,6 +127,13 @@ type grower struct {
 	k   int // attributes drawn per split; 0 or ≥ available: all
 	rng *rand.Rand
 	o   growOptions
+	buf []valueClass // threshold's sort scratch, reused across nodes
+}
+
+// valueClass is one row's value of a numeric feature and its class.
+type valueClass struct {
+	v float64
+	y bool
 }
 
 // growOptions bound a tree.
@@ -242,15 +249,12 @@ func slotKey(f Feature, slot int) string {
 // puts it on the left; here search and split agree.
 func (gr *grower) threshold(rows []int, f int, neg, pos int) (thr, gain float64, ok bool) {
 	col := gr.g.cols[f]
-	type vy struct {
-		v float64
-		y bool
+	buf := gr.buf[:0]
+	for _, r := range rows {
+		buf = append(buf, valueClass{col[r], gr.g.y[r]})
 	}
-	buf := make([]vy, len(rows))
-	for i, r := range rows {
-		buf[i] = vy{col[r], gr.g.y[r]}
-	}
-	slices.SortFunc(buf, func(a, b vy) int {
+	gr.buf = buf
+	slices.SortFunc(buf, func(a, b valueClass) int {
 		switch {
 		case a.v < b.v:
 			return -1
