@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -29,7 +32,9 @@ var benchDecision = &engine.Decision{
 
 const benchBody = `{"ids":{"member":"M1"},"channel":"app","placement":"home_banner","limit":3,"locale":"zh-CN"}`
 
-func benchOptions(b *testing.B) Options {
+func benchOptions(b *testing.B) Options { return benchOptions2(b) }
+
+func benchOptions2(b testing.TB) Options {
 	return Options{
 		Addr:      "127.0.0.1:0",
 		Keys:      testRing(b),
@@ -130,4 +135,93 @@ func BenchmarkDecideLoopback(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 		})
 	}
+}
+
+// BenchmarkDecideLoopbackOpenLoop sends b.N decide requests at a fixed
+// 10,000 per second (open loop: each request has a scheduled send time and
+// its latency counts from then, so a stall is not hidden by the client
+// waiting) and reports the latency percentiles of the HTTP layer with a
+// trivial Decider. Run with -benchtime=20000x for two seconds of load.
+func BenchmarkDecideLoopbackOpenLoop(b *testing.B) {
+	rate := benchRate()
+	srv, err := New(benchOptions(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	const workers = 64
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
+	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	url := "http://" + srv.Addr() + "/v1/decide"
+	auth := "Bearer " + testTokens["decide"]
+	send := func(buf []byte) error {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader([]byte(benchBody)))
+		req.Header.Set("Authorization", auth)
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := resp.Body.Read(buf); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		return nil
+	}
+	warm := make([]byte, 4096)
+	for i := 0; i < 200; i++ {
+		if err := send(warm); err != nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	lat := make([]time.Duration, b.N)
+	interval := time.Second / time.Duration(rate)
+	b.ResetTimer()
+	start := time.Now().Add(10 * time.Millisecond)
+	errc := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			buf := make([]byte, 4096)
+			for i := w; i < b.N; i += workers {
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				}
+				if err := send(buf); err != nil {
+					errc <- err
+					return
+				}
+				lat[i] = time.Since(at)
+			}
+			errc <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	sortDurations(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "p50_µs")
+	b.ReportMetric(pct(0.99), "p99_µs")
+	b.ReportMetric(pct(0.999), "p99.9_µs")
+}
+
+func sortDurations(d []time.Duration) {
+	slices.Sort(d)
+}
+
+// benchRate is the open-loop rate: NBO_BENCH_RATE, else 10,000/s.
+func benchRate() int {
+	if v, err := strconv.Atoi(os.Getenv("NBO_BENCH_RATE")); err == nil && v > 0 {
+		return v
+	}
+	return 10000
 }
