@@ -803,3 +803,39 @@ func TestOptionsValidateReportsEveryProblem(t *testing.T) {
 	_, err = New(Options{})
 	require.ErrorContains(t, err, "no API keys")
 }
+
+func TestConcurrentClientsGetConsistentAnswers(t *testing.T) {
+	h := start(t, nil)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				var a answer
+				switch i % 4 {
+				case 0:
+					a = h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"app"}`))
+				case 1:
+					a = h.do(t, "POST", "/v1/events", testTokens["ingest"], str(event(fmt.Sprintf("c%d-%d", g, i), "page_view")))
+				case 2:
+					a = h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"app","bogus":1}`))
+				case 3:
+					a = h.do(t, "GET", "/v1/customers/member:M1", testTokens["clienteling"], nil)
+				}
+				want := []int{200, 202, 400, 200}[i%4]
+				if a.status != want {
+					errs <- fmt.Sprintf("request %d: status %d, want %d: %s", i, a.status, want, a.body)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	require.Equal(t, 8*10, h.f.count())
+}
