@@ -3,7 +3,6 @@ package models
 import (
 	"fmt"
 	"math"
-	"sync"
 )
 
 // Scorer is a compiled model: pure Go, immutable, safe for concurrent use,
@@ -136,9 +135,6 @@ func (s *Scorer) nbScore(x []float64) float64 {
 	return 1 / (1 + math.Exp(-logit))
 }
 
-// idxPool holds the offer-index scratch of PropensityOffers.
-var idxPool = sync.Pool{New: func() any { return new([]int32) }}
-
 // PropensityOffers scores one customer against many offers in one pass:
 // dst[i] = Propensity(x with x[feature] = values[i]), for the common
 // request where the offer is one feature of the vector (its index in the
@@ -146,7 +142,7 @@ var idxPool = sync.Pool{New: func() any { return new([]int32) }}
 // on that feature, and only from there per offer; naive Bayes adds the
 // customer's part once. The result equals calling Propensity per offer.
 // dst must be at least as long as values; x is not modified. It does not
-// allocate in the steady state.
+// allocate for up to 256 offers.
 func (s *Scorer) PropensityOffers(dst, x []float64, feature int, values []float64) {
 	_ = x[s.nfeat-1]
 	_ = x[feature]
@@ -156,8 +152,8 @@ func (s *Scorer) PropensityOffers(dst, x []float64, feature int, values []float6
 		return
 	}
 	clear(dst)
-	p := idxPool.Get().(*[]int32)
-	idx := (*p)[:0]
+	var stack [256]int32
+	idx := stack[:0]
 	for i := range values {
 		idx = append(idx, int32(i))
 	}
@@ -168,8 +164,6 @@ func (s *Scorer) PropensityOffers(dst, x []float64, feature int, values []float6
 	for i := range dst {
 		dst[i] /= n
 	}
-	*p = idx
-	idxPool.Put(p)
 }
 
 // walkGroup walks one tree for the offers idx, which share every feature
