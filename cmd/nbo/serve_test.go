@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +83,95 @@ func TestServeEndToEnd(t *testing.T) {
 	c.stop(t)
 	_, err = os.Stat(filepath.Join(dir, "state.snap"))
 	require.NoError(t, err, "SIGTERM writes a final snapshot")
+}
+
+// TestMalformedCorpusOverHTTP posts every file of the decoder's malformed
+// corpus to a running `nbo serve`, each alone, and the good corpus beside
+// them: each bad event is refused with its own code, the rejection
+// counters on /metrics are exact, and every valid event is applied.
+func TestMalformedCorpusOverHTTP(t *testing.T) {
+	bin := nboBinary(t)
+	dir := t.TempDir()
+	httpAddr, adminAddr := freePort(t), freePort(t)
+	// One partition: the good corpus links a device to a member, and
+	// events keyed by different identifiers of one customer keep their
+	// order only within a partition.
+	c := startChild(t, bin, "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", httpAddr, "--admin", adminAddr, "--partitions", "1")
+	require.True(t, c.stderr.wait(60*time.Second, "caught up with the log"), "serve did not become ready:\n%s", c.stderr)
+	keyBytes, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+	require.NoError(t, err)
+	key := strings.TrimSpace(string(keyBytes))
+	base := "http://" + httpAddr
+
+	tsv, err := os.ReadFile("../../features/testdata/events/bad.tsv")
+	require.NoError(t, err)
+	counted := map[string]int{}
+	files := 0
+	for _, line := range strings.Split(string(tsv), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		cols := strings.Split(line, "\t")
+		body, err := os.ReadFile(filepath.Join("../../features/testdata/events/bad", cols[0]))
+		require.NoError(t, err)
+		code, resp := call(t, "POST", base+"/v1/events", key, string(body))
+		files++
+		if len(body) > 1<<20 {
+			require.Equal(t, 413, code, cols[0])
+			continue
+		}
+		require.Equal(t, 400, code, "%s: %v", cols[0], resp)
+		rejected, _ := resp["rejected"].([]any)
+		seen := false
+		for _, r := range rejected {
+			rc := r.(map[string]any)["code"].(string)
+			counted[rc]++
+			seen = seen || rc == cols[1]
+		}
+		require.True(t, seen, "%s: want code %s, got %v", cols[0], cols[1], resp)
+	}
+	require.GreaterOrEqual(t, files, 10)
+
+	// The good corpus, one event of every type, in event-time order (its
+	// file order is not, and lateness would refuse some).
+	good, err := os.ReadFile("../../features/testdata/events/good.ndjson")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(good)), "\n")
+	tsOf := func(l string) time.Time {
+		var e struct{ TS time.Time }
+		require.NoError(t, json.Unmarshal([]byte(l), &e))
+		return e.TS
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return tsOf(lines[i]).Before(tsOf(lines[j])) })
+	nGood := len(lines)
+	code, resp := call(t, "POST", base+"/v1/events", key, strings.Join(lines, "\n"))
+	require.Equal(t, 202, code, "%v", resp)
+	require.EqualValues(t, nGood, resp["accepted"])
+
+	metric := func(name string) map[string]float64 {
+		r, err := http.Get("http://" + adminAddr + "/metrics")
+		require.NoError(t, err)
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		out := map[string]float64{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, name) {
+				continue
+			}
+			var label string
+			var v float64
+			if i := strings.Index(l, `reason="`); i >= 0 {
+				label = l[i+8 : i+8+strings.IndexByte(l[i+8:], '"')]
+			}
+			fmt.Sscanf(l[strings.LastIndexByte(l, ' ')+1:], "%g", &v)
+			out[label] = v
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return metric("nbo_events_applied_total")[""] == float64(nGood) }, 20*time.Second, 50*time.Millisecond, "every valid event is applied: applied %v, rejected %v", metric("nbo_events_applied_total"), metric("nbo_events_rejected_total"))
+	rej := metric("nbo_events_rejected_total")
+	for code, n := range counted {
+		require.Equal(t, float64(n), rej[code], "nbo_events_rejected_total{reason=%q}", code)
+	}
+	c.stop(t)
 }
