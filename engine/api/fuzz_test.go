@@ -204,3 +204,49 @@ func FuzzDecisionEncoding(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEventsBatch drives the ingest route's decoding: whatever the body,
+// every event is either accepted or rejected exactly once, rejections
+// keep their event's index in order, and errors stay short.
+func FuzzEventsBatch(f *testing.F) {
+	ev := `{"event_id":"e1","ts":"2026-11-20T09:59:00Z","type":"page_view","channel":"web","ids":{"member":"M1"}}`
+	for _, s := range []string{
+		ev, "[" + ev + "," + ev + "]", ev + "\n" + ev + "\n", "[" + ev + `,{"x":1},3]`,
+		"[]", "", "[", ev + "\n{broken\n", `{"event_id":"e2","ts":"2099-01-01T00:00:00Z","type":"order","channel":"app","ids":{"phone":"+8613800138000"},"amount":100}`,
+	} {
+		f.Add([]byte(s))
+	}
+	now := testNow.UnixMilli()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var opts features.DecodeOptions
+		opts.EnsureDefaults()
+		events, rejected, total, e := decodeBatch(body, now, &opts, 8)
+		if e != nil {
+			if e.Status != 400 && e.Status != 413 {
+				t.Fatalf("status %d", e.Status)
+			}
+			if len(e.Message) > 200 || e.Code == "" {
+				t.Fatalf("bad error %+v", e)
+			}
+			return
+		}
+		if total > 8 {
+			t.Fatalf("%d events past the limit of 8", total)
+		}
+		if len(events)+len(rejected) != total {
+			t.Fatalf("%d accepted + %d rejected != %d events", len(events), len(rejected), total)
+		}
+		last := -1
+		for _, r := range rejected {
+			if r.Index <= last || r.Index >= total || r.Code == "" || len(r.Message) > 300 {
+				t.Fatalf("bad rejection %+v after index %d", r, last)
+			}
+			last = r.Index
+		}
+		for i := range events {
+			if events[i].ID == "" || events[i].IDs.Empty() {
+				t.Fatalf("accepted an event without id or identifiers: %+v", events[i])
+			}
+		}
+	})
+}

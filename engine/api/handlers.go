@@ -110,34 +110,23 @@ func (s *Server) handleEvents(ctx context.Context, c *app.RequestContext, _ Scop
 		return
 	}
 	*bp = body
-	raws, rej := features.SplitBatch(body, s.opts.MaxBatch)
-	if rej != nil {
-		s.countRejected(rej.Code)
-		if rej.Code == features.ReasonTooLarge {
-			writeError(c, 413, CodePayloadTooLarge, rej.Field, rej.Message)
+	events, rejected, total, e := decodeBatch(body, s.opts.Now().UnixMilli(), &s.opts.Decode, s.opts.MaxBatch)
+	if e != nil {
+		s.countRejected(features.Reason(e.Code))
+		if e.Status == 413 {
+			writeError(c, 413, CodePayloadTooLarge, e.Field, e.Message)
 			return
 		}
-		writeError(c, 400, string(rej.Code), rej.Field, rej.Message)
+		writeAPIError(c, e)
 		return
 	}
-	now := s.opts.Now().UnixMilli()
-	events := make([]features.Event, len(raws))
-	rejected := []rejectedEvent{}
-	n := 0
-	for i, raw := range raws {
-		if r := features.DecodeEvent(raw, now, &s.opts.Decode, &events[n]); r != nil {
-			events[n] = features.Event{}
-			rejected = append(rejected, rejectedEvent{Index: i, Code: r.Code, Field: r.Field, Message: r.Message})
-			continue
-		}
-		n++
-	}
+	n := len(events)
 	if n == 0 {
 		for _, r := range rejected {
 			s.countRejected(r.Code)
 		}
 		msg := "no event in the body is valid; see rejected for each event's reason"
-		if len(raws) == 0 {
+		if total == 0 {
 			msg = "the body holds no events"
 		}
 		b := ingestError{Code: CodeNoValidEvents, Message: msg, Rejected: rejected}
@@ -145,7 +134,7 @@ func (s *Server) handleEvents(ctx context.Context, c *app.RequestContext, _ Scop
 		return
 	}
 	ictx, cancel := context.WithTimeout(ctx, s.opts.IngestTimeout)
-	err := s.opts.Ingester.Ingest(ictx, events[:n])
+	err := s.opts.Ingester.Ingest(ictx, events)
 	cancel()
 	if err != nil {
 		s.fail(ctx, c, err)
@@ -155,6 +144,33 @@ func (s *Server) handleEvents(ctx context.Context, c *app.RequestContext, _ Scop
 		s.countRejected(r.Code)
 	}
 	s.writeJSON(ctx, c, 202, &ingestAnswer{Accepted: n, Rejected: rejected})
+}
+
+// decodeBatch splits an ingest body and decodes each event. It returns
+// the valid events, the rejected ones with their index, and the number of
+// events in the body; or an error for the body as a whole (status 413
+// past max events, else 400 with the reason code of features.SplitBatch).
+func decodeBatch(body []byte, now int64, opts *features.DecodeOptions, max int) ([]features.Event, []rejectedEvent, int, *Error) {
+	raws, rej := features.SplitBatch(body, max)
+	if rej != nil {
+		status := 400
+		if rej.Code == features.ReasonTooLarge {
+			status = 413
+		}
+		return nil, nil, 0, &Error{Status: status, Code: string(rej.Code), Field: rej.Field, Message: rej.Message}
+	}
+	events := make([]features.Event, len(raws))
+	rejected := []rejectedEvent{}
+	n := 0
+	for i, raw := range raws {
+		if r := features.DecodeEvent(raw, now, opts, &events[n]); r != nil {
+			events[n] = features.Event{}
+			rejected = append(rejected, rejectedEvent{Index: i, Code: r.Code, Field: r.Field, Message: r.Message})
+			continue
+		}
+		n++
+	}
+	return events[:n], rejected, len(raws), nil
 }
 
 func putBody(bp *[]byte) {
