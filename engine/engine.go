@@ -109,7 +109,6 @@ type Engine struct {
 	}
 	trigState *decideState // used only by OnApplied's goroutine
 	wakes     wakeQueue    // used only by OnApplied's goroutine
-	offers    atomic.Pointer[offerIndex]
 }
 
 // decideState is the per-request scratch space, pooled.
@@ -126,26 +125,6 @@ type decideState struct {
 	best  []int32
 	stamp []uint32
 	gen   uint32
-	index map[*scenarios.Offer]int32 // the set's offers by position
-}
-
-// offerIndex maps each offer of a set to its position, computed once per
-// set and shared by every request.
-type offerIndex struct {
-	set   *scenarios.Set
-	index map[*scenarios.Offer]int32
-}
-
-func (e *Engine) indexOf(set *scenarios.Set) map[*scenarios.Offer]int32 {
-	if oi := e.offers.Load(); oi != nil && oi.set == set {
-		return oi.index
-	}
-	m := make(map[*scenarios.Offer]int32, len(set.Offers))
-	for i, o := range set.Offers {
-		m[o] = int32(i)
-	}
-	e.offers.Store(&offerIndex{set: set, index: m})
-	return m
 }
 
 // explored is how many of the best candidates by expected score are
@@ -296,7 +275,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	if v.NewestTS > 0 {
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
 	}
-	st.begin(e.indexOf(set), set, v)
+	st.begin(set, v)
 	if group == GroupTreatment && known {
 		st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 		for i := range st.props {
@@ -329,9 +308,8 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 }
 
 // begin readies the per-request scratch space.
-func (st *decideState) begin(index map[*scenarios.Offer]int32, set *scenarios.Set, v *features.View) {
+func (st *decideState) begin(set *scenarios.Set, v *features.View) {
 	st.cands = st.cands[:0]
-	st.index = index
 	st.segment = segment(v)
 	if n := len(set.Offers); len(st.best) < n {
 		st.best = make([]int32, n)
@@ -365,7 +343,7 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	if p.Scenario != nil {
 		parts.Lever = 1 + float64(p.Priority)/100
 	}
-	oi := st.index[o]
+	oi := o.Index
 	if st.stamp[oi] == st.gen {
 		// The offer is a candidate already: keep the higher lever.
 		c := &st.cands[st.best[oi]-1]

@@ -80,7 +80,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	if len(st.props) == 0 {
 		return
 	}
-	st.begin(e.indexOf(set), set, v)
+	st.begin(set, v)
 	var d Decision
 	for i := range st.props {
 		e.consider(st, i, features.ChannelPush, &d)

@@ -103,11 +103,13 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 
-	// Scenarios and offers.
-	lib, err := newScenarioLibrary(cfg.Scenarios)
+	// Scenarios and offers; budgets follow the catalog on every reload.
+	budgets := engine.NewBudgets()
+	lib, err := newScenarioLibrary(cfg.Scenarios, func(set *scenarios.Set) { syncBudgets(budgets, set) })
 	if err != nil {
 		return err
 	}
+	syncBudgets(budgets, lib.Active())
 
 	// Kafka: an external cluster, or the embedded broker.
 	brokers := cfg.KafkaBrokers
@@ -170,9 +172,6 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	defer decisions.Close()
 
 	// The engine and its state.
-	budgets := engine.NewBudgets()
-	lib.onSwap = func(set *scenarios.Set) { syncBudgets(budgets, set) }
-	syncBudgets(budgets, lib.Active())
 	policy, err := engine.NewPolicy(engine.PolicyOptions{})
 	if err != nil {
 		return err

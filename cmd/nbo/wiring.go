@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,83 +18,52 @@ import (
 	"nbo/scenarios"
 )
 
-// scenarioLibrary holds the active scenario set: compile everything, then
-// swap atomically; a set that fails to compile never replaces a good one.
+// scenarioLibrary serves the scenario set for /v1/admin/scenarios: the
+// built-in library or a directory, compiled completely and swapped
+// atomically by scenarios.Library (a broken set never replaces a good one).
 type scenarioLibrary struct {
-	dir     string // "" for the built-in library
-	active  atomic.Pointer[scenarios.Set]
-	mu      sync.Mutex
-	lastErr string
-	lastAt  time.Time
-	onSwap  func(*scenarios.Set)
+	*scenarios.Library
+	fsys   fs.FS
+	source string
 }
 
 var _ api.ScenarioAdmin = (*scenarioLibrary)(nil)
 
-func newScenarioLibrary(dir string) (*scenarioLibrary, error) {
-	l := &scenarioLibrary{dir: dir}
-	set, err := l.load()
+func newScenarioLibrary(dir string, onSwap func(*scenarios.Set)) (*scenarioLibrary, error) {
+	l := &scenarioLibrary{fsys: scenarios.Builtin(), source: "built-in"}
+	if dir != "" {
+		l.fsys, l.source = os.DirFS(dir), dir
+	}
+	set, err := scenarios.Load(l.fsys, time.Now())
 	if err != nil {
+		return nil, fmt.Errorf("loading scenarios from %s: %w", l.source, err)
+	}
+	if l.Library, err = scenarios.NewLibrary(set, scenarios.LibraryOptions{OnSwap: onSwap}); err != nil {
 		return nil, err
 	}
-	l.active.Store(set)
 	return l, nil
 }
 
-func (l *scenarioLibrary) load() (*scenarios.Set, error) {
-	var fsys fs.FS = scenarios.Builtin()
-	if l.dir != "" {
-		fsys = os.DirFS(l.dir)
-	}
-	return scenarios.Load(fsys, time.Now())
-}
-
 // Active returns the active set (the engine loads it once per decision).
-func (l *scenarioLibrary) Active() *scenarios.Set { return l.active.Load() }
+func (l *scenarioLibrary) Active() *scenarios.Set { return l.Set() }
 
-func (l *scenarioLibrary) status() map[string]any {
-	set := l.active.Load()
-	st := map[string]any{
-		"version":    set.Version,
-		"loaded_at":  set.LoadedAt.UTC().Format(time.RFC3339),
-		"scenarios":  len(set.Scenarios),
-		"offers":     len(set.Offers),
-		"source":     "built-in",
-		"last_error": l.lastErr,
-	}
-	if l.dir != "" {
-		st["source"] = l.dir
-	}
-	if !l.lastAt.IsZero() {
-		st["last_reload_at"] = l.lastAt.UTC().Format(time.RFC3339)
-	}
-	return st
+type scenarioStatus struct {
+	scenarios.Status
+	Source string `json:"source"`
 }
 
 // ScenarioStatus reports the active version and the last load error.
 func (l *scenarioLibrary) ScenarioStatus(ctx context.Context) (any, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.status(), nil
+	return scenarioStatus{l.Status(), l.source}, nil
 }
 
 // ReloadScenarios recompiles the files and swaps them in, or keeps the
 // old set and reports every problem.
 func (l *scenarioLibrary) ReloadScenarios(ctx context.Context) (any, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lastAt = time.Now()
-	set, err := l.load()
-	if err != nil {
-		l.lastErr = err.Error()
+	if err := l.Reload(l.fsys, time.Now()); err != nil {
 		return nil, &api.Error{Status: 422, Code: "scenarios_invalid", Message: "the scenario files do not compile; the previous set stays active: " + err.Error()}
 	}
-	l.lastErr = ""
-	l.active.Store(set)
-	if l.onSwap != nil {
-		l.onSwap(set)
-	}
-	return l.status(), nil
+	return scenarioStatus{l.Status(), l.source}, nil
 }
 
 // registerEngineMetrics exposes the store's, the loop's and the engine's
