@@ -174,6 +174,7 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 				vs.Categories = append(vs.Categories, in.name(cat))
 			}
 		}
+		slices.Sort(vs.Categories) // arrival order must not show
 	}
 
 	v.SpendOnline, v.SpendOffline = c.spendOnline, c.spendOffline
