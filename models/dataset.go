@@ -231,10 +231,11 @@ func readRecords(r io.Reader) (header []string, rows [][]string, lines []int, er
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// csv.ParseError names the line; FieldPos would panic here.
 			return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadCSV, err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) != len(header) {
 			return nil, nil, nil, fmt.Errorf("%w: line %d: %d fields, the header has %d", ErrBadCSV, line, len(rec), len(header))
 		}
