@@ -52,22 +52,35 @@ func benchOptions2(b testing.TB) Options {
 }
 
 // BenchmarkDecideInProcess drives the hertz engine without sockets, to
-// isolate the layer's CPU and allocations per request.
+// isolate the layer's CPU and allocations per request; "access log on"
+// writes one JSON access line per request (to io.Discard).
 func BenchmarkDecideInProcess(b *testing.B) {
-	srv, err := New(benchOptions(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	body := []byte(benchBody)
-	hdr := ut.Header{Key: "Authorization", Value: "Bearer " + testTokens["decide"]}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w := ut.PerformRequest(srv.h.Engine, "POST", "/v1/decide", &ut.Body{Body: bytes.NewReader(body), Len: len(body)}, hdr)
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body.String())
+	for _, logOn := range []bool{false, true} {
+		name := "access log off"
+		if logOn {
+			name = "access log on"
 		}
+		b.Run(name, func(b *testing.B) {
+			opts := benchOptions(b)
+			if logOn {
+				opts.AccessLogLevel = slog.LevelInfo
+			}
+			srv, err := New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Shutdown(context.Background())
+			body := []byte(benchBody)
+			hdr := ut.Header{Key: "Authorization", Value: "Bearer " + testTokens["decide"]}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := ut.PerformRequest(srv.h.Engine, "POST", "/v1/decide", &ut.Body{Body: bytes.NewReader(body), Len: len(body)}, hdr)
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body.String())
+				}
+			}
+		})
 	}
 }
 

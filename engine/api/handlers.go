@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -231,7 +232,9 @@ func (s *Server) decide(ctx context.Context, c *app.RequestContext, req *engine.
 		d.Offers = []engine.OfferResult{}
 	}
 	bb := c.Response.BodyBuffer()
-	out, err := appendDecision(bb.B[:0], d)
+	// A decision is a few hundred bytes per offer; grow once rather than
+	// on every append (hertz pools the buffer, so this is rare).
+	out, err := appendDecision(slices.Grow(bb.B[:0], 512+384*len(d.Offers)), d)
 	if err != nil {
 		bb.B = out[:0]
 		s.internal(ctx, c, fmt.Errorf("encoding decision %s: %w", d.DecisionID, err))
