@@ -55,6 +55,21 @@ func benchOptions2(b testing.TB) Options {
 // isolate the layer's CPU and allocations per request; "access log on"
 // writes one JSON access line per request (to io.Discard).
 func BenchmarkDecideInProcess(b *testing.B) {
+	// The baseline: the test harness and hertz's routing alone, through an
+	// unauthenticated route with a fixed answer.
+	b.Run("healthz baseline", func(b *testing.B) {
+		srv, err := New(benchOptions(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Shutdown(context.Background())
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if w := ut.PerformRequest(srv.h.Engine, "GET", "/healthz", nil); w.Code != 200 {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
 	for _, logOn := range []bool{false, true} {
 		name := "access log off"
 		if logOn {
