@@ -131,6 +131,7 @@ func FuzzKeysFile(f *testing.F) {
 	f.Add(good)
 	f.Add(bad)
 	f.Add([]byte("keys: []\n"))
+	f.Add([]byte("keys:\n  - name: x\n    sha256: " + HashKey("k") + "\n    scopes: [ingest, admin]\n    extra: 1\n"))
 	f.Add([]byte("keys:\n  - {name: a, sha256: " + HashKey("k") + ", scopes: [admin]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(t.TempDir(), "keys.yml")

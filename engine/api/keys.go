@@ -192,6 +192,8 @@ func parseKeys(path string, data []byte) ([]KeySpec, error) {
 		bad(root, "missing field keys")
 	case list.Kind != yaml.SequenceNode:
 		bad(list, "keys must be a list")
+	case len(list.Content) == 0:
+		bad(list, "keys is empty; every request would be refused — add at least one key")
 	default:
 		for _, item := range list.Content {
 			if item.Kind != yaml.MappingNode {

@@ -52,6 +52,7 @@ func TestLoadKeysRejects(t *testing.T) {
 		{"a list at the top", "- a\n", "want a mapping"},
 		{"keys that are not a list", "keys: {}\n", "keys must be a list"},
 		{"no keys field", "other: 1\n", "missing field keys"},
+		{"an empty keys list", "keys: []\n", "keys is empty"},
 		{"a key that is not a mapping", "keys: [x]\n", "must be a mapping"},
 		{"broken YAML", "keys: [\n", "parsing keys file"},
 		{"two keys with one hash", "keys:\n  - {name: a, sha256: " + HashKey("k") + ", scopes: [admin]}\n  - {name: b, sha256: " + HashKey("k") + ", scopes: [decide]}\n", "same sha256"},
