@@ -12,9 +12,11 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
@@ -217,9 +219,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ln = ln
 
-	// hertz logs through its own global logger; keep it to warnings so the
-	// service's structured log stays the one place to look.
+	// hertz logs through its own global, plain-text logger (connection
+	// errors, mostly); keep it to warnings and turn each line into a
+	// structured record, so the service's JSON log stays the one place to
+	// look. It is process-wide: the last Server created owns it.
 	hlog.SetLevel(hlog.LevelWarn)
+	hlog.SetOutput(hertzLog{opts.Logger})
 	maxBody := max(opts.MaxBodyBytes, opts.MaxRequestBytes)
 	s.h = server.New(
 		server.WithListener(ln),
@@ -638,4 +643,24 @@ func readBody(c *app.RequestContext, limit int, buf []byte) ([]byte, bool) {
 func tooLarge(c *app.RequestContext, limit int) {
 	c.SetConnectionClose()
 	writeError(c, 413, CodePayloadTooLarge, "", "the body is over this route's limit of "+strconv.Itoa(limit)+" bytes; send smaller batches")
+}
+
+// hertzLog turns hertz's log lines into slog records.
+type hertzLog struct{ log *slog.Logger }
+
+func (h hertzLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	h.log.LogAttrs(context.Background(), slog.LevelWarn, "hertz", slog.String("line", excerptN(line, 512)))
+	return len(p), nil
+}
+
+// excerptN shortens s to at most n bytes on a rune boundary.
+func excerptN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
