@@ -71,6 +71,9 @@ type Options struct {
 	Explorer Explorer
 	// Stats records decisions and outcomes for attribution. Optional.
 	Stats *Stats
+	// Scores are the named customer scores rules read with score(name),
+	// such as "purchase_15d". Optional.
+	Scores Scores
 	// Decisions receives every decision (nbo.decisions). Optional.
 	Decisions Publisher
 	// Triggers receives push triggers (nbo.triggers). Optional: without
@@ -119,6 +122,12 @@ type decideState struct {
 	rng     *rand.Rand
 	sreq    scenarios.Request
 	segment string
+	// Customer scores for rules: the vector is computed at most once.
+	scores    Scores
+	loc       *time.Location
+	custVec   []float64
+	custVecOK bool
+	scoreFn   func(string) (float64, bool)
 	// best[offer index] is 1 + the candidate index of the offer in cands,
 	// valid when stamp[offer index] == gen: one candidate per offer
 	// without clearing or hashing per request.
@@ -186,7 +195,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, node: uint64(time.Now().UnixNano())}
 	e.pool.New = func() any {
-		return &decideState{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+		st := &decideState{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), scores: opts.Scores, loc: opts.Location}
+		st.scoreFn = st.score // one closure per scratch space, not per request
+		return st
 	}
 	e.trigState = e.pool.New().(*decideState)
 	return e, nil
@@ -270,7 +281,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	if known && e.opts.Holdout.InHoldout(v.Customer) {
 		group = GroupHoldout
 	}
-	st.sreq = scenarios.Request{Channel: req.Channel, Placement: req.Placement, Store: req.Store, Now: now, Trigger: scenarios.OnRequest, Loc: e.opts.Location}
+	st.sreq = scenarios.Request{Channel: req.Channel, Placement: req.Placement, Store: req.Store, Now: now, Trigger: scenarios.OnRequest, Loc: e.opts.Location, Score: st.scoreFn}
 	d := &Decision{DecisionID: e.newDecisionID(now), Customer: string(v.Customer), Group: group, Offers: []OfferResult{}}
 	if v.NewestTS > 0 {
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
@@ -310,6 +321,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 // begin readies the per-request scratch space.
 func (st *decideState) begin(set *scenarios.Set, v *features.View) {
 	st.cands = st.cands[:0]
+	st.custVecOK = false
 	st.segment = segment(v)
 	if n := len(set.Offers); len(st.best) < n {
 		st.best = make([]int32, n)
@@ -522,7 +534,9 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 	}
 	if e.opts.Decisions != nil {
 		var vecs [][]float64
+		var cust []float64
 		if v.Known {
+			cust = CustomerVector(nil, v, e.opts.Location)
 			vecs = make([][]float64, 0, len(d.Offers))
 			for _, r := range d.Offers {
 				if o := set.Offer(r.OfferID); o != nil {
@@ -530,7 +544,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 				}
 			}
 		}
-		if b, err := encodeDecision(d, req, now, vecs); err == nil {
+		if b, err := encodeDecision(d, req, now, vecs, cust); err == nil {
 			e.opts.Decisions.Publish([]byte(d.Customer), b)
 		}
 	}

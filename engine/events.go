@@ -66,6 +66,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	if !e.opts.Store.ViewKey(customer, now, v) {
 		return
 	}
+	st.custVecOK = false
 	if w := set.NextWake(v, now); w.At != 0 {
 		e.wakes.schedule(v.Customer, w.At)
 	}
@@ -75,7 +76,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	if e.opts.Holdout.InHoldout(v.Customer) {
 		return
 	}
-	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location}
+	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location, Score: st.scoreFn}
 	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 	if len(st.props) == 0 {
 		return
@@ -159,9 +160,13 @@ type decisionLog struct {
 	Fallback     bool   `json:"fallback"`
 	NewestEvent  string `json:"newest_event_ts,omitempty"`
 	// FeatureSchema is the hash of PropensitySchema, the layout of the
-	// offers' feature vectors.
-	FeatureSchema string           `json:"feature_schema"`
-	Offers        []decisionOffers `json:"offers"`
+	// offers' feature vectors; CustomerSchema that of CustomerFeatures,
+	// the customer's own features at decision time (for customer scores
+	// such as purchase intent).
+	FeatureSchema    string           `json:"feature_schema"`
+	CustomerSchema   string           `json:"customer_schema,omitempty"`
+	CustomerFeatures []float64        `json:"customer_features,omitempty"`
+	Offers           []decisionOffers `json:"offers"`
 }
 
 type decisionOffers struct {
@@ -177,11 +182,14 @@ type decisionOffers struct {
 
 // encodeDecision renders a decision for nbo.decisions; vecs[i] holds the
 // propensity features of d.Offers[i].
-func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64) ([]byte, error) {
-	l := decisionLog{FeatureSchema: propensitySchemaHash,
+func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64, cust []float64) ([]byte, error) {
+	l := decisionLog{FeatureSchema: propensitySchemaHash, CustomerFeatures: cust,
 		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
 		Store: req.Store, Group: d.Group, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
 		Offers: make([]decisionOffers, 0, len(d.Offers)),
+	}
+	if cust != nil {
+		l.CustomerSchema = customerSchemaHash
 	}
 	if !d.NewestEventTS.IsZero() {
 		l.NewestEvent = features.FormatTS(d.NewestEventTS.UnixMilli())

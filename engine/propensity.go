@@ -36,21 +36,38 @@ var channelVocab = func() []string {
 	return v
 }()
 
-var propensityNames = []string{
+// customerNames are the customer's own features, the first part of every
+// propensity vector and the whole of a customer-score vector.
+var customerNames = []string{
 	"views_online_24h", "views_online_7d", "views_online_30d", "searches_7d", "carts_30d", "cart_value",
 	"orders_online_30d", "pos_purchases_30d", "store_visits_30d", "dwell_min_30d",
 	"spend_online", "spend_offline", "orders", "aov", "recency_days", "rfm_r", "rfm_f", "rfm_m", "points",
-	"viewed_not_bought", "member", "tenure_days",
-	"offer_impressions", "offer_clicks", "offer_dismissals", "offer_redemptions",
-	"offer_value", "offer_cost", "offer_prior", "hour", "weekday",
+	"viewed_not_bought", "member", "tenure_days", "hour", "weekday",
 }
+
+var offerNames = []string{
+	"offer_impressions", "offer_clicks", "offer_dismissals", "offer_redemptions",
+	"offer_value", "offer_cost", "offer_prior",
+}
+
+// CustomerSchema is the layout of customer-score vectors (scores that do
+// not depend on an offer, such as purchase intent: "purchase_15d").
+var CustomerSchema = func() models.Schema {
+	var s models.Schema
+	for _, n := range customerNames {
+		s.Features = append(s.Features, models.Feature{Name: n, Kind: models.Numeric})
+	}
+	return s
+}()
+
+var customerSchemaHash = CustomerSchema.Hash()
 
 // PropensitySchema is the layout of propensity feature vectors; models
 // served by the engine must be trained on it (their schema hash must equal
 // PropensitySchema.Hash()).
 var PropensitySchema = func() models.Schema {
-	var s models.Schema
-	for _, n := range propensityNames {
+	s := models.Schema{Features: append([]models.Feature(nil), CustomerSchema.Features...)}
+	for _, n := range offerNames {
 		s.Features = append(s.Features, models.Feature{Name: n, Kind: models.Numeric})
 	}
 	s.Features = append(s.Features,
@@ -73,8 +90,6 @@ func vocabIndex(vocab []string, s string) float64 {
 // FeatureVector appends the propensity features of customer v, offer o
 // and channel ch (at v.Now, in loc) to dst.
 func FeatureVector(dst []float64, v *features.View, o *scenarios.Offer, ch features.Channel, loc *time.Location) []float64 {
-	c := &v.Counts
-	on, off := features.Online, features.Offline
 	var imp, clk, dis, red float64
 	for i := range v.Offers {
 		if v.Offers[i].Offer == o.ID {
@@ -83,6 +98,20 @@ func FeatureVector(dst []float64, v *features.View, o *scenarios.Offer, ch featu
 			break
 		}
 	}
+	dst = CustomerVector(dst, v, loc)
+	return append(dst,
+		imp, clk, dis, red,
+		float64(o.Value)/100, float64(o.Cost)/100, o.Prior,
+		vocabIndex(offerTypeVocab, o.Type.String()),
+		vocabIndex(channelVocab, ch.String()),
+	)
+}
+
+// CustomerVector appends customer v's own features (CustomerSchema, at
+// v.Now, in loc) to dst.
+func CustomerVector(dst []float64, v *features.View, loc *time.Location) []float64 {
+	c := &v.Counts
+	on, off := features.Online, features.Offline
 	member, tenure := 0.0, 0.0
 	if v.Member {
 		member = 1
@@ -111,12 +140,32 @@ func FeatureVector(dst []float64, v *features.View, o *scenarios.Offer, ch featu
 		float64(v.Points),
 		float64(len(v.ViewedNotBought)),
 		member, tenure,
-		imp, clk, dis, red,
-		float64(o.Value)/100, float64(o.Cost)/100, o.Prior,
 		float64(t.Hour()), float64(t.Weekday()),
-		vocabIndex(offerTypeVocab, o.Type.String()),
-		vocabIndex(channelVocab, ch.String()),
 	)
+}
+
+// Scores serves named customer scores (purchase intent, "purchase_15d")
+// from their registries to scenarios' score(name): each model is trained
+// on CustomerSchema. A name without a loaded model answers ok=false and
+// score() is -1 in rules.
+type Scores map[string]*models.Registry
+
+// score evaluates the named model for the customer in st.view, computing
+// the customer vector at most once per request.
+func (st *decideState) score(name string) (float64, bool) {
+	r := st.scores[name]
+	if r == nil {
+		return 0, false
+	}
+	m := r.Active()
+	if m == nil {
+		return 0, false
+	}
+	if !st.custVecOK {
+		st.custVec = CustomerVector(st.custVec[:0], &st.view, st.loc)
+		st.custVecOK = true
+	}
+	return m.Propensity(st.custVec), true
 }
 
 // RegistryPropensity serves the model registry's active model as the

@@ -81,3 +81,45 @@ func TestFeatureVectorMatchesTheSchema(t *testing.T) {
 	ch := PropensitySchema.Features[PropensitySchema.Index("channel")]
 	require.Equal(t, "app", ch.Vocabulary[int(vec[PropensitySchema.Index("channel")])])
 }
+
+func TestRulesReadCustomerScoresFromTheLoadedModel(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Triggers = nil
+	reg := models.NewRegistry()
+	r.eng, _ = New(Options{
+		Store: r.store, Scenarios: r.eng.opts.Scenarios, Budgets: r.budgets, Policy: r.policy,
+		Holdout: Holdout{Share: 0.0001}, Clock: func() time.Time { return r.clock },
+		Scores: Scores{"purchase_15d": reg}, Location: shanghai,
+	})
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+	req := DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 5}
+	fired := func() bool {
+		for _, o := range decide(t, r, req).Offers {
+			if o.Scenario == "predicted_purchase_15d" {
+				return true
+			}
+		}
+		return false
+	}
+	require.False(t, fired(), "no model: the heuristic stands in, and M1 has no carts")
+
+	// A purchase model that says "likely" for everyone (all labels true).
+	ds := &models.Dataset{Schema: CustomerSchema}
+	rnd := rand.New(rand.NewPCG(2, 2))
+	for i := 0; i < 300; i++ {
+		x := make([]float64, len(CustomerSchema.Features))
+		for j := range x {
+			x[j] = float64(rnd.IntN(3))
+		}
+		ds.X = append(ds.X, x)
+		ds.Y = append(ds.Y, i%10 != 0)
+	}
+	a, err := models.Train(ds, models.TrainOptions{Trees: 3, Seed: 1, MinLeaf: 10, Label: "purchase_15d"})
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "p15.json")
+	require.NoError(t, a.Save(path))
+	require.NoError(t, reg.Load(path, CustomerSchema.Hash()))
+	require.True(t, fired(), "score(\"purchase_15d\") comes from the model")
+}

@@ -183,7 +183,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer decisionCache.Close()
-	registry := models.NewRegistry()
+	models := newModelSet(cfg.DataDir)
 	stats, err := engine.NewStats(engine.StatsOptions{})
 	if err != nil {
 		return err
@@ -191,7 +191,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	eng, err := engine.New(engine.Options{
 		Stats: stats,
 		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache,
-		Propensity: &engine.RegistryPropensity{Registry: registry},
+		Propensity: &engine.RegistryPropensity{Registry: models.propensity},
+		Scores:     models.scores,
 		Explorer:   &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggerSink, TriggerDedup: dedup,
 	})
 	if err != nil {
@@ -270,7 +271,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}),
 		Scenarios: lib,
 		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
-			return loadModel(registry, path, cfg.DataDir)
+			return models.load(path)
 		}),
 		Readiness: api.ReadinessFunc(loop.Ready),
 	})
@@ -285,12 +286,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := loop.Restore(ctx); err != nil {
 		return err
 	}
-	if active := filepath.Join(cfg.DataDir, "models", activeModelFile); fileExists(active) {
-		if err := registry.Load(active, engine.PropensitySchema.Hash()); err != nil {
-			log.Error("the saved propensity model does not load; serving priors", "path", active, "err", err)
-		} else {
-			fmt.Fprintf(out, "propensity model %s loaded from %s\n", registry.Active().Version, active)
-		}
+	for _, m := range models.restore() {
+		fmt.Fprintf(out, "model %s\n", m)
 	}
 	fmt.Fprintf(out, "nbo serving: API http://%s  metrics http://%s/metrics  %d customers restored\n", httpAPI.Addr(), admin.Addr(), store.Len())
 

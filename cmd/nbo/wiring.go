@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,36 +100,105 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 // printf is fmt.Fprintf for status lines that may fail harmlessly.
 var printf = fmt.Fprintf
 
-// activeModelFile is where the served propensity model is kept under
-// DATA_DIR/models, so a restart serves it again.
-const activeModelFile = "propensity.json"
+// Models: one propensity model (scored per offer, PropensitySchema) and
+// named customer scores (CustomerSchema) such as "purchase_15d", which
+// rules read with score(name). Each served model is kept under
+// DATA_DIR/models/NAME.json so a restart serves it again.
+type modelSet struct {
+	propensity *models.Registry
+	scores     engine.Scores
+	dir        string
+}
+
+// scoreNames are the customer scores the built-in rules read.
+var scoreNames = []string{"purchase_15d"}
+
+func newModelSet(dataDir string) *modelSet {
+	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: filepath.Join(dataDir, "models")}
+	for _, n := range scoreNames {
+		m.scores[n] = models.NewRegistry()
+	}
+	return m
+}
+
+// restore loads the models saved by earlier runs.
+func (m *modelSet) restore() []string {
+	var loaded []string
+	for name, reg := range m.registries() {
+		path := filepath.Join(m.dir, name+".json")
+		if !fileExists(path) {
+			continue
+		}
+		if err := reg.load(path); err == nil {
+			loaded = append(loaded, name+" "+reg.Active().Version)
+		} else {
+			loaded = append(loaded, name+" NOT LOADED: "+err.Error())
+		}
+	}
+	sort.Strings(loaded)
+	return loaded
+}
+
+type namedRegistry struct {
+	*models.Registry
+	schema string
+}
+
+func (r namedRegistry) load(path string) error { return r.Registry.Load(path, r.schema) }
+
+func (m *modelSet) registries() map[string]namedRegistry {
+	out := map[string]namedRegistry{"propensity": {m.propensity, engine.PropensitySchema.Hash()}}
+	for n, r := range m.scores {
+		out[n] = namedRegistry{r, engine.CustomerSchema.Hash()}
+	}
+	return out
+}
+
+// load serves the artifact at path: an offer-propensity model, or a
+// customer score named by its label. A model trained on other features is
+// refused and the old one stays.
+func (m *modelSet) load(path string) (any, error) {
+	a, err := models.LoadArtifact(path)
+	if err != nil {
+		return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: err.Error()}
+	}
+	name := "propensity"
+	if a.SchemaHash != engine.PropensitySchema.Hash() {
+		name = a.Label
+		if _, ok := m.scores[name]; !ok || a.SchemaHash != engine.CustomerSchema.Hash() {
+			return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: fmt.Sprintf(
+				"the model (label %q, schema %.12s…) is neither an offer-propensity model (schema %.12s…) nor a customer score named one of %v on the customer features (schema %.12s…); train it with nbo train on the engine's decision log",
+				a.Label, a.SchemaHash, engine.PropensitySchema.Hash(), scoreNames, engine.CustomerSchema.Hash())}
+		}
+	}
+	reg := m.registries()[name]
+	if err := reg.load(path); err != nil {
+		return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: err.Error()}
+	}
+	out := map[string]any{"name": name, "version": a.Version, "algorithm": a.Algorithm, "schema_hash": a.SchemaHash, "metrics": a.Metrics, "path": path}
+	if err := copyFile(path, filepath.Join(m.dir, name+".json")); err != nil {
+		out["warning"] = "loaded, but not saved for restarts: " + err.Error()
+	}
+	return out, nil
+}
 
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
 
-// loadModel loads an artifact into the registry (refusing one trained on
-// another feature layout; the old model stays) and keeps a copy in the
-// data dir for restarts.
-func loadModel(registry *models.Registry, path, dataDir string) (any, error) {
-	if err := registry.Load(path, engine.PropensitySchema.Hash()); err != nil {
-		return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: err.Error()}
-	}
-	m := registry.Active()
-	data, err := os.ReadFile(path)
-	if err == nil {
-		dir := filepath.Join(dataDir, "models")
-		if err = os.MkdirAll(dir, 0o755); err == nil {
-			tmp := filepath.Join(dir, activeModelFile+".tmp")
-			if err = os.WriteFile(tmp, data, 0o644); err == nil {
-				err = os.Rename(tmp, filepath.Join(dir, activeModelFile))
-			}
-		}
-	}
-	out := map[string]any{"version": m.Version, "algorithm": m.Algorithm, "schema_hash": m.SchemaHash, "metrics": m.Metrics, "path": path}
+// copyFile writes src to dst atomically (temporary file, rename).
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
 	if err != nil {
-		out["warning"] = "loaded, but not saved for restarts: " + err.Error()
+		return err
 	}
-	return out, nil
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
