@@ -839,3 +839,35 @@ func TestConcurrentClientsGetConsistentAnswers(t *testing.T) {
 	}
 	require.Equal(t, 8*10, h.f.count())
 }
+
+func TestCustomerKeysAreStoredForms(t *testing.T) {
+	h := start(t, nil)
+	var mu sync.Mutex
+	var got []features.Key
+	h.f.set(func(f *fakes) {
+		f.customer = func(_ context.Context, key features.Key) (any, error) {
+			mu.Lock()
+			got = append(got, key)
+			mu.Unlock()
+			return map[string]string{"key": string(key)}, nil
+		}
+	})
+	hashed, ok := features.HashIdentifier(features.NSPhone, "+8613800138000")
+	require.True(t, ok)
+	for _, path := range []string{
+		"/v1/customers/phone:+8613800138000",
+		"/v1/customers/phone:%2B8613800138000",
+		"/v1/customers/phone:" + hashed,
+		"/v1/customers/member:M-1.a_b",
+	} {
+		require.Equal(t, 200, h.do(t, "GET", path, testTokens["clienteling"], nil).status, path)
+	}
+	// In a query string '+' means a space, so clients send %2B.
+	require.Equal(t, 200, h.do(t, "GET", "/v1/offers?customer=phone:%2B8613800138000&channel=app", testTokens["decide"], nil).status)
+	require.Equal(t, hashed, h.f.last().IDs.Phone)
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := features.Key("phone:" + hashed)
+	require.Equal(t, []features.Key{want, want, want, "member:M-1.a_b"}, got)
+}
