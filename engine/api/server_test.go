@@ -144,8 +144,11 @@ func (f *fakes) since(i int) []features.Event {
 }
 
 func (f *fakes) Customer(ctx context.Context, key features.Key) (any, error) {
-	if f.customer != nil {
-		return f.customer(ctx, key)
+	f.mu.Lock()
+	customer := f.customer
+	f.mu.Unlock()
+	if customer != nil {
+		return customer(ctx, key)
 	}
 	if key == "member:M1" {
 		return map[string]any{"customer": "member:M1"}, nil
