@@ -208,6 +208,7 @@ func BenchmarkDecideLoopbackOpenLoop(b *testing.B) {
 		}
 	}
 	lat := make([]time.Duration, b.N)
+	svc := make([]time.Duration, b.N) // from the actual send, without client timer lateness
 	interval := time.Second / time.Duration(rate)
 	b.ResetTimer()
 	start := time.Now().Add(10 * time.Millisecond)
@@ -220,11 +221,13 @@ func BenchmarkDecideLoopbackOpenLoop(b *testing.B) {
 				if d := time.Until(at); d > 0 {
 					time.Sleep(d)
 				}
+				sent := time.Now()
 				if err := send(buf); err != nil {
 					errc <- err
 					return
 				}
 				lat[i] = time.Since(at)
+				svc[i] = time.Since(sent)
 			}
 			errc <- nil
 		}(w)
@@ -236,10 +239,17 @@ func BenchmarkDecideLoopbackOpenLoop(b *testing.B) {
 	}
 	b.StopTimer()
 	sortDurations(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50_µs")
-	b.ReportMetric(pct(0.99), "p99_µs")
-	b.ReportMetric(pct(0.999), "p99.9_µs")
+	sortDurations(svc)
+	pct := func(d []time.Duration, p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) }
+	b.ReportMetric(pct(lat, 0.50), "p50_µs")
+	b.ReportMetric(pct(lat, 0.99), "p99_µs")
+	b.ReportMetric(pct(lat, 0.999), "p99.9_µs")
+	// Service time: from the moment the request was actually sent. The gap
+	// to the figures above is the client's own lateness (timers and
+	// scheduling on a busy machine), which an open loop charges to the
+	// server on purpose.
+	b.ReportMetric(pct(svc, 0.50), "svc_p50_µs")
+	b.ReportMetric(pct(svc, 0.99), "svc_p99_µs")
 }
 
 func sortDurations(d []time.Duration) {
