@@ -303,7 +303,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 			e.consider(st, i, req.Channel, d)
 		}
 	}
-	e.arbitrate(st, !d.Fallback)
+	e.arbitrate(st, req.Channel, !d.Fallback)
 	e.serve(st, set, req, v, d, now)
 	e.stats.decisions.Add(1)
 	if d.Fallback {
@@ -367,14 +367,6 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 		return
 	}
 	store := scenarios.FulfilmentStore(v, &st.sreq)
-	if !e.opts.Budgets.Available(o.ID, store, st.sreq.Now) {
-		return
-	}
-	if v.Known {
-		if ok, _ := e.opts.Policy.Allow(v.Customer, ch, offerPolicy(o), store, v.Offers, st.sreq.Now); !ok {
-			return
-		}
-	}
 	if e.opts.Propensity != nil && v.Known {
 		if p, ver, ok := e.opts.Propensity.Propensity(v, o, ch); ok {
 			parts.Propensity = p
@@ -427,11 +419,28 @@ func offerPolicy(o *scenarios.Offer) OfferPolicy {
 	return p
 }
 
-// arbitrate orders candidates best first. With explore, the best few by
-// expected score are re-scored with a Thompson draw of their response
-// rate before the final order; serve then takes them in order, one per
-// offer category (diversity), up to the limit.
-func (e *Engine) arbitrate(st *decideState, explore bool) {
+// allowed checks what needs shared state — the offer's budget and the
+// customer's contact policy — for one candidate. It runs only for
+// candidates that reach the top, not for every proposal.
+func (e *Engine) allowed(st *decideState, c *candidate, ch features.Channel) bool {
+	if !e.opts.Budgets.Available(c.offer.ID, c.store, st.sreq.Now) {
+		return false
+	}
+	v := &st.view
+	if v.Known {
+		if ok, _ := e.opts.Policy.Allow(v.Customer, ch, offerPolicy(c.offer), c.store, v.Offers, st.sreq.Now); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// arbitrate orders candidates best first, dropping those whose budget or
+// contact policy says no. With explore, the best few by expected score are
+// re-scored with a Thompson draw of their response rate before the final
+// order; serve then takes them in order, one per offer category
+// (diversity), up to the limit.
+func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 	better := func(a, b *candidate) bool {
 		if a.parts.Total != b.parts.Total {
 			return a.parts.Total > b.parts.Total
@@ -439,16 +448,23 @@ func (e *Engine) arbitrate(st *decideState, explore bool) {
 		return a.offer.ID < b.offer.ID
 	}
 	// Partial selection sort: the head of the slice becomes the best k
-	// in order; the rest is never sorted.
-	k := min(len(st.cands), explored)
-	for i := 0; i < k; i++ {
-		best := i
-		for j := i + 1; j < len(st.cands); j++ {
+	// allowed candidates in order; the rest is never sorted.
+	k := 0
+	for k < explored && k < len(st.cands) {
+		best := k
+		for j := k + 1; j < len(st.cands); j++ {
 			if better(&st.cands[j], &st.cands[best]) {
 				best = j
 			}
 		}
-		st.cands[i], st.cands[best] = st.cands[best], st.cands[i]
+		st.cands[k], st.cands[best] = st.cands[best], st.cands[k]
+		if !e.allowed(st, &st.cands[k], ch) {
+			last := len(st.cands) - 1
+			st.cands[k] = st.cands[last]
+			st.cands = st.cands[:last]
+			continue
+		}
+		k++
 	}
 	if !explore || e.opts.Explorer == nil {
 		return

@@ -86,7 +86,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	for i := range st.props {
 		e.consider(st, i, features.ChannelPush, &d)
 	}
-	e.arbitrate(st, false) // no exploration: a replay must choose the same
+	e.arbitrate(st, features.ChannelPush, false) // no exploration: a replay must choose the same
 	for i := range st.cands[:min(len(st.cands), explored)] {
 		c := &st.cands[i]
 		prop := &st.props[c.prop]
