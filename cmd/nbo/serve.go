@@ -251,10 +251,14 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	registerEngineMetrics(metrics, store, loop, eng)
 
 	httpAPI, err := api.New(api.Options{
-		Addr:     cfg.HTTP,
-		Keys:     keys,
-		Logger:   log,
-		Registry: metrics,
+		Addr:   cfg.HTTP,
+		Keys:   keys,
+		Logger: log,
+		// Successful requests are logged at debug: at thousands of
+		// requests a second an info line each would cost more than the
+		// decision. Errors are always logged.
+		AccessLogLevel: slog.LevelDebug,
+		Registry:       metrics,
 		Ingester: api.IngesterFunc(func(ctx context.Context, events []features.Event) error {
 			return produceEvents(ctx, eventsOut, events)
 		}),
