@@ -112,6 +112,12 @@ type Engine struct {
 	}
 	trigState *decideState // used only by OnApplied's goroutine
 	wakes     wakeQueue    // used only by OnApplied's goroutine
+
+	// Decisions served to requests reach Stats through records, so the
+	// request path does not wait for its lock; recorder drains them.
+	records   chan DecisionRecord
+	recorder  sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // decideState is the per-request scratch space, pooled.
@@ -200,7 +206,28 @@ func New(opts Options) (*Engine, error) {
 		return st
 	}
 	e.trigState = e.pool.New().(*decideState)
+	if opts.Stats != nil {
+		e.records = make(chan DecisionRecord, 1<<14)
+		e.recorder.Add(1)
+		go func() {
+			defer e.recorder.Done()
+			for r := range e.records {
+				opts.Stats.RecordDecision(r)
+			}
+		}()
+	}
 	return e, nil
+}
+
+// Close stops the engine's background work, recording the decisions still
+// queued for attribution. Decide must not be called after Close.
+func (e *Engine) Close() {
+	e.closeOnce.Do(func() {
+		if e.records != nil {
+			close(e.records)
+			e.recorder.Wait()
+		}
+	})
 }
 
 // requestKey identifies a request's shape for the decision cache.
@@ -419,11 +446,31 @@ func offerPolicy(o *scenarios.Offer) OfferPolicy {
 	return p
 }
 
+// budgeted reports whether an offer has a budget to reserve from. Offers
+// without one take no reservation: holding one per served offer for days
+// would cost memory for nothing.
+func budgeted(o *scenarios.Offer) bool { return o.Budget.Total > 0 || o.Budget.PerStore > 0 }
+
+// reserve takes a budget unit for the candidate's offer, if it has a budget.
+func (e *Engine) reserve(c *candidate, decisionID string, now int64, ttl time.Duration) bool {
+	if !budgeted(c.offer) {
+		return true
+	}
+	_, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, decisionID, now, ttl)
+	return ok
+}
+
+func (e *Engine) release(c *candidate, decisionID string) {
+	if budgeted(c.offer) {
+		_ = e.opts.Budgets.Release(c.offer.ID, decisionID)
+	}
+}
+
 // allowed checks what needs shared state — the offer's budget and the
 // customer's contact policy — for one candidate. It runs only for
 // candidates that reach the top, not for every proposal.
 func (e *Engine) allowed(st *decideState, c *candidate, ch features.Channel) bool {
-	if !e.opts.Budgets.Available(c.offer.ID, c.store, st.sreq.Now) {
+	if budgeted(c.offer) && !e.opts.Budgets.Available(c.offer.ID, c.store, st.sreq.Now) {
 		return false
 	}
 	v := &st.view
@@ -506,12 +553,12 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		if c.offer.Valid.To > 0 {
 			ttl = min(ttl, time.Duration(c.offer.Valid.To-now)*time.Millisecond)
 		}
-		if _, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, d.DecisionID, now, ttl); !ok {
+		if !e.reserve(c, d.DecisionID, now, ttl) {
 			continue
 		}
 		if v.Known {
 			if ok, _ := e.opts.Policy.Claim(v.Customer, req.Channel, offerPolicy(c.offer), c.store, v.Offers, now); !ok {
-				_ = e.opts.Budgets.Release(c.offer.ID, d.DecisionID)
+				e.release(c, d.DecisionID)
 				continue
 			}
 		}
@@ -542,11 +589,11 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		if e.opts.Explorer != nil && prop.Scenario != nil && d.Group == GroupTreatment {
 			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
-		e.recordServed(d, &r, c, req.Channel, v.Customer, now)
+		e.recordServed(d, &r, c, req.Channel, v.Customer, now, false)
 	}
 	if len(d.Offers) == 0 && d.Group == GroupHoldout {
 		// The control group is recorded even when it gets nothing.
-		e.recordServed(d, nil, nil, req.Channel, v.Customer, now)
+		e.recordServed(d, nil, nil, req.Channel, v.Customer, now, false)
 	}
 	if e.opts.Decisions != nil {
 		var vecs [][]float64

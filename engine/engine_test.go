@@ -84,6 +84,7 @@ func newRig(t testing.TB, at time.Time) *rig {
 		Holdout: Holdout{Share: 0.0001}, Clock: func() time.Time { return r.clock },
 	})
 	require.NoError(t, err)
+	t.Cleanup(r.eng.Close)
 	return r
 }
 

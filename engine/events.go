@@ -106,11 +106,11 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		if c.offer.Valid.To > 0 {
 			ttl = min(ttl, time.Duration(c.offer.Valid.To-now)*time.Millisecond)
 		}
-		if _, ok := e.opts.Budgets.Reserve(c.offer.ID, c.store, decisionID, now, ttl); !ok {
+		if !e.reserve(c, decisionID, now, ttl) {
 			continue
 		}
 		if ok, _ := e.opts.Policy.Claim(v.Customer, features.ChannelPush, offerPolicy(c.offer), c.store, v.Offers, now); !ok {
-			_ = e.opts.Budgets.Release(c.offer.ID, decisionID)
+			e.release(c, decisionID)
 			continue
 		}
 		e.opts.TriggerDedup.Seen(id, now)
@@ -129,7 +129,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		e.stats.triggers.Add(1)
 		r := OfferResult{OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value}
 		d := Decision{DecisionID: decisionID, Customer: string(v.Customer), Group: GroupTreatment}
-		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, now)
+		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, now, true)
 		return
 	}
 }
@@ -204,11 +204,23 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 	return json.Marshal(&l)
 }
 
-// recordServed logs one served offer for attribution and uplift.
-func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) {
+// recordServed logs one served offer for attribution and uplift: through
+// the recorder for requests, so they do not wait for the stats lock, or
+// directly (direct) on the ingest loop's goroutine, where outcomes are
+// recorded too, in order.
+func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64, direct bool) {
 	if e.opts.Stats == nil {
 		return
 	}
+	rec := e.decisionRecord(d, r, c, ch, customer, now)
+	if direct {
+		e.opts.Stats.RecordDecision(rec)
+		return
+	}
+	e.records <- rec
+}
+
+func (e *Engine) decisionRecord(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) DecisionRecord {
 	rec := DecisionRecord{DecisionID: d.DecisionID, Customer: customer, Channel: ch, Group: d.Group, TS: now}
 	if r != nil {
 		rec.Scenario, rec.OfferID, rec.Value = r.Scenario, r.OfferID, r.Value
@@ -216,7 +228,7 @@ func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch feat
 	if c != nil {
 		rec.Store, rec.Cost = c.store, c.offer.Cost
 	}
-	e.opts.Stats.RecordDecision(rec)
+	return rec
 }
 
 // recordOutcome attributes a feedback event to the decision it answers

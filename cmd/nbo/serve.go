@@ -198,6 +198,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer eng.Close()
 	snapshotSections := snapshotParts{
 		"engine.budgets":  budgets,
 		"engine.policy":   policy,
