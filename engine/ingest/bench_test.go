@@ -31,6 +31,8 @@ var (
 	e2eEvents      = flag.Int("e2e.events", 300_000, "events pre-produced for BenchmarkEndToEnd (1000000 for the issue's figure)")
 	freshRate      = flag.Int("fresh.rate", 20_000, "events per second BenchmarkFreshness produces")
 	freshDuration  = flag.Duration("fresh.duration", 10*time.Second, "how long BenchmarkFreshness produces")
+	freshBatchSize = flag.Int("fresh.batch-size", 0, "ProducerOptions.BatchSize of BenchmarkFreshness's producer (0: the adapter's default, 1000)")
+	freshSnapshots = flag.Duration("fresh.snapshot-every", 0, "snapshot interval during BenchmarkFreshness (0: no snapshot during the run; nbo serve's default is 30s)")
 )
 
 // cpuTime is the CPU time (user + system) this process has used. The
@@ -386,7 +388,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 // cannot hide a stall); "ack-p99-ms" is the producer's own
 // handed-over→acknowledged latency: when it is as large as p99, the tail
 // is in the broker's produce path, not in the loop. With -v it logs the
-// worst latency per 100 ms. Run with -benchtime=1x.
+// worst latency per 100 ms. -fresh.snapshot-every takes snapshots during
+// the run (the loop applies nothing while it writes one). Run with
+// -benchtime=1x.
 func BenchmarkFreshness(b *testing.B) {
 	for iter := 0; iter < b.N; iter++ {
 		freshnessOnce(b)
@@ -418,6 +422,10 @@ func freshnessOnce(b *testing.B) {
 	allApplied := make(chan struct{})
 	warm := make(chan struct{}, 1)
 
+	snapshotEvery := *freshSnapshots
+	if snapshotEvery == 0 {
+		snapshotEvery = time.Hour
+	}
 	store, err := features.NewStore(features.Options{})
 	require.NoError(b, err)
 	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: "nbo"})
@@ -428,7 +436,7 @@ func freshnessOnce(b *testing.B) {
 	defer dlq.Close()
 	loop, err := New(Options{
 		Store: store, Source: cons, DeadLetters: dlq,
-		SnapshotPath: filepath.Join(b.TempDir(), "state.snap"), SnapshotEvery: time.Hour,
+		SnapshotPath: filepath.Join(b.TempDir(), "state.snap"), SnapshotEvery: snapshotEvery,
 		Now: func() time.Time { return testNow },
 		OnApplied: func(ev *features.Event, _ features.Applied) {
 			t := since()
@@ -454,7 +462,7 @@ func freshnessOnce(b *testing.B) {
 	done := make(chan error, 1)
 	go func() { done <- loop.Run(runCtx) }()
 
-	p, err := kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: kafka.TopicEvents})
+	p, err := kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: kafka.TopicEvents, BatchSize: *freshBatchSize})
 	require.NoError(b, err)
 	defer p.Close()
 
@@ -514,6 +522,9 @@ func freshnessOnce(b *testing.B) {
 		b.Fatalf("applied %d of %d events within a minute of the last produce", applied.Load(), n)
 	}
 	b.StopTimer()
+	if *freshSnapshots > 0 && *freshSnapshots < dur {
+		require.False(b, loop.Stats().LastSnapshot.IsZero(), "snapshots were written during the run")
+	}
 	cancel()
 	require.NoError(b, <-done)
 	require.Empty(b, store.Stats().Rejected)
