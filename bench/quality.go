@@ -1,0 +1,522 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"nbo/engine"
+	"nbo/features"
+	"nbo/models"
+	"nbo/scenarios"
+)
+
+// Decision quality: the engine's policy against what a retailer would do
+// instead, scored against the simulated customers' hidden probabilities
+// over the same simulated weeks. Each policy gets its own simulator (same
+// seed), feature store, budgets and contact policy; the decision points are
+// the same for all of them (a page view on an online channel or a store
+// entry, picked by a hash of the event ID), and so is the randomness of the
+// customers' responses to a given offer at a given decision point (common
+// random numbers), so differences come from the choices, not from luck.
+
+// Policy names of the decision-quality comparison.
+const (
+	PolicyEngine = "engine"
+	PolicyRules  = "rules"
+	PolicyRandom = "random"
+	PolicyOracle = "oracle"
+)
+
+// QualityPolicies are the policies RunQuality compares, in report order.
+var QualityPolicies = []string{PolicyEngine, PolicyRules, PolicyRandom, PolicyOracle}
+
+// QualityOptions configure RunQuality.
+type QualityOptions struct {
+	// Seed of the simulated retailer. Default: 1 (0 is a seed too, but 1
+	// keeps reports comparable across runs).
+	Seed uint64
+	// Customers in the simulation. Default: 5000.
+	Customers int
+	// Days of simulated time. Default: 28.
+	Days int
+	// WarmupDays at the start build up customers' histories; no offers are
+	// made during them. Default: 7.
+	WarmupDays int
+	// DecideOneIn: one decision point in this many candidate events (page
+	// views online, store entries). Default: 3.
+	DecideOneIn int
+	// Start of simulated time. Default: DefaultStart.
+	Start time.Time
+	// Policies to run. Default: QualityPolicies.
+	Policies []string
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (o *QualityOptions) EnsureDefaults() {
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.Customers == 0 {
+		o.Customers = 5000
+	}
+	if o.Days == 0 {
+		o.Days = 28
+	}
+	if o.WarmupDays == 0 {
+		o.WarmupDays = 7
+	}
+	if o.DecideOneIn == 0 {
+		o.DecideOneIn = 3
+	}
+	if o.Start.IsZero() {
+		o.Start = DefaultStart
+	}
+	if len(o.Policies) == 0 {
+		o.Policies = QualityPolicies
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *QualityOptions) Validate() error {
+	var errs []error
+	if o.Customers < 1 {
+		errs = append(errs, fmt.Errorf("bench: quality customers is %d, want at least 1", o.Customers))
+	}
+	if o.Days < 1 || o.WarmupDays < 0 || o.WarmupDays >= o.Days {
+		errs = append(errs, fmt.Errorf("bench: quality days %d and warm-up days %d: want 0 <= warm-up < days", o.Days, o.WarmupDays))
+	}
+	if o.DecideOneIn < 1 {
+		errs = append(errs, fmt.Errorf("bench: quality DecideOneIn is %d, want at least 1", o.DecideOneIn))
+	}
+	for _, p := range o.Policies {
+		if !slices.Contains(QualityPolicies, p) {
+			errs = append(errs, fmt.Errorf("bench: unknown quality policy %q (want one of %s)", p, strings.Join(QualityPolicies, ", ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PolicyResult is one policy's score.
+type PolicyResult struct {
+	Card Scorecard
+	// Decisions is how many decision points the policy was asked at;
+	// Card.Deliveries how many offers it made.
+	Decisions int64
+	// ExpectedNet is the expected net revenue of the offers made (from
+	// the hidden probabilities), minor units; OracleNet the expected net
+	// revenue of the best eligible offer at the same points, under the
+	// policy's own budgets and contact history. Regret is the difference.
+	ExpectedNet, OracleNet float64
+	// Holdouts are decisions that fell in the engine's control group.
+	Holdouts int64
+	Took     time.Duration
+}
+
+// Regret is the expected net revenue lost against the best eligible offer
+// at each decision point, in minor units.
+func (r *PolicyResult) Regret() float64 { return r.OracleNet - r.ExpectedNet }
+
+// QualityReport is RunQuality's result.
+type QualityReport struct {
+	Options QualityOptions
+	Results []PolicyResult // in Options.Policies order
+}
+
+// Result returns the named policy's result.
+func (q *QualityReport) Result(policy string) (PolicyResult, bool) {
+	for _, r := range q.Results {
+		if r.Card.Policy == policy {
+			return r, true
+		}
+	}
+	return PolicyResult{}, false
+}
+
+// NetRatio is policy a's realised net revenue over policy b's (0 when b's
+// is not positive or either is missing).
+func (q *QualityReport) NetRatio(a, b string) float64 {
+	ra, oka := q.Result(a)
+	rb, okb := q.Result(b)
+	if !oka || !okb || rb.Card.NetRevenue() <= 0 {
+		return 0
+	}
+	return float64(ra.Card.NetRevenue()) / float64(rb.Card.NetRevenue())
+}
+
+// RunQuality runs every policy over the same simulated weeks. It returns
+// ctx.Err() if ctx ends first.
+func RunQuality(ctx context.Context, opts QualityOptions) (QualityReport, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return QualityReport{}, fmt.Errorf("running the decision-quality comparison: %w", err)
+	}
+	rep := QualityReport{Options: opts}
+	for _, p := range opts.Policies {
+		r, err := runPolicy(ctx, opts, p)
+		if err != nil {
+			return rep, fmt.Errorf("running the decision-quality comparison for policy %s: %w", p, err)
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	return rep, nil
+}
+
+// qualityRun is one policy's world.
+type qualityRun struct {
+	policy  string
+	sim     *Simulator
+	store   *features.Store
+	set     *scenarios.Set
+	budgets *engine.Budgets
+	contact *engine.Policy
+	eng     *engine.Engine
+	loc     *time.Location
+	types   []OfferType // by offer index; NumOfferTypes when unknown
+	basket  []float64   // expected basket value per customer, minor units; 0 until computed
+	view    features.View
+	cands   []*scenarios.Offer
+	rng     *rand.Rand
+	seq     int
+}
+
+func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
+	sim, err := New(Options{Seed: opts.Seed, Customers: opts.Customers, Days: opts.Days, Start: opts.Start})
+	if err != nil {
+		return nil, err
+	}
+	store, err := features.NewStore(features.Options{})
+	if err != nil {
+		return nil, err
+	}
+	set, err := scenarios.Load(scenarios.Builtin(), opts.Start)
+	if err != nil {
+		return nil, fmt.Errorf("loading the built-in scenarios: %w", err)
+	}
+	q := &qualityRun{
+		policy: policy, sim: sim, store: store, set: set, budgets: engine.NewBudgets(),
+		basket: make([]float64, opts.Customers), rng: rand.New(rand.NewPCG(opts.Seed, 77)),
+	}
+	syncBudgets(q.budgets, set)
+	if q.contact, err = engine.NewPolicy(engine.PolicyOptions{}); err != nil {
+		return nil, err
+	}
+	q.loc, err = time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		q.loc = time.FixedZone("CST", 8*3600)
+	}
+	for _, o := range set.Offers {
+		t, ok := ParseOfferType(o.Type.String())
+		if !ok {
+			t = NumOfferTypes
+		}
+		q.types = append(q.types, t)
+	}
+	switch policy {
+	case PolicyEngine, PolicyRules:
+		eo := engine.Options{Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: q.budgets, Policy: q.contact, Location: q.loc}
+		if policy == PolicyEngine {
+			eo.Explorer = &engine.BanditExplorer{Bandit: models.NewBandit()}
+		} else {
+			eo.Holdout.Share = -1 // a rules engine has no control group
+		}
+		if q.eng, err = engine.New(eo); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// syncBudgets sets a ledger's limits from the offer catalog (as serve does).
+func syncBudgets(b *engine.Budgets, set *scenarios.Set) {
+	for _, o := range set.Offers {
+		total := o.Budget.Total
+		if total <= 0 {
+			total = engine.Unlimited
+		}
+		var perStore map[string]int64
+		if o.Budget.PerStore > 0 {
+			perStore = map[string]int64{engine.AnyStore: o.Budget.PerStore}
+		}
+		b.SetLimits(o.ID, total, perStore)
+	}
+}
+
+// decisionPoint says whether ev is a moment a channel asks for an offer,
+// and on which channel: a page view in the app, mini-program or web shop,
+// or a store entry (the associate's tablet). One in n such events, by a
+// hash of the event ID, so every policy decides at the same points.
+func decisionPoint(ev *features.Event, n int) (features.Channel, bool) {
+	var ch features.Channel
+	switch {
+	case ev.Type == features.PageView || ev.Type == features.ProductView:
+		switch ev.Channel {
+		case features.ChannelApp, features.ChannelMiniapp, features.ChannelWeb:
+			ch = ev.Channel
+		default:
+			return 0, false
+		}
+	case ev.Type == features.StoreEnter:
+		ch = features.ChannelTablet
+	default:
+		return 0, false
+	}
+	return ch, fnv(ev.ID)%uint64(n) == 0
+}
+
+func isFeedback(t features.EventType) bool {
+	switch t {
+	case features.OfferImpression, features.OfferClick, features.OfferDismiss, features.CouponRedeem, features.PushOpen:
+		return true
+	}
+	return false
+}
+
+// expectedBasket is what a redeeming customer spends on average: the mean
+// price over their favourite categories' catalogs (Respond's basketItem).
+func (q *qualityRun) expectedBasket(idx int) float64 {
+	if b := q.basket[idx]; b > 0 {
+		return b
+	}
+	c := q.sim.Customer(idx)
+	cat := q.sim.Catalog()
+	var sum float64
+	for _, f := range c.Favourites {
+		var s float64
+		for _, sku := range cat[f] {
+			s += float64(sku.Price)
+		}
+		sum += s / float64(max(len(cat[f]), 1))
+	}
+	q.basket[idx] = sum / float64(len(c.Favourites))
+	return q.basket[idx]
+}
+
+// value is an offer's expected net revenue for the customer on ch.
+func (q *qualityRun) value(idx int, o *scenarios.Offer, ch features.Channel) float64 {
+	t := q.types[o.Index]
+	if t >= NumOfferTypes {
+		return 0
+	}
+	return q.sim.ExpectedRedemption(idx, t, ch) * (q.expectedBasket(idx) - float64(o.Cost))
+}
+
+func offerPolicyOf(o *scenarios.Offer) engine.OfferPolicy {
+	p := engine.OfferPolicy{ID: o.ID, Cooldown: o.Cooldown, Transactional: o.Transactional}
+	if o.Cap.Count > 0 && o.Cap.Period > 0 {
+		p.Cooldown = max(p.Cooldown, o.Cap.Period/time.Duration(o.Cap.Count))
+	}
+	return p
+}
+
+// eligible lists the offers the customer may get now on ch under this
+// run's catalog rules, budgets and contact policy.
+func (q *qualityRun) eligible(ch features.Channel, store string, now int64) []*scenarios.Offer {
+	v := &q.view
+	req := scenarios.Request{Channel: ch, Store: store, Now: now, Trigger: scenarios.OnRequest, Loc: q.loc}
+	q.cands = q.cands[:0]
+	for _, o := range q.set.Offers {
+		if q.types[o.Index] >= NumOfferTypes || o.EligibleFor(v, &req) != scenarios.Eligible {
+			continue
+		}
+		fs := scenarios.FulfilmentStore(v, &req)
+		if !q.budgets.Available(o.ID, fs, now) {
+			continue
+		}
+		if ok, _ := q.contact.Allow(v.Customer, ch, offerPolicyOf(o), fs, v.Offers, now); !ok {
+			continue
+		}
+		q.cands = append(q.cands, o)
+	}
+	return q.cands
+}
+
+// claim reserves budget and contact for an offer a non-engine policy
+// chose, as the engine's serve step does; false when either refuses.
+func (q *qualityRun) claim(o *scenarios.Offer, ch features.Channel, store, decisionID string, now int64) bool {
+	v := &q.view
+	req := scenarios.Request{Channel: ch, Store: store, Now: now, Loc: q.loc}
+	fs := scenarios.FulfilmentStore(v, &req)
+	if _, ok := q.budgets.Reserve(o.ID, fs, decisionID, now, 72*time.Hour); !ok {
+		return false
+	}
+	if ok, _ := q.contact.Claim(v.Customer, ch, offerPolicyOf(o), fs, v.Offers, now); !ok {
+		_ = q.budgets.Release(o.ID, decisionID)
+		return false
+	}
+	return true
+}
+
+func runPolicy(ctx context.Context, opts QualityOptions, policy string) (PolicyResult, error) {
+	q, err := newQualityRun(opts, policy)
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	res := PolicyResult{Card: Scorecard{Policy: policy}}
+	started := time.Now()
+	offersFrom := opts.Start.Add(time.Duration(opts.WarmupDays) * 24 * time.Hour).UnixMilli()
+	var ev features.Event
+	for n := 0; q.sim.Next(&ev); n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		a, rej := q.store.Apply(&ev)
+		if rej != nil {
+			continue
+		}
+		if q.eng != nil {
+			q.eng.OnApplied(&ev, a)
+		}
+		if isFeedback(ev.Type) || ev.TS < offersFrom {
+			continue
+		}
+		ch, ok := decisionPoint(&ev, opts.DecideOneIn)
+		if !ok {
+			continue
+		}
+		idx, ok := q.sim.CustomerIndex(ev.IDs)
+		if !ok {
+			continue
+		}
+		if err := q.decide(&res, &ev, idx, ch); err != nil {
+			return res, err
+		}
+	}
+	res.Took = time.Since(started)
+	return res, nil
+}
+
+// decide makes one decision at ev for customer idx on ch, delivers it and
+// feeds the response back into the stream.
+func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch features.Channel) error {
+	now := ev.TS
+	store := ""
+	if ch == features.ChannelTablet {
+		store = ev.Store
+	}
+	res.Decisions++
+	if !q.store.ViewAt(&ev.IDs, now, &q.view) {
+		return nil
+	}
+	// The best eligible offer by expected net revenue, for regret (and
+	// the oracle's choice), under this policy's own state.
+	cands := q.eligible(ch, store, now)
+	var best *scenarios.Offer
+	bestV := 0.0
+	for _, o := range cands {
+		if v := q.value(idx, o, ch); best == nil || v > bestV {
+			best, bestV = o, v
+		}
+	}
+	var chosen *scenarios.Offer
+	var decisionID, coupon string
+	q.seq++
+	switch q.policy {
+	case PolicyEngine, PolicyRules:
+		t := time.UnixMilli(now)
+		d, err := q.eng.Decide(context.Background(), &engine.DecideRequest{IDs: ev.IDs, Channel: ch, Store: store, Limit: 1, Locale: engine.LocaleEn, Now: &t})
+		if err != nil {
+			return err
+		}
+		if d.Group == engine.GroupHoldout {
+			res.Holdouts++
+		}
+		if len(d.Offers) > 0 {
+			chosen = q.set.Offer(d.Offers[0].OfferID)
+			decisionID, coupon = d.DecisionID, d.Offers[0].CouponCode
+		}
+	case PolicyRandom, PolicyOracle:
+		var pick *scenarios.Offer
+		if q.policy == PolicyOracle {
+			if bestV > 0 {
+				pick = best
+			}
+		} else if len(cands) > 0 {
+			pick = cands[q.rng.IntN(len(cands))]
+		}
+		decisionID = "q-" + q.policy + "-" + strconv.Itoa(q.seq)
+		if pick != nil && q.claim(pick, ch, store, decisionID, now) {
+			chosen, coupon = pick, engine.CouponCode(decisionID, pick.ID)
+		}
+	}
+	if best != nil {
+		res.OracleNet += max(bestV, 0)
+	}
+	if chosen == nil {
+		return nil
+	}
+	t := q.types[chosen.Index]
+	if t >= NumOfferTypes {
+		return nil
+	}
+	res.ExpectedNet += q.value(idx, chosen, ch)
+	// Common random numbers: the same customer at the same decision point
+	// offered the same offer responds the same way under every policy.
+	rng := rand.New(rand.NewPCG(fnv(ev.ID), fnv(chosen.ID)))
+	out, err := q.sim.Respond(Delivery{Customer: idx, OfferID: chosen.ID, Type: t, Channel: ch, DecisionID: decisionID, CouponCode: coupon, Store: store, At: now}, rng)
+	if err != nil {
+		return err
+	}
+	cost := int64(0)
+	if out.Redeem {
+		cost = chosen.Cost
+	}
+	res.Card.Add(out, cost)
+	if len(out.Events) > 0 {
+		q.sim.Inject(out.Events...)
+	}
+	return nil
+}
+
+// WriteQuality writes the decision-quality table: realised outcomes,
+// ratios of net revenue to the random and oracle policies, and regret.
+func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
+	var b strings.Builder
+	o := rep.Options
+	fmt.Fprintf(&b, "## Decision quality on the simulated retailer\n\n")
+	fmt.Fprintf(&b, "%s\n\n", machineLine(m))
+	fmt.Fprintf(&b, "Seed %d, %d customers, %d simulated days (offers from day %d on), one decision point in %d page views online / store entries, one offer per decision.\n\n",
+		o.Seed, o.Customers, o.Days, o.WarmupDays+1, o.DecideOneIn)
+	b.WriteString("| policy | decisions | offers made | impressions | redemptions | in store | response rate | revenue | offer cost | net revenue | × random | × oracle | regret (expected net vs best eligible) | consent violations |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	ratio := func(a, base string) string {
+		if r := rep.NetRatio(a, base); r != 0 {
+			return fmt.Sprintf("%.2f", r)
+		}
+		return "–"
+	}
+	for _, r := range rep.Results {
+		c := &r.Card
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %.2f%% | %s | %s | %s | %s | %s | %s | %d |\n",
+			c.Policy, r.Decisions, c.Deliveries, c.Impressions, c.Redemptions, c.InStore, 100*c.ResponseRate(),
+			yuan(c.Revenue), yuan(c.OfferCost), yuan(c.NetRevenue()), ratio(c.Policy, PolicyRandom), ratio(c.Policy, PolicyOracle),
+			yuan(int64(r.Regret())), c.ConsentViolations)
+	}
+	b.WriteString(`
+- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson-sampling exploration (models.Bandit, learning from the clicks and redemptions as they stream back), 5% holdout (the holdout gets the fallback offers).
+- **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
+- **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
+- **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
+
+Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).
+`)
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("writing the decision-quality report: %w", err)
+	}
+	return nil
+}
+
+// machineLine describes where a report ran.
+func machineLine(m Machine) string {
+	cpu := m.CPU
+	if cpu == "" {
+		cpu = "unknown CPU"
+	}
+	return fmt.Sprintf("Machine: %s, %d logical CPUs, %s, %s, host %s; run %s.", cpu, m.Cores, m.OS, m.Go, m.Host, m.Started.UTC().Format(time.RFC3339))
+}

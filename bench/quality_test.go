@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestQualityRanksTheOracleFirst(t *testing.T) {
+	rep, err := RunQuality(context.Background(), QualityOptions{Seed: 3, Customers: 500, Days: 6, WarmupDays: 2, DecideOneIn: 1})
+	require.NoError(t, err)
+	require.Len(t, rep.Results, len(QualityPolicies))
+	get := func(p string) PolicyResult {
+		r, ok := rep.Result(p)
+		require.True(t, ok, p)
+		return r
+	}
+	oracle, eng, random, rules := get(PolicyOracle), get(PolicyEngine), get(PolicyRandom), get(PolicyRules)
+	for _, r := range rep.Results {
+		require.Positive(t, r.Decisions, "%s was never asked", r.Card.Policy)
+		require.Equal(t, oracle.Decisions, r.Decisions, "every policy decides at the same points")
+		require.Positive(t, r.Card.Deliveries, "%s made no offers", r.Card.Policy)
+		require.GreaterOrEqual(t, r.Regret(), -1e-6, "%s beat the best eligible offer in expectation", r.Card.Policy)
+	}
+	require.InDelta(t, 0, oracle.Regret(), 1e-6, "the oracle picks the best eligible offer")
+	require.GreaterOrEqual(t, oracle.ExpectedNet, eng.ExpectedNet)
+	require.GreaterOrEqual(t, oracle.ExpectedNet, rules.ExpectedNet)
+	require.Greater(t, oracle.ExpectedNet, random.ExpectedNet)
+	require.Greater(t, oracle.Card.NetRevenue(), random.Card.NetRevenue())
+	require.GreaterOrEqual(t, oracle.Card.NetRevenue(), eng.Card.NetRevenue())
+
+	var b bytes.Buffer
+	require.NoError(t, WriteQuality(&b, CurrentMachine(DefaultStart), rep))
+	for _, p := range QualityPolicies {
+		require.Contains(t, b.String(), "| "+p+" |")
+	}
+}
+
+func TestQualityOptionsReportEveryProblem(t *testing.T) {
+	o := QualityOptions{Customers: -1, Days: 3, WarmupDays: 5, DecideOneIn: -2, Policies: []string{"magic"}}
+	err := o.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"customers", "warm-up", "DecideOneIn", "magic"} {
+		require.Contains(t, err.Error(), want)
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"nbo/bench"
+)
+
+func init() { subcommands = append(subcommands, newBenchCmd) }
+
+func newBenchCmd() *cobra.Command {
+	var opts bench.CompareOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Run the side-by-side benchmark comparisons and write bench/results",
+		Long: `bench measures, side by side in one run on this machine, with open-loop load
+at a fixed rate and ingest running at the same time:
+
+  1. the offer API against the same pipeline reading features from Redis
+     (a 30-field hash per customer, HGETALL per request);
+  2. the offer API against a bare lookup handler on the same server;
+  3. the ingest loop against raw kafka-go reads, and freshness while serving;
+  4. decision quality on the simulated retailer: the engine against random,
+     rules-only and oracle policies.
+
+It writes README.md (ratios against the targets, with the machine), one
+Markdown file per comparison and PNG charts to --out. With --redis auto it
+starts redis-server from PATH on a free loopback port and stops it after;
+when redis-server is missing the Redis comparison is skipped and says so.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			out := cmd.OutOrStdout()
+			opts.Log = out
+			sum, err := bench.RunComparisons(ctx, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nresults in %s (took %v):\n", opts.Out, sum.Took.Round(1e9))
+			for _, v := range sum.Verdicts {
+				state := "not met"
+				switch {
+				case v.Skipped != "":
+					state = "skipped: " + v.Skipped
+				case v.Met():
+					state = "met"
+				}
+				fmt.Fprintf(out, "  %-34s %-48s %10.3f %-2s (target %g) %s\n", v.Comparison, v.Measure, v.Value, v.Unit, v.Target, state)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.Quick, "quick", false, "a short pass (under 3 minutes): fewer customers, shorter runs, one round")
+	f.StringVar(&opts.Out, "out", "bench/results", "directory for the reports and charts")
+	f.StringVar(&opts.Redis, "redis", "auto", `Redis for comparison 1: "auto" starts redis-server from PATH, "off" skips it, or host:port of a running one`)
+	f.Float64Var(&opts.Rate, "rate", 0, "offer requests per second of the fixed-rate runs (default 10000)")
+	f.IntVar(&opts.Customers, "customers", 0, "simulated customers behind the API (default 50000, quick 10000)")
+	return cmd
+}
