@@ -2,11 +2,14 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -19,6 +22,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/stretchr/testify/require"
 
+	"nbo/engine/api"
 	"nbo/features"
 	"nbo/features/kafka"
 )
@@ -32,6 +36,7 @@ var (
 	freshRate      = flag.Int("fresh.rate", 20_000, "events per second BenchmarkFreshness produces")
 	freshDuration  = flag.Duration("fresh.duration", 10*time.Second, "how long BenchmarkFreshness produces")
 	freshBatchSize = flag.Int("fresh.batch-size", 0, "ProducerOptions.BatchSize of BenchmarkFreshness's producer (0: the adapter's default, 1000)")
+	freshHTTP      = flag.Int("fresh.http-every", 50, "BenchmarkFreshness also polls GET /v1/customers/{key} for every n-th event until it shows the event (0: off)")
 	freshSnapshots = flag.Duration("fresh.snapshot-every", 0, "snapshot interval during BenchmarkFreshness (0: no snapshot during the run; nbo serve's default is 30s)")
 )
 
@@ -166,6 +171,36 @@ func BenchmarkApplyPath(b *testing.B) {
 			b.ReportMetric(float64(s.Len()), "customers")
 		})
 	}
+}
+
+// startCustomerAPI serves GET /v1/customers/{key} from store on a
+// loopback hertz server, as `nbo serve` does, and returns the URL prefix
+// and a bearer token with the clienteling scope.
+func startCustomerAPI(tb testing.TB, store *features.Store) (string, string) {
+	tb.Helper()
+	const token = "bench-clienteling-key"
+	ring, err := api.NewKeyRing([]api.KeySpec{{Name: "bench", SHA256: sha256.Sum256([]byte(token)), Scopes: api.ScopeClienteling}})
+	require.NoError(tb, err)
+	srv, err := api.New(api.Options{
+		Addr: "127.0.0.1:0", Keys: ring, RateLimit: 1e7,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})),
+		Customers: api.CustomerReaderFunc(func(ctx context.Context, key features.Key) (any, error) {
+			v := new(features.View)
+			if !store.ViewKey(key, testNow.UnixMilli(), v) {
+				return nil, api.ErrNotFound
+			}
+			return v, nil
+		}),
+	})
+	require.NoError(tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return "http://" + srv.Addr() + "/v1/customers/", token
 }
 
 // eventPool is a fixed set of encoded events that can be replayed as new
@@ -387,7 +422,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 // send time instead (includes any dispatcher lag, so coordinated omission
 // cannot hide a stall); "ack-p99-ms" is the producer's own
 // handed-over→acknowledged latency: when it is as large as p99, the tail
-// is in the broker's produce path, not in the loop. With -v it logs the
+// is in the broker's produce path, not in the loop. "http-p50-ms" and
+// "http-p99-ms" measure the same thing the way a client sees it: for every
+// -fresh.http-every-th event a poller asks GET /v1/customers/{key} (a real
+// hertz server on loopback, every 0.5 ms) until the answer shows the event.
+// With -v it logs the
 // worst latency per 100 ms. -fresh.snapshot-every takes snapshots during
 // the run (the loop applies nothing while it writes one). Run with
 // -benchtime=1x.
@@ -406,10 +445,12 @@ func freshnessOnce(b *testing.B) {
 	g := newMixGen(3, *benchCustomers, "f-")
 	g.ts = testNow.Add(-time.Hour).UnixMilli()
 	values := make([]kafka.Message, n)
+	eventTS := make([]int64, n)
 	for i := range values {
 		ev := g.next()
 		ev.ID = "f-" + strconv.Itoa(i)
 		values[i] = kafka.Message{Key: customerKey(&ev.IDs), Value: features.EncodeEvent(nil, &ev)}
+		eventTS[i] = ev.TS
 	}
 
 	// Times are nanoseconds since `epoch` (monotonic clock).
@@ -476,6 +517,41 @@ func freshnessOnce(b *testing.B) {
 		b.Fatal("the warm-up event was not applied within a minute")
 	}
 
+	// The HTTP view: GET /v1/customers/{key} on a real hertz server over
+	// loopback, wired as `nbo serve` wires it. Event times only grow, so a
+	// customer shows event i once its newest_event_ts reaches event i's ts.
+	visibleAt := make([]int64, n)
+	var pollers sync.WaitGroup
+	poll := func(i int) {}
+	if *freshHTTP > 0 {
+		url, token := startCustomerAPI(b, store)
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+		poll = func(i int) {
+			pollers.Go(func() {
+				req, _ := http.NewRequest("GET", url+string(values[i].Key), nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				var body struct {
+					Newest string `json:"newest_event_ts"`
+				}
+				for deadline := since() + int64(30*time.Second); since() < deadline; time.Sleep(500 * time.Microsecond) {
+					resp, err := client.Do(req)
+					if err != nil {
+						continue
+					}
+					ok := resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&body) == nil
+					_ = resp.Body.Close()
+					if !ok {
+						continue
+					}
+					if ts, err := time.Parse(time.RFC3339Nano, body.Newest); err == nil && ts.UnixMilli() >= eventTS[i] {
+						visibleAt[i] = since()
+						return
+					}
+				}
+			})
+		}
+	}
+
 	// Open-loop producer: a dispatcher hands due events to 32 concurrent
 	// callers (like concurrent HTTP ingest requests; the adapter's writer
 	// batches them together).
@@ -507,6 +583,11 @@ func freshnessOnce(b *testing.B) {
 				producedAt[i] = t
 			}
 			work <- batch{sent, due}
+			for i := sent; i < due; i++ {
+				if *freshHTTP > 0 && i%*freshHTTP == 0 {
+					poll(i)
+				}
+			}
 			sent = due
 		}
 		time.Sleep(200 * time.Microsecond)
@@ -521,6 +602,7 @@ func freshnessOnce(b *testing.B) {
 	case <-time.After(time.Minute):
 		b.Fatalf("applied %d of %d events within a minute of the last produce", applied.Load(), n)
 	}
+	pollers.Wait()
 	b.StopTimer()
 	if *freshSnapshots > 0 && *freshSnapshots < dur {
 		require.False(b, loop.Stats().LastSnapshot.IsZero(), "snapshots were written during the run")
@@ -561,4 +643,14 @@ func freshnessOnce(b *testing.B) {
 	b.ReportMetric(float64(fromProduce.Max())/1000, "max-ms")
 	b.ReportMetric(ms(fromSchedule, 99), "sched-p99-ms")
 	b.ReportMetric(ms(acks, 99), "ack-p99-ms")
+	if *freshHTTP > 0 {
+		viaHTTP := hdrhistogram.New(1, 60_000_000, 3)
+		for i := 0; i < n; i += *freshHTTP {
+			require.NotZero(b, visibleAt[i], "event %d never showed in GET /v1/customers within 30 s", i)
+			require.NoError(b, viaHTTP.RecordValue(max(1, (visibleAt[i]-producedAt[i])/1000)))
+		}
+		b.ReportMetric(ms(viaHTTP, 50), "http-p50-ms")
+		b.ReportMetric(ms(viaHTTP, 99), "http-p99-ms")
+		b.ReportMetric(float64(viaHTTP.TotalCount()), "http-samples")
+	}
 }
