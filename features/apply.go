@@ -41,9 +41,11 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 
 	// Find the customers the identifiers belong to.
 	var obuf [NumNamespaces]*customer
+	var idbuf [NumNamespaces]Key // the owner of keys[i], "" when none
 	owners := obuf[:0]
-	for _, k := range keys {
+	for i, k := range keys {
 		if id, ok := s.owner(k); ok {
+			idbuf[i] = id
 			if c := s.get(id); c != nil && !slices.Contains(owners, c) {
 				owners = append(owners, c)
 			}
@@ -78,7 +80,7 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 		return Applied{Customer: id, Erased: true}, nil
 	}
 
-	c, merged := s.link(merge, keys)
+	c, merged := s.link(merge, keys, idbuf[:len(keys)])
 	c.markSeen(h, ev, s.lateness)
 	s.update(c, ev)
 	s.applied.Add(1)
@@ -92,14 +94,7 @@ func (s *Store) plan(keys []Key, owners []*customer) (target *customer, merge []
 	if len(owners) == 0 {
 		return nil, nil
 	}
-	memberOf := func(c *customer) Key {
-		for _, k := range c.ids {
-			if strings.HasPrefix(string(k), "member:") {
-				return k
-			}
-		}
-		return ""
-	}
+	memberOf := (*customer).memberKey
 	// The event's own member ID decides, when it has one.
 	evMember := Key("")
 	if strings.HasPrefix(string(keys[0]), "member:") {
@@ -153,7 +148,19 @@ func (s *Store) plan(keys []Key, owners []*customer) (target *customer, merge []
 
 // link folds the customers in merge (and the event's unowned identifiers)
 // into one customer, re-keying it to its best identifier.
-func (s *Store) link(merge []*customer, keys []Key) (*customer, []Key) {
+func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key) {
+	if len(merge) == 1 {
+		// The common case: the event names identifiers of one customer
+		// that already holds them all. Nothing to link.
+		c := merge[0]
+		known := true
+		for i := range keys {
+			known = known && keyOwners[i] == c.id
+		}
+		if known {
+			return c, nil
+		}
+	}
 	var c *customer
 	var merged []Key
 	if len(merge) == 0 {
@@ -172,8 +179,11 @@ func (s *Store) link(merge []*customer, keys []Key) (*customer, []Key) {
 	// Attach the event's identifiers nobody else holds. An identifier
 	// still owned by another customer belongs to a different member: it
 	// is shared and stays where it is.
-	for _, k := range keys {
-		if owner, ok := s.owner(k); ok && owner != oldID {
+	for i, k := range keys {
+		if keyOwners[i] != "" {
+			// Held already: by c, by a customer just folded into c (its
+			// identifiers came with it), or by another member's customer
+			// (a shared identifier, which stays where it is).
 			continue
 		}
 		if !slices.Contains(c.ids, k) {
@@ -672,4 +682,15 @@ func (c *customer) absorb(o *customer, recentN int) {
 			c.consent[p], c.consentTS[p] = o.consent[p], o.consentTS[p]
 		}
 	}
+}
+
+// memberKey is the customer's member identifier, "" when it has none. The
+// identifiers are sorted, and "member:" sorts after "card:", "device:" and
+// "email:" but before "phone:", so a binary search finds it.
+func (c *customer) memberKey() Key {
+	i, _ := slices.BinarySearch(c.ids, Key("member:"))
+	if i < len(c.ids) && strings.HasPrefix(string(c.ids[i]), "member:") {
+		return c.ids[i]
+	}
+	return ""
 }
