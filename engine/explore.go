@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math"
 	"math/rand/v2"
 
 	"nbo/models"
@@ -34,37 +33,10 @@ func (b *BanditExplorer) Sample(offer, segment string, prior float64, rng *rand.
 	prior = min(max(prior, 1e-4), 1-1e-4)
 	alpha, beta := b.Bandit.Posterior(models.Arm{Offer: offer, Segment: segment})
 	s, n := alpha-1, beta-1
-	a := w*prior + s
-	c := w*(1-prior) + max(n-s, 0)
-	x, y := gamma(rng, a), gamma(rng, c)
-	if x+y == 0 {
-		return prior
-	}
-	return x / (x + y)
+	return models.SampleBeta(rng, w*prior+s, w*(1-prior)+max(n-s, 0))
 }
 
 // Update records a trial (success=false, at serve time) or a success.
 func (b *BanditExplorer) Update(offer, segment string, success bool) {
 	b.Bandit.Update(models.Arm{Offer: offer, Segment: segment}, success)
-}
-
-// gamma draws Gamma(shape, 1) (Marsaglia and Tsang; boosted for shape < 1).
-func gamma(rng *rand.Rand, shape float64) float64 {
-	if shape < 1 {
-		return gamma(rng, shape+1) * math.Pow(rng.Float64(), 1/shape)
-	}
-	d := shape - 1.0/3
-	c := 1 / math.Sqrt(9*d)
-	for {
-		x := rng.NormFloat64()
-		v := 1 + c*x
-		if v <= 0 {
-			continue
-		}
-		v = v * v * v
-		u := rng.Float64()
-		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
-			return d * v
-		}
-	}
 }

@@ -95,6 +95,16 @@ func (b *Bandit) Sample(a Arm, rng *rand.Rand) float64 {
 	return x / (x + y)
 }
 
+// SampleBeta draws from Beta(alpha, beta) using rng (alpha, beta > 0).
+func SampleBeta(rng *rand.Rand, alpha, beta float64) float64 {
+	x := gammaSample(rng, alpha)
+	y := gammaSample(rng, beta)
+	if x+y == 0 {
+		return alpha / (alpha + beta)
+	}
+	return x / (x + y)
+}
+
 // Reset forgets every segment's posterior of the offer.
 func (b *Bandit) Reset(offer string) {
 	s := b.shard(Arm{Offer: offer})
