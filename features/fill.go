@@ -1,6 +1,7 @@
 package features
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/cespare/xxhash/v2"
@@ -147,9 +148,9 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 	}
 	slices.SortFunc(v.Cart, func(a, b CartItem) int {
 		if a.TS != b.TS {
-			return cmpInt64(a.TS, b.TS)
+			return cmp.Compare(a.TS, b.TS)
 		}
-		return cmpString(a.SKU, b.SKU)
+		return cmp.Compare(a.SKU, b.SKU)
 	})
 
 	v.LastStore = in.name(c.lastStore)
@@ -204,9 +205,9 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 	slices.SortFunc(v.Offers, func(a, b OfferStats) int {
 		la, lb := max(a.LastShown, a.LastRedeemed), max(b.LastShown, b.LastRedeemed)
 		if la != lb {
-			return cmpInt64(lb, la)
+			return cmp.Compare(lb, la)
 		}
-		return cmpString(a.Offer, b.Offer)
+		return cmp.Compare(a.Offer, b.Offer)
 	})
 	for i := len(c.recent) - 1; i >= 0; i-- {
 		e := &c.recent[i]
@@ -247,28 +248,8 @@ func rfmScores(recencyDays int, orders, spend int64) (r, f, m int) {
 func sortInterest(s []Interest) {
 	slices.SortFunc(s, func(a, b Interest) int {
 		if a.Last != b.Last {
-			return cmpInt64(b.Last, a.Last)
+			return cmp.Compare(b.Last, a.Last)
 		}
-		return cmpString(a.Name, b.Name)
+		return cmp.Compare(a.Name, b.Name)
 	})
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

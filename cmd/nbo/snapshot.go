@@ -29,13 +29,9 @@ customer ID. Two stores with equal state print identical output, which is how
 the crash-equivalence test compares a recovered engine with a clean replay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			now := time.Now()
-			if at != "" {
-				t, err := time.Parse(time.RFC3339, at)
-				if err != nil {
-					return fmt.Errorf("--at %q is not RFC 3339 (e.g. 2026-11-20T10:00:00Z): %w", at, err)
-				}
-				now = t
+			now, err := parseAt(at)
+			if err != nil {
+				return err
 			}
 			file, _ := cmd.Flags().GetString("file")
 			if file == "" {
@@ -66,13 +62,9 @@ prints every customer like "snapshot dump" (evaluated at --at), or writes the st
 as a snapshot file with --out. Rejected events are counted on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			now := time.Now()
-			if at != "" {
-				t, err := time.Parse(time.RFC3339, at)
-				if err != nil {
-					return fmt.Errorf("--at %q is not RFC 3339 (e.g. 2026-11-20T10:00:00Z): %w", at, err)
-				}
-				now = t
+			now, err := parseAt(at)
+			if err != nil {
+				return err
 			}
 			f, err := os.Open(events)
 			if err != nil {
@@ -139,4 +131,16 @@ func dumpCustomers(cmd *cobra.Command, store *features.Store, now int64) error {
 		w.WriteByte('\n')
 	}
 	return w.Flush()
+}
+
+// parseAt reads --at: an RFC 3339 instant, or now when empty.
+func parseAt(at string) (time.Time, error) {
+	if at == "" {
+		return time.Now(), nil
+	}
+	t, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		return t, fmt.Errorf("--at %q is not RFC 3339 (e.g. 2026-11-20T10:00:00Z): %w", at, err)
+	}
+	return t, nil
 }
