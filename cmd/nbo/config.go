@@ -49,6 +49,13 @@ type Config struct {
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	// SnapshotEvery is the interval between snapshots. Default: 30s.
 	SnapshotEvery time.Duration `yaml:"snapshot_every"`
+	// TimeZone is the IANA zone of stores not in StoreTimeZones and of
+	// customers without a home store: quiet hours and hour-of-day rules
+	// use it. Default: Asia/Shanghai.
+	TimeZone string `yaml:"time_zone"`
+	// StoreTimeZones maps store IDs to IANA zones, for quiet hours in each
+	// store's local time. Default: none (every store in TimeZone).
+	StoreTimeZones map[string]string `yaml:"store_time_zones"`
 	// LogLevel is debug, info, warn or error. Default: info.
 	LogLevel string `yaml:"log_level"`
 	// Demo streams a simulated retailer into the engine and prints a live
@@ -67,6 +74,7 @@ func DefaultConfig() Config {
 		GroupID:           "nbo",
 		AllowedLateness:   10 * time.Minute,
 		SnapshotEvery:     30 * time.Second,
+		TimeZone:          "Asia/Shanghai",
 		LogLevel:          "info",
 	}
 }
@@ -101,6 +109,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotEvery < time.Second {
 		errs = append(errs, fmt.Errorf("snapshot_every %v is too short; use at least 1s", c.SnapshotEvery))
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" {
+		errs = append(errs, fmt.Errorf("time_zone %q is not an IANA time zone (e.g. Asia/Shanghai)", c.TimeZone))
+	}
+	for store, zone := range c.StoreTimeZones {
+		if _, err := time.LoadLocation(zone); err != nil || zone == "" {
+			errs = append(errs, fmt.Errorf("store_time_zones: store %s has zone %q, not an IANA time zone (e.g. Asia/Urumqi)", store, zone))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -140,6 +156,8 @@ func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "scenario and offer directory (empty: the built-in library)")
 	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", c.AllowedLateness, "how late an event may arrive")
 	fs.DurationVar(&c.SnapshotEvery, "snapshot-every", c.SnapshotEvery, "interval between snapshots")
+	fs.StringVar(&c.TimeZone, "time-zone", c.TimeZone, "IANA zone of stores without their own (quiet hours, hour-of-day rules)")
+	fs.StringToStringVar(&c.StoreTimeZones, "store-time-zones", c.StoreTimeZones, "per-store IANA zones, e.g. S01=Asia/Urumqi,S02=Asia/Hong_Kong")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "stream a simulated retailer and print live status")
 }

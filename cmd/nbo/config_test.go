@@ -31,6 +31,8 @@ func TestConfigFilesLoadStrictly(t *testing.T) {
 		{"bad-values.bad.yml", "allowed_lateness -1m0s must be positive"},
 		{"bad-values.bad.yml", `log_level "loud" is unknown`},
 		{"bad-duration.bad.yml", "soon"},
+		{"bad-zone.bad.yml", `time_zone "Mars/Olympus" is not an IANA time zone`},
+		{"bad-zone.bad.yml", `store S01 has zone "Nowhere/Town"`},
 	}
 	for _, c := range cases {
 		t.Run(c.file+" "+c.want, func(t *testing.T) {

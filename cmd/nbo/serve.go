@@ -172,7 +172,15 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	defer decisions.Close()
 
 	// The engine and its state.
-	policy, err := engine.NewPolicy(engine.PolicyOptions{})
+	zone, _ := time.LoadLocation(cfg.TimeZone) // checked by Validate
+	storeZones := make(map[string]*time.Location, len(cfg.StoreTimeZones))
+	for store, name := range cfg.StoreTimeZones {
+		storeZones[store], _ = time.LoadLocation(name)
+	}
+	policy, err := engine.NewPolicy(engine.PolicyOptions{
+		DefaultZone: zone,
+		TimeZone:    func(store string) *time.Location { return storeZones[store] },
+	})
 	if err != nil {
 		return err
 	}
@@ -190,7 +198,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	eng, err := engine.New(engine.Options{
 		Stats: stats,
-		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache,
+		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache, Location: zone,
 		Propensity: &engine.RegistryPropensity{Registry: models.propensity},
 		Scores:     models.scores,
 		Explorer:   &engine.BanditExplorer{Bandit: bandit}, Decisions: decisions, Triggers: triggerSink, TriggerDedup: dedup,
