@@ -44,6 +44,14 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 	var idbuf [NumNamespaces]Key // the owner of keys[i], "" when none
 	owners := obuf[:0]
 	for i, k := range keys {
+		if len(owners) == 1 {
+			// Most events name identifiers of one known customer: its own
+			// sorted list answers without another index lookup.
+			if _, held := slices.BinarySearch(owners[0].ids, k); held {
+				idbuf[i] = owners[0].id
+				continue
+			}
+		}
 		if id, ok := s.owner(k); ok {
 			idbuf[i] = id
 			if c := s.get(id); c != nil && !slices.Contains(owners, c) {
