@@ -29,12 +29,18 @@ lint: ## go vet, gofmt and the import-direction test
 	$(GO) test -count=1 -run TestImportDirection ./cmd/nbo
 
 .PHONY: bench
-bench: build ## Run every benchmark and the side-by-side comparisons (writes bench/results/)
+bench: build ## Every go benchmark, then the side-by-side comparisons (nbo bench; writes bench/results/)
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  echo "bench: redis-server is not installed; installing it with apt-get for the Redis comparison"; \
+	  (apt-get update && apt-get install -y redis-server) || \
+	  echo "bench: could not install redis-server; the Redis comparison will be skipped"; \
+	fi
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 $(PKGS) | tee bench/results/go-bench.txt
+	./bin/nbo bench --out bench/results
 
 .PHONY: bench-quick
-bench-quick: build ## A short benchmark pass (under 3 minutes)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms -count 1 $(PKGS)
+bench-quick: build ## A short pass of the comparisons (under 3 minutes; Redis only if installed)
+	./bin/nbo bench --quick --out bench/results
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)

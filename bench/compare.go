@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,9 @@ type CompareOptions struct {
 	// Quality are the decision-quality options. Default: 10000 customers
 	// over 28 days (quick: 3000 over 21).
 	Quality QualityOptions
+	// Only, when set, runs just these parts: "api" (comparisons 1 and 2),
+	// "freshness", "ingest", "quality". Default: all.
+	Only []string
 	// Log receives progress lines. Default: io.Discard.
 	Log io.Writer
 	// Now is the wall clock. Default: time.Now.
@@ -166,6 +170,11 @@ func (o *CompareOptions) Validate() error {
 	if o.Duration <= 0 || o.CapacityDuration <= 0 || o.FreshDuration <= 0 {
 		errs = append(errs, errors.New("bench: durations must be positive"))
 	}
+	for _, p := range o.Only {
+		if !slices.Contains([]string{"api", "freshness", "ingest", "quality"}, p) {
+			errs = append(errs, fmt.Errorf("bench: unknown part %q; want api, freshness, ingest or quality", p))
+		}
+	}
 	if o.Connections < 1 || o.Rounds < 1 || o.IngestEvents < 1000 {
 		errs = append(errs, errors.New("bench: connections and rounds must be at least 1, ingest events at least 1000"))
 	}
@@ -222,44 +231,58 @@ func RunComparisons(ctx context.Context, opts CompareOptions) (Summary, error) {
 	sum := Summary{Machine: CurrentMachine(started), Quick: opts.Quick, LoadAvg: [2]string{loadAvg(), ""}}
 	logf := func(format string, args ...any) { fmt.Fprintf(opts.Log, format+"\n", args...) }
 
-	r, err := newRig(ctx, &opts, logf)
-	if err != nil {
-		return sum, err
+	part := func(name string) bool { return len(opts.Only) == 0 || slices.Contains(opts.Only, name) }
+	var fresh *freshResult
+	if part("api") || part("freshness") {
+		r, err := newRig(ctx, &opts, logf)
+		if err != nil {
+			return sum, err
+		}
+		defer r.close()
+		sum.Notes = append(sum.Notes, r.notes...)
+		if part("api") {
+			api, err := r.apiRounds(ctx)
+			if err != nil {
+				return sum, err
+			}
+			sum.Verdicts = append(sum.Verdicts, api.verdicts(&opts, r.redisSkipped)...)
+			if err := api.write(&opts, sum.Machine, r.redisSkipped); err != nil {
+				return sum, err
+			}
+		}
+		if part("freshness") {
+			f, err := r.freshness(ctx)
+			if err != nil {
+				return sum, err
+			}
+			fresh = &f
+		}
+		r.close() // the API rig is done; free the CPU for what follows
 	}
-	defer r.close()
-	sum.Notes = append(sum.Notes, r.notes...)
-
-	api, err := r.apiRounds(ctx)
-	if err != nil {
-		return sum, err
+	var ing *ingestResult
+	if part("ingest") {
+		i, err := runIngestCompare(ctx, &opts, logf)
+		if err != nil {
+			return sum, err
+		}
+		ing = &i
 	}
-	sum.Verdicts = append(sum.Verdicts, api.verdicts(&opts, r.redisSkipped)...)
-	if err := api.write(&opts, sum.Machine, r.redisSkipped); err != nil {
-		return sum, err
+	if ing != nil || fresh != nil {
+		sum.Verdicts = append(sum.Verdicts, ingestVerdicts(ing, fresh)...)
+		if err := writeIngest(&opts, sum.Machine, ing, fresh); err != nil {
+			return sum, err
+		}
 	}
-
-	fresh, err := r.freshness(ctx)
-	if err != nil {
-		return sum, err
-	}
-	r.close() // the API rig is done; free the CPU for the ingest run
-	ing, err := runIngestCompare(ctx, &opts, logf)
-	if err != nil {
-		return sum, err
-	}
-	sum.Verdicts = append(sum.Verdicts, ingestVerdicts(ing, fresh)...)
-	if err := writeIngest(&opts, sum.Machine, ing, fresh); err != nil {
-		return sum, err
-	}
-
-	logf("decision quality: %d customers over %d simulated days, 4 policies", opts.Quality.Customers, opts.Quality.Days)
-	q, err := RunQuality(ctx, opts.Quality)
-	if err != nil {
-		return sum, err
-	}
-	sum.Verdicts = append(sum.Verdicts, qualityVerdicts(q)...)
-	if err := writeQualityFiles(&opts, sum.Machine, q); err != nil {
-		return sum, err
+	if part("quality") {
+		logf("decision quality: %d customers over %d simulated days, 4 policies", opts.Quality.Customers, opts.Quality.Days)
+		q, err := RunQuality(ctx, opts.Quality)
+		if err != nil {
+			return sum, err
+		}
+		sum.Verdicts = append(sum.Verdicts, qualityVerdicts(q)...)
+		if err := writeQualityFiles(&opts, sum.Machine, q); err != nil {
+			return sum, err
+		}
 	}
 
 	sum.Took = opts.Now().Sub(started)
@@ -308,6 +331,7 @@ type rig struct {
 	redis        *RedisViews
 	redisSkipped string
 	mat          chan features.Key
+	matOn        atomic.Bool // materialise only while the API comparisons run
 	matDropped   atomic.Int64
 
 	srvMem, srvRedis *api.Server
@@ -471,7 +495,7 @@ func newRig(ctx context.Context, opts *CompareOptions, logf func(string, ...any)
 		SnapshotPath: filepath.Join(dir, "state.snap"), SnapshotEvery: time.Minute,
 		OnApplied: func(ev *features.Event, a features.Applied) {
 			engMem.OnApplied(ev, a)
-			if r.mat != nil {
+			if r.mat != nil && r.matOn.Load() {
 				select {
 				case r.mat <- a.Customer:
 				default:
@@ -798,6 +822,8 @@ func (r *rig) apiRounds(ctx context.Context) (*apiResults, error) {
 		}
 	}
 
+	r.matOn.Store(true)
+	defer r.matOn.Store(false)
 	fctx, stopFeed := context.WithCancel(ctx)
 	var fed atomic.Int64
 	var fwg sync.WaitGroup
@@ -805,7 +831,12 @@ func (r *rig) apiRounds(ctx context.Context) (*apiResults, error) {
 	defer func() { stopFeed(); fwg.Wait() }()
 
 	for round := 1; round <= o.Rounds; round++ {
-		for _, t := range targets {
+		// Rotate who goes first, and start each run from a collected heap,
+		// so neither warm-up effects nor the previous run's garbage land on
+		// one variant only.
+		order := append(slices.Clone(targets[(round-1)%len(targets):]), targets[:(round-1)%len(targets)]...)
+		for _, t := range order {
+			runtime.GC()
 			r.logf("round %d/%d: %s at %.0f requests/s for %v (ingest %.0f events/s)", round, o.Rounds, t.name, o.Rate, o.Duration, o.IngestRate)
 			rep, err := RunLoad(ctx, LoadOptions{Name: fmt.Sprintf("%s, round %d", t.name, round), Rate: o.Rate, Duration: o.Duration, Warmup: time.Second, Connections: o.Connections}, t.do)
 			if err != nil {
@@ -813,7 +844,8 @@ func (r *rig) apiRounds(ctx context.Context) (*apiResults, error) {
 			}
 			res.fixed[t.name] = append(res.fixed[t.name], rep)
 		}
-		for _, t := range targets {
+		for _, t := range order {
+			runtime.GC()
 			r.logf("round %d/%d: %s throughput (offered %.0f/s for %v)", round, o.Rounds, t.name, o.CapacityRate, o.CapacityDuration)
 			rep, err := RunLoad(ctx, LoadOptions{Name: fmt.Sprintf("%s, round %d", t.name, round), Rate: o.CapacityRate, Duration: o.CapacityDuration, Connections: o.Connections, Drain: time.Millisecond}, t.do)
 			if err != nil {
@@ -1016,6 +1048,7 @@ type freshResult struct {
 	windowMax      []float64
 	api            Report
 	missing        int
+	rejected       int
 }
 
 // freshness produces paced events at FreshRate for FreshDuration while the
@@ -1023,7 +1056,10 @@ type freshResult struct {
 // time from the Produce call to the ingest loop having applied it.
 func (r *rig) freshness(ctx context.Context) (freshResult, error) {
 	o := r.opts
-	n := int(o.FreshRate * o.FreshDuration.Seconds())
+	// The first second is a warm-up at the same rate (the producer's
+	// connections, the consumer's fetch sizes); it is not recorded.
+	warm := int(o.FreshRate)
+	n := warm + int(o.FreshRate*o.FreshDuration.Seconds())
 	msgs := make([]kafka.Message, 0, n)
 	var ev features.Event
 	for len(msgs) < n && r.sim.Next(&ev) {
@@ -1031,9 +1067,10 @@ func (r *rig) freshness(ctx context.Context) (freshResult, error) {
 		msgs = append(msgs, eventMessage(&ev))
 	}
 	n = len(msgs)
-	if n < 1000 {
+	if n < warm+1000 {
 		return freshResult{}, fmt.Errorf("bench: the simulation ran out of events for the freshness run (%d left)", n)
 	}
+	rejectedBefore := r.loop.Stats().Rejected
 	epoch := time.Now()
 	since := func() int64 { return int64(time.Since(epoch)) }
 	producedAt, ackedAt, appliedAt := make([]int64, n), make([]int64, n), make([]int64, n)
@@ -1105,26 +1142,41 @@ func (r *rig) freshness(ctx context.Context) (freshResult, error) {
 	if perr := produceErr.Load(); perr != nil {
 		return freshResult{}, fmt.Errorf("producing the freshness events: %w", *perr)
 	}
+	// Wait until every event is applied or rejected (the simulator's
+	// stream has a few events the store refuses, such as late ones).
 	missing := 0
-	select {
-	case <-all:
-	case <-time.After(30 * time.Second):
-		missing = n - int(applied.Load())
-	case <-ctx.Done():
-		return freshResult{}, ctx.Err()
+	deadline := time.Now().Add(30 * time.Second)
+wait:
+	for {
+		select {
+		case <-all:
+			break wait
+		case <-ctx.Done():
+			return freshResult{}, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+		rejected := r.loop.Stats().Rejected - rejectedBefore
+		if applied.Load()+rejected >= int64(n) {
+			break wait
+		}
+		if time.Now().After(deadline) {
+			missing = n - int(applied.Load()+rejected)
+			break wait
+		}
 	}
+	rejected := int(r.loop.Stats().Rejected - rejectedBefore)
 	lwg.Wait()
 	if apiErr != nil {
 		return freshResult{}, apiErr
 	}
 
-	res := freshResult{produced: n, applied: int(applied.Load()), missing: missing, api: apiRep}
-	res.rate = float64(n) / (float64(producedEnd-start) / 1e9)
+	res := freshResult{produced: n - warm, applied: int(applied.Load()), rejected: rejected, missing: missing, api: apiRep}
+	res.rate = float64(n-warm) / (float64(producedEnd-producedAt[warm]) / 1e9)
 	h := hdrhistogram.New(1, 60_000_000, 3)
 	acks := hdrhistogram.New(1, 60_000_000, 3)
 	sched := hdrhistogram.New(1, 60_000_000, 3)
 	win := hdrhistogram.New(1, 60_000_000, 3)
-	winStart := start
+	winStart := producedAt[warm]
 	flush := func() {
 		if win.TotalCount() > 0 {
 			res.windows = append(res.windows, float64(win.ValueAtQuantile(99))/1000)
@@ -1132,7 +1184,7 @@ func (r *rig) freshness(ctx context.Context) (freshResult, error) {
 		}
 		win.Reset()
 	}
-	for i := 0; i < n; i++ {
+	for i := warm; i < n; i++ {
 		if appliedAt[i] == 0 {
 			continue
 		}
@@ -1330,23 +1382,32 @@ func runIngestCompare(ctx context.Context, o *CompareOptions, logf func(string, 
 	return res, nil
 }
 
-func ingestVerdicts(ing ingestResult, fr freshResult) []Verdict {
-	return []Verdict{
-		{Comparison: "3. ingest vs raw kafka-go reads", Measure: "rate ratio", Value: ratio(ing.loopRate, ing.rawRate), Unit: "×", Target: 0.35,
-			Detail: fmt.Sprintf("%.0f vs %.0f events/s", ing.loopRate, ing.rawRate), File: "ingest.md"},
-		{Comparison: "3. freshness while serving", Measure: fmt.Sprintf("produce → applied p99 at %.0fk events/s", fr.rate/1000), Value: fr.p99, Unit: "ms", Target: 10, AtMost: true,
-			Detail: fmt.Sprintf("p50 %.2f ms, max %.1f ms; API %.0f/s, p99 %s", fr.p50, fr.max, fr.api.Throughput, fmtLatency(fr.api.P99)), File: "ingest.md"},
+func ingestVerdicts(ing *ingestResult, fr *freshResult) []Verdict {
+	var out []Verdict
+	if ing != nil {
+		out = append(out, Verdict{Comparison: "3. ingest vs raw kafka-go reads", Measure: "rate ratio", Value: ratio(ing.loopRate, ing.rawRate), Unit: "×", Target: 0.35,
+			Detail: fmt.Sprintf("%.0f vs %.0f events/s", ing.loopRate, ing.rawRate), File: "ingest.md"})
 	}
+	if fr != nil {
+		out = append(out, Verdict{Comparison: "3. freshness while serving", Measure: fmt.Sprintf("produce → applied p99 at %.0fk events/s", fr.rate/1000), Value: fr.p99, Unit: "ms", Target: 10, AtMost: true,
+			Detail: fmt.Sprintf("p50 %.2f ms, max %.1f ms; API %.0f/s, p99 %s", fr.p50, fr.max, fr.api.Throughput, fmtLatency(fr.api.P99)), File: "ingest.md"})
+	}
+	return out
 }
 
-func writeIngest(o *CompareOptions, m Machine, ing ingestResult, fr freshResult) error {
+func writeIngest(o *CompareOptions, m Machine, ing *ingestResult, fr *freshResult) error {
 	var b strings.Builder
 	b.WriteString("# Ingest: the ingest loop vs raw kafka-go reads, and freshness while serving\n\n")
 	fmt.Fprintf(&b, "%s\n\n", machineLine(m))
-	fmt.Fprintf(&b, "**Ingest rate: %.2f× the raw read rate (target ≥ 0.35×). Freshness p99: %.2f ms at %.0f events/s while serving %.0f requests/s (target ≤ 10 ms).**\n\n",
-		ratio(ing.loopRate, ing.rawRate), fr.p99, fr.rate, fr.api.Throughput)
-	b.WriteString("## The ingest loop vs a raw read loop\n\n")
-	fmt.Fprintf(&b, `%d simulated events (%.0f bytes each on average) were produced to a 4-partition topic of the embedded
+	if ing != nil {
+		fmt.Fprintf(&b, "**Ingest rate: %.2f× the raw read rate (target ≥ 0.35×).**\n\n", ratio(ing.loopRate, ing.rawRate))
+	}
+	if fr != nil {
+		fmt.Fprintf(&b, "**Freshness p99: %.2f ms at %.0f events/s while serving %.0f requests/s (target ≤ 10 ms).**\n\n", fr.p99, fr.rate, fr.api.Throughput)
+	}
+	if ing != nil {
+		b.WriteString("## The ingest loop vs a raw read loop\n\n")
+		fmt.Fprintf(&b, `%d simulated events (%.0f bytes each on average) were produced to a 4-partition topic of the embedded
 Kafka-protocol broker (kfake, with a data directory, as `+"`nbo serve`"+` runs it; %.0f records/s acknowledged),
 then read twice by fresh consumer groups: the kafka adapter's Consumer.Fetch alone (kafka-go underneath,
 no decode, no apply) and the ingest Loop (fetch, decode and validate, identity, dedup, apply to the
@@ -1360,12 +1421,14 @@ loop share the machine, so rates per CPU-second of the whole process are given t
 | **ratio** | **%.2f×** | **%.2f×** | |
 
 `, ing.events, float64(ing.bytes)/float64(max(ing.events, 1)), ing.produceRate, ing.rawRate, ing.rawCPU, ing.loopRate, ing.loopCPU, ing.rejected,
-		ratio(ing.loopRate, ing.rawRate), ratio(ing.loopCPU, ing.rawCPU))
-	if err := barChart(filepath.Join(o.Out, "ingest-rate.png"), "Records per second", []string{"raw Fetch", "ingest loop"}, []float64{ing.rawRate, ing.loopRate}); err == nil {
-		b.WriteString("![ingest rate](ingest-rate.png)\n\n")
+			ratio(ing.loopRate, ing.rawRate), ratio(ing.loopCPU, ing.rawCPU))
+		if err := barChart(filepath.Join(o.Out, "ingest-rate.png"), "Records per second", []string{"raw Fetch", "ingest loop"}, []float64{ing.rawRate, ing.loopRate}); err == nil {
+			b.WriteString("![ingest rate](ingest-rate.png)\n\n")
+		}
 	}
-	b.WriteString("## Freshness while serving\n\n")
-	fmt.Fprintf(&b, `In the API rig (the store already holding three weeks of history), %d simulated events were produced at
+	if fr != nil {
+		b.WriteString("## Freshness while serving\n\n")
+		fmt.Fprintf(&b, `In the API rig (the store already holding three weeks of history), %d simulated events were produced at
 a fixed %.0f events/s (achieved %.0f/s; open loop: batches handed to 8 concurrent acknowledged Produce
 calls every 200 µs whatever earlier ones took) while the offer API served %.0f requests/s. Freshness is
 each event's time from its Produce call to the ingest loop having applied it (OnApplied, keyed by event
@@ -1376,15 +1439,18 @@ ID), when a decision would see it.
 | produce → applied | %.2f ms | **%.2f ms** | %.2f ms | %.1f ms |
 
 From each event's scheduled produce time the p99 is %.2f ms; the producer's own Produce → acknowledged
-p99 is %.2f ms. %d of %d events were not applied within 30 s of the last produce.
+p99 is %.2f ms. The first second of producing (%.0f events) warmed up the producer and the consumer
+and is not recorded. %d events of the stream were rejected by the store (the simulator's late
+events) and %d were neither applied nor rejected within 30 s of the last produce.
 
-`, fr.produced, o.FreshRate, fr.rate, o.Rate, fr.p50, fr.p99, fr.p999, fr.max, fr.schedP99, fr.ackP99, fr.missing, fr.produced)
-	if err := WriteMarkdown(&b, "The offer API during the freshness run", m, []Report{fr.api}); err != nil {
-		return err
-	}
-	b.WriteString("\n")
-	if err := freshnessChart(filepath.Join(o.Out, "freshness.png"), fr.windows, fr.windowMax); err == nil {
-		b.WriteString("![freshness over time](freshness.png)\n")
+`, fr.produced, o.FreshRate, fr.rate, o.Rate, fr.p50, fr.p99, fr.p999, fr.max, fr.schedP99, fr.ackP99, o.FreshRate, fr.rejected, fr.missing)
+		if err := WriteMarkdown(&b, "The offer API during the freshness run", m, []Report{fr.api}); err != nil {
+			return err
+		}
+		b.WriteString("\n")
+		if err := freshnessChart(filepath.Join(o.Out, "freshness.png"), fr.windows, fr.windowMax); err == nil {
+			b.WriteString("![freshness over time](freshness.png)\n")
+		}
 	}
 	if err := os.WriteFile(filepath.Join(o.Out, "ingest.md"), []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("writing ingest.md: %w", err)
@@ -1588,6 +1654,7 @@ func freshnessChart(path string, p99, worst []float64) error {
 	p.X.Label.Text = "seconds into the run"
 	p.Y.Label.Text = "ms"
 	p.Legend.Top = true
+	p.Legend.Left = true
 	for i, series := range [][]float64{p99, worst} {
 		var xys plotter.XYs
 		for j, v := range series {

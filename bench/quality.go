@@ -114,9 +114,20 @@ type PolicyResult struct {
 	// revenue of the best eligible offer at the same points, under the
 	// policy's own budgets and contact history. Regret is the difference.
 	ExpectedNet, OracleNet float64
-	// Holdouts are decisions that fell in the engine's control group.
-	Holdouts int64
-	Took     time.Duration
+	// Holdouts are decisions that fell in the engine's control group;
+	// Fallbacks those the engine answered with its fallback offers; Empty
+	// those where the policy made no offer although some offer was
+	// eligible.
+	Holdouts, Fallbacks, Empty int64
+	// ByOffer breaks the offers made down by offer ID.
+	ByOffer map[string]*OfferTally
+	Took    time.Duration
+}
+
+// OfferTally is what one offer did under one policy.
+type OfferTally struct {
+	Deliveries, Redemptions int64
+	Net                     int64 // revenue − cost of its redemptions, minor units
 }
 
 // Regret is the expected net revenue lost against the best eligible offer
@@ -358,7 +369,7 @@ func runPolicy(ctx context.Context, opts QualityOptions, policy string) (PolicyR
 	if err != nil {
 		return PolicyResult{}, err
 	}
-	res := PolicyResult{Card: Scorecard{Policy: policy}}
+	res := PolicyResult{Card: Scorecard{Policy: policy}, ByOffer: map[string]*OfferTally{}}
 	started := time.Now()
 	offersFrom := opts.Start.Add(time.Duration(opts.WarmupDays) * 24 * time.Hour).UnixMilli()
 	var ev features.Event
@@ -427,6 +438,9 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 		if d.Group == engine.GroupHoldout {
 			res.Holdouts++
 		}
+		if d.Fallback {
+			res.Fallbacks++
+		}
 		if len(d.Offers) > 0 {
 			chosen = q.set.Offer(d.Offers[0].OfferID)
 			decisionID, coupon = d.DecisionID, d.Offers[0].CouponCode
@@ -449,6 +463,9 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 		res.OracleNet += max(bestV, 0)
 	}
 	if chosen == nil {
+		if len(cands) > 0 {
+			res.Empty++
+		}
 		return nil
 	}
 	t := q.types[chosen.Index]
@@ -468,6 +485,16 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 		cost = chosen.Cost
 	}
 	res.Card.Add(out, cost)
+	tally := res.ByOffer[chosen.ID]
+	if tally == nil {
+		tally = &OfferTally{}
+		res.ByOffer[chosen.ID] = tally
+	}
+	tally.Deliveries++
+	if out.Redeem {
+		tally.Redemptions++
+		tally.Net += out.Revenue - cost
+	}
 	if len(out.Events) > 0 {
 		q.sim.Inject(out.Events...)
 	}
@@ -506,6 +533,27 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 
 Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).
 `)
+	b.WriteString("\n### Where each policy's offers went\n\n")
+	b.WriteString("| policy | fallback answers | no offer although one was eligible | holdout | most-made offers (share of offers made, redemptions per offer made, net) |\n|---|---:|---:|---:|---|\n")
+	for _, r := range rep.Results {
+		ids := make([]string, 0, len(r.ByOffer))
+		for id := range r.ByOffer {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, func(a, b string) int {
+			if d := r.ByOffer[b].Deliveries - r.ByOffer[a].Deliveries; d != 0 {
+				return int(d)
+			}
+			return strings.Compare(a, b)
+		})
+		var top []string
+		for _, id := range ids[:min(len(ids), 5)] {
+			t := r.ByOffer[id]
+			top = append(top, fmt.Sprintf("%s %.0f%%, %.1f%%, %s", id, 100*float64(t.Deliveries)/float64(max(r.Card.Deliveries, 1)),
+				100*float64(t.Redemptions)/float64(max(t.Deliveries, 1)), yuan(t.Net)))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s |\n", r.Card.Policy, r.Fallbacks, r.Empty, r.Holdouts, strings.Join(top, "; "))
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("writing the decision-quality report: %w", err)
 	}

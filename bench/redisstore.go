@@ -115,7 +115,13 @@ func DecodeViewHash(h map[string]string, now int64, v *features.View) error {
 	}
 	v.Customer = features.Key(h["customer"])
 	v.Known = v.Customer != ""
-	v.Version = uint64(i64("version"))
+	if s := h["version"]; s != "" {
+		ver, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			bad = append(bad, "version")
+		}
+		v.Version = ver
+	}
 	v.NewestTS, v.FirstTS = i64("newest_ts"), i64("first_ts")
 	on, off := features.Online, features.Offline
 	c := &v.Counts
