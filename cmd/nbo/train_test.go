@@ -3,16 +3,24 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"nbo/engine"
+	"nbo/features"
 	"nbo/models"
+	"nbo/scenarios"
 )
 
 // runModelCmd runs the real command tree in-process and returns stdout and
@@ -120,4 +128,190 @@ func openModelTestCSV(t *testing.T, path string) *strings.Reader {
 func writeModelTestFile(t *testing.T, path, body string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
+}
+
+// engineHistory is a synthetic omnichannel history produced by the real
+// engine: customers with a hidden keenness (which shows in what they buy
+// and how often they visit) get decisions on the app every other day; the
+// engine logs each decision with its feature vectors, and keen customers
+// redeem the coupons they are offered and buy again far more often. The
+// decision records are what the engine published, the events what it
+// applied, both in order.
+type engineHistory struct {
+	decisions, events []string
+	keen              map[string]bool // by canonical customer key
+}
+
+func genEngineHistory(t testing.TB, customers, days int, seed uint64) *engineHistory {
+	t.Helper()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	store, err := features.NewStore(features.Options{})
+	require.NoError(t, err)
+	set, err := scenarios.LoadBuiltin(start)
+	require.NoError(t, err)
+	policy, err := engine.NewPolicy(engine.PolicyOptions{})
+	require.NoError(t, err)
+	h := &engineHistory{keen: map[string]bool{}}
+	var mu sync.Mutex
+	clock := start
+	eng, err := engine.New(engine.Options{
+		Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: engine.NewBudgets(), Policy: policy,
+		Explorer: &engine.BanditExplorer{Bandit: models.NewBandit()}, Holdout: engine.Holdout{Share: 0.05},
+		Clock: func() time.Time { return clock },
+		Decisions: engine.PublisherFunc(func(_, v []byte) {
+			mu.Lock()
+			h.decisions = append(h.decisions, string(v))
+			mu.Unlock()
+		}),
+	})
+	require.NoError(t, err)
+	t.Cleanup(eng.Close)
+
+	var opts features.DecodeOptions
+	opts.EnsureDefaults()
+	n := 0
+	apply := func(at time.Time, body string, args ...any) {
+		n++
+		line := fmt.Sprintf(`{"event_id":"e%d","ts":%q,`, n, at.Format(time.RFC3339)) + fmt.Sprintf(body, args...) + "}"
+		var ev features.Event
+		require.Nil(t, features.DecodeEvent([]byte(line), at.Add(time.Hour).UnixMilli(), &opts, &ev), line)
+		a, rej := store.Apply(&ev)
+		require.Nil(t, rej, line)
+		eng.OnApplied(&ev, a)
+		h.events = append(h.events, line)
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
+	keen := make([]bool, customers)
+	for c := range keen {
+		keen[c] = rng.IntN(3) == 0
+		h.keen[fmt.Sprintf("member:M%d", c)] = keen[c]
+		apply(start, `"type":"identify","channel":"app","ids":{"member":"M%d","card":"K%d"}`, c, c)
+		apply(start.Add(time.Minute), `"type":"consent","channel":"app","ids":{"member":"M%d"},"attrs":{"purpose":"marketing","granted":"true"}`, c)
+	}
+	for day := 0; day < days; day++ {
+		base := start.Add(time.Duration(day) * 24 * time.Hour)
+		for c := 0; c < customers; c++ {
+			m := fmt.Sprintf(`{"member":"M%d"}`, c)
+			// Behaviour: keen customers browse and buy far more.
+			browse, buy := 0.3, 0.08
+			if keen[c] {
+				browse, buy = 0.9, 0.45
+			}
+			if rng.Float64() < browse {
+				apply(base.Add(2*time.Hour), `"type":"product_view","channel":"app","ids":%s,"sku":"SKU%d","category":"skincare"`, m, rng.IntN(20))
+				apply(base.Add(2*time.Hour+time.Minute), `"type":"add_to_cart","channel":"app","ids":%s,"sku":"SKU%d","category":"skincare"`, m, rng.IntN(20))
+			}
+			if rng.Float64() < buy {
+				apply(base.Add(3*time.Hour), `"type":"store_enter","channel":"store","ids":%s,"store":"S01"`, m)
+				apply(base.Add(3*time.Hour+20*time.Minute), `"type":"pos_purchase","channel":"pos","ids":{"card":"K%d"},"store":"S01","category":"skincare","sku":"K1","amount":%d`, c, 5000+rng.IntN(30000))
+				apply(base.Add(3*time.Hour+25*time.Minute), `"type":"store_exit","channel":"store","ids":%s,"store":"S01"`, m)
+			}
+			if day%2 != 0 {
+				continue
+			}
+			now := base.Add(4 * time.Hour)
+			clock = now
+			d, err := eng.Decide(context.Background(), &engine.DecideRequest{IDs: features.IDs{Member: fmt.Sprintf("M%d", c)}, Channel: features.ChannelApp, Limit: 3, Locale: engine.LocaleEn, Now: &now})
+			require.NoError(t, err)
+			for k, o := range d.Offers {
+				p := 0.04
+				if keen[c] {
+					p = 0.5
+				}
+				if rng.Float64() >= p {
+					continue
+				}
+				at := now.Add(time.Duration(1+k) * time.Hour)
+				if rng.IntN(2) == 0 {
+					apply(at, `"type":"coupon_redeem","channel":"app","ids":%s,"decision_id":%q,"offer_id":%q`, m, d.DecisionID, o.OfferID)
+				} else {
+					apply(at, `"type":"coupon_redeem","channel":"pos","ids":{"card":"K%d"},"store":"S01","coupon_code":%q`, c, engine.CouponCode(d.DecisionID, o.OfferID))
+				}
+			}
+		}
+	}
+	return h
+}
+
+func (h *engineHistory) write(t testing.TB) (decisions, events string) {
+	t.Helper()
+	dir := t.TempDir()
+	decisions, events = filepath.Join(dir, "decisions.ndjson"), filepath.Join(dir, "events.ndjson")
+	require.NoError(t, os.WriteFile(decisions, []byte(strings.Join(h.decisions, "\n")+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(events, []byte(strings.Join(h.events, "\n")+"\n"), 0o644))
+	return decisions, events
+}
+
+// decodeOne decodes stdout as exactly one JSON object.
+func decodeOne(t *testing.T, stdout string) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	var got map[string]any
+	require.NoError(t, dec.Decode(&got))
+	require.False(t, dec.More(), "exactly one JSON object on stdout, got %q", stdout)
+	return got
+}
+
+func TestTrainFromTheEngineHistoryServesTheModels(t *testing.T) {
+	// Synthetic history (see genEngineHistory): keen customers, a third of
+	// them, redeem half the coupons they are offered and buy often; the
+	// others redeem 4% and rarely buy. Their logged features show it.
+	h := genEngineHistory(t, 200, 24, 1)
+	decisions, events := h.write(t)
+	tests := []struct {
+		name, target, schema, served string
+		floor                        float64
+	}{
+		{"the propensity model learns redemptions and serves as the offer model", "propensity", engine.PropensitySchema.Hash(), "propensity", 0.75},
+		{"the purchase-intent model learns purchases and serves as the purchase_15d score", "purchase_15d", engine.CustomerSchema.Hash(), "purchase_15d", 0.75},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "model.json")
+			stdout, stderr, err := runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--target", tt.target,
+				"--purchase-window", "6d", "--seed", "2", "--out", out)
+			require.NoError(t, err, stderr)
+			got := decodeOne(t, stdout)
+			for _, k := range []string{"auc", "accuracy", "logloss", "rows_train", "rows_test", "rows_censored", "positives"} {
+				require.Contains(t, got, k)
+			}
+			t.Logf("%s: AUC %.3f logloss %.3f, %v+%v rows, %v positive, %v censored", tt.target, got["auc"], got["logloss"],
+				got["rows_train"], got["rows_test"], got["positives"], got["rows_censored"])
+			require.GreaterOrEqual(t, got["auc"].(float64), tt.floor)
+			require.Greater(t, got["rows_censored"].(float64), 0.0, "the last days' windows are still open")
+			require.Greater(t, got["positives"].(float64), 20.0)
+			require.Equal(t, 30.0, got["trees"], "30 trees by default from history")
+			require.Equal(t, tt.schema, got["schema_hash"])
+
+			reg := models.NewRegistry()
+			require.NoError(t, reg.Load(out, tt.schema))
+			res, err := newModelSet(t.TempDir()).load(out)
+			require.NoError(t, err)
+			require.Equal(t, tt.served, res.(map[string]any)["name"])
+		})
+	}
+}
+
+func TestTrainFromHistoryRefusesBadInput(t *testing.T) {
+	h := genEngineHistory(t, 10, 2, 1)
+	decisions, events := h.write(t)
+	out := filepath.Join(t.TempDir(), "m.json")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"events are required with a decision file", []string{"--decisions", decisions}, "--events is required"},
+		{"an unknown target is named", []string{"--decisions", decisions, "--events", events, "--target", "churn"}, `unknown --target "churn"`},
+		{"an unknown outcome is named", []string{"--decisions", decisions, "--events", events, "--outcome", "buy"}, `unknown outcome "buy"`},
+		{"a bad window is named", []string{"--decisions", decisions, "--events", events, "--window", "week"}, `bad window "week"`},
+		{"csv and history do not mix", []string{"--decisions", decisions, "--events", events, "--csv", "x.csv"}, "not both"},
+		{"a history of one class is refused", []string{"--decisions", decisions, "--events", events}, "one class only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runModelCmd(t, append([]string{"train", "--out", out}, tt.args...)...)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
 }
