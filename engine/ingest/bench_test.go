@@ -36,7 +36,7 @@ var (
 	freshRate      = flag.Int("fresh.rate", 20_000, "events per second BenchmarkFreshness produces")
 	freshDuration  = flag.Duration("fresh.duration", 10*time.Second, "how long BenchmarkFreshness produces")
 	freshBatchSize = flag.Int("fresh.batch-size", 0, "ProducerOptions.BatchSize of BenchmarkFreshness's producer (0: the adapter's default, 1000)")
-	freshHTTP      = flag.Int("fresh.http-every", 50, "BenchmarkFreshness also polls GET /v1/customers/{key} for every n-th event until it shows the event (0: off)")
+	freshHTTP      = flag.Int("fresh.http-every", 200, "BenchmarkFreshness also polls GET /v1/customers/{key} for every n-th event until it shows the event (0: off)")
 	freshSnapshots = flag.Duration("fresh.snapshot-every", 0, "snapshot interval during BenchmarkFreshness (0: no snapshot during the run; nbo serve's default is 30s)")
 )
 
@@ -521,11 +521,12 @@ func freshnessOnce(b *testing.B) {
 	// loopback, wired as `nbo serve` wires it. Event times only grow, so a
 	// customer shows event i once its newest_event_ts reaches event i's ts.
 	visibleAt := make([]int64, n)
+	lastAnswer := make([]string, n) // for a poll that never saw its event
 	var pollers sync.WaitGroup
 	poll := func(i int) {}
 	if *freshHTTP > 0 {
 		url, token := startCustomerAPI(b, store)
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 		poll = func(i int) {
 			pollers.Go(func() {
 				req, _ := http.NewRequest("GET", url+string(values[i].Key), nil)
@@ -536,13 +537,16 @@ func freshnessOnce(b *testing.B) {
 				for deadline := since() + int64(30*time.Second); since() < deadline; time.Sleep(500 * time.Microsecond) {
 					resp, err := client.Do(req)
 					if err != nil {
+						lastAnswer[i] = err.Error()
 						continue
 					}
+					lastAnswer[i] = resp.Status
 					ok := resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&body) == nil
 					_ = resp.Body.Close()
 					if !ok {
 						continue
 					}
+					lastAnswer[i] += " newest_event_ts " + body.Newest
 					if ts, err := time.Parse(time.RFC3339Nano, body.Newest); err == nil && ts.UnixMilli() >= eventTS[i] {
 						visibleAt[i] = since()
 						return
@@ -646,7 +650,8 @@ func freshnessOnce(b *testing.B) {
 	if *freshHTTP > 0 {
 		viaHTTP := hdrhistogram.New(1, 60_000_000, 3)
 		for i := 0; i < n; i += *freshHTTP {
-			require.NotZero(b, visibleAt[i], "event %d never showed in GET /v1/customers within 30 s", i)
+			require.NotZero(b, visibleAt[i], "event %d (ts %s, customer %s) never showed in GET /v1/customers within 30 s; last answer: %s",
+				i, features.FormatTS(eventTS[i]), values[i].Key, lastAnswer[i])
 			require.NoError(b, viaHTTP.RecordValue(max(1, (visibleAt[i]-producedAt[i])/1000)))
 		}
 		b.ReportMetric(ms(viaHTTP, 50), "http-p50-ms")
