@@ -54,7 +54,7 @@ const (
 // historyFlags say where the engine's history comes from and what to learn.
 type historyFlags struct {
 	decisions, decisionsKafka, events, target, outcome string
-	window, purchaseWindow                             string
+	window, purchaseWindow, before                     string
 	kafkaTimeout                                       time.Duration
 }
 
@@ -66,6 +66,7 @@ func (h *historyFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&h.outcome, "outcome", models.OutcomeRedeem, "what labels an offer positive: redeem or click")
 	fl.StringVar(&h.window, "window", "7d", "attribution window after a decision (e.g. 7d, 36h)")
 	fl.StringVar(&h.purchaseWindow, "purchase-window", "15d", "purchase-intent window")
+	fl.StringVar(&h.before, "decided-before", "", "use only decisions made before this time (RFC 3339), e.g. to train on the past and evaluate on the latest period")
 	fl.DurationVar(&h.kafkaTimeout, "kafka-timeout", 2*time.Minute, "how long reading the topics may take")
 }
 
@@ -162,6 +163,14 @@ func (h *historyFlags) read(ctx context.Context, stderr io.Writer) ([]models.Log
 		}
 	}
 	sort.SliceStable(decs, func(a, b int) bool { return decs[a].TS < decs[b].TS })
+	if h.before != "" {
+		t, err := time.Parse(time.RFC3339Nano, h.before)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--decided-before: %w", err)
+		}
+		n := sort.Search(len(decs), func(i int) bool { return decs[i].TS >= t.UnixMilli() })
+		decs = decs[:n]
+	}
 	fmt.Fprintf(stderr, "nbo: %d decisions, %d events (%d rejected), newest event %s\n",
 		len(decs), out.Events, out.Rejected, time.UnixMilli(out.Newest).UTC().Format(time.RFC3339))
 	return decs, out, nil

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/models"
+)
+
+func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testing.T) {
+	// Synthetic history from the real engine (genEngineHistory).
+	h := genEngineHistory(t, 200, 24, 1)
+	decisions, events := h.write(t)
+	dir := t.TempDir()
+
+	// First the logged propensities alone: this names the latest period.
+	stdout, stderr, err := runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events)
+	require.NoError(t, err, stderr)
+	base := decodeOne(t, stdout)
+	require.NotContains(t, base, "model")
+	period := base["latest_period"].(map[string]any)
+	from := period["from"].(string)
+	latestRows := period["rows"].(float64)
+	require.InDelta(t, 0.2*base["rows"].(float64), latestRows, 0.08*base["rows"].(float64), "about the last 20%% of the labelled rows")
+
+	// Train on the decisions before that period only, evaluate on it.
+	prop, purchase := filepath.Join(dir, "prop.json"), filepath.Join(dir, "purchase.json")
+	_, stderr, err = runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--decided-before", from, "--seed", "3", "--out", prop)
+	require.NoError(t, err, stderr)
+	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop, "--temperature", "0.001")
+	require.NoError(t, err, stderr)
+	got := decodeOne(t, stdout)
+	require.Equal(t, from, got["latest_period"].(map[string]any)["from"])
+
+	model, logged := got["model"].(map[string]any), got["logged_propensity"].(map[string]any)
+	t.Logf("latest period from %s: %v rows; model AUC %.3f (trained before it), logged propensity AUC %.3f", from, latestRows, model["auc"], logged["auc"])
+	require.GreaterOrEqual(t, model["auc"].(float64), 0.75, "keenness shows in the logged features")
+	require.Greater(t, model["auc"].(float64), logged["auc"].(float64)+0.1, "the priors the engine logged know nothing of keenness")
+	bins := model["calibration"].([]any)
+	require.Len(t, bins, 10)
+	count := 0.0
+	for _, b := range bins {
+		count += b.(map[string]any)["count"].(float64)
+	}
+	require.Equal(t, latestRows, count)
+	top, bottom := bins[9].(map[string]any), bins[0].(map[string]any)
+	require.Greater(t, top["observed"].(float64), bottom["observed"].(float64)+0.2)
+	require.InDelta(t, top["observed"].(float64), top["mean_predicted"].(float64), 0.2, "the top decile is calibrated within 0.2")
+
+	pol := got["policy"].(map[string]any)
+	t.Logf("policy: %v decisions, logged %.3f, IPS %.3f, SNIPS %.3f, DR %.3f, agreement %.2f", pol["decisions"], pol["logged_value"],
+		pol["ips"].(map[string]any)["value"], pol["snips"], pol["doubly_robust"].(map[string]any)["value"], pol["agreement"])
+	require.Greater(t, pol["decisions"].(float64), 100.0)
+	require.Contains(t, pol["logging_propensity"], "softmax")
+	require.Contains(t, pol["caveat"], "not the probability")
+	// At a near-zero temperature the softmax is the engine's argmax, so
+	// the logging policy's own IPS equals the value it got.
+	self := pol["self_check"].(map[string]any)
+	require.InDelta(t, self["logged_value"].(float64), self["ips_of_logged_policy"].(float64), 1e-9)
+	require.Greater(t, self["logged_value"].(float64), 0.0)
+
+	// At temperature 1 the softmax spreads probability the engine did not,
+	// and the self-check shows the bias.
+	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop)
+	require.NoError(t, err, stderr)
+	self = decodeOne(t, stdout)["policy"].(map[string]any)["self_check"].(map[string]any)
+	t.Logf("temperature 1: self-check IPS %.3f vs logged %.3f", self["ips_of_logged_policy"], self["logged_value"])
+	require.Greater(t, self["ips_of_logged_policy"].(float64), self["logged_value"].(float64))
+
+	// The purchase-intent model on its own rows; no policy there.
+	_, stderr, err = runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--target", "purchase_15d", "--purchase-window", "6d", "--decided-before", from, "--out", purchase)
+	require.NoError(t, err, stderr)
+	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--target", "purchase_15d", "--purchase-window", "6d", "--model", purchase)
+	require.NoError(t, err, stderr)
+	got = decodeOne(t, stdout)
+	t.Logf("purchase_15d (6d window) on the latest period: AUC %.3f", got["model"].(map[string]any)["auc"])
+	require.GreaterOrEqual(t, got["model"].(map[string]any)["auc"].(float64), 0.7)
+	require.NotContains(t, got, "policy")
+
+	// A model of the other target is refused.
+	_, _, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", purchase)
+	require.ErrorIs(t, err, models.ErrSchemaMismatch)
+}
