@@ -211,7 +211,9 @@ type Outcomes struct {
 
 // NewOutcomes returns an empty index.
 func NewOutcomes() (*Outcomes, error) {
-	st, err := features.NewStore(features.Options{Shards: 16})
+	// Identity only: events of one customer may come from several
+	// partitions (keyed by different identifiers), so none is too late.
+	st, err := features.NewStore(features.Options{Shards: 16, AllowedLateness: 100 * 365 * 24 * time.Hour})
 	if err != nil {
 		return nil, fmt.Errorf("indexing outcomes: %w", err)
 	}

@@ -162,7 +162,14 @@ func (h *historyFlags) read(ctx context.Context, stderr io.Writer) ([]models.Log
 			return nil, nil, err
 		}
 	}
-	sort.SliceStable(decs, func(a, b int) bool { return decs[a].TS < decs[b].TS })
+	// A canonical order (time, then ID), so the same history gives the
+	// same rows and model whichever way it was read.
+	sort.Slice(decs, func(a, b int) bool {
+		if decs[a].TS != decs[b].TS {
+			return decs[a].TS < decs[b].TS
+		}
+		return decs[a].DecisionID < decs[b].DecisionID
+	})
 	if h.before != "" {
 		t, err := time.Parse(time.RFC3339Nano, h.before)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"nbo/engine"
 	"nbo/features"
+	"nbo/features/kafka"
 	"nbo/models"
 	"nbo/scenarios"
 )
@@ -404,4 +405,60 @@ func TestTheEngineLogsTheVectorsOfTheDecisionMomentAndTrainingUsesThem(t *testin
 	for r, ref := range hd.Rows {
 		require.Equal(t, decs[ref.Decision].Offers[ref.Offer].Features, hd.X[r])
 	}
+}
+
+func TestTrainReadsTheHistoryFromKafkaLikeFromFiles(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	broker, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	defer broker.Close()
+	brokers := broker.Addrs()
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Topics(4)))
+
+	h := genEngineHistory(t, 100, 16, 5)
+	decisions, events := h.write(t)
+	produce := func(topic string, lines []string, key func(string) []byte) {
+		p, err := kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: topic})
+		require.NoError(t, err)
+		defer p.Close()
+		msgs := make([]kafka.Message, len(lines))
+		for i, l := range lines {
+			msgs[i] = kafka.Message{Key: key(l), Value: []byte(l)}
+		}
+		require.NoError(t, p.Produce(ctx, msgs))
+	}
+	produce(kafka.TopicDecisions, h.decisions, func(l string) []byte {
+		d, err := models.DecodeDecision([]byte(l))
+		require.NoError(t, err)
+		return []byte(d.Customer)
+	})
+	var dopts features.DecodeOptions
+	produce(kafka.TopicEvents, h.events, func(l string) []byte {
+		// The best identifier, as docs/events.md asks: a card-only event
+		// lands on another partition than the member's.
+		var ev features.Event
+		require.Nil(t, features.DecodeEvent([]byte(l), 1<<60, &dopts, &ev))
+		for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+			if v := ev.IDs.Get(ns); v != "" {
+				return []byte(features.MakeKey(ns, v))
+			}
+		}
+		return nil
+	})
+
+	run := func(args ...string) map[string]any {
+		out := filepath.Join(t.TempDir(), "m.json")
+		stdout, stderr, err := runModelCmd(t, append([]string{"train", "--out", out, "--seed", "4"}, args...)...)
+		require.NoError(t, err, stderr)
+		return decodeOne(t, stdout)
+	}
+	fromFiles := run("--decisions", decisions, "--events", events)
+	fromKafka := run("--decisions-from-kafka", strings.Join(brokers, ","))
+	t.Logf("files: AUC %.3f; kafka: AUC %.3f", fromFiles["auc"], fromKafka["auc"])
+	// The same history gives the same model whichever way it was read.
+	for _, k := range []string{"positives", "rows_censored", "rows_train", "rows_test", "auc", "version"} {
+		require.Equal(t, fromFiles[k], fromKafka[k], k)
+	}
+	require.Equal(t, fromFiles["history"].(map[string]any)["events"], fromKafka["history"].(map[string]any)["events"])
 }
