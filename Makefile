@@ -39,8 +39,8 @@ bench: build ## Every go benchmark, then the side-by-side comparisons (nbo bench
 	./bin/nbo bench --out bench/results
 
 .PHONY: bench-quick
-bench-quick: build ## A short pass of the comparisons (under 3 minutes; Redis only if installed)
-	./bin/nbo bench --quick --out bench/results
+bench-quick: build ## A short pass of the comparisons (under 3 minutes; Redis only if installed; writes bench/results/quick/)
+	./bin/nbo bench --quick --out bench/results/quick
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
