@@ -320,17 +320,19 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 			e.consider(st, i, req.Channel, d)
 		}
 	}
-	if len(st.cands) == 0 {
-		d.Fallback = true
-		st.props = st.props[:0]
-		for _, o := range set.Offers {
-			st.props = append(st.props, scenarios.Proposal{Offer: o})
-		}
-		for i := range st.props {
-			e.consider(st, i, req.Channel, d)
-		}
+	d.Fallback = len(st.cands) == 0
+	// The untargeted catalog competes too, without a scenario's lever: a
+	// customer no scenario fits (or the holdout) still gets the best
+	// generic offer, and learning covers the whole catalog. An offer that
+	// a scenario proposed keeps its targeted candidate.
+	first := len(st.props)
+	for _, o := range set.Offers {
+		st.props = append(st.props, scenarios.Proposal{Offer: o})
 	}
-	e.arbitrate(st, req.Channel, !d.Fallback)
+	for i := first; i < len(st.props); i++ {
+		e.consider(st, i, req.Channel, d)
+	}
+	e.arbitrate(st, req.Channel, group == GroupTreatment)
 	e.serve(st, set, req, v, d, now)
 	e.stats.decisions.Add(1)
 	if d.Fallback {
@@ -377,10 +379,11 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	} else if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
 		return
 	}
-	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior}
-	parts.Value = float64(max(o.Value, 1)) / 100 // yuan
+	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior, Value: expectedNet(o, v)}
 	if p.Scenario != nil {
 		parts.Lever = 1 + float64(p.Priority)/100
+	} else {
+		parts.Lever = untargetedLever
 	}
 	oi := o.Index
 	if st.stamp[oi] == st.gen {
@@ -404,6 +407,27 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	st.cands = append(st.cands, candidate{prop: i, offer: o, store: store, parts: parts})
 	st.stamp[oi] = st.gen
 	st.best[oi] = int32(len(st.cands))
+}
+
+// untargetedLever discounts offers no scenario proposed: they win a slot
+// only when they are clearly better (over twice, against a scenario of
+// priority 0) than what the rules chose for this customer.
+const untargetedLever = 0.5
+
+// defaultBasket is the purchase a response is expected to bring for a
+// customer with no purchase history, minor units.
+const defaultBasket = 20_000
+
+// expectedNet is the value of a response to the retailer, in yuan: the
+// customer's average order (or defaultBasket) less what the offer costs,
+// never below ¥1. Ranking by face value instead would favour the most
+// generous offers whatever they earn.
+func expectedNet(o *scenarios.Offer, v *features.View) float64 {
+	basket := int64(defaultBasket)
+	if v.Orders > 0 && v.AOV > 0 {
+		basket = v.AOV
+	}
+	return float64(max(basket-o.Cost, 100)) / 100
 }
 
 // outbound reports whether the channel reaches out to the customer

@@ -287,7 +287,7 @@ func TestDecideExplainsTargetedOffersAndFallsBackForStrangers(t *testing.T) {
 	require.Equal(t, GroupTreatment, d.Group)
 	require.False(t, d.Fallback)
 	require.NotEmpty(t, d.Offers)
-	require.Equal(t, "store_purchase_review", d.Offers[0].Scenario)
+	require.Equal(t, "store_purchase_review", d.Offers[0].Scenario, "the targeted offer ranks first: %+v", d.Offers)
 	require.Contains(t, d.Offers[0].Reason, "S01")
 	require.Equal(t, day.Add(25*time.Minute).UTC(), d.NewestEventTS)
 	require.Greater(t, d.Offers[0].Score.Total, 0.0)

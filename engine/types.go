@@ -103,8 +103,12 @@ type OfferResult struct {
 	Score ScoreParts `json:"score"`
 }
 
-// ScoreParts explain a score: Total = Propensity × ContextWeight × Value ×
-// Lever, plus Explore's effect when the bandit chose the offer.
+// ScoreParts explain a score: Total = (Propensity + Explore) ×
+// ContextWeight × Value × Lever. Propensity is the model's (or the offer's
+// prior) response probability, Explore the Thompson draw's difference from
+// it, Value the expected net revenue of a response in yuan (the customer's
+// average order, or ¥200, less the offer's cost), Lever the scenario's
+// priority boost, 1 + priority/100 (0.5 for untargeted offers).
 type ScoreParts struct {
 	Propensity    float64 `json:"propensity"`
 	ContextWeight float64 `json:"context_weight"`

@@ -251,7 +251,12 @@ func (l *Loop) Run(ctx context.Context) error {
 		drained:
 			l.checkReady()
 		case <-flush.C:
-			if err := l.flushLetters(ctx); err != nil && ctx.Err() == nil {
+			// Not the run's context: a stop must not cut a send half-way
+			// (the letters would stay queued and be sent again).
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err := l.flushLetters(fctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				l.opts.Logger.Warn("sending dead letters; will retry", "err", err)
 			}
 		case <-tick.C:

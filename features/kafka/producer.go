@@ -43,7 +43,10 @@ type ProducerOptions struct {
 	// messages per partition waits this long once. Default: 2ms.
 	BatchTimeout time.Duration
 	// BatchSize is the most messages sent to one partition in one request.
-	// Default: 1000.
+	// kafka-go allocates room for BatchSize messages per batch, so a large
+	// value turns into garbage on every small synchronous write (1000 made
+	// 67% of all allocations at 20k events/s and stretched freshness p99
+	// through GC pauses); bulk producers may raise it. Default: 100.
 	BatchSize int
 	// BatchBytes is the most bytes sent to one partition in one request;
 	// keep it at or below the broker's message.max.bytes. Default: 1 MiB.
@@ -65,7 +68,7 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 		o.BatchTimeout = 2 * time.Millisecond
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 1000
+		o.BatchSize = 100
 	}
 	if o.BatchBytes == 0 {
 		o.BatchBytes = 1 << 20
