@@ -2,6 +2,7 @@ package features
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -127,8 +128,33 @@ func (s *Store) WriteSnapshot(w io.Writer, meta SnapshotMeta, extras map[string]
 }
 
 // WriteSnapshotFile writes a snapshot to path atomically and durably:
-// temporary file, fsync, rename, fsync of the directory.
+// temporary file, fsync, rename, fsync of the directory. Apply is blocked
+// for the whole write; EncodeSnapshot with WriteFileDurably blocks it only
+// while encoding.
 func (s *Store) WriteSnapshotFile(path string, meta SnapshotMeta, extras map[string][]byte) error {
+	return writeDurably(path, func(w io.Writer) error { return s.WriteSnapshot(w, meta, extras) })
+}
+
+// EncodeSnapshot renders a snapshot into memory. It blocks Apply only
+// while it encodes, so the file can be written while ingest goes on.
+func (s *Store) EncodeSnapshot(meta SnapshotMeta, extras map[string][]byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf, meta, extras); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteFileDurably writes data to path atomically and durably (an encoded
+// snapshot, for one): a crash leaves the old file or the new one.
+func WriteFileDurably(path string, data []byte) error {
+	return writeDurably(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func writeDurably(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating snapshot dir %s: %w", dir, err)
@@ -139,27 +165,27 @@ func (s *Store) WriteSnapshotFile(path string, meta SnapshotMeta, extras map[str
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after the rename
-	if err := s.WriteSnapshot(f, meta, extras); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("writing %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("syncing snapshot %s: %w", tmp, err)
+		return fmt.Errorf("syncing %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing snapshot %s: %w", tmp, err)
+		return fmt.Errorf("closing %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("installing snapshot %s: %w", path, err)
+		return fmt.Errorf("installing %s: %w", path, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("syncing snapshot dir %s: %w", dir, err)
+		return fmt.Errorf("syncing dir %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing snapshot dir %s: %w", dir, err)
+		return fmt.Errorf("syncing dir %s: %w", dir, err)
 	}
 	return nil
 }

@@ -86,8 +86,9 @@ type Loop struct {
 	rejected atomic.Int64
 	lastSnap atomic.Int64 // Unix ms of the newest durable snapshot
 
-	mu        sync.Mutex // guards snapshotting against Snapshot from other goroutines
-	processed int64      // records handled since the last snapshot
+	mu        sync.Mutex    // guards snapshotting against Snapshot from other goroutines
+	processed int64         // records handled since the last snapshot
+	writing   chan struct{} // closed when the background snapshot write is done
 }
 
 // New validates opts and returns a Loop.
@@ -260,7 +261,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				l.opts.Logger.Warn("sending dead letters; will retry", "err", err)
 			}
 		case <-tick.C:
-			if err := l.Snapshot(ctx); err != nil && ctx.Err() == nil {
+			if err := l.snapshotInBackground(ctx); err != nil && ctx.Err() == nil {
 				l.opts.Logger.Error("snapshot failed; offsets not committed", "err", err)
 			}
 		case <-ctx.Done():
@@ -274,6 +275,7 @@ func (l *Loop) final() error {
 	// The run context is done: use a fresh bounded one to finish cleanly.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	l.waitWriter()
 	if err := l.Snapshot(ctx); err != nil {
 		return fmt.Errorf("final snapshot: %w", err)
 	}
@@ -323,16 +325,49 @@ func (l *Loop) flushLetters(ctx context.Context) error {
 	return nil
 }
 
-// Snapshot writes a durable snapshot of the state and then commits the
-// offsets it covers. Dead letters are sent first: an offset is committed
-// only once every record below it is either applied in the snapshot or
-// safely in the dead-letter topic. Call it only from the loop's goroutine
-// or while Run is not running.
-func (l *Loop) Snapshot(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.flushLetters(ctx); err != nil {
-		return fmt.Errorf("sending dead letters before the snapshot: %w", err)
+// snapshotInBackground encodes a snapshot on the loop's goroutine (the
+// only time ingest pauses) and writes, syncs and commits it on another, so
+// the loop goes on applying while the file is written. If the previous
+// snapshot is still being written, this tick is skipped.
+func (l *Loop) snapshotInBackground(ctx context.Context) error {
+	if l.writing != nil {
+		select {
+		case <-l.writing:
+		default:
+			return nil
+		}
+	}
+	data, commit, err := l.encode(ctx)
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	l.writing = done
+	go func() {
+		defer close(done)
+		if err := l.install(context.WithoutCancel(ctx), data, commit); err != nil {
+			l.opts.Logger.Error("snapshot failed; offsets not committed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// waitWriter waits for a background snapshot write to finish.
+func (l *Loop) waitWriter() {
+	if l.writing != nil {
+		<-l.writing
+		l.writing = nil
+	}
+}
+
+// encode flushes the dead letters and renders the state with the offsets
+// it covers.
+func (l *Loop) encode(ctx context.Context) ([]byte, map[int]int64, error) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	err := l.flushLetters(fctx)
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sending dead letters before the snapshot: %w", err)
 	}
 	meta := features.SnapshotMeta{CreatedAt: l.opts.Now().UTC().Format(time.RFC3339Nano), Offsets: map[int32]int64{}}
 	commit := make(map[int]int64, len(l.offsets))
@@ -344,13 +379,22 @@ func (l *Loop) Snapshot(ctx context.Context) error {
 	if l.opts.Extras != nil {
 		extras = l.opts.Extras()
 	}
+	data, err := l.opts.Store.EncodeSnapshot(meta, extras)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.processed = 0
+	return data, commit, nil
+}
+
+// install makes an encoded snapshot durable, then commits its offsets.
+func (l *Loop) install(ctx context.Context, data []byte, commit map[int]int64) error {
 	start := time.Now()
-	if err := l.opts.Store.WriteSnapshotFile(l.opts.SnapshotPath, meta, extras); err != nil {
+	if err := features.WriteFileDurably(l.opts.SnapshotPath, data); err != nil {
 		return err
 	}
 	l.lastSnap.Store(time.Now().UnixMilli())
-	l.opts.Logger.Debug("snapshot written", "path", l.opts.SnapshotPath, "took", time.Since(start), "customers", l.opts.Store.Len())
-	l.processed = 0
+	l.opts.Logger.Debug("snapshot written", "path", l.opts.SnapshotPath, "took", time.Since(start), "bytes", len(data))
 	if len(commit) == 0 {
 		return nil
 	}
@@ -362,4 +406,20 @@ func (l *Loop) Snapshot(ctx context.Context) error {
 		l.opts.Logger.Warn("committing offsets after snapshot", "err", err)
 	}
 	return nil
+}
+
+// Snapshot writes a durable snapshot of the state and then commits the
+// offsets it covers. Dead letters are sent first: an offset is committed
+// only once every record below it is either applied in the snapshot or
+// safely in the dead-letter topic. Call it only from the loop's goroutine
+// or while Run is not running.
+func (l *Loop) Snapshot(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waitWriter()
+	data, commit, err := l.encode(ctx)
+	if err != nil {
+		return err
+	}
+	return l.install(ctx, data, commit)
 }
