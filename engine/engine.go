@@ -369,6 +369,9 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	p := &st.props[i]
 	o := p.Offer
 	v := &st.view
+	if p.Scenario == nil && st.stamp[o.Index] == st.gen {
+		return // a scenario proposed it already, with a higher lever
+	}
 	if p.Scenario == nil && !outbound(ch) {
 		// A fallback is an untargeted offer on a channel the customer is
 		// already using: it needs no marketing consent (outbound push and
