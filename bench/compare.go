@@ -275,7 +275,7 @@ func RunComparisons(ctx context.Context, opts CompareOptions) (Summary, error) {
 		}
 	}
 	if part("quality") {
-		logf("decision quality: %d customers over %d simulated days, 4 policies", opts.Quality.Customers, opts.Quality.Days)
+		logf("decision quality: %d customers over %d simulated days, %d policies", opts.Quality.Customers, opts.Quality.Days, len(QualityPolicies))
 		q, err := RunQuality(ctx, opts.Quality)
 		if err != nil {
 			return sum, err
@@ -1541,9 +1541,9 @@ func qualityVerdicts(q QualityReport) []Verdict {
 	}
 	return []Verdict{
 		{Comparison: "4. decision quality", Measure: "net revenue vs random", Value: q.NetRatio(PolicyEngine, PolicyRandom), Unit: "×", Target: 1.5,
-			Detail: fmt.Sprintf("%s vs %s", yuan(get(PolicyEngine)), yuan(get(PolicyRandom))), File: "quality.md"},
+			Detail: fmt.Sprintf("%s vs %s; engine+model %.2f×", yuan(get(PolicyEngine)), yuan(get(PolicyRandom)), q.NetRatio(PolicyEngineModel, PolicyRandom)), File: "quality.md"},
 		{Comparison: "4. decision quality", Measure: "net revenue vs oracle", Value: q.NetRatio(PolicyEngine, PolicyOracle), Unit: "×", Target: 0.8,
-			Detail: fmt.Sprintf("%s vs %s; rules only: %s", yuan(get(PolicyEngine)), yuan(get(PolicyOracle)), yuan(get(PolicyRules))), File: "quality.md"},
+			Detail: fmt.Sprintf("%s vs %s; engine+model %.2f×, rules only %.2f×", yuan(get(PolicyEngine)), yuan(get(PolicyOracle)), q.NetRatio(PolicyEngineModel, PolicyOracle), q.NetRatio(PolicyRules, PolicyOracle)), File: "quality.md"},
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,13 +31,17 @@ import (
 // Policy names of the decision-quality comparison.
 const (
 	PolicyEngine = "engine"
-	PolicyRules  = "rules"
-	PolicyRandom = "random"
-	PolicyOracle = "oracle"
+	// PolicyEngineModel is the engine that, halfway through the offer
+	// period, trains a propensity model (models.Train, a random forest on
+	// engine.PropensitySchema) on its own deliveries so far and serves it.
+	PolicyEngineModel = "engine+model"
+	PolicyRules       = "rules"
+	PolicyRandom      = "random"
+	PolicyOracle      = "oracle"
 )
 
 // QualityPolicies are the policies RunQuality compares, in report order.
-var QualityPolicies = []string{PolicyEngine, PolicyRules, PolicyRandom, PolicyOracle}
+var QualityPolicies = []string{PolicyEngine, PolicyEngineModel, PolicyRules, PolicyRandom, PolicyOracle}
 
 // QualityOptions configure RunQuality.
 type QualityOptions struct {
@@ -52,6 +58,8 @@ type QualityOptions struct {
 	// DecideOneIn: one decision point in this many candidate events (page
 	// views online, store entries). Default: 3.
 	DecideOneIn int
+	// ModelTrees is the forest size of the engine+model policy. Default: 30.
+	ModelTrees int
 	// Start of simulated time. Default: DefaultStart.
 	Start time.Time
 	// Policies to run. Default: QualityPolicies.
@@ -77,6 +85,9 @@ func (o *QualityOptions) EnsureDefaults() {
 	}
 	if o.Start.IsZero() {
 		o.Start = DefaultStart
+	}
+	if o.ModelTrees == 0 {
+		o.ModelTrees = 30
 	}
 	if len(o.Policies) == 0 {
 		o.Policies = QualityPolicies
@@ -119,6 +130,9 @@ type PolicyResult struct {
 	// those where the policy made no offer although some offer was
 	// eligible.
 	Holdouts, Fallbacks, Empty int64
+	// Model describes the model the engine+model policy trained ("" for
+	// the other policies), or why it could not.
+	Model string
 	// ByOffer breaks the offers made down by offer ID.
 	ByOffer map[string]*OfferTally
 	Took    time.Duration
@@ -195,6 +209,13 @@ type qualityRun struct {
 	cands   []*scenarios.Offer
 	rng     *rand.Rand
 	seq     int
+
+	// engine+model: deliveries logged until trainAt, then a model.
+	registry *models.Registry
+	trainAt  int64
+	trained  bool
+	logX     [][]float64
+	logY     []bool
 }
 
 func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
@@ -230,11 +251,18 @@ func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
 		q.types = append(q.types, t)
 	}
 	switch policy {
-	case PolicyEngine, PolicyRules:
+	case PolicyEngine, PolicyEngineModel, PolicyRules:
 		eo := engine.Options{Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: q.budgets, Policy: q.contact, Location: q.loc}
-		if policy == PolicyEngine {
+		if policy != PolicyRules {
 			eo.Explorer = &engine.BanditExplorer{Bandit: models.NewBandit()}
-		} else {
+		}
+		if policy == PolicyEngineModel {
+			q.registry = models.NewRegistry()
+			eo.Propensity = &engine.RegistryPropensity{Registry: q.registry, Location: q.loc}
+			offersFrom := opts.Start.Add(time.Duration(opts.WarmupDays) * 24 * time.Hour)
+			q.trainAt = offersFrom.Add(opts.Start.Add(time.Duration(opts.Days)*24*time.Hour).Sub(offersFrom) / 2).UnixMilli()
+		}
+		if policy == PolicyRules {
 			eo.Holdout.Share = -1 // a rules engine has no control group
 		}
 		if q.eng, err = engine.New(eo); err != nil {
@@ -391,6 +419,9 @@ func runPolicy(ctx context.Context, opts QualityOptions, policy string) (PolicyR
 		if !ok {
 			continue
 		}
+		if q.registry != nil && !q.trained && ev.TS >= q.trainAt {
+			res.Model = q.train(opts, ev.TS)
+		}
 		idx, ok := q.sim.CustomerIndex(ev.IDs)
 		if !ok {
 			continue
@@ -429,7 +460,7 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 	var decisionID, coupon string
 	q.seq++
 	switch q.policy {
-	case PolicyEngine, PolicyRules:
+	case PolicyEngine, PolicyEngineModel, PolicyRules:
 		t := time.UnixMilli(now)
 		d, err := q.eng.Decide(context.Background(), &engine.DecideRequest{IDs: ev.IDs, Channel: ch, Store: store, Limit: 1, Locale: engine.LocaleEn, Now: &t})
 		if err != nil {
@@ -485,6 +516,10 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 		cost = chosen.Cost
 	}
 	res.Card.Add(out, cost)
+	if q.registry != nil && !q.trained {
+		q.logX = append(q.logX, engine.FeatureVector(nil, &q.view, chosen, ch, q.loc))
+		q.logY = append(q.logY, out.Redeem)
+	}
 	tally := res.ByOffer[chosen.ID]
 	if tally == nil {
 		tally = &OfferTally{}
@@ -499,6 +534,41 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 		q.sim.Inject(out.Events...)
 	}
 	return nil
+}
+
+// train fits the engine+model policy's propensity model on the deliveries
+// logged so far (features as they were at decision time, labelled by
+// whether the customer redeemed) and makes it the engine's active model.
+// It returns a description for the report; a model that cannot be
+// trained leaves the engine on its priors.
+func (q *qualityRun) train(opts QualityOptions, now int64) string {
+	q.trained = true
+	ds := &models.Dataset{Schema: engine.PropensitySchema, X: q.logX, Y: q.logY}
+	q.logX, q.logY = nil, nil
+	a, err := models.Train(ds, models.TrainOptions{Trees: opts.ModelTrees, Seed: opts.Seed, Now: time.UnixMilli(now)})
+	if err != nil {
+		return "not trained: " + err.Error()
+	}
+	dir, err := os.MkdirTemp("", "nbo-quality-model-")
+	if err != nil {
+		return "not saved: " + err.Error()
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "model.json")
+	if err := a.Save(path); err != nil {
+		return "not saved: " + err.Error()
+	}
+	if err := q.registry.Load(path, engine.PropensitySchema.Hash()); err != nil {
+		return "not loaded: " + err.Error()
+	}
+	pos := 0
+	for _, y := range ds.Y {
+		if y {
+			pos++
+		}
+	}
+	return fmt.Sprintf("a %d-tree forest trained on day %d on %d deliveries (%d redeemed); holdout metrics %v",
+		opts.ModelTrees, int((now-opts.Start.UnixMilli())/86_400_000)+1, len(ds.Y), pos, a.Metrics)
 }
 
 // WriteQuality writes the decision-quality table: realised outcomes,
@@ -527,12 +597,18 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 	}
 	b.WriteString(`
 - **engine**: the built-in scenarios, propensity priors (no trained model), Thompson-sampling exploration (models.Bandit, learning from the clicks and redemptions as they stream back), 5% holdout (the holdout gets the fallback offers).
+- **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
 - **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
 - **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
 
 Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).
 `)
+	for _, r := range rep.Results {
+		if r.Model != "" {
+			fmt.Fprintf(&b, "\nThe %s policy's model: %s.\n", r.Card.Policy, r.Model)
+		}
+	}
 	b.WriteString("\n### Where each policy's offers went\n\n")
 	b.WriteString("| policy | fallback answers | no offer although one was eligible | holdout | most-made offers (share of offers made, redemptions per offer made, net) |\n|---|---:|---:|---:|---|\n")
 	for _, r := range rep.Results {

@@ -25,6 +25,7 @@ func TestQualityRanksTheOracleFirst(t *testing.T) {
 		require.GreaterOrEqual(t, r.Regret(), -1e-6, "%s beat the best eligible offer in expectation", r.Card.Policy)
 	}
 	require.InDelta(t, 0, oracle.Regret(), 1e-6, "the oracle picks the best eligible offer")
+	require.Contains(t, get(PolicyEngineModel).Model, "forest trained on day 5", "the engine+model policy trains halfway through the offer days")
 	require.GreaterOrEqual(t, oracle.ExpectedNet, eng.ExpectedNet)
 	require.GreaterOrEqual(t, oracle.ExpectedNet, rules.ExpectedNet)
 	require.Greater(t, oracle.ExpectedNet, random.ExpectedNet)
