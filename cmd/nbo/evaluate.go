@@ -38,11 +38,14 @@ type evalSummary struct {
 }
 
 type latestPeriod struct {
-	From      time.Time `json:"from"`
-	To        time.Time `json:"to"`
-	Share     float64   `json:"share"`
-	Rows      int       `json:"rows"`
-	Positives int       `json:"positives"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Share float64   `json:"share"`
+	// Decisions of the period, out of Labelled decisions with rows.
+	Decisions int `json:"decisions"`
+	Labelled  int `json:"labelled_decisions"`
+	Rows      int `json:"rows"`
+	Positives int `json:"positives"`
 }
 
 type fitReport struct {
@@ -197,9 +200,9 @@ good. Weights are clipped at --clip.`,
 			if hd.Stats.Rows == 0 {
 				return errors.New("evaluate: no labelled rows: every decision's window is still open, or the log is empty")
 			}
-			rows := latestRows(decs, hd, latest)
+			rows, nDec, nAll := latestRows(decs, hd, latest)
 			first, last := decs[hd.Rows[rows[0]].Decision].TS, decs[hd.Rows[rows[len(rows)-1]].Decision].TS
-			sum.Latest = latestPeriod{From: time.UnixMilli(first).UTC(), To: time.UnixMilli(last).UTC(), Share: latest, Rows: len(rows)}
+			sum.Latest = latestPeriod{From: time.UnixMilli(first).UTC(), To: time.UnixMilli(last).UTC(), Share: latest, Decisions: nDec, Labelled: nAll, Rows: len(rows)}
 			y := make([]bool, len(rows))
 			for i, r := range rows {
 				y[i] = hd.Y[r]
@@ -242,8 +245,9 @@ good. Weights are clipped at --clip.`,
 }
 
 // latestRows returns the dataset rows of the last share of labelled
-// decisions by time, in time order.
-func latestRows(decs []models.LoggedDecision, hd *models.HistoryDataset, share float64) []int {
+// decisions by time, in time order, with the number of decisions taken
+// and of decisions with rows.
+func latestRows(decs []models.LoggedDecision, hd *models.HistoryDataset, share float64) (rows []int, taken, all int) {
 	idx := make([]int, len(hd.Rows))
 	for i := range idx {
 		idx[i] = i
@@ -263,13 +267,12 @@ func latestRows(decs []models.LoggedDecision, hd *models.HistoryDataset, share f
 	for _, d := range order[len(order)-keep:] {
 		from[d] = true
 	}
-	var out []int
 	for _, r := range idx {
 		if from[hd.Rows[r].Decision] {
-			out = append(out, r)
+			rows = append(rows, r)
 		}
 	}
-	return out
+	return rows, keep, len(order)
 }
 
 // evaluatePolicy estimates the value of "show the logged offer with the

@@ -23,7 +23,8 @@ func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testin
 	period := base["latest_period"].(map[string]any)
 	from := period["from"].(string)
 	latestRows := period["rows"].(float64)
-	require.InDelta(t, 0.2*base["rows"].(float64), latestRows, 0.08*base["rows"].(float64), "about the last 20%% of the labelled rows")
+	require.InDelta(t, 0.2*period["labelled_decisions"].(float64), period["decisions"].(float64), 1, "the last 20%% of the labelled decisions")
+	require.Greater(t, period["decisions"].(float64), 100.0)
 
 	// Train on the decisions before that period only, evaluate on it.
 	prop, purchase := filepath.Join(dir, "prop.json"), filepath.Join(dir, "purchase.json")
@@ -36,7 +37,7 @@ func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testin
 
 	model, logged := got["model"].(map[string]any), got["logged_propensity"].(map[string]any)
 	t.Logf("latest period from %s: %v rows; model AUC %.3f (trained before it), logged propensity AUC %.3f", from, latestRows, model["auc"], logged["auc"])
-	require.GreaterOrEqual(t, model["auc"].(float64), 0.75, "keenness shows in the logged features")
+	require.GreaterOrEqual(t, model["auc"].(float64), 0.72, "keenness shows in the logged features (measured 0.82–0.89)")
 	require.Greater(t, model["auc"].(float64), logged["auc"].(float64)+0.1, "the priors the engine logged know nothing of keenness")
 	bins := model["calibration"].([]any)
 	require.Len(t, bins, 10)
@@ -76,7 +77,7 @@ func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testin
 	require.NoError(t, err, stderr)
 	got = decodeOne(t, stdout)
 	t.Logf("purchase_15d (6d window) on the latest period: AUC %.3f", got["model"].(map[string]any)["auc"])
-	require.GreaterOrEqual(t, got["model"].(map[string]any)["auc"].(float64), 0.7)
+	require.GreaterOrEqual(t, got["model"].(map[string]any)["auc"].(float64), 0.68, "measured 0.77–0.78")
 	require.NotContains(t, got, "policy")
 
 	// A model of the other target is refused.
