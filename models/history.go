@@ -129,8 +129,8 @@ func DecodeDecision(b []byte) (LoggedDecision, error) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return d, fmt.Errorf("%w: decision record: %v", ErrBadHistory, err)
 	}
-	if d.DecisionID == "" || d.Customer == "" {
-		return d, fmt.Errorf("%w: decision record without decision_id or customer", ErrBadHistory)
+	if d.DecisionID == "" {
+		return d, fmt.Errorf("%w: decision record without decision_id", ErrBadHistory)
 	}
 	t, err := time.Parse(time.RFC3339Nano, d.TSText)
 	if err != nil {
@@ -363,8 +363,11 @@ type HistoryStats struct {
 	// BadVector rows whose vector had the wrong length or was absent.
 	SchemaMismatch int `json:"rows_schema_mismatch,omitempty"`
 	BadVector      int `json:"rows_bad_vector,omitempty"`
-	// NoOffers counts decisions without offers (holdout or empty).
+	// NoOffers counts decisions without offers (holdout or empty);
+	// Strangers decisions for customers the engine had never seen (no
+	// customer key, no features: the fallback offers).
 	NoOffers       int       `json:"decisions_without_offers,omitempty"`
+	Strangers      int       `json:"decisions_for_strangers,omitempty"`
 	Events         int       `json:"events"`
 	EventsRejected int       `json:"events_rejected,omitempty"`
 	Horizon        time.Time `json:"horizon"`
@@ -483,6 +486,10 @@ func (o *Outcomes) PropensityDataset(decs []LoggedDecision, opts HistoryOptions)
 	hd := &HistoryDataset{Dataset: &Dataset{Schema: opts.Schema, Positive: "1"}, Stats: o.baseStats(decs)}
 	for i := range decs {
 		d := &decs[i]
+		if d.Customer == "" {
+			hd.Stats.Strangers++
+			continue
+		}
 		if len(d.Offers) == 0 {
 			hd.Stats.NoOffers++
 			continue
@@ -524,6 +531,10 @@ func (o *Outcomes) PurchaseDataset(decs []LoggedDecision, opts HistoryOptions) (
 	hd := &HistoryDataset{Dataset: &Dataset{Schema: opts.CustomerSchema, Positive: "1"}, Stats: o.baseStats(decs)}
 	for i := range decs {
 		d := &decs[i]
+		if d.Customer == "" {
+			hd.Stats.Strangers++
+			continue
+		}
 		if d.CustomerSchema != hash {
 			hd.Stats.SchemaMismatch++
 			continue

@@ -235,7 +235,8 @@ func TestHistorySkipsRecordsOfAnotherSchemaAndCountsThem(t *testing.T) {
 	other := strings.ReplaceAll(h.decisions[0], leakSchema.Hash(), "0000")
 	short := strings.Replace(h.decisions[1], `"features":[`, `"features":[1,`, 1)
 	holdout := `{"decision_id":"h1","customer":"member:M1","channel":"app","group":"holdout","ts":"2026-09-01T06:00:00.000Z","feature_schema":"` + leakSchema.Hash() + `","offers":[]}`
-	lines := append([]string{other, short, holdout}, h.decisions[2:]...)
+	stranger := `{"decision_id":"s1","customer":"","channel":"app","group":"treatment","ts":"2026-09-01T06:00:00.000Z","fallback":true,"feature_schema":"` + leakSchema.Hash() + `","offers":[{"offer_id":"o1","propensity":0.1,"explore":0,"score":1}]}`
+	lines := append([]string{other, short, holdout, stranger}, h.decisions[2:]...)
 	decs, err := ReadDecisions(strings.NewReader(strings.Join(lines, "\n")))
 	require.NoError(t, err)
 	o, err := ReadOutcomes(strings.NewReader(strings.Join(h.events, "\n") + "\n{not json}\n"))
@@ -246,6 +247,10 @@ func TestHistorySkipsRecordsOfAnotherSchemaAndCountsThem(t *testing.T) {
 	require.Equal(t, 1, hd.Stats.SchemaMismatch)
 	require.Equal(t, 1, hd.Stats.BadVector)
 	require.Equal(t, 1, hd.Stats.NoOffers)
+	require.Equal(t, 1, hd.Stats.Strangers)
+	pd, err := o.PurchaseDataset(decs, HistoryOptions{CustomerSchema: leakCustomerSchema})
+	require.NoError(t, err)
+	require.Equal(t, 1, pd.Stats.Strangers)
 	require.Equal(t, 1, hd.Stats.EventsRejected)
 }
 
@@ -273,4 +278,26 @@ func FuzzHistoryDecodeDecision(f *testing.F) {
 			require.NotZero(t, d.TS)
 		}
 	})
+}
+
+// BenchmarkHistoryPropensityDataset measures labelling: reading the
+// events into the identity store and joining them with the decisions
+// (2000 customers, 8000 decisions).
+func BenchmarkHistoryPropensityDataset(b *testing.B) {
+	h := genLeakHistory(2000, 5)
+	decs, err := ReadDecisions(strings.NewReader(strings.Join(h.decisions, "\n")))
+	require.NoError(b, err)
+	events := strings.Join(h.events, "\n")
+	opts := HistoryOptions{Schema: leakSchema, CouponCode: testCoupon}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		o, err := ReadOutcomes(strings.NewReader(events))
+		require.NoError(b, err)
+		hd, err := o.PropensityDataset(decs, opts)
+		require.NoError(b, err)
+		if i == 0 {
+			b.ReportMetric(float64(len(h.events)), "events/op")
+			b.ReportMetric(float64(hd.Stats.Rows), "rows/op")
+		}
+	}
 }

@@ -235,6 +235,12 @@ func genEngineHistory(t testing.TB, customers, days int, seed uint64) *engineHis
 				}
 			}
 		}
+		if day%2 == 0 {
+			// A stranger: the fallback offers, logged without a customer.
+			now := base.Add(5 * time.Hour)
+			_, err := eng.Decide(context.Background(), &engine.DecideRequest{IDs: features.IDs{Member: "NOBODY"}, Channel: features.ChannelApp, Limit: 2, Now: &now})
+			require.NoError(t, err)
+		}
 	}
 	return h
 }
@@ -359,9 +365,13 @@ func TestTheEngineLogsTheVectorsOfTheDecisionMomentAndTrainingUsesThem(t *testin
 	loc, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 
-	next, checked, changed := 0, 0, 0
+	next, checked, changed, strangers := 0, 0, 0, 0
 	for i := range decs {
 		d := &decs[i]
+		if d.Customer == "" {
+			strangers++
+			continue
+		}
 		for next < len(evs) && evs[next].ts < d.TS {
 			_, rej := store.Apply(&evs[next].ev)
 			require.Nil(t, rej)
@@ -398,6 +408,7 @@ func TestTheEngineLogsTheVectorsOfTheDecisionMomentAndTrainingUsesThem(t *testin
 	}
 	t.Logf("%d offer vectors rebuilt; %d differ from the same customer's and offer's previous vector", checked, changed)
 	require.Greater(t, checked, 200)
+	require.Equal(t, 6, strangers, "strangers' decisions are logged without a customer")
 	require.Greater(t, changed, checked/4, "later vectors differ, so the equality above is not vacuous")
 
 	o, err := os.Open(events)
