@@ -117,7 +117,7 @@ func fit(p []float64, y []bool) *fitReport {
 func newEvaluateCmd() *cobra.Command {
 	var (
 		hist               historyFlags
-		modelPath          string
+		modelPath, reward  string
 		latest, temp, clip float64
 	)
 	cmd := &cobra.Command{
@@ -135,7 +135,9 @@ nbo train labels them (censored decisions left out), and prints one JSON object:
   offer value" (the logged propensity when no --model is given), by inverse
   propensity (IPS) and doubly-robust (DR) estimators, next to the value the
   logged policy got. The logged action is the top offer of each decision and
-  the reward its offer value if the outcome followed within the window.
+  the reward its offer value if the outcome followed within the window
+  (--reward value), or 1 (--reward response, and the candidate ranks by score
+  alone).
 
 The logging propensity is an approximation. The engine logs each offer's
 response propensity (model or prior), its exploration sample and its total
@@ -225,7 +227,10 @@ good. Weights are clipped at --clip.`,
 					p[i] = decs[ref.Decision].Offers[ref.Offer].Propensity
 				}
 				sum.Logged = fit(p, y)
-				pe, err := evaluatePolicy(decs, hd, rows, scorer, temp, clip)
+				if reward != "value" && reward != "response" {
+					return fmt.Errorf("evaluate: unknown --reward %q (use value or response)", reward)
+				}
+				pe, err := evaluatePolicy(decs, hd, rows, scorer, temp, clip, reward)
 				if err != nil {
 					return fmt.Errorf("evaluate: %w", err)
 				}
@@ -239,6 +244,7 @@ good. Weights are clipped at --clip.`,
 	fl.StringVar(&modelPath, "model", "", "model artifact to evaluate (default: only the logged propensities)")
 	fl.Float64Var(&latest, "latest", 0.2, "share of the labelled decisions, the latest by time, to evaluate on")
 	fl.Float64Var(&temp, "temperature", 1, "temperature of the softmax over logged scores that stands in for the logging policy's choice probabilities")
+	fl.StringVar(&reward, "reward", "value", "what an outcome is worth: value (the offer's value; offers worth 0 earn nothing) or response (1)")
 	fl.Float64Var(&clip, "clip", 20, "clip importance weights at this value (0: no clipping)")
 	hist.register(cmd)
 	return cmd
@@ -278,8 +284,11 @@ func latestRows(decs []models.LoggedDecision, hd *models.HistoryDataset, share f
 // evaluatePolicy estimates the value of "show the logged offer with the
 // highest score × value" against the logged top offer, on the decisions
 // of rows whose offers all have rows.
-func evaluatePolicy(decs []models.LoggedDecision, hd *models.HistoryDataset, rows []int, scorer *models.Scorer, temp, clip float64) (*policyEval, error) {
-	valueAt := hd.Schema.Index("offer_value")
+func evaluatePolicy(decs []models.LoggedDecision, hd *models.HistoryDataset, rows []int, scorer *models.Scorer, temp, clip float64, reward string) (*policyEval, error) {
+	valueAt := -1 // reward "response": every outcome is worth 1
+	if reward == "value" {
+		valueAt = hd.Schema.Index("offer_value")
+	}
 	byDec := map[int]map[int]int{} // decision → offer → row
 	for _, r := range rows {
 		ref := hd.Rows[r]
@@ -338,15 +347,15 @@ func evaluatePolicy(decs []models.LoggedDecision, hd *models.HistoryDataset, row
 		}
 		ctxs[k] = c
 		r0 := hd.X[byDec[d][0]]
-		reward := 0.0
+		r := 0.0
 		if hd.Y[byDec[d][0]] {
-			reward = 1
+			r = 1
 			if valueAt >= 0 && !math.IsNaN(r0[valueAt]) {
-				reward = r0[valueAt]
+				r = r0[valueAt]
 			}
 		}
-		pe.LoggedValue += reward
-		logs[k] = models.Logged{Context: []float64{float64(k)}, Action: 0, Propensity: math.Max(math.Exp((offs[0].Score-maxScore)/temp)/z, 1e-12), Reward: reward}
+		pe.LoggedValue += r
+		logs[k] = models.Logged{Context: []float64{float64(k)}, Action: 0, Propensity: math.Max(math.Exp((offs[0].Score-maxScore)/temp)/z, 1e-12), Reward: r}
 	}
 	pe.LoggedValue /= float64(len(ids))
 	pe.Agreement = float64(agree) / float64(len(ids))
@@ -393,9 +402,15 @@ func evaluatePolicy(decs []models.LoggedDecision, hd *models.HistoryDataset, row
 	if scorer != nil {
 		scoreName = "the model's score"
 	}
-	pe.Candidate = "show the logged offer with the highest " + scoreName + " × offer value"
+	pe.Candidate = "show the logged offer with the highest " + scoreName
+	if valueAt >= 0 {
+		pe.Candidate += " × offer value"
+	}
 	pe.LoggedAction = "the top (first) offer of each logged decision"
-	pe.Reward = "offer value (offer_value feature, currency units) if the outcome followed within the window, else 0"
+	pe.Reward = "1 if the outcome followed within the window, else 0"
+	if valueAt >= 0 {
+		pe.Reward = "offer value (offer_value feature, currency units) if the outcome followed within the window, else 0"
+	}
 	pe.LoggingPolicy = fmt.Sprintf("approximated: softmax of the logged total scores / %g over the decision's logged offers", temp)
 	pe.Caveat = "the engine logs each offer's response propensity, exploration sample and score, not the probability it chose the offer; the softmax stands in for that probability, so IPS and DR are only as right as that approximation, and offers never shown in a context have no support"
 	return pe, nil

@@ -30,7 +30,7 @@ func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testin
 	prop, purchase := filepath.Join(dir, "prop.json"), filepath.Join(dir, "purchase.json")
 	_, stderr, err = runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--decided-before", from, "--seed", "3", "--out", prop)
 	require.NoError(t, err, stderr)
-	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop, "--temperature", "0.001")
+	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop, "--temperature", "0.001", "--reward", "response")
 	require.NoError(t, err, stderr)
 	got := decodeOne(t, stdout)
 	require.Equal(t, from, got["latest_period"].(map[string]any)["from"])
@@ -64,11 +64,18 @@ func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testin
 
 	// At temperature 1 the softmax spreads probability the engine did not,
 	// and the self-check shows the bias.
-	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop)
+	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop, "--reward", "response")
 	require.NoError(t, err, stderr)
 	self = decodeOne(t, stdout)["policy"].(map[string]any)["self_check"].(map[string]any)
 	t.Logf("temperature 1: self-check IPS %.3f vs logged %.3f", self["ips_of_logged_policy"], self["logged_value"])
 	require.Greater(t, self["ips_of_logged_policy"].(float64), self["logged_value"].(float64))
+
+	// By value (the default), the candidate weighs the offers' values.
+	stdout, stderr, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop)
+	require.NoError(t, err, stderr)
+	pol = decodeOne(t, stdout)["policy"].(map[string]any)
+	require.Contains(t, pol["candidate"], "× offer value")
+	require.Contains(t, pol["reward"], "offer value")
 
 	// The purchase-intent model on its own rows; no policy there.
 	_, stderr, err = runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--target", "purchase_15d", "--purchase-window", "6d", "--decided-before", from, "--out", purchase)

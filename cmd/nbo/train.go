@@ -277,6 +277,9 @@ Decisions whose window has not closed by the newest event are left out
 					label = hist.outcome + "_" + hist.window
 				}
 				fmt.Fprintf(stderr, "nbo train: %s: %d rows, %d positive, %d censored\n", hist.target, stats.Rows, stats.Positives, stats.Censored)
+				if stats.Rows == 0 {
+					return fmt.Errorf("train: no labelled rows yet: %d decisions, %d censored (windows still open at the newest event, %s)", stats.Decisions, stats.Censored, stats.Horizon.Format(time.RFC3339))
+				}
 				if stats.Positives == 0 || stats.Positives == stats.Rows {
 					return fmt.Errorf("train: the history gives %d rows of one class only (%d positive); nothing to learn yet", stats.Rows, stats.Positives)
 				}

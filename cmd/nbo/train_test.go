@@ -320,7 +320,8 @@ func TestTrainFromHistoryRefusesBadInput(t *testing.T) {
 		{"an unknown outcome is named", []string{"--decisions", decisions, "--events", events, "--outcome", "buy"}, `unknown outcome "buy"`},
 		{"a bad window is named", []string{"--decisions", decisions, "--events", events, "--window", "week"}, `bad window "week"`},
 		{"csv and history do not mix", []string{"--decisions", decisions, "--events", events, "--csv", "x.csv"}, "not both"},
-		{"a history of one class is refused", []string{"--decisions", decisions, "--events", events}, "one class only"},
+		{"a history whose windows are all open is refused", []string{"--decisions", decisions, "--events", events}, "no labelled rows yet"},
+		{"a history of one class is refused", []string{"--decisions", decisions, "--events", events, "--window", "1h"}, "one class only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
