@@ -301,3 +301,41 @@ func BenchmarkHistoryPropensityDataset(b *testing.B) {
 		}
 	}
 }
+
+func TestHistoryAttributesOutcomesThatNameOnlyTheOfferToTheLatestEarlierDecision(t *testing.T) {
+	hash := leakSchema.Hash()
+	dec := func(id, ts string, offers ...string) string {
+		var o []string
+		for _, of := range offers {
+			o = append(o, fmt.Sprintf(`{"offer_id":%q,"propensity":0.1,"explore":0,"score":1,"features":[0,0,0]}`, of))
+		}
+		return fmt.Sprintf(`{"decision_id":%q,"customer":"member:M1","channel":"app","group":"treatment","ts":%q,"feature_schema":%q,"offers":[%s]}`, id, ts, hash, strings.Join(o, ","))
+	}
+	decs, err := ReadDecisions(strings.NewReader(strings.Join([]string{
+		dec("d1", "2026-09-01T06:00:00Z", "o1", "o2"),
+		dec("d2", "2026-09-02T06:00:00Z", "o1", "o2"),
+		dec("d3", "2026-09-03T06:00:00Z", "o3"),
+	}, "\n")))
+	require.NoError(t, err)
+	o, err := ReadOutcomes(strings.NewReader(strings.Join([]string{
+		// A click naming only the offer: d2 was the latest decision showing o1.
+		`{"event_id":"c1","ts":"2026-09-02T07:00:00Z","type":"offer_click","channel":"app","ids":{"member":"M1"},"offer_id":"o1"}`,
+		// A redemption naming only the decision: d3 had a single offer.
+		`{"event_id":"r1","ts":"2026-09-03T07:00:00Z","type":"coupon_redeem","channel":"app","ids":{"member":"M1"},"decision_id":"d3"}`,
+		// ...but for a decision of two offers it is ambiguous.
+		`{"event_id":"r2","ts":"2026-09-01T07:00:00Z","type":"coupon_redeem","channel":"app","ids":{"member":"M1"},"decision_id":"d1"}`,
+		`{"event_id":"end","ts":"2026-09-30T00:00:00Z","type":"page_view","channel":"web","ids":{"member":"M9"}}`,
+	}, "\n")))
+	require.NoError(t, err)
+	labels := func(outcome string) map[string]bool {
+		hd, err := o.PropensityDataset(decs, HistoryOptions{Outcome: outcome, Schema: leakSchema})
+		require.NoError(t, err)
+		out := map[string]bool{}
+		for r, ref := range hd.Rows {
+			out[decs[ref.Decision].DecisionID+"/"+decs[ref.Decision].Offers[ref.Offer].OfferID] = hd.Y[r]
+		}
+		return out
+	}
+	require.Equal(t, map[string]bool{"d1/o1": false, "d1/o2": false, "d2/o1": true, "d2/o2": false, "d3/o3": false}, labels(OutcomeClick))
+	require.Equal(t, map[string]bool{"d1/o1": false, "d1/o2": false, "d2/o1": false, "d2/o2": false, "d3/o3": true}, labels(OutcomeRedeem))
+}
