@@ -182,6 +182,15 @@ type decisionOffers struct {
 
 // encodeDecision renders a decision for nbo.decisions; vecs[i] holds the
 // propensity features of d.Offers[i].
+// finiteAll replaces NaN and infinities (which JSON cannot carry) by 0, so
+// a decision is never dropped from the log for one odd feature.
+func finiteAll(v []float64) []float64 {
+	for i, f := range v {
+		v[i] = finite(f)
+	}
+	return v
+}
+
 func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64, cust []float64) ([]byte, error) {
 	l := decisionLog{FeatureSchema: propensitySchemaHash, CustomerFeatures: cust,
 		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
@@ -190,6 +199,7 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 	}
 	if cust != nil {
 		l.CustomerSchema = customerSchemaHash
+		l.CustomerFeatures = finiteAll(cust)
 	}
 	if !d.NewestEventTS.IsZero() {
 		l.NewestEvent = features.FormatTS(d.NewestEventTS.UnixMilli())
@@ -197,7 +207,7 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 	for i, o := range d.Offers {
 		rec := decisionOffers{OfferID: o.OfferID, Scenario: o.Scenario, Propensity: finite(o.Score.Propensity), Explore: finite(o.Score.Explore), Score: finite(o.Score.Total)}
 		if i < len(vecs) {
-			rec.Features = vecs[i]
+			rec.Features = finiteAll(vecs[i])
 		}
 		l.Offers = append(l.Offers, rec)
 	}
