@@ -567,8 +567,9 @@ func (q *qualityRun) train(opts QualityOptions, now int64) string {
 			pos++
 		}
 	}
-	return fmt.Sprintf("a %d-tree forest trained on day %d on %d deliveries (%d redeemed); holdout metrics %v",
-		opts.ModelTrees, int((now-opts.Start.UnixMilli())/86_400_000)+1, len(ds.Y), pos, a.Metrics)
+	m := a.Metrics
+	return fmt.Sprintf("a %d-tree forest trained on day %d on %d deliveries (%d redeemed); on its %d holdout rows AUC %.3f, log loss %.3f",
+		opts.ModelTrees, int((now-opts.Start.UnixMilli())/86_400_000)+1, len(ds.Y), pos, m.RowsTest, m.AUC, m.LogLoss)
 }
 
 // WriteQuality writes the decision-quality table: realised outcomes,
