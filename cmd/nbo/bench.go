@@ -61,7 +61,7 @@ when redis-server is missing the Redis comparison is skipped and says so.`,
 	f.StringVar(&opts.Out, "out", "bench/results", "directory for the reports and charts")
 	f.StringVar(&opts.Redis, "redis", "auto", `Redis for comparison 1: "auto" starts redis-server from PATH, "off" skips it, or host:port of a running one`)
 	f.Float64Var(&opts.Rate, "rate", 0, "offer requests per second of the fixed-rate runs (default 10000)")
-	f.StringSliceVar(&opts.Only, "only", nil, "run only these parts: api, freshness, ingest, quality (default all)")
+	f.StringSliceVar(&opts.Only, "only", nil, "run only these parts: api, freshness, ingest, quality (default all); a partial run does not rewrite README.md")
 	f.IntVar(&opts.Customers, "customers", 0, "simulated customers behind the API (default 50000, quick 10000)")
 	return cmd
 }
