@@ -200,11 +200,16 @@ func (l *Loop) Stats() Stats {
 // its offsets. It returns nil after a clean stop, or the error that
 // stopped it.
 func (l *Loop) Run(ctx context.Context) error {
-	recs := make(chan kafka.Record, 4096)
+	// The fetch goroutine also decodes, so decoding runs on the other
+	// core while this one applies: Apply is the only part that must be
+	// sequential.
+	recs := make(chan decoded, 4096)
 	fetchErr := make(chan error, 1)
 	fctx, cancelFetch := context.WithCancel(ctx)
 	defer cancelFetch()
+	fetched := make(chan struct{})
 	go func() {
+		defer close(fetched)
 		defer close(recs)
 		for {
 			rec, err := l.opts.Source.Fetch(fctx)
@@ -212,19 +217,21 @@ func (l *Loop) Run(ctx context.Context) error {
 				fetchErr <- err
 				return
 			}
+			d := decoded{rec: rec}
+			d.rej = features.DecodeEvent(rec.Value, l.opts.Now().UnixMilli(), &l.opts.Decode, &d.ev)
 			select {
-			case recs <- rec:
+			case recs <- d:
 			case <-fctx.Done():
 				fetchErr <- fctx.Err()
 				return
 			}
 		}
 	}()
+	defer func() { cancelFetch(); <-fetched }() // Run owns the goroutine: stop it and wait
 	tick := time.NewTicker(l.opts.SnapshotEvery)
 	defer tick.Stop()
 	flush := time.NewTicker(250 * time.Millisecond)
 	defer flush.Stop()
-	var ev features.Event
 	for {
 		select {
 		case rec, ok := <-recs:
@@ -235,7 +242,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				}
 				return fmt.Errorf("consuming events: %w", err)
 			}
-			l.handle(ctx, &rec, &ev)
+			l.handle(&rec)
 			// Drain what is already buffered before looking at timers.
 			for n := 0; n < 1024; n++ {
 				select {
@@ -243,7 +250,7 @@ func (l *Loop) Run(ctx context.Context) error {
 					if !ok {
 						goto drained
 					}
-					l.handle(ctx, &rec, &ev)
+					l.handle(&rec)
 					continue
 				default:
 				}
@@ -282,28 +289,34 @@ func (l *Loop) final() error {
 	return nil
 }
 
-func (l *Loop) handle(ctx context.Context, rec *kafka.Record, ev *features.Event) {
+// decoded is a record with its decoded event (or why it was refused).
+type decoded struct {
+	rec kafka.Record
+	ev  features.Event
+	rej *features.Rejection
+}
+
+func (l *Loop) handle(d *decoded) {
+	rec := &d.rec
 	l.processed++
 	if next, ok := l.offsets[rec.Partition]; ok && rec.Offset < next {
 		return // covered by the snapshot (SkipBelow normally filters these)
 	}
 	l.offsets[rec.Partition] = rec.Offset + 1
-	now := l.opts.Now().UnixMilli()
-	if rej := features.DecodeEvent(rec.Value, now, &l.opts.Decode, ev); rej != nil {
-		l.opts.Store.CountRejected(rej.Code)
-		l.reject(rec, rej)
+	if d.rej != nil {
+		l.opts.Store.CountRejected(d.rej.Code)
+		l.reject(rec, d.rej)
 		return
 	}
-	a, rej := l.opts.Store.Apply(ev)
+	a, rej := l.opts.Store.Apply(&d.ev)
 	if rej != nil {
 		l.reject(rec, rej)
 		return
 	}
 	l.applied.Add(1)
 	if l.opts.OnApplied != nil {
-		l.opts.OnApplied(ev, a)
+		l.opts.OnApplied(&d.ev, a)
 	}
-	_ = ctx
 }
 
 func (l *Loop) reject(rec *kafka.Record, rej *features.Rejection) {
