@@ -34,6 +34,7 @@ starts redis-server from PATH on a free loopback port and stops it after;
 when redis-server is missing the Redis comparison is skipped and says so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tuneGC(DefaultConfig().GCPercent) // measure the engine as serve runs it
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()

@@ -56,6 +56,12 @@ type Config struct {
 	// StoreTimeZones maps store IDs to IANA zones, for quiet hours in each
 	// store's local time. Default: none (every store in TimeZone).
 	StoreTimeZones map[string]string `yaml:"store_time_zones"`
+	// GCPercent is the garbage collector's target (GOGC): the heap may grow
+	// this many percent over the live data before a collection. Collections
+	// are what stretch the offer API's p99 (at 10k requests/s on 2 cores,
+	// p99 13 ms at 100 vs 2–8 ms at 400), so the default trades memory for
+	// latency. The GOGC environment variable, when set, wins. Default: 400.
+	GCPercent int `yaml:"gc_percent"`
 	// LogLevel is debug, info, warn or error. Default: info.
 	LogLevel string `yaml:"log_level"`
 	// Demo streams a simulated retailer into the engine and prints a live
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		AllowedLateness:   10 * time.Minute,
 		SnapshotEvery:     30 * time.Second,
 		TimeZone:          "Asia/Shanghai",
+		GCPercent:         400,
 		LogLevel:          "info",
 	}
 }
@@ -118,6 +125,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("store_time_zones: store %s has zone %q, not an IANA time zone (e.g. Asia/Urumqi)", store, zone))
 		}
 	}
+	if c.GCPercent < 50 || c.GCPercent > 10_000 {
+		errs = append(errs, fmt.Errorf("gc_percent %d is out of range; use 50..10000 (GOGC semantics)", c.GCPercent))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -158,6 +168,7 @@ func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.SnapshotEvery, "snapshot-every", c.SnapshotEvery, "interval between snapshots")
 	fs.StringVar(&c.TimeZone, "time-zone", c.TimeZone, "IANA zone of stores without their own (quiet hours, hour-of-day rules)")
 	fs.StringToStringVar(&c.StoreTimeZones, "store-time-zones", c.StoreTimeZones, "per-store IANA zones, e.g. S01=Asia/Urumqi,S02=Asia/Hong_Kong")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target (GOGC); the GOGC environment variable wins")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "stream a simulated retailer and print live status")
 }

@@ -64,6 +64,7 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 
 // serve builds every component from cfg and runs them until ctx ends.
 func serve(ctx context.Context, cfg Config, out io.Writer) error {
+	tuneGC(cfg.GCPercent)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
