@@ -89,8 +89,10 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 	}
 
 	c, merged := s.link(merge, keys, idbuf[:len(keys)])
+	c.mu.Lock()
 	c.markSeen(h, ev, s.lateness)
 	s.update(c, ev)
+	c.mu.Unlock()
 	s.applied.Add(1)
 	return Applied{Customer: c.id, Version: c.version, Merged: merged}, nil
 }
@@ -181,9 +183,12 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	for _, o := range merge[min(1, len(merge)):] {
 		merged = append(merged, o.id)
 		s.removeQuiet(o)
+		c.mu.Lock()
 		c.absorb(o, s.opts.RecentEvents)
+		c.mu.Unlock()
 		s.customers.Add(-1)
 	}
+	c.mu.Lock()
 	// Attach the event's identifiers nobody else holds. An identifier
 	// still owned by another customer belongs to a different member: it
 	// is shared and stays where it is.
@@ -200,6 +205,8 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	}
 	sortIDs(c.ids)
 	newID := bestKey(c.ids)
+	c.id = newID
+	c.mu.Unlock()
 	if oldID != "" && oldID != newID {
 		merged = append(merged, oldID)
 		sh := s.shardOf(oldID)
@@ -209,7 +216,6 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	}
 	sh := s.shardOf(newID)
 	sh.mu.Lock()
-	c.id = newID
 	sh.customers[newID] = c
 	sh.mu.Unlock()
 	for _, k := range c.ids {

@@ -3,6 +3,7 @@ package features
 import (
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Windowed counters.
@@ -144,6 +145,10 @@ type seenEvent struct {
 // customer is the state of one customer. It is owned by one shard and
 // changed only by the store's single writer under the shard lock.
 type customer struct {
+	// mu guards every field against the readers; the store's single
+	// writer takes it to change the customer. Readers never hold a shard
+	// lock while they take it (lock order: customer, then shard).
+	mu           sync.RWMutex
 	id           Key
 	ids          []Key // linked identifiers, sorted
 	version      uint64

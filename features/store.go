@@ -216,15 +216,13 @@ func (s *Store) ViewKey(k Key, now int64, v *View) bool {
 		if !ok {
 			break
 		}
-		sh := s.shardOf(id)
-		sh.mu.RLock()
-		c := sh.customers[id]
+		c := s.get(id)
 		if c != nil {
+			c.mu.RLock()
 			s.fillView(c, now, v)
-			sh.mu.RUnlock()
+			c.mu.RUnlock()
 			return true
 		}
-		sh.mu.RUnlock()
 	}
 	v.reset(now)
 	return false
@@ -236,10 +234,9 @@ func (s *Store) Version(k Key) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	sh := s.shardOf(id)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	if c := sh.customers[id]; c != nil {
+	if c := s.get(id); c != nil {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
 		return c.version, true
 	}
 	return 0, false
