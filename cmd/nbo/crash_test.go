@@ -223,9 +223,6 @@ func produceAll(t *testing.T, brokers []string, events [][]byte) {
 // written — restarts it each time, and requires the final features of every
 // customer to equal a clean single pass over the same events.
 func TestCrashEquivalence(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs nbo serve; run without -short")
-	}
 	bin := nboBinary(t)
 	dir := t.TempDir()
 	addr := freePort(t)

@@ -98,9 +98,6 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 	counter("nbo_triggers_total", "Push triggers published.", func() float64 { return float64(eng.Counters().Triggers) })
 }
 
-// printf is fmt.Fprintf for status lines that may fail harmlessly.
-var printf = fmt.Fprintf
-
 // Models: one propensity model (scored per offer, PropensitySchema) and
 // named customer scores (CustomerSchema) such as "purchase_15d", which
 // rules read with score(name). Each served model is kept under
