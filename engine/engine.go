@@ -94,6 +94,12 @@ type Options struct {
 	Location *time.Location
 	// Clock is the wall clock. Default: time.Now.
 	Clock func() time.Time
+	// Seed makes exploration reproducible: decisions then draw from one
+	// generator seeded with it, one decision at a time, so the same
+	// requests in the same order repeat exactly (replays, tests). It
+	// serialises Decide; leave it 0 in production. Default: 0, seeded at
+	// random per scratch space.
+	Seed uint64
 	// Views reads a customer's features for a decision. Default: the
 	// Store's ViewAt. Benchmarks swap in other feature stores (Redis) to
 	// compare the same pipeline over them.
@@ -110,6 +116,8 @@ type Engine struct {
 	stats struct {
 		decisions, fallbacks, holdouts, triggers, cacheHits atomic.Int64
 	}
+	seeded    *rand.Rand // with Options.Seed: the one generator, under seedMu
+	seedMu    sync.Mutex
 	trigState *decideState // used only by OnApplied's goroutine
 	wakes     wakeQueue    // used only by OnApplied's goroutine
 
@@ -200,6 +208,9 @@ func New(opts Options) (*Engine, error) {
 		opts.Views = opts.Store.ViewAt
 	}
 	e := &Engine{opts: opts, node: uint64(time.Now().UnixNano())}
+	if opts.Seed != 0 {
+		e.seeded = rand.New(rand.NewPCG(opts.Seed, opts.Seed))
+	}
 	e.pool.New = func() any {
 		st := &decideState{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), scores: opts.Scores, loc: opts.Location}
 		st.scoreFn = st.score // one closure per scratch space, not per request
@@ -294,6 +305,13 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	now := nowT.UnixMilli()
 	st := e.pool.Get().(*decideState)
 	defer e.pool.Put(st)
+	if e.seeded != nil {
+		e.seedMu.Lock()
+		defer e.seedMu.Unlock()
+		own := st.rng
+		st.rng = e.seeded
+		defer func() { st.rng = own }()
+	}
 	v := &st.view
 	known := e.opts.Views(&req.IDs, now, v)
 	var rkey string

@@ -159,7 +159,7 @@ func genEngineHistory(t testing.TB, customers, days int, seed uint64) *engineHis
 	eng, err := engine.New(engine.Options{
 		Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: engine.NewBudgets(), Policy: policy,
 		Explorer: &engine.BanditExplorer{Bandit: models.NewBandit()}, Holdout: engine.Holdout{Share: 0.05},
-		Clock: func() time.Time { return clock },
+		Clock: func() time.Time { return clock }, Seed: 1,
 		Decisions: engine.PublisherFunc(func(_, v []byte) {
 			mu.Lock()
 			h.decisions = append(h.decisions, string(v))
