@@ -132,9 +132,23 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 	fmt.Fprintf(out, "  stats:      curl -s -H \"Authorization: Bearer $(cat %s/admin.key)\" http://%s/v1/stats\n", dataDirOf(ctx), apiAddr)
 	fmt.Fprintf(out, "  API docs:   http://%s/openapi.json   (Ctrl-C stops with a final snapshot)\n\n", apiAddr)
 
+	// A restarted demo resumes: the simulated stream is deterministic, so
+	// events up to the newest one the store already holds were produced by
+	// an earlier run and are skipped rather than sent again.
+	var resume int64
+	var v features.View
+	store.Customers(func(k features.Key) {
+		if store.ViewKey(k, time.Now().UnixMilli(), &v) {
+			resume = max(resume, v.NewestTS)
+		}
+	})
+	if resume > 0 {
+		fmt.Fprintf(out, "resuming the simulated stream after %s (the newest event already applied)\n", time.UnixMilli(resume).Format(time.RFC3339))
+	}
+
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); d.pump(ctx, events) }()
+	go func() { defer wg.Done(); d.pump(ctx, events, resume) }()
 	go func() { defer wg.Done(); d.shop(ctx, apiAddr, key) }()
 	d.status(ctx, store, loop, eng, stats, out)
 	wg.Wait()
@@ -143,7 +157,7 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 
 // pump produces the simulated stream: as fast as 5,000 events/s while
 // catching up with the wall clock, then in real time.
-func (d *demo) pump(ctx context.Context, p *kafka.Producer) {
+func (d *demo) pump(ctx context.Context, p *kafka.Producer, resume int64) {
 	lim := bench.NewLimiter(5000, 500, time.Now())
 	batch := make([]features.Event, 0, 500)
 	lastSample := time.Now()
@@ -164,6 +178,9 @@ func (d *demo) pump(ctx context.Context, p *kafka.Producer) {
 		if !ok {
 			flush()
 			return
+		}
+		if ev.TS <= resume {
+			continue
 		}
 		if wait := time.Until(time.UnixMilli(ev.TS)); wait > 0 {
 			d.live.Store(true)
