@@ -332,13 +332,13 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
 	}
 	st.begin(set, v)
+	st.props = st.props[:0]
 	if group == GroupTreatment && known {
-		st.props = set.Evaluate(v, &st.sreq, st.props[:0])
+		st.props = set.Evaluate(v, &st.sreq, st.props)
 		for i := range st.props {
 			e.consider(st, i, req.Channel, d)
 		}
 	}
-	d.Fallback = len(st.cands) == 0
 	// The untargeted catalog competes too, without a scenario's lever: a
 	// customer no scenario fits (or the holdout) still gets the best
 	// generic offer, and learning covers the whole catalog. An offer that
@@ -635,6 +635,10 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
 		e.recordServed(d, &r, c, req.Channel, v.Customer, now, false)
+	}
+	d.Fallback = true // unless a scenario's offer was served
+	for i := range d.Offers {
+		d.Fallback = d.Fallback && d.Offers[i].Scenario == ""
 	}
 	if len(d.Offers) == 0 && d.Group == GroupHoldout {
 		// The control group is recorded even when it gets nothing.
