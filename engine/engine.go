@@ -94,9 +94,10 @@ type Options struct {
 	Location *time.Location
 	// Clock is the wall clock. Default: time.Now.
 	Clock func() time.Time
-	// Seed makes exploration reproducible: decisions then draw from one
-	// generator seeded with it, one decision at a time, so the same
-	// requests in the same order repeat exactly (replays, tests). It
+	// Seed makes decisions reproducible: they then draw from one generator
+	// seeded with it, one decision at a time, and decision IDs derive from
+	// it, so the same requests in the same order repeat exactly (replays,
+	// tests). It
 	// serialises Decide; leave it 0 in production. Default: 0, seeded at
 	// random per scratch space.
 	Seed uint64
@@ -210,6 +211,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{opts: opts, node: uint64(time.Now().UnixNano())}
 	if opts.Seed != 0 {
 		e.seeded = rand.New(rand.NewPCG(opts.Seed, opts.Seed))
+		e.node = opts.Seed // decision IDs repeat too
 	}
 	e.pool.New = func() any {
 		st := &decideState{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), scores: opts.Scores, loc: opts.Location}
