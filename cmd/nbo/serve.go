@@ -287,6 +287,10 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
 			return models.load(path)
 		}),
+		Bandit: api.BanditAdminFunc(func(ctx context.Context, offerID string) (any, error) {
+			bandit.Reset(offerID)
+			return map[string]string{"reset": offerID}, nil
+		}),
 		Readiness: api.ReadinessFunc(loop.Ready),
 	})
 	if err != nil {

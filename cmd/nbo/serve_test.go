@@ -175,3 +175,23 @@ func TestMalformedCorpusOverHTTP(t *testing.T) {
 	}
 	c.stop(t)
 }
+
+// TestResetAnOffersLearning resets an offer's bandit posteriors through
+// the admin API of a running engine.
+func TestResetAnOffersLearning(t *testing.T) {
+	bin := nboBinary(t)
+	dir := t.TempDir()
+	httpAddr := freePort(t)
+	c := startChild(t, bin, "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", httpAddr, "--admin", freePort(t))
+	require.True(t, c.stderr.wait(60*time.Second, "caught up with the log"), "serve did not become ready:\n%s", c.stderr)
+	keyBytes, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+	require.NoError(t, err)
+	key := strings.TrimSpace(string(keyBytes))
+	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{"offer_id":"instore_trial_coupon"}`)
+	require.Equal(t, 200, code, "%v", resp)
+	require.Equal(t, "instore_trial_coupon", resp["reset"])
+	code, resp = call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{}`)
+	require.Equal(t, 400, code, "%v", resp)
+	require.Equal(t, "offer_id", resp["field"])
+	c.stop(t)
+}

@@ -90,6 +90,20 @@ type ModelAdminFunc func(ctx context.Context, path string) (any, error)
 
 func (f ModelAdminFunc) LoadModel(ctx context.Context, path string) (any, error) { return f(ctx, path) }
 
+// BanditAdmin resets online learning for one offer (POST
+// /v1/admin/bandit/reset {"offer_id": …}): every segment's posterior of the
+// offer is forgotten, for example after its creative or terms changed.
+type BanditAdmin interface {
+	ResetOffer(ctx context.Context, offerID string) (any, error)
+}
+
+// BanditAdminFunc adapts a function to BanditAdmin.
+type BanditAdminFunc func(ctx context.Context, offerID string) (any, error)
+
+func (f BanditAdminFunc) ResetOffer(ctx context.Context, offerID string) (any, error) {
+	return f(ctx, offerID)
+}
+
 // Readiness reports whether the engine is ready to serve: state restored
 // and caught up with the log. /readyz answers 503 until it is.
 type Readiness interface {
@@ -107,5 +121,6 @@ var (
 	_ CustomerReader = CustomerReaderFunc(nil)
 	_ StatsReader    = StatsReaderFunc(nil)
 	_ ModelAdmin     = ModelAdminFunc(nil)
+	_ BanditAdmin    = BanditAdminFunc(nil)
 	_ Readiness      = ReadinessFunc(nil)
 )

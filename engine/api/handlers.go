@@ -28,6 +28,7 @@ func (s *Server) registerRoutes() {
 	add("GET", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioStatus)
 	add("POST", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioReload)
 	add("POST", "/v1/admin/models", ScopeAdmin, s.handleModelLoad)
+	add("POST", "/v1/admin/bandit/reset", ScopeAdmin, s.handleBanditReset)
 	add("GET", "/healthz", 0, s.handleHealthz)
 	add("GET", "/readyz", 0, s.handleReadyz)
 	add("GET", "/openapi.json", 0, s.handleOpenAPI)
@@ -343,6 +344,41 @@ func (s *Server) handleScenarioReload(ctx context.Context, c *app.RequestContext
 		}
 	}
 	v, err := s.opts.Scenarios.ReloadScenarios(ctx)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+type banditReset struct {
+	OfferID string `json:"offer_id"`
+}
+
+// handleBanditReset is POST /v1/admin/bandit/reset {"offer_id": …}.
+func (s *Server) handleBanditReset(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Bandit == nil {
+		notImplemented(c, "bandit admin")
+		return
+	}
+	body, ok := readBody(c, s.opts.MaxRequestBytes, nil)
+	if !ok {
+		return
+	}
+	var r banditReset
+	if e := decodeStrict(body, &r); e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	if r.OfferID == "" {
+		writeError(c, 400, CodeMissingField, "offer_id", "offer_id is required: the offer whose learning to forget")
+		return
+	}
+	if len(r.OfferID) > 256 || !printable(r.OfferID) {
+		writeError(c, 400, CodeBadRequest, "offer_id", "offer_id must be at most 256 printable characters")
+		return
+	}
+	v, err := s.opts.Bandit.ResetOffer(ctx, r.OfferID)
 	if err != nil {
 		s.fail(ctx, c, err)
 		return

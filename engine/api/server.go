@@ -87,6 +87,7 @@ type Options struct {
 	Stats     StatsReader
 	Scenarios ScenarioAdmin
 	Models    ModelAdmin
+	Bandit    BanditAdmin
 	Readiness Readiness
 }
 

@@ -170,6 +170,9 @@ func (f *fakes) LoadModel(_ context.Context, path string) (any, error) {
 	return map[string]string{"loaded": path}, nil
 }
 func (f *fakes) Ready() bool { return f.ready.Load() }
+func (f *fakes) ResetOffer(_ context.Context, offerID string) (any, error) {
+	return map[string]string{"reset": offerID}, nil
+}
 
 type harness struct {
 	srv  *Server
@@ -196,6 +199,7 @@ func start(t testing.TB, mod func(*Options)) *harness {
 		Stats:     h.f,
 		Scenarios: h.f,
 		Models:    h.f,
+		Bandit:    h.f,
 		Readiness: h.f,
 	}
 	if mod != nil {
@@ -291,6 +295,7 @@ var routeCases = []routeCase{
 	{"GET", "/v1/admin/scenarios", "", 200},
 	{"POST", "/v1/admin/scenarios", "", 200},
 	{"POST", "/v1/admin/models", `{"path":"m.model"}`, 200},
+	{"POST", "/v1/admin/bandit/reset", `{"offer_id":"o1"}`, 200},
 	{"GET", "/healthz", "", 200},
 	{"GET", "/readyz", "", 200},
 	{"GET", "/openapi.json", "", 200},
@@ -602,7 +607,7 @@ func TestReadyzFollowsReadiness(t *testing.T) {
 
 func TestMissingComponentsAnswer501(t *testing.T) {
 	h := start(t, func(o *Options) {
-		o.Ingester, o.Decider, o.Customers, o.Stats, o.Scenarios, o.Models, o.Readiness = nil, nil, nil, nil, nil, nil, nil
+		o.Ingester, o.Decider, o.Customers, o.Stats, o.Scenarios, o.Models, o.Bandit, o.Readiness = nil, nil, nil, nil, nil, nil, nil, nil
 	})
 	for _, rc := range routeCases {
 		var body io.Reader
