@@ -402,7 +402,7 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	} else if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
 		return
 	}
-	parts := ScoreParts{ContextWeight: contextWeight(o, ch, &st.sreq), Lever: 1, Propensity: o.Prior, Value: expectedNet(o, v)}
+	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior, Value: expectedNet(o, v)}
 	if p.Scenario != nil {
 		parts.Lever = 1 + float64(p.Priority)/100
 	} else {
@@ -436,21 +436,6 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 // only when they are clearly better (over twice, against a scenario of
 // priority 0) than what the rules chose for this customer.
 const untargetedLever = 0.5
-
-// contextWeight is how well an offer fits the moment of the request: an
-// offer redeemed in store fits a request made in a store (a tablet, a till,
-// or any request naming a store) better than an online-only one, and the
-// reverse online.
-func contextWeight(o *scenarios.Offer, ch features.Channel, req *scenarios.Request) float64 {
-	inStore := ch.Class() == features.Offline || req.Store != ""
-	switch {
-	case o.Fulfilment == scenarios.InStore && inStore, o.Fulfilment == scenarios.Online && !inStore:
-		return 1.2
-	case o.Fulfilment == scenarios.Online && inStore:
-		return 0.8
-	}
-	return 1
-}
 
 // defaultBasket is the purchase a response is expected to bring for a
 // customer with no purchase history, minor units.

@@ -252,27 +252,6 @@ func TestAStoreRedemptionOfAPushedCouponIsCreditedToThePush(t *testing.T) {
 	require.EqualValues(t, 1, u.Spent, "the redemption spent the reservation")
 }
 
-func TestContextWeightFavoursOffersThatFitWhereTheRequestIsMade(t *testing.T) {
-	set, err := scenarios.LoadBuiltin(time.Now())
-	require.NoError(t, err)
-	var inStore, online *scenarios.Offer
-	for _, o := range set.Offers {
-		switch o.Fulfilment {
-		case scenarios.InStore:
-			inStore = o
-		case scenarios.Online:
-			online = o
-		}
-	}
-	require.NotNil(t, inStore)
-	require.NotNil(t, online)
-	tablet := &scenarios.Request{Channel: features.ChannelTablet}
-	app := &scenarios.Request{Channel: features.ChannelApp}
-	require.Greater(t, contextWeight(inStore, features.ChannelTablet, tablet), contextWeight(online, features.ChannelTablet, tablet))
-	require.Greater(t, contextWeight(online, features.ChannelApp, app), contextWeight(inStore, features.ChannelApp, app))
-	require.Equal(t, 1.2, contextWeight(inStore, features.ChannelApp, &scenarios.Request{Channel: features.ChannelApp, Store: "S01"}), "an app request from inside a store")
-}
-
 func TestNoPushDuringQuietHours(t *testing.T) {
 	night := time.Date(2026, 11, 20, 23, 0, 0, 0, shanghai)
 	r := newRig(t, night)

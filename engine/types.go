@@ -106,9 +106,7 @@ type OfferResult struct {
 // ScoreParts explain a score: Total = (Propensity + Explore) ×
 // ContextWeight × Value × Lever. Propensity is the model's (or the offer's
 // prior) response probability, Explore the Thompson draw's difference from
-// it, ContextWeight the fit of the offer's fulfilment with where the
-// request was made (1.2 in-store offer in a store or online-only offer
-// online, 0.8 online-only offer in a store, else 1), Value the expected net revenue of a response in yuan (the customer's
+// it, Value the expected net revenue of a response in yuan (the customer's
 // average order, or ¥200, less the offer's cost), Lever the scenario's
 // priority boost, 1 + priority/100 (0.5 for untargeted offers).
 type ScoreParts struct {
