@@ -34,7 +34,7 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 	defer s.writeMu.Unlock()
 
 	var kbuf [NumNamespaces]Key
-	keys := eventKeys(&ev.IDs, kbuf[:0])
+	keys := eventKeys(&ev.IDs, kbuf[:0], &s.keyBuf)
 	if len(keys) == 0 {
 		return s.reject(ReasonMissingField, "ids", "the event carries no identifier; add at least one of member, card, phone, email, device")
 	}
@@ -60,7 +60,8 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 		}
 	}
 
-	target, merge := s.plan(keys, owners)
+	var mbuf [NumNamespaces]*customer
+	target, merge := s.plan(keys, owners, mbuf[:0])
 
 	// Lateness and duplicates are judged against everything the event
 	// would join, before anything changes.
@@ -100,7 +101,7 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 // plan decides which customer the event applies to and which existing
 // customers it merges. target is nil for a new customer; merge holds the
 // customers to fold together (target first).
-func (s *Store) plan(keys []Key, owners []*customer) (target *customer, merge []*customer) {
+func (s *Store) plan(keys []Key, owners []*customer, merge []*customer) (target *customer, _ []*customer) {
 	if len(owners) == 0 {
 		return nil, nil
 	}
@@ -200,7 +201,7 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 			continue
 		}
 		if !slices.Contains(c.ids, k) {
-			c.ids = grow(c.ids, k)
+			c.ids = grow(c.ids, Key(strings.Clone(string(k)))) // k is a view into scratch
 		}
 	}
 	sortIDs(c.ids)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -81,6 +82,7 @@ type Store struct {
 	in       *interner
 
 	writeMu   sync.Mutex
+	keyBuf    []byte // eventKeys' scratch, used under writeMu
 	customers atomic.Int64
 	applied   atomic.Int64
 	rejected  [32]atomic.Int64 // by index in Reasons
@@ -167,13 +169,29 @@ func (s *Store) reject(code Reason, field, msg string) (Applied, *Rejection) {
 	return Applied{}, &Rejection{Code: code, Field: field, Message: msg}
 }
 
-// eventKeys lists the event's identifiers in priority order.
-func eventKeys(ids *IDs, buf []Key) []Key {
+// eventKeys lists the event's identifiers in priority order. The keys
+// are views into *scratch, valid until it is next reused: the writer
+// builds them without an allocation per identifier, and clones a key only
+// when it is stored.
+func eventKeys(ids *IDs, buf []Key, scratch *[]byte) []Key {
 	buf = buf[:0]
+	b := (*scratch)[:0]
+	var ends [NumNamespaces]int
+	n := 0
 	for ns := NSMember; ns < NumNamespaces; ns++ {
 		if v := ids.Get(ns); v != "" {
-			buf = append(buf, MakeKey(ns, v))
+			b = append(b, ns.String()...)
+			b = append(b, ':')
+			b = append(b, v...)
+			ends[n] = len(b)
+			n++
 		}
+	}
+	*scratch = b // b may have grown: views are taken only after the last append
+	start := 0
+	for _, end := range ends[:n] {
+		buf = append(buf, Key(unsafe.String(&b[start], end-start)))
+		start = end
 	}
 	return buf
 }
