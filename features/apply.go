@@ -111,6 +111,18 @@ func (s *Store) plan(keys []Key, owners []*customer, merge []*customer) (target 
 	if strings.HasPrefix(string(keys[0]), "member:") {
 		evMember = keys[0]
 	}
+	if len(owners) == 1 {
+		// The common case, decided with one look at the member ID: the
+		// event joins its only customer unless that customer is another
+		// member (then the event's member starts a customer of its own).
+		c := owners[0]
+		if evMember != "" {
+			if m := memberOf(c); m != "" && m != evMember {
+				return nil, merge
+			}
+		}
+		return c, append(merge, c)
+	}
 	if evMember != "" {
 		for _, c := range owners {
 			if memberOf(c) == evMember {
