@@ -52,9 +52,11 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 				continue
 			}
 		}
-		if id, ok := s.owner(k); ok {
-			idbuf[i] = id
-			if c := s.get(id); c != nil && !slices.Contains(owners, c) {
+		// The writer reads customers without their locks: it is the only
+		// one that changes them.
+		if c := s.lookup(k); c != nil {
+			idbuf[i] = c.id
+			if !slices.Contains(owners, c) {
 				owners = append(owners, c)
 			}
 		}
@@ -234,7 +236,7 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	for _, k := range c.ids {
 		ish := s.shardOf(k)
 		ish.mu.Lock()
-		ish.ids[k] = newID
+		ish.ids[k] = c
 		ish.mu.Unlock()
 	}
 	return c, merged
@@ -264,6 +266,9 @@ func (s *Store) remove(c *customer) {
 }
 
 func (s *Store) removeQuiet(c *customer) {
+	c.mu.Lock()
+	c.removed = true
+	c.mu.Unlock()
 	sh := s.shardOf(c.id)
 	sh.mu.Lock()
 	delete(sh.customers, c.id)
@@ -271,7 +276,7 @@ func (s *Store) removeQuiet(c *customer) {
 	for _, k := range c.ids {
 		ish := s.shardOf(k)
 		ish.mu.Lock()
-		if ish.ids[k] == c.id {
+		if ish.ids[k] == c {
 			delete(ish.ids, k)
 		}
 		ish.mu.Unlock()

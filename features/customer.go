@@ -149,6 +149,7 @@ type customer struct {
 	// writer takes it to change the customer. Readers never hold a shard
 	// lock while they take it (lock order: customer, then shard).
 	mu           sync.RWMutex
+	removed      bool // folded into another customer or erased; look up again
 	id           Key
 	ids          []Key // linked identifiers, sorted
 	version      uint64

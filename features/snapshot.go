@@ -221,7 +221,7 @@ func (s *Store) clear() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		sh.customers = make(map[Key]*customer)
-		sh.ids = make(map[Key]Key)
+		sh.ids = make(map[Key]*customer)
 		sh.mu.Unlock()
 	}
 	s.customers.Store(0)
@@ -299,7 +299,7 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	for _, c := range customers {
 		s.shardOf(c.id).customers[c.id] = c
 		for _, k := range c.ids {
-			s.shardOf(k).ids[k] = c.id
+			s.shardOf(k).ids[k] = c
 		}
 	}
 	s.customers.Store(int64(len(customers)))

@@ -64,8 +64,8 @@ type Applied struct {
 
 type shard struct {
 	mu        sync.RWMutex
-	customers map[Key]*customer
-	ids       map[Key]Key // identifier → canonical customer ID
+	customers map[Key]*customer // canonical ID → customer, for listing
+	ids       map[Key]*customer // identifier (canonical ones too) → customer
 	_         [40]byte    // keep hot locks on separate cache lines
 }
 
@@ -111,28 +111,39 @@ func NewStore(opts Options) (*Store, error) {
 	}
 	for i := range s.shards {
 		s.shards[i].customers = make(map[Key]*customer)
-		s.shards[i].ids = make(map[Key]Key)
+		s.shards[i].ids = make(map[Key]*customer)
 	}
 	return s, nil
 }
 
 func (s *Store) shardOf(k Key) *shard { return &s.shards[xxhash.Sum64String(string(k))&s.mask] }
 
-// owner returns the canonical ID that identifier k belongs to.
-func (s *Store) owner(k Key) (Key, bool) {
+// lookup returns the customer that holds identifier k, or nil. A reader
+// must take the customer's lock and check removed: a merge may have folded
+// it into another customer since (look up again).
+func (s *Store) lookup(k Key) *customer {
 	sh := s.shardOf(k)
 	sh.mu.RLock()
-	c, ok := sh.ids[k]
-	sh.mu.RUnlock()
-	return c, ok
-}
-
-func (s *Store) get(id Key) *customer {
-	sh := s.shardOf(id)
-	sh.mu.RLock()
-	c := sh.customers[id]
+	c := sh.ids[k]
 	sh.mu.RUnlock()
 	return c
+}
+
+// owner returns the canonical ID of the customer holding identifier k.
+func (s *Store) owner(k Key) (Key, bool) {
+	for try := 0; try < 3; try++ {
+		c := s.lookup(k)
+		if c == nil {
+			return "", false
+		}
+		c.mu.RLock()
+		id, removed := c.id, c.removed
+		c.mu.RUnlock()
+		if !removed {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // Len returns the number of customers.
@@ -227,20 +238,20 @@ func (s *Store) ViewAt(ids *IDs, now int64, v *View) bool {
 
 // ViewKey is ViewAt for an identifier key.
 func (s *Store) ViewKey(k Key, now int64, v *View) bool {
-	// A merge may re-key the customer between resolving and reading; one
-	// retry sees the new canonical ID.
-	for try := 0; try < 2; try++ {
-		id, ok := s.owner(k)
-		if !ok {
+	// A merge may fold the customer into another between the lookup and
+	// the read; a retry finds the merged customer.
+	for try := 0; try < 3; try++ {
+		c := s.lookup(k)
+		if c == nil {
 			break
 		}
-		c := s.get(id)
-		if c != nil {
-			c.mu.RLock()
+		c.mu.RLock()
+		if !c.removed {
 			s.fillView(c, now, v)
 			c.mu.RUnlock()
 			return true
 		}
+		c.mu.RUnlock()
 	}
 	v.reset(now)
 	return false
@@ -248,14 +259,17 @@ func (s *Store) ViewKey(k Key, now int64, v *View) bool {
 
 // Version returns the state version of the customer that owns k.
 func (s *Store) Version(k Key) (uint64, bool) {
-	id, ok := s.owner(k)
-	if !ok {
-		return 0, false
-	}
-	if c := s.get(id); c != nil {
+	for try := 0; try < 3; try++ {
+		c := s.lookup(k)
+		if c == nil {
+			break
+		}
 		c.mu.RLock()
-		defer c.mu.RUnlock()
-		return c.version, true
+		version, removed := c.version, c.removed
+		c.mu.RUnlock()
+		if !removed {
+			return version, true
+		}
 	}
 	return 0, false
 }
