@@ -66,7 +66,7 @@ type shard struct {
 	mu        sync.RWMutex
 	customers map[Key]*customer // canonical ID → customer, for listing
 	ids       map[Key]*customer // identifier (canonical ones too) → customer
-	_         [40]byte    // keep hot locks on separate cache lines
+	_         [40]byte          // keep hot locks on separate cache lines
 }
 
 // Store is the per-customer state of every customer, sharded by key.
