@@ -417,7 +417,7 @@ func newRig(ctx context.Context, opts *CompareOptions, logf func(string, ...any)
 	}
 	newEngine := func(views func(*features.IDs, int64, *features.View) bool) (*engine.Engine, error) {
 		b := engine.NewBudgets()
-		syncBudgets(b, set)
+		b.SetCatalog(set)
 		pol, err := engine.NewPolicy(engine.PolicyOptions{})
 		if err != nil {
 			return nil, err

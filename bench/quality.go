@@ -235,7 +235,7 @@ func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
 		policy: policy, sim: sim, store: store, set: set, budgets: engine.NewBudgets(),
 		basket: make([]float64, opts.Customers), rng: rand.New(rand.NewPCG(opts.Seed, 77)),
 	}
-	syncBudgets(q.budgets, set)
+	q.budgets.SetCatalog(set)
 	if q.contact, err = engine.NewPolicy(engine.PolicyOptions{}); err != nil {
 		return nil, err
 	}
@@ -270,21 +270,6 @@ func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
 		}
 	}
 	return q, nil
-}
-
-// syncBudgets sets a ledger's limits from the offer catalog (as serve does).
-func syncBudgets(b *engine.Budgets, set *scenarios.Set) {
-	for _, o := range set.Offers {
-		total := o.Budget.Total
-		if total <= 0 {
-			total = engine.Unlimited
-		}
-		var perStore map[string]int64
-		if o.Budget.PerStore > 0 {
-			perStore = map[string]int64{engine.AnyStore: o.Budget.PerStore}
-		}
-		b.SetLimits(o.ID, total, perStore)
-	}
 }
 
 // decisionPoint says whether ev is a moment a channel asks for an offer,

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"nbo/scenarios"
 )
 
 // Unlimited is the limit that means "no limit" for SetLimits and
@@ -196,6 +198,27 @@ func (b *Budgets) SetLimits(offerID string, total int64, perStore map[string]int
 	ob.total = total
 	ob.perStore = ps
 	ob.mu.Unlock()
+}
+
+// SetCatalog sets the limits of every offer of a scenario set from its
+// catalog: budget.total (none when 0) and budget.per_store, which applies to
+// each store separately. Call it on every load and reload; issued counts are
+// kept. A nil set changes nothing.
+func (b *Budgets) SetCatalog(set *scenarios.Set) {
+	if set == nil {
+		return
+	}
+	for _, o := range set.Offers {
+		total := o.Budget.Total
+		if total <= 0 {
+			total = Unlimited
+		}
+		var perStore map[string]int64
+		if o.Budget.PerStore > 0 {
+			perStore = map[string]int64{AnyStore: o.Budget.PerStore}
+		}
+		b.SetLimits(o.ID, total, perStore)
+	}
 }
 
 // SetValueLimit sets an offer's value budget (for example the face value of

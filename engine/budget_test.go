@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"nbo/scenarios"
 )
 
 const t0 = int64(1_790_000_000_000) // a fixed instant, Unix ms
@@ -308,5 +310,22 @@ func TestBudgetsAnyStoreLimitsEveryStoreSeparately(t *testing.T) {
 		}
 		_, ok := b.Reserve("o", store, store+"-x", 0, time.Hour)
 		require.False(t, ok, "store %s is at its own limit", store)
+	}
+}
+
+func TestSetCatalogTakesLimitsFromTheOffers(t *testing.T) {
+	set, err := scenarios.LoadBuiltin(time.Now())
+	require.NoError(t, err)
+	b := NewBudgets()
+	b.SetCatalog(set)
+	b.SetCatalog(nil) // a missing set changes nothing
+	for _, o := range set.Offers {
+		u, ok := b.Usage(o.ID)
+		require.True(t, ok, o.ID)
+		if o.Budget.Total > 0 {
+			require.Equal(t, o.Budget.Total, u.Total, o.ID)
+		} else {
+			require.Equal(t, Unlimited, u.Total, o.ID)
+		}
 	}
 }

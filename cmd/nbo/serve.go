@@ -106,11 +106,11 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 
 	// Scenarios and offers; budgets follow the catalog on every reload.
 	budgets := engine.NewBudgets()
-	lib, err := newScenarioLibrary(cfg.Scenarios, func(set *scenarios.Set) { syncBudgets(budgets, set) })
+	lib, err := newScenarioLibrary(cfg.Scenarios, budgets.SetCatalog)
 	if err != nil {
 		return err
 	}
-	syncBudgets(budgets, lib.Active())
+	budgets.SetCatalog(lib.Active())
 
 	// Kafka: an external cluster, or the embedded broker.
 	brokers := cfg.KafkaBrokers
@@ -369,24 +369,6 @@ func produceEvents(ctx context.Context, p *kafka.Producer, events []features.Eve
 		return fmt.Errorf("producing events: %w", err)
 	}
 	return nil
-}
-
-// syncBudgets sets the ledger's limits from the offer catalog.
-func syncBudgets(b *engine.Budgets, set *scenarios.Set) {
-	if set == nil {
-		return
-	}
-	for _, o := range set.Offers {
-		total := o.Budget.Total
-		if total <= 0 {
-			total = engine.Unlimited
-		}
-		var perStore map[string]int64
-		if o.Budget.PerStore > 0 {
-			perStore = map[string]int64{engine.AnyStore: o.Budget.PerStore}
-		}
-		b.SetLimits(o.ID, total, perStore)
-	}
 }
 
 // snapshotParts are the engine's state sections in the snapshot file.
