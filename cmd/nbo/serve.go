@@ -24,7 +24,6 @@ import (
 	"nbo/features"
 	"nbo/features/kafka"
 	"nbo/models"
-	"nbo/scenarios"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
