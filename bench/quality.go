@@ -38,10 +38,25 @@ const (
 	PolicyRules       = "rules"
 	PolicyRandom      = "random"
 	PolicyOracle      = "oracle"
+	// PolicyOracleTraits knows every customer's traits but not their
+	// individual taste: the most any policy could reach without reading
+	// minds.
+	PolicyOracleTraits = "oracle-without-taste"
+	// PolicyOracleObservable knows only the traits behaviour reveals in
+	// the simulator (channel habit, favourite categories, membership, app
+	// use), not price sensitivity, affluence, distance or taste: about
+	// what a policy that learns from behaviour alone can reach.
+	PolicyOracleObservable = "oracle-observable"
 )
 
 // QualityPolicies are the policies RunQuality compares, in report order.
-var QualityPolicies = []string{PolicyEngine, PolicyEngineModel, PolicyRules, PolicyRandom, PolicyOracle}
+var QualityPolicies = []string{PolicyEngine, PolicyEngineModel, PolicyRules, PolicyRandom, PolicyOracleObservable, PolicyOracleTraits, PolicyOracle}
+
+// isOracle reports whether the policy is one of the reference policies
+// that rank by (estimated) hidden probabilities.
+func isOracle(policy string) bool {
+	return policy == PolicyOracle || policy == PolicyOracleTraits || policy == PolicyOracleObservable
+}
 
 // QualityOptions configure RunQuality.
 type QualityOptions struct {
@@ -209,6 +224,8 @@ type qualityRun struct {
 	cands   []*scenarios.Offer
 	rng     *rand.Rand
 	seq     int
+	// observable estimates the oracle-observable policy's probabilities.
+	observable *ObservableRedemptions
 
 	// engine+model: deliveries logged until trainAt, then a model.
 	registry *models.Registry
@@ -236,6 +253,9 @@ func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
 		basket: make([]float64, opts.Customers), rng: rand.New(rand.NewPCG(opts.Seed, 77)),
 	}
 	q.budgets.SetCatalog(set)
+	if policy == PolicyOracleObservable {
+		q.observable = NewObservableRedemptions(512)
+	}
 	if q.contact, err = engine.NewPolicy(engine.PolicyOptions{}); err != nil {
 		return nil, err
 	}
@@ -329,6 +349,26 @@ func (q *qualityRun) value(idx int, o *scenarios.Offer, ch features.Channel) flo
 		return 0
 	}
 	return q.sim.ExpectedRedemption(idx, t, ch) * (q.expectedBasket(idx) - float64(o.Cost))
+}
+
+// believed is the expected net revenue of an offer as a reference policy
+// other than the oracle estimates it: from the traits without the taste,
+// or from the observable traits alone.
+func (q *qualityRun) believed(idx int, o *scenarios.Offer, ch features.Channel) float64 {
+	t := q.types[o.Index]
+	if t >= NumOfferTypes {
+		return 0
+	}
+	var p float64
+	switch q.policy {
+	case PolicyOracleTraits:
+		p = q.sim.TraitRedemption(idx, t, ch)
+	case PolicyOracleObservable:
+		p = q.observable.Redemption(q.sim, idx, t, ch)
+	default:
+		p = q.sim.ExpectedRedemption(idx, t, ch)
+	}
+	return p * (q.expectedBasket(idx) - float64(o.Cost))
 }
 
 func offerPolicyOf(o *scenarios.Offer) engine.OfferPolicy {
@@ -461,13 +501,21 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 			chosen = q.set.Offer(d.Offers[0].OfferID)
 			decisionID, coupon = d.DecisionID, d.Offers[0].CouponCode
 		}
-	case PolicyRandom, PolicyOracle:
+	case PolicyRandom, PolicyOracle, PolicyOracleTraits, PolicyOracleObservable:
 		var pick *scenarios.Offer
-		if q.policy == PolicyOracle {
+		switch {
+		case q.policy == PolicyOracle:
 			if bestV > 0 {
 				pick = best
 			}
-		} else if len(cands) > 0 {
+		case isOracle(q.policy):
+			pickV := 0.0
+			for _, o := range cands {
+				if v := q.believed(idx, o, ch); v > pickV {
+					pick, pickV = o, v
+				}
+			}
+		case len(cands) > 0:
 			pick = cands[q.rng.IntN(len(cands))]
 		}
 		decisionID = "q-" + q.policy + "-" + strconv.Itoa(q.seq)
@@ -492,7 +540,9 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 	// Common random numbers: the same customer at the same decision point
 	// offered the same offer responds the same way under every policy.
 	rng := rand.New(rand.NewPCG(fnv(ev.ID), fnv(chosen.ID)))
-	out, err := q.sim.Respond(Delivery{Customer: idx, OfferID: chosen.ID, Type: t, Channel: ch, DecisionID: decisionID, CouponCode: coupon, Store: store, At: now}, rng)
+	dl := Delivery{Customer: idx, OfferID: chosen.ID, Type: t, Channel: ch, DecisionID: decisionID, CouponCode: coupon, Store: store, At: now}
+	dl.Purpose, dl.NoConsent = chosen.ConsentPurpose, !chosen.RequiresConsent
+	out, err := q.sim.Respond(dl, rng)
 	if err != nil {
 		return err
 	}
@@ -586,6 +636,8 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 - **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
 - **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
+- **oracle-observable**: a reference, not a product: knows only the traits a customer's behaviour reveals in the simulator (channel habit, favourite categories, membership, app use) and averages the response probability over the traits it does not (price sensitivity, affluence, distance to the home store, individual taste), then picks like the oracle. Roughly what a policy that learns from behaviour alone can reach; learning from each customer's own responses can add a little.
+- **oracle-without-taste**: knows every trait but not the individual taste term (N(0, 0.5²) on the log-odds per customer and offer type) and picks like the oracle: the ceiling for any policy that cannot read minds.
 - **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
 
 Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).

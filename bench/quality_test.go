@@ -23,12 +23,17 @@ func TestQualityRanksTheOracleFirst(t *testing.T) {
 		require.Equal(t, oracle.Decisions, r.Decisions, "every policy decides at the same points")
 		require.Positive(t, r.Card.Deliveries, "%s made no offers", r.Card.Policy)
 		require.GreaterOrEqual(t, r.Regret(), -1e-6, "%s beat the best eligible offer in expectation", r.Card.Policy)
+		require.Zero(t, r.Card.ConsentViolations, "%s showed an offer whose required consent the customer had withheld", r.Card.Policy)
 	}
 	require.InDelta(t, 0, oracle.Regret(), 1e-6, "the oracle picks the best eligible offer")
 	require.Contains(t, get(PolicyEngineModel).Model, "forest trained on day 5", "the engine+model policy trains halfway through the offer days")
 	require.GreaterOrEqual(t, oracle.ExpectedNet, eng.ExpectedNet)
 	require.GreaterOrEqual(t, oracle.ExpectedNet, rules.ExpectedNet)
 	require.Greater(t, oracle.ExpectedNet, random.ExpectedNet)
+	traits, observable := get(PolicyOracleTraits), get(PolicyOracleObservable)
+	require.GreaterOrEqual(t, oracle.ExpectedNet, traits.ExpectedNet, "knowing the taste too cannot hurt")
+	require.Greater(t, traits.ExpectedNet, observable.ExpectedNet, "knowing every trait beats knowing the observable ones")
+	require.Greater(t, observable.ExpectedNet, random.ExpectedNet, "the observable traits carry information")
 	require.Greater(t, oracle.Card.NetRevenue(), random.Card.NetRevenue())
 	require.GreaterOrEqual(t, oracle.Card.NetRevenue(), eng.Card.NetRevenue())
 

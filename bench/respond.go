@@ -29,6 +29,12 @@ type Delivery struct {
 	Store string
 	// At is when the offer was delivered, Unix ms.
 	At int64
+	// Purpose is the consent purpose the offer requires on Channel (the
+	// catalog's requires_consent). Default: marketing.
+	Purpose features.Purpose
+	// NoConsent marks an offer that requires no consent (a transactional
+	// service offer): delivering it never violates consent.
+	NoConsent bool
 }
 
 // Outcome is how the customer responded.
@@ -38,8 +44,9 @@ type Outcome struct {
 	Redeem     bool // and redeemed it, with a purchase
 	// InStore is true when the redemption happened at a store till.
 	InStore bool
-	// ConsentViolation is true when the customer had not opted into
-	// marketing on the delivery channel (as their consent events said, or
+	// ConsentViolation is true when the offer requires a consent purpose
+	// (Delivery.Purpose, unless NoConsent) that the customer had not
+	// granted on the delivery channel (as their consent events said, or
 	// ever, for members who have not joined yet and anonymous visitors who
 	// declined): a policy that delivers such an offer breaks the rules,
 	// whatever the customer then does.
@@ -92,7 +99,7 @@ func (s *Simulator) Respond(d Delivery, rng *rand.Rand) (Outcome, error) {
 	c := s.customer(d.Customer)
 	p := c.trueProbability(d.Type, d.Channel, s.taste(d.Customer, d.Type))
 	var out Outcome
-	out.ConsentViolation = !c.Marketing || !c.MarketingChannels.Has(d.Channel)
+	out.ConsentViolation = !d.NoConsent && !c.consented(d.Purpose, d.Channel)
 	if rng.Float64() >= visibility(d.Channel) {
 		return out, nil
 	}
@@ -161,6 +168,21 @@ func (s *Simulator) Respond(d Delivery, rng *rand.Rand) (Outcome, error) {
 	o.SKU, o.Category, o.Amount, o.Quantity = sku.ID, sku.Category, sku.Price, 1
 	o.OfferID, o.DecisionID = "", ""
 	return out, nil
+}
+
+// consented reports whether the customer granted purpose p on channel ch:
+// marketing on the channels they listed; personalization and location
+// everywhere or nowhere (their consent events name no channels).
+func (c *Customer) consented(p features.Purpose, ch features.Channel) bool {
+	switch p {
+	case features.PurposeMarketing:
+		return c.Marketing && c.MarketingChannels.Has(ch)
+	case features.PurposePersonalization:
+		return c.Personalization
+	case features.PurposeLocation:
+		return c.Location
+	}
+	return false
 }
 
 // basketItem is what a redeeming customer buys: an item from a favourite

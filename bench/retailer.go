@@ -364,7 +364,7 @@ func (s *Simulator) customer(idx int) Customer {
 // traits on every journey) does not pay for it.
 func (s *Simulator) taste(idx int, t OfferType) float64 {
 	d := newDraw(s.traitKey^0x7a57e, uint64(idx)<<3|uint64(t))
-	return 0.5 * d.norm()
+	return tasteSD * d.norm()
 }
 
 // OfferType is what an offer gives; the names match the scenarios
@@ -426,7 +426,24 @@ func (s *Simulator) TrueProbability(idx int, t OfferType, ch features.Channel) f
 // observable explains, which keeps the oracle out of reach of any policy
 // that only sees behaviour.
 func (c *Customer) trueProbability(t OfferType, ch features.Channel, taste float64) float64 {
-	z := baseLogit[t] + taste
+	z, ok := c.logit(t, ch)
+	if !ok {
+		return 0
+	}
+	return sigmoid(z + taste)
+}
+
+func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
+// tasteSD is the standard deviation of the individual taste term on the
+// response log-odds.
+const tasteSD = 0.5
+
+// logit is the response log-odds of offer type t on channel ch from the
+// customer's traits, before their individual taste; ok is false when the
+// channel cannot reach the customer (probability 0).
+func (c *Customer) logit(t OfferType, ch features.Channel) (z float64, ok bool) {
+	z = baseLogit[t]
 	online := c.Habit != StoreOnly
 	visits := c.Habit != OnlineOnly
 	near := math.Min(c.DistanceKm/8, 1.5) // 0 next door … 1.5 far away
@@ -479,7 +496,7 @@ func (c *Customer) trueProbability(t OfferType, ch features.Channel, taste float
 	switch ch {
 	case features.ChannelApp:
 		if !c.AppUser {
-			return 0
+			return 0, false
 		}
 		z += 0.3
 	case features.ChannelMiniapp:
@@ -491,7 +508,7 @@ func (c *Customer) trueProbability(t OfferType, ch features.Channel, taste float
 		z -= 0.2
 	case features.ChannelPush:
 		if !c.AppUser {
-			return 0
+			return 0, false
 		}
 		z -= 0.3
 	case features.ChannelSMS:
@@ -500,15 +517,15 @@ func (c *Customer) trueProbability(t OfferType, ch features.Channel, taste float
 		// Shown by an associate in the store: only store visitors see it,
 		// and a person asking works better than a banner.
 		if !visits {
-			return 0
+			return 0, false
 		}
 		z += 0.8
 	case features.ChannelSocial:
 		z -= 1.0
 	default:
-		return 0
+		return 0, false
 	}
-	return 1 / (1 + math.Exp(-z))
+	return z, true
 }
 
 // Identifiers. They embed the customer index (so feedback can be mapped

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"nbo/features"
@@ -14,6 +15,99 @@ import (
 // candidate offers by ExpectedRedemption × margin − cost.
 func (s *Simulator) ExpectedRedemption(idx int, t OfferType, ch features.Channel) float64 {
 	return visibility(ch) * s.TrueProbability(idx, t, ch)
+}
+
+// TraitRedemption is what a reference policy that knows customer idx's
+// traits but not their individual taste expects ExpectedRedemption to be:
+// the channel's visibility times the response probability averaged over
+// the taste term's distribution (7-point Gauss–Hermite quadrature). It
+// measures how much of the oracle any policy could reach, however well it
+// learned the customer, without reading their mind.
+func (s *Simulator) TraitRedemption(idx int, t OfferType, ch features.Channel) float64 {
+	if idx < 0 || idx >= s.opts.Customers || t >= NumOfferTypes {
+		return 0
+	}
+	c := s.customer(idx)
+	z, ok := c.logit(t, ch)
+	if !ok {
+		return 0
+	}
+	var p float64
+	for i, x := range hermiteNodes {
+		p += hermiteWeights[i] * sigmoid(z+tasteSD*x)
+	}
+	return visibility(ch) * p
+}
+
+// hermiteNodes and hermiteWeights integrate against the standard normal:
+// E[f(X)] ≈ Σ w·f(x).
+var (
+	hermiteNodes   = [7]float64{0, 1.1544053947399682, -1.1544053947399682, 2.366759410734541, -2.366759410734541, 3.750439717725742, -3.750439717725742}
+	hermiteWeights = [7]float64{0.45714285714285713, 0.24012317860501275, 0.24012317860501275, 0.030757123967586496, 0.030757123967586496, 0.0005482688559722184, 0.0005482688559722184}
+)
+
+// ObservableRedemptions estimates ExpectedRedemption for a reference
+// policy that knows only the traits a customer's behaviour reveals in this
+// simulator — channel habit, favourite categories, membership, app use —
+// and averages over the rest (price sensitivity, affluence, distance to
+// the home store, taste) as the population draws them. Journeys do not
+// depend on those hidden traits (affluence only tilts which of two items
+// is looked at), so a behaviour-only policy can learn them only from a
+// customer's own responses to offers. Estimates are cached per observable
+// profile; not safe for concurrent use.
+type ObservableRedemptions struct {
+	samples []hiddenTraits
+	cache   map[uint32]float64
+}
+
+type hiddenTraits struct{ ps, aff, dist, taste float64 }
+
+// NewObservableRedemptions draws n samples of the hidden traits
+// (deterministically); 512 keep the estimate within about 1% of the
+// integral.
+func NewObservableRedemptions(n int) *ObservableRedemptions {
+	d := newDraw(0x0b5e, 0x7ab1e)
+	o := &ObservableRedemptions{samples: make([]hiddenTraits, n), cache: map[uint32]float64{}}
+	for i := range o.samples {
+		ps := d.float()
+		o.samples[i] = hiddenTraits{
+			ps:    ps,
+			aff:   math.Min(1, math.Max(0, 0.5+0.25*d.norm()-0.3*(ps-0.5))),
+			dist:  0.3 + 12*d.exp()/2,
+			taste: tasteSD * d.norm(),
+		}
+	}
+	return o
+}
+
+// Redemption estimates ExpectedRedemption for customer idx of s.
+func (o *ObservableRedemptions) Redemption(s *Simulator, idx int, t OfferType, ch features.Channel) float64 {
+	if idx < 0 || idx >= s.opts.Customers || t >= NumOfferTypes || ch >= features.NumChannels {
+		return 0
+	}
+	c := s.customer(idx)
+	b := func(x bool) uint32 {
+		if x {
+			return 1
+		}
+		return 0
+	}
+	key := uint32(c.Habit) | b(c.Member)<<2 | b(c.AppUser)<<3 | b(c.Parent())<<4 |
+		b(c.likes(catSkincare) || c.likes(catMakeup))<<5 | b(c.likes(catElectronics) || c.likes(catPhones))<<6 |
+		uint32(t)<<8 | uint32(ch)<<16
+	if p, ok := o.cache[key]; ok {
+		return p
+	}
+	var sum float64
+	for _, h := range o.samples {
+		c.PriceSensitivity, c.Affluence, c.DistanceKm = h.ps, h.aff, h.dist
+		if z, ok := c.logit(t, ch); ok {
+			sum += sigmoid(z + h.taste)
+		}
+	}
+	p := visibility(ch) * sum / float64(len(o.samples))
+	o.cache[key] = p
+	return p
 }
 
 // Scorecard totals how a policy did against the simulated customers, for

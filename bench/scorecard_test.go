@@ -60,3 +60,56 @@ func TestYuanFormatsMinorUnits(t *testing.T) {
 		require.Equal(t, c.want, yuan(c.in))
 	}
 }
+
+// TestReferenceEstimatesAverageTheHiddenTerms checks the reference
+// policies' beliefs: TraitRedemption is the true probability averaged over
+// the taste term, and the observable estimate sits between the reachable
+// extremes for every customer with the same observable profile.
+func TestReferenceEstimatesAverageTheHiddenTerms(t *testing.T) {
+	s := newSim(t, Options{Seed: 5, Customers: 200})
+	ch := features.ChannelApp
+	d := newDraw(9, 9)
+	obs := NewObservableRedemptions(512)
+	for idx := range 200 {
+		c := s.Customer(idx)
+		for typ := range NumOfferTypes {
+			z, ok := c.logit(typ, ch)
+			if !ok {
+				require.Zero(t, s.TraitRedemption(idx, typ, ch))
+				require.Zero(t, obs.Redemption(s, idx, typ, ch))
+				continue
+			}
+			var mc float64
+			const n = 20000
+			for range n {
+				mc += sigmoid(z + tasteSD*d.norm())
+			}
+			require.InDelta(t, mc/n, s.TraitRedemption(idx, typ, ch), 0.003, "customer %d, %s", idx, typ)
+			p := obs.Redemption(s, idx, typ, ch)
+			require.Greater(t, p, 0.0)
+			require.Less(t, p, 1.0)
+		}
+	}
+	// Price sensitivity is hidden: two customers with the same observable
+	// profile get the same estimate, though not the same truth.
+	profile := func(c Customer) [7]bool {
+		return [7]bool{c.Habit == OnlineOnly, c.Habit == StoreOnly, c.Member, c.AppUser, c.Parent(),
+			c.likes(catSkincare) || c.likes(catMakeup), c.likes(catElectronics) || c.likes(catPhones)}
+	}
+	ch = features.ChannelMiniapp // reaches everyone
+	pairs := 0
+	for i := range 200 {
+		for j := i + 1; j < 200; j++ {
+			ci, cj := s.Customer(i), s.Customer(j)
+			if profile(ci) != profile(cj) {
+				continue
+			}
+			pairs++
+			require.Equal(t, obs.Redemption(s, i, OfferCoupon, ch), obs.Redemption(s, j, OfferCoupon, ch))
+			if ci.PriceSensitivity != cj.PriceSensitivity {
+				require.NotEqual(t, s.TraitRedemption(i, OfferCoupon, ch), s.TraitRedemption(j, OfferCoupon, ch))
+			}
+		}
+	}
+	require.Positive(t, pairs)
+}

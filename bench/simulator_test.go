@@ -408,22 +408,43 @@ func TestInStockFollowsStoreStock(t *testing.T) {
 
 func TestRespondFlagsDeliveriesWithoutConsent(t *testing.T) {
 	s := newSim(t, Options{Seed: 13, Customers: 400})
-	rng := rand.New(rand.NewPCG(3, 3))
-	var flagged, clean int
-	for idx := range 400 {
-		c := s.Customer(idx)
-		out, err := s.Respond(Delivery{Customer: idx, OfferID: "o", Type: OfferCoupon, Channel: features.ChannelSMS, At: 1_800_000_000_000}, rng)
-		require.NoError(t, err)
-		want := !c.Marketing || !c.MarketingChannels.Has(features.ChannelSMS)
-		require.Equal(t, want, out.ConsentViolation, "customer %d", idx)
-		if want {
-			flagged++
-		} else {
-			clean++
-		}
+	cases := []struct {
+		name      string
+		purpose   features.Purpose
+		noConsent bool
+		ch        features.Channel
+		want      func(c *Customer) bool
+	}{
+		{"a marketing offer needs marketing consent on the channel", features.PurposeMarketing, false, features.ChannelSMS,
+			func(c *Customer) bool { return !c.Marketing || !c.MarketingChannels.Has(features.ChannelSMS) }},
+		{"a personalised offer needs personalization consent, on any channel", features.PurposePersonalization, false, features.ChannelSMS,
+			func(c *Customer) bool { return !c.Personalization }},
+		{"an offer that requires no consent never violates it", features.PurposeMarketing, true, features.ChannelSMS,
+			func(c *Customer) bool { return false }},
 	}
-	require.Positive(t, flagged)
-	require.Positive(t, clean)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 3))
+			var flagged, clean int
+			for idx := range 400 {
+				c := s.Customer(idx)
+				out, err := s.Respond(Delivery{Customer: idx, OfferID: "o", Type: OfferCoupon, Channel: tc.ch, At: 1_800_000_000_000,
+					Purpose: tc.purpose, NoConsent: tc.noConsent}, rng)
+				require.NoError(t, err)
+				want := tc.want(&c)
+				require.Equal(t, want, out.ConsentViolation, "customer %d", idx)
+				if want {
+					flagged++
+				} else {
+					clean++
+				}
+			}
+			if !tc.noConsent {
+				require.Positive(t, flagged)
+			}
+			require.Positive(t, clean)
+		})
+	}
 }
 
 // TestMemoryPerCustomerIsSmall checks the promise that lets the benchmarks
