@@ -11,6 +11,16 @@ import (
 
 // consider checks proposal i's eligibility and scores it into st.cands,
 // keeping one candidate per offer (the best-scoring proposal).
+//
+// Every proposal, a scenario's or the untargeted catalog's, must pass the
+// same pure eligibility rules (scenarios.Offer.EligibleFor): validity and
+// phase, channel, store, and the consent the offer's catalog entry
+// requires on the request's channel. An offer that requires marketing
+// consent needs it whoever proposed it: the engine chooses untargeted
+// offers per customer too (propensity, value, the customer's segment), so
+// showing one to a customer who declined marketing is marketing all the
+// same. Offers that require no consent (transactional service offers)
+// need none on any channel.
 func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decision) {
 	p := &st.props[i]
 	o := p.Offer
@@ -18,14 +28,7 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	if p.Scenario == nil && st.stamp[o.Index] == st.gen {
 		return // a scenario proposed it already, with a higher lever
 	}
-	if p.Scenario == nil && !outbound(ch) {
-		// A fallback is an untargeted offer on a channel the customer is
-		// already using: it needs no marketing consent (outbound push and
-		// SMS always do).
-		if o.Transactional || o.AvailableAt(st.sreq.Now) != scenarios.Eligible || !o.OnChannel(ch) || !o.AtStore(scenarios.FulfilmentStore(v, &st.sreq)) {
-			return
-		}
-	} else if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
+	if o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
 		return
 	}
 	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior, Value: expectedNet(o, v)}
