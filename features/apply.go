@@ -629,7 +629,7 @@ func (c *customer) absorb(o *customer, recentN int) {
 		ks.lifeSum += ok.lifeSum
 		ks.last = max(ks.last, ok.last)
 	}
-	c.compactedMin = 0
+	c.compactedMin, c.compactAt = 0, 0
 	c.compact()
 	for _, e := range o.recent {
 		c.pushRecent(e, recentN)

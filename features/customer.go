@@ -156,6 +156,9 @@ type customer struct {
 	first        int64
 	newest       int64
 	compactedMin uint32
+	// compactAt is the first minute of newest at which compact would
+	// change a bucket (0: unknown, compact looks). Not in snapshots.
+	compactAt uint32
 
 	keys    []keyState
 	buckets []bucket
@@ -253,6 +256,20 @@ func (c *customer) addBucket(k, res int, start uint32, n uint32, v int64) {
 		}
 	}
 	c.buckets = grow(c.buckets, bucket{sum: v, start: start, count: uint16(min(n, maxBucket)), kr: kr})
+	c.compactAt = min(c.compactAt, movesAt(res, start))
+}
+
+// movesAt is the first newest minute at which a bucket of resolution res
+// starting at minute start no longer stays where it is (placement moves
+// it to a coarser resolution or drops it).
+func movesAt(res int, start uint32) uint32 {
+	switch res {
+	case resMinute:
+		return start + minuteKeep // stays while start+minuteKeep > newest
+	case resHour:
+		return start + hourKeep // start is hour-aligned: stays while start+hourKeep > hourAlign(newest)
+	}
+	return start + dayKeep*1440 // start is day-aligned: likewise with days
 }
 
 // compact folds buckets past their resolution's retention into coarser
@@ -264,6 +281,12 @@ func (c *customer) compact() {
 		return
 	}
 	c.compactedMin = newest
+	if newest < c.compactAt {
+		// No bucket moves before compactAt: the loop below would change
+		// nothing, and it would read every bucket of the customer.
+		return
+	}
+	next := ^uint32(0)
 	moved := false
 	for i := range c.buckets {
 		b := &c.buckets[i]
@@ -278,7 +301,9 @@ func (c *customer) compact() {
 			b.start = start
 			moved = true
 		}
+		next = min(next, movesAt(res, start))
 	}
+	c.compactAt = next
 	if !moved {
 		return
 	}

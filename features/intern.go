@@ -1,9 +1,6 @@
 package features
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // interner maps the strings customers share (categories, SKUs, stores,
 // offer IDs) to small integers, so per-customer state holds 4-byte indexes
@@ -11,9 +8,10 @@ import (
 //
 // Lookups by index take no lock: names is an append-only slice published
 // through an atomic pointer; a reader holding an older header simply does
-// not see names added after it loaded.
+// not see names added after it loaded. The map is the writer's alone: id
+// and reset run only under the store's writer lock, so id needs no lock
+// of its own (it is on the apply path of every event).
 type interner struct {
-	mu    sync.Mutex
 	m     map[string]uint32
 	names atomic.Pointer[[]string]
 }
@@ -25,12 +23,12 @@ func newInterner() *interner {
 	return in
 }
 
-// id returns the index of s, adding it when new.
+// id returns the index of s, adding it when new. Only the store's writer
+// calls it.
 func (in *interner) id(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	in.mu.Lock()
 	id, ok := in.m[s]
 	if !ok {
 		// Clone: s may alias a decode buffer owned by the caller.
@@ -41,19 +39,7 @@ func (in *interner) id(s string) uint32 {
 		in.names.Store(&names)
 		in.m[s] = id
 	}
-	in.mu.Unlock()
 	return id
-}
-
-// lookup returns the index of s without adding it.
-func (in *interner) lookup(s string) (uint32, bool) {
-	if s == "" {
-		return 0, true
-	}
-	in.mu.Lock()
-	id, ok := in.m[s]
-	in.mu.Unlock()
-	return id, ok
 }
 
 // name returns the string of index id.
@@ -67,10 +53,9 @@ func (in *interner) name(id uint32) string {
 
 func (in *interner) all() []string { return *in.names.Load() }
 
-// reset replaces the table (snapshot restore).
+// reset replaces the table (snapshot restore); the caller holds the
+// store's writer lock.
 func (in *interner) reset(names []string) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	if len(names) == 0 {
 		names = []string{""}
 	}
