@@ -215,10 +215,11 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 			continue
 		}
 		if !slices.Contains(c.ids, k) {
-			c.ids = grow(c.ids, Key(strings.Clone(string(k)))) // k is a view into scratch
+			c.ids = grow(c.ids, k) // k is a view into scratch, copied by packIDs
 		}
 	}
 	sortIDs(c.ids)
+	packIDs(c.ids)
 	newID := bestKey(c.ids)
 	c.id = newID
 	c.mu.Unlock()
@@ -234,10 +235,7 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	sh.customers[newID] = c
 	sh.mu.Unlock()
 	for _, k := range c.ids {
-		ish := s.shardOf(k)
-		ish.mu.Lock()
-		ish.ids[k] = c
-		ish.mu.Unlock()
+		s.index(k, c) // also moves the index onto the newly packed bytes
 	}
 	return c, merged
 }
@@ -274,12 +272,7 @@ func (s *Store) removeQuiet(c *customer) {
 	delete(sh.customers, c.id)
 	sh.mu.Unlock()
 	for _, k := range c.ids {
-		ish := s.shardOf(k)
-		ish.mu.Lock()
-		if ish.ids[k] == c {
-			delete(ish.ids, k)
-		}
-		ish.mu.Unlock()
+		s.unindex(k, c)
 	}
 }
 

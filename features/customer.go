@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"unsafe"
 )
 
 // Windowed counters.
@@ -381,6 +382,27 @@ func (c *customer) offerIndex(offer uint32, create bool) int {
 	}
 	c.offers = grow(c.offers, offerStat{offer: offer})
 	return len(c.offers) - 1
+}
+
+// packIDs copies the identifiers' bytes into one new allocation, so that
+// a customer's identifiers (compared on every event that names it) lie on
+// one or two cache lines instead of one allocation each. The bytes are
+// never written again: the strings stay immutable.
+func packIDs(ids []Key) {
+	n := 0
+	for _, k := range ids {
+		n += len(k)
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, n)
+	off := 0
+	for i, k := range ids {
+		copy(buf[off:], k)
+		ids[i] = Key(unsafe.String(&buf[off], len(k)))
+		off += len(k)
+	}
 }
 
 // sortIDs keeps linked identifiers in a canonical order.

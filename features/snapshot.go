@@ -221,7 +221,7 @@ func (s *Store) clear() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		sh.customers = make(map[Key]*customer)
-		sh.ids = make(map[Key]*customer)
+		sh.ids = idIndex{}
 		sh.mu.Unlock()
 	}
 	s.customers.Store(0)
@@ -299,7 +299,7 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	for _, c := range customers {
 		s.shardOf(c.id).customers[c.id] = c
 		for _, k := range c.ids {
-			s.shardOf(k).ids[k] = c
+			s.index(k, c)
 		}
 	}
 	s.customers.Store(int64(len(customers)))
@@ -497,6 +497,12 @@ func decodeCustomer(b []byte) (*customer, error) {
 	c.ids = make([]Key, d.n(1<<10))
 	for i := range c.ids {
 		c.ids[i] = Key(d.s())
+	}
+	packIDs(c.ids)
+	for _, k := range c.ids {
+		if k == c.id {
+			c.id = k // share the packed bytes
+		}
 	}
 	c.version = d.u()
 	c.first = d.i()

@@ -65,8 +65,8 @@ type Applied struct {
 type shard struct {
 	mu        sync.RWMutex
 	customers map[Key]*customer // canonical ID → customer, for listing
-	ids       map[Key]*customer // identifier (canonical ones too) → customer
-	_         [40]byte          // keep hot locks on separate cache lines
+	ids       idIndex           // identifier (canonical ones too) → customer
+	_         [64]byte          // keep hot locks on separate cache lines
 }
 
 // Store is the per-customer state of every customer, sharded by key.
@@ -111,7 +111,6 @@ func NewStore(opts Options) (*Store, error) {
 	}
 	for i := range s.shards {
 		s.shards[i].customers = make(map[Key]*customer)
-		s.shards[i].ids = make(map[Key]*customer)
 	}
 	return s, nil
 }
@@ -122,11 +121,31 @@ func (s *Store) shardOf(k Key) *shard { return &s.shards[xxhash.Sum64String(stri
 // must take the customer's lock and check removed: a merge may have folded
 // it into another customer since (look up again).
 func (s *Store) lookup(k Key) *customer {
-	sh := s.shardOf(k)
+	h := hashKey(k)
+	sh := &s.shards[h&s.mask]
 	sh.mu.RLock()
-	c := sh.ids[k]
+	c := sh.ids.get(k, h)
 	sh.mu.RUnlock()
 	return c
+}
+
+// index points identifier k at c; the caller is the writer and k stays
+// immutable (one of c's packed ids).
+func (s *Store) index(k Key, c *customer) {
+	h := hashKey(k)
+	sh := &s.shards[h&s.mask]
+	sh.mu.Lock()
+	sh.ids.set(k, h, c)
+	sh.mu.Unlock()
+}
+
+// unindex removes identifier k when it points at c.
+func (s *Store) unindex(k Key, c *customer) {
+	h := hashKey(k)
+	sh := &s.shards[h&s.mask]
+	sh.mu.Lock()
+	sh.ids.del(k, h, c)
+	sh.mu.Unlock()
 }
 
 // owner returns the canonical ID of the customer holding identifier k.
