@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -401,7 +402,12 @@ func newRig(ctx context.Context, opts *CompareOptions, logf func(string, ...any)
 	if err != nil {
 		return nil, fmt.Errorf("creating topics: %w", err)
 	}
-	if r.producer, err = kafka.NewProducer(kafka.ProducerOptions{Brokers: r.brokers, Topic: kafka.TopicEvents}); err != nil {
+	// The load's producer sends a few events per call, thousands of calls a
+	// second: kafka-go allocates room for BatchSize messages per partition
+	// batch, so the default (100, sized for bulk HTTP ingest) would make
+	// the load generator itself the largest source of garbage in the
+	// process.
+	if r.producer, err = kafka.NewProducer(kafka.ProducerOptions{Brokers: r.brokers, Topic: kafka.TopicEvents, BatchSize: 16}); err != nil {
 		return nil, err
 	}
 	if r.cons, err = kafka.NewConsumer(kafka.ConsumerOptions{Brokers: r.brokers, Topic: kafka.TopicEvents, GroupID: "nbo-bench"}); err != nil {
@@ -1081,6 +1087,9 @@ type freshResult struct {
 	api            Report
 	missing        int
 	rejected       int
+	gcCycles       uint64  // garbage collections that ran while producing
+	allocRate      float64 // heap bytes allocated per second while producing
+	liveHeap       float64 // bytes live after the collection before the run
 }
 
 // freshness produces paced events at FreshRate for FreshDuration while the
@@ -1103,6 +1112,12 @@ func (r *rig) freshness(ctx context.Context) (freshResult, error) {
 		return freshResult{}, fmt.Errorf("bench: the simulation ran out of events for the freshness run (%d left)", n)
 	}
 	rejectedBefore := r.loop.Stats().Rejected
+	// Start from a collected heap, as the API runs do: the rig's set-up
+	// (history, Redis materialisation) leaves garbage whose collection
+	// would otherwise land in this window only. Collections the run's own
+	// allocation causes still happen, and are counted in the report.
+	runtime.GC()
+	gcBefore, allocBefore, live := gcCycles(), heapAllocated(), heapLive()
 	epoch := time.Now()
 	since := func() int64 { return int64(time.Since(epoch)) }
 	producedAt, ackedAt, appliedAt := make([]int64, n), make([]int64, n), make([]int64, n)
@@ -1171,6 +1186,8 @@ func (r *rig) freshness(ctx context.Context) (freshResult, error) {
 	close(work)
 	pwg.Wait()
 	producedEnd := since()
+	gcDuring := gcCycles() - gcBefore
+	allocRate := float64(heapAllocated()-allocBefore) / time.Since(epoch).Seconds()
 	if perr := produceErr.Load(); perr != nil {
 		return freshResult{}, fmt.Errorf("producing the freshness events: %w", *perr)
 	}
@@ -1202,7 +1219,7 @@ wait:
 		return freshResult{}, apiErr
 	}
 
-	res := freshResult{produced: n - warm, applied: int(applied.Load()), rejected: rejected, missing: missing, api: apiRep}
+	res := freshResult{produced: n - warm, applied: int(applied.Load()), rejected: rejected, missing: missing, api: apiRep, gcCycles: gcDuring, allocRate: allocRate, liveHeap: live}
 	res.rate = float64(n-warm) / (float64(producedEnd-producedAt[warm]) / 1e9)
 	h := hdrhistogram.New(1, 60_000_000, 3)
 	acks := hdrhistogram.New(1, 60_000_000, 3)
@@ -1520,9 +1537,14 @@ ID), when a decision would see it.
 From each event's scheduled produce time the p99 is %.2f ms; the producer's own Produce → acknowledged
 p99 is %.2f ms. The first second of producing (%.0f events) warmed up the producer and the consumer
 and is not recorded. %d events of the stream were rejected by the store (the simulator's late
-events) and %d were neither applied nor rejected within 30 s of the last produce.
+events) and %d were neither applied nor rejected within 30 s of the last produce. The run started
+from a collected heap (%.0f MB live); the whole process (server, broker, load generators) allocated
+%.0f MB/s while producing, and %d garbage collection(s) ran in that time. GOGC is set as `+"`nbo serve`"+`
+sets it (gc_percent 400), so at this allocation rate a collection comes about every %.0f s; on two
+cores a collection's mark phase takes one of the two Ps for its duration, which is what the
+freshness tail over a longer run is made of.
 
-`, fr.produced, o.FreshRate, fr.rate, o.Rate, fr.p50, fr.p99, fr.p999, fr.max, fr.schedP99, fr.ackP99, o.FreshRate, fr.rejected, fr.missing)
+`, fr.produced, o.FreshRate, fr.rate, o.Rate, fr.p50, fr.p99, fr.p999, fr.max, fr.schedP99, fr.ackP99, o.FreshRate, fr.rejected, fr.missing, fr.liveHeap/1e6, fr.allocRate/1e6, fr.gcCycles, 4*fr.liveHeap/max(fr.allocRate, 1))
 		if err := WriteMarkdown(&b, "The offer API during the freshness run", m, []Report{fr.api}); err != nil {
 			return err
 		}
@@ -1768,4 +1790,24 @@ func perRound(a, b []float64) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// gcCycles is how many garbage collections the process has completed.
+func gcCycles() uint64 { return readUint64Metric("/gc/cycles/total:gc-cycles") }
+
+// heapAllocated is the cumulative count of bytes the process allocated on
+// the heap.
+func heapAllocated() uint64 { return readUint64Metric("/gc/heap/allocs:bytes") }
+
+// heapLive is the heap in use by live objects as of the last collection,
+// bytes.
+func heapLive() float64 { return float64(readUint64Metric("/gc/heap/live:bytes")) }
+
+func readUint64Metric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }

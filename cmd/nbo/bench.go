@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ func init() { subcommands = append(subcommands, newBenchCmd) }
 
 func newBenchCmd() *cobra.Command {
 	var opts bench.CompareOptions
+	var cpuProfile, memProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Run the side-by-side benchmark comparisons and write bench/results",
@@ -37,6 +40,26 @@ when redis-server is missing the Redis comparison is skipped and says so.`,
 			tuneGC(DefaultConfig().GCPercent) // measure the engine as serve runs it
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("bench: creating the CPU profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("bench: starting the CPU profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
+			if memProfile != "" {
+				runtime.MemProfileRate = 64 << 10
+				defer func() {
+					if f, err := os.Create(memProfile); err == nil {
+						_ = pprof.Lookup("allocs").WriteTo(f, 0)
+						f.Close()
+					}
+				}()
+			}
 			out := cmd.OutOrStdout()
 			opts.Log = out
 			sum, err := bench.RunComparisons(ctx, opts)
@@ -63,6 +86,8 @@ when redis-server is missing the Redis comparison is skipped and says so.`,
 	f.StringVar(&opts.Redis, "redis", "auto", `Redis for comparison 1: "auto" starts redis-server from PATH, "off" skips it, or host:port of a running one`)
 	f.Float64Var(&opts.Rate, "rate", 0, "offer requests per second of the fixed-rate runs (default 10000)")
 	f.StringSliceVar(&opts.Only, "only", nil, "run only these parts: api, freshness, ingest, quality (default all); a partial run does not rewrite README.md")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_space)")
 	f.IntVar(&opts.Customers, "customers", 0, "simulated customers behind the API (default 50000, quick 10000)")
 	return cmd
 }

@@ -232,9 +232,13 @@ func (l *Loop) Run(ctx context.Context) error {
 	defer tick.Stop()
 	flush := time.NewTicker(250 * time.Millisecond)
 	defer flush.Stop()
+	// One receive buffer for the whole run: handle takes its address, so
+	// a variable per receive would be a heap allocation per event.
+	var rec decoded
+	var ok bool
 	for {
 		select {
-		case rec, ok := <-recs:
+		case rec, ok = <-recs:
 			if !ok {
 				err := <-fetchErr
 				if ctx.Err() != nil {
@@ -246,7 +250,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			// Drain what is already buffered before looking at timers.
 			for n := 0; n < 1024; n++ {
 				select {
-				case rec, ok := <-recs:
+				case rec, ok = <-recs:
 					if !ok {
 						goto drained
 					}
