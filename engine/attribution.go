@@ -22,10 +22,47 @@ var couponEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").With
 // same code (a replayed trigger, a re-rendered page) and a code redeemed at
 // a store till maps back to the decision through Stats.LookupCoupon. It is
 // 16 characters of Crockford base32 (80 bits of SHA-256): unguessable
-// enough for a coupon whose validity the till checks anyway.
+// enough for a coupon whose validity the till checks anyway. It allocates
+// only the returned string (it runs for every offer served).
 func CouponCode(decisionID, offerID string) string {
-	sum := sha256.Sum256([]byte("coupon\x00" + decisionID + "\x00" + offerID))
-	return couponEncoding.EncodeToString(sum[:10])
+	k := couponKeyOf(decisionID, offerID)
+	var b [couponLen]byte
+	couponEncoding.Encode(b[:], k[:])
+	return string(b[:])
+}
+
+// couponLen is the length of a coupon code: 80 bits in base32.
+const couponLen = 16
+
+// couponKey is a coupon code's 80 bits, the form Stats indexes: a map key
+// without pointers, and no string to build per recorded offer.
+type couponKey [10]byte
+
+func couponKeyOf(decisionID, offerID string) couponKey {
+	var buf [128]byte // decision and offer IDs are short; longer ones spill to the heap
+	b := append(buf[:0], "coupon\x00"...)
+	b = append(b, decisionID...)
+	b = append(b, 0)
+	b = append(b, offerID...)
+	sum := sha256.Sum256(b)
+	return couponKey(sum[:10])
+}
+
+// parseCoupon is the inverse of CouponCode's encoding; it accepts exactly
+// the codes CouponCode prints (base32 decoding alone would also skip line
+// breaks).
+func parseCoupon(code string) (couponKey, bool) {
+	var k couponKey
+	if len(code) != couponLen {
+		return k, false
+	}
+	var src, again [couponLen]byte
+	copy(src[:], code)
+	if n, err := couponEncoding.Decode(k[:], src[:]); err != nil || n != len(k) {
+		return k, false
+	}
+	couponEncoding.Encode(again[:], k[:])
+	return k, again == src
 }
 
 // DecisionRecord is one offer served (or, for the holdout group, the offer
@@ -123,17 +160,23 @@ func (o *StatsOptions) Validate() error {
 // position-based attribution. Safe for concurrent use (one lock: each
 // record is a few map operations; feed it from the decision log rather
 // than the request path if that ever shows up in a profile).
+//
+// It holds up to MaxDecisions records for as long as outcomes may arrive,
+// so their layout is what the garbage collector scans on every cycle of a
+// busy server: one map entry per decision (not per offer), coupon keys
+// without pointers, and records allocated in slabs rather than one by one.
 type Stats struct {
 	opts   StatsOptions
 	window int64
 
 	mu        sync.Mutex
-	recs      map[recKey]*decRec
-	first     map[string]string // decision ID → its first offer
-	coupons   map[string]recKey
+	decisions map[string]*decRec // decision ID → its first record; the rest follow next
+	coupons   map[couponKey]*decRec
 	customers map[features.Key][]*decRec // recent decisions, oldest first
-	queue     []recKey                   // insertion order, for eviction
+	queue     []*decRec                  // insertion order, for eviction
 	head      int
+	live      int      // records held: len(queue) - head
+	slab      []decRec // records not yet handed out
 
 	total                     statsRow
 	scenarios, offers, stores map[string]*statsRow
@@ -143,13 +186,17 @@ type Stats struct {
 	unattributed              int64
 }
 
-type recKey struct{ decision, offer string }
-
 type decRec struct {
 	DecisionRecord
-	rows                 [5]*statsRow // total, scenario, offer, channel, store (may be nil)
+	next                 *decRec   // the decision's next offer, in recording order
+	coupon               couponKey // valid when hasCoupon (holdout records have none)
+	hasCoupon            bool
 	responded, converted bool
 }
+
+// recSlab is how many records Stats allocates at once. Records are
+// evicted oldest first, so a slab is freed soon after its last record.
+const recSlab = 128
 
 type credit struct{ conversions, revenue float64 }
 
@@ -169,7 +216,7 @@ func NewStats(opts StatsOptions) (*Stats, error) {
 	}
 	return &Stats{
 		opts: opts, window: opts.Window.Milliseconds(),
-		recs: map[recKey]*decRec{}, first: map[string]string{}, coupons: map[string]recKey{},
+		decisions: map[string]*decRec{}, coupons: map[couponKey]*decRec{},
 		customers: map[features.Key][]*decRec{},
 		scenarios: map[string]*statsRow{}, offers: map[string]*statsRow{}, stores: map[string]*statsRow{},
 		channels: map[features.Channel]*statsRow{},
@@ -196,49 +243,68 @@ func (s *Stats) RecordDecision(d DecisionRecord) {
 		return
 	}
 	holdout := d.Group == GroupHoldout
-	r.each(func(row *statsRow) {
+	for _, row := range s.rowsOf(r) {
+		if row == nil {
+			continue
+		}
 		if holdout {
 			row.holdout++
 		} else {
 			row.decisions++
 		}
-	})
+	}
 }
 
 // insertLocked adds a decision record to the indexes (not to the counts)
 // and returns it; nil when the decision and offer are already recorded.
 func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRec {
-	k := recKey{d.DecisionID, d.OfferID}
-	if _, dup := s.recs[k]; dup {
-		return nil
+	first := s.decisions[d.DecisionID]
+	var last *decRec
+	for x := first; x != nil; x = x.next {
+		if x.OfferID == d.OfferID {
+			return nil
+		}
+		last = x
 	}
-	r := &decRec{DecisionRecord: d, responded: responded, converted: converted}
-	r.rows[0] = &s.total
-	r.rows[1] = rowOf(s.scenarios, d.Scenario)
-	r.rows[2] = rowOf(s.offers, d.OfferID)
-	r.rows[3] = rowOf(s.channels, d.Channel)
-	if d.Store != "" {
-		r.rows[4] = rowOf(s.stores, d.Store)
+	if len(s.slab) == 0 {
+		s.slab = make([]decRec, recSlab)
 	}
-	s.recs[k] = r
-	if _, ok := s.first[d.DecisionID]; !ok {
-		s.first[d.DecisionID] = d.OfferID
+	r := &s.slab[0]
+	s.slab = s.slab[1:]
+	*r = decRec{DecisionRecord: d, responded: responded, converted: converted}
+	if last == nil {
+		s.decisions[d.DecisionID] = r
+	} else {
+		last.next = r
 	}
 	if d.Group != GroupHoldout {
-		s.coupons[CouponCode(d.DecisionID, d.OfferID)] = k
+		r.coupon, r.hasCoupon = couponKeyOf(d.DecisionID, d.OfferID), true
+		s.coupons[r.coupon] = r
 	}
 	if d.Customer != "" {
 		s.customers[d.Customer] = appendRecent(s.customers[d.Customer], r, s.opts.MaxTouches)
 	}
-	s.queue = append(s.queue, k)
-	for len(s.recs) > s.opts.MaxDecisions {
+	s.queue = append(s.queue, r)
+	s.live++
+	for s.live > s.opts.MaxDecisions {
 		s.evictOldestLocked()
 	}
 	return r
 }
 
-func (r *decRec) each(fn func(*statsRow)) {
-	for _, row := range r.rows {
+// rowsOf returns the rows a record counts in: total, scenario, offer,
+// channel and store (nil without a store). Records look them up rather
+// than hold five pointers each, which the collector would scan.
+func (s *Stats) rowsOf(r *decRec) [5]*statsRow {
+	rows := [5]*statsRow{&s.total, rowOf(s.scenarios, r.Scenario), rowOf(s.offers, r.OfferID), rowOf(s.channels, r.Channel)}
+	if r.Store != "" {
+		rows[4] = rowOf(s.stores, r.Store)
+	}
+	return rows
+}
+
+func (s *Stats) each(r *decRec, fn func(*statsRow)) {
+	for _, row := range s.rowsOf(r) {
 		if row != nil {
 			fn(row)
 		}
@@ -264,22 +330,32 @@ func appendRecent(list []*decRec, r *decRec, n int) []*decRec {
 // evictOldestLocked forgets the oldest decision record. Its aggregates
 // stay; later outcomes for it count as unattributed.
 func (s *Stats) evictOldestLocked() {
-	k := s.queue[s.head]
-	s.queue[s.head] = recKey{}
+	r := s.queue[s.head]
+	s.queue[s.head] = nil
 	s.head++
+	s.live--
 	if s.head > 1024 && s.head > len(s.queue)/2 {
 		s.queue = append(s.queue[:0], s.queue[s.head:]...)
 		s.head = 0
 	}
-	r := s.recs[k]
-	if r == nil {
-		return
+	if first := s.decisions[r.DecisionID]; first == r {
+		if r.next == nil {
+			delete(s.decisions, r.DecisionID)
+		} else {
+			s.decisions[r.DecisionID] = r.next
+		}
+	} else {
+		for x := first; x != nil; x = x.next {
+			if x.next == r {
+				x.next = r.next
+				break
+			}
+		}
 	}
-	delete(s.recs, k)
-	if s.first[k.decision] == k.offer {
-		delete(s.first, k.decision)
+	r.next = nil
+	if r.hasCoupon && s.coupons[r.coupon] == r {
+		delete(s.coupons, r.coupon)
 	}
-	delete(s.coupons, CouponCode(k.decision, k.offer))
 	list := s.customers[r.Customer]
 	for i, x := range list {
 		if x == r {
@@ -298,8 +374,15 @@ func (s *Stats) evictOldestLocked() {
 func (s *Stats) LookupCoupon(code string) (decisionID, offerID string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, ok := s.coupons[code]
-	return k.decision, k.offer, ok
+	k, ok := parseCoupon(code)
+	if !ok {
+		return "", "", false
+	}
+	r := s.coupons[k]
+	if r == nil {
+		return "", "", false
+	}
+	return r.DecisionID, r.OfferID, true
 }
 
 // RecordOutcome attributes a feedback event to its decision and counts it;
@@ -325,12 +408,12 @@ func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
 		a = Attribution{DecisionID: r.DecisionID, OfferID: r.OfferID, Scenario: r.Scenario, Channel: r.Channel}
 		switch o.Type {
 		case features.OfferImpression:
-			r.each(func(row *statsRow) { row.impressions++ })
+			s.each(r, func(row *statsRow) { row.impressions++ })
 		case features.OfferClick, features.PushOpen:
-			r.each(func(row *statsRow) { row.clicks++ })
+			s.each(r, func(row *statsRow) { row.clicks++ })
 			s.respondLocked(r)
 		case features.OfferDismiss:
-			r.each(func(row *statsRow) { row.dismissals++ })
+			s.each(r, func(row *statsRow) { row.dismissals++ })
 		case features.CouponRedeem:
 			a.CrossChannel = s.redeemLocked(r, o, customer)
 		}
@@ -343,17 +426,16 @@ func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
 
 func (s *Stats) findLocked(o Outcome) *decRec {
 	if o.DecisionID != "" {
-		offer := o.OfferID
-		if offer == "" {
-			offer = s.first[o.DecisionID]
-		}
-		if r := s.recs[recKey{o.DecisionID, offer}]; r != nil {
-			return r
+		// Without an offer ID the decision's first offer is meant.
+		for r := s.decisions[o.DecisionID]; r != nil; r = r.next {
+			if o.OfferID == "" || r.OfferID == o.OfferID {
+				return r
+			}
 		}
 	}
 	if o.CouponCode != "" {
-		if k, ok := s.coupons[o.CouponCode]; ok {
-			return s.recs[k]
+		if k, ok := parseCoupon(o.CouponCode); ok {
+			return s.coupons[k]
 		}
 	}
 	return nil
@@ -362,7 +444,7 @@ func (s *Stats) findLocked(o Outcome) *decRec {
 func (s *Stats) respondLocked(r *decRec) {
 	if !r.responded {
 		r.responded = true
-		r.each(func(row *statsRow) { row.responders++ })
+		s.each(r, func(row *statsRow) { row.responders++ })
 	}
 }
 
@@ -371,7 +453,7 @@ func (s *Stats) respondLocked(r *decRec) {
 // redemption crossed channel classes.
 func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 	cross := o.Channel != features.ChannelUnknown && o.Channel.Class() != r.Channel.Class()
-	r.each(func(row *statsRow) {
+	s.each(r, func(row *statsRow) {
 		row.redemptions++
 		row.revenue += o.Revenue
 		row.cost += r.Cost
@@ -453,7 +535,7 @@ func (s *Stats) convertLocked(customer features.Key, ts int64) {
 		}
 		x.converted = true
 		holdout := x.Group == GroupHoldout
-		x.each(func(row *statsRow) {
+		s.each(x, func(row *statsRow) {
 			if holdout {
 				row.convHoldout++
 			} else {
@@ -652,12 +734,8 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 			w.uvarint(math.Float64bits(c.revenue))
 		}
 	}
-	w.uvarint(uint64(len(s.recs)))
-	for _, k := range s.queue[s.head:] {
-		r := s.recs[k]
-		if r == nil {
-			continue
-		}
+	w.uvarint(uint64(s.live))
+	for _, r := range s.queue[s.head:] {
 		w.str(r.DecisionID)
 		w.str(string(r.Customer))
 		w.str(r.Scenario)
@@ -735,15 +813,11 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.recs, s.first, s.coupons, s.customers, s.queue, s.head = fresh.recs, fresh.first, fresh.coupons, fresh.customers, fresh.queue, 0
+	s.decisions, s.coupons, s.customers, s.queue, s.head, s.live, s.slab = fresh.decisions, fresh.coupons, fresh.customers, fresh.queue, 0, fresh.live, fresh.slab
 	s.total = fresh.total
 	s.scenarios, s.offers, s.stores, s.channels = fresh.scenarios, fresh.offers, fresh.stores, fresh.channels
 	s.conversions, s.unattributed = fresh.conversions, fresh.unattributed
 	s.first1, s.last1, s.position = fresh.first1, fresh.last1, fresh.position
-	// The restored records point at fresh.total; repoint them at ours.
-	for _, rec := range s.recs {
-		rec.rows[0] = &s.total
-	}
 	return nil
 }
 
