@@ -285,6 +285,7 @@ func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
 		if policy == PolicyRules {
 			eo.Holdout.Share = -1 // a rules engine has no control group
 		}
+		eo.Seed = opts.Seed // decisions repeat with the seed
 		if q.eng, err = engine.New(eo); err != nil {
 			return nil, err
 		}

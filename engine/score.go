@@ -5,7 +5,10 @@ package engine
 // candidates are re-ranked by Thompson sampling before serving.
 
 import (
+	"math"
+
 	"nbo/features"
+	"nbo/models"
 	"nbo/scenarios"
 )
 
@@ -82,39 +85,162 @@ func expectedNet(o *scenarios.Offer, v *features.View) float64 {
 	return float64(max(basket-o.Cost, 100)) / 100
 }
 
-// segment is the bandit's customer segment: channel habit × value tier,
-// coarse enough that every arm learns quickly.
+// The bandit's customer segment: what the customer's own behaviour says
+// about the drivers of their response, as a set of facets (models.Arm) —
+// channel habit, membership and three interests — so a fine arm borrows
+// strength from what each facet alone has shown (thompson). Every facet
+// comes from events that responding to an offer does not produce (views,
+// searches and store entries; not orders or redemptions), so an outcome
+// counts for the segment the decision was made in.
+//
+//   - habit: "online" (views online, never entered a store), "offline"
+//     (entered stores, never viewed online), "both" or "none";
+//   - membership: "member" or "guest";
+//   - interests: whether parenting (baby), beauty (skincare, makeup) and
+//     tech (electronics, phones) each make up a good share of the
+//     customer's product interest (views, searches, touches, try-ons,
+//     dwell): "parent" or "noparent", "beauty" or "nobeauty", "tech" or
+//     "notech".
+//
+// Segment names are precomputed: choosing one does not allocate.
+const (
+	segOnline = 1 << iota
+	segOffline
+	segMember
+	segParent
+	segBeauty
+	segTech
+	numSegments
+)
+
+var segmentNames = func() [numSegments]string {
+	var names [numSegments]string
+	for code := range names {
+		habit := "/both"
+		switch code & (segOnline | segOffline) {
+		case segOnline:
+			habit = "/online"
+		case segOffline:
+			habit = "/offline"
+		case 0:
+			habit = "/none"
+		}
+		name := habit
+		for _, f := range []struct {
+			bit     int
+			yes, no string
+		}{{segMember, "/member", "/guest"}, {segParent, "/parent", "/noparent"}, {segBeauty, "/beauty", "/nobeauty"}, {segTech, "/tech", "/notech"}} {
+			if code&f.bit != 0 {
+				name += f.yes
+			} else {
+				name += f.no
+			}
+		}
+		names[code] = name
+	}
+	return names
+}()
+
+// interestShare is the share of a customer's product interest a group of
+// categories needs to count as one of their interests: a favourite
+// category draws well over it, a category looked at by chance well under.
+const interestShare = 0.12
+
+// segment is the bandit's customer segment of v (see segmentNames).
 func segment(v *features.View) string {
 	if !v.Known {
 		return "new"
 	}
-	online := v.Counts[features.Online][features.ProductView][features.W30d] + v.Counts[features.Online][features.Order][features.W30d]
-	offline := v.Counts[features.Offline][features.StoreEnter][features.W30d] + v.Counts[features.Offline][features.Dwell][features.W30d] + v.Counts[features.Offline][features.PosPurchase][features.W30d]
-	habit := "both"
-	switch {
-	case offline == 0:
-		habit = "online"
-	case online == 0:
-		habit = "offline"
+	code := 0
+	c := &v.Counts
+	on, off, life := features.Online, features.Offline, features.WLifetime
+	if c[on][features.PageView][life]+c[on][features.ProductView][life]+c[on][features.Search][life] > 0 {
+		code |= segOnline
 	}
-	tier := "low"
-	if v.MScore >= 4 {
-		tier = "high"
+	if c[off][features.StoreEnter][life] > 0 {
+		code |= segOffline
 	}
-	return habit + "-" + tier
+	if v.Member {
+		code |= segMember
+	}
+	var total, baby, beauty, tech uint32
+	for i := range v.Keys {
+		k := &v.Keys[i]
+		switch k.Type {
+		case features.ProductView, features.Search, features.ProductTouch, features.TryOn, features.Dwell:
+		default:
+			continue
+		}
+		n := k.Count[life]
+		total += n
+		switch k.Category {
+		case "baby":
+			baby += n
+		case "skincare", "makeup":
+			beauty += n
+		case "electronics", "phones":
+			tech += n
+		}
+	}
+	share := func(n uint32) bool { return n >= 2 && float64(n) >= interestShare*float64(total) }
+	if share(baby) {
+		code |= segParent
+	}
+	if share(beauty) {
+		code |= segBeauty
+	}
+	if share(tech) {
+		code |= segTech
+	}
+	return segmentNames[code]
 }
 
+// sampled is how many candidates, best by expected score, get a Thompson
+// draw (more on ties): all of them in a catalog of ordinary size, so an
+// offer whose prior undersells it for this segment can still win and be
+// learned; the bound keeps large catalogs affordable (a draw costs about
+// half a microsecond).
+const sampled = 12
+
 // arbitrate orders candidates best first, dropping those whose budget or
-// contact policy says no. With explore, the best few by expected score are
-// re-scored with a Thompson draw of their response rate before the final
-// order; serve then takes them in order, one per offer category
-// (diversity), up to the limit.
+// contact policy says no. With explore, candidates are first re-scored
+// with a Thompson draw of their response rate (see thompson); serve then
+// takes them in order, one per offer category (diversity), up to the
+// limit.
 func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 	better := func(a, b *candidate) bool {
 		if a.parts.Total != b.parts.Total {
 			return a.parts.Total > b.parts.Total
 		}
 		return a.offer.ID < b.offer.ID
+	}
+	if explore && e.opts.Explorer != nil {
+		// Draw for the best `sampled` by expected score (all of them in
+		// an ordinary catalog); the rest keep their expected score.
+		cut := -1.0
+		if len(st.cands) > sampled {
+			var top [sampled]float64 // descending
+			for i := range top {
+				top[i] = -1
+			}
+			for i := range st.cands {
+				t := st.cands[i].parts.Total
+				if t <= top[sampled-1] {
+					continue
+				}
+				j := sampled - 1
+				for ; j > 0 && top[j-1] < t; j-- {
+					top[j] = top[j-1]
+				}
+				top[j] = t
+			}
+			cut = top[sampled-1]
+		}
+		for i := range st.cands {
+			if st.cands[i].parts.Total >= cut {
+				e.thompson(st, &st.cands[i])
+			}
+		}
 	}
 	// Partial selection sort: the head of the slice becomes the best k
 	// allowed candidates in order; the rest is never sorted.
@@ -135,19 +261,66 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		}
 		k++
 	}
-	if !explore || e.opts.Explorer == nil {
-		return
-	}
-	for i := 0; i < k; i++ {
-		c := &st.cands[i]
-		sample := e.opts.Explorer.Sample(c.offer.ID, st.segment, c.parts.Propensity, st.rng)
-		c.parts.Explore = sample - c.parts.Propensity
-		c.parts.Total = sample * c.parts.ContextWeight * c.parts.Value * c.parts.Lever
-	}
-	head := st.cands[:k]
-	for i := 1; i < len(head); i++ {
-		for j := i; j > 0 && better(&head[j], &head[j-1]); j-- {
-			head[j], head[j-1] = head[j-1], head[j]
-		}
-	}
 }
+
+// priorWeight is the weight, in pseudo-trials, of each level's estimate
+// as the prior of the next finer level in thompson (and of a BanditExplorer
+// without its own PriorWeight).
+const priorWeight = 10
+
+// thompson re-scores candidate c with a draw of its response rate.
+//
+// With a BanditExplorer the draw is hierarchical. Starting from the
+// propensity (the model's, or the offer's prior) as w pseudo-trials, the
+// offer's outcomes across every segment give its rate p₀; each facet of
+// the customer's segment (habit, membership, interests) with its own
+// outcomes, shrunk towards p₀ the same way, moves the log-odds by its
+// difference from p₀ — the facets' effects add up, as in a logistic
+// model — and that is the prior of the arm itself: the draw is
+// Beta(w·p + s, w·(1−p) + n − s) for its s successes in n trials. A new
+// offer or segment explores around what the coarser levels learnt, not
+// around a static guess, and each facet learns from every customer who
+// shares it. Facets are estimated one at a time, so an effect two
+// correlated facets share is counted twice until the arm's own outcomes
+// outweigh it. Other explorers draw with the propensity as their prior.
+func (e *Engine) thompson(st *decideState, c *candidate) {
+	prior := c.parts.Propensity
+	var sample float64
+	if be, ok := e.opts.Explorer.(*BanditExplorer); ok && be.Bandit != nil {
+		w := be.PriorWeight
+		if w <= 0 {
+			w = priorWeight
+		}
+		var buf [8]models.Beta
+		path := be.Bandit.Lineage(models.Arm{Offer: c.offer.ID, Segment: st.segment}, buf[:0])
+		p := clampP(prior)
+		last := len(path) - 1
+		if last > 0 {
+			p = shrink(path[0], p, w)
+			base := logit(p)
+			z := base
+			for _, b := range path[1:last] {
+				z += logit(shrink(b, p, w)) - base
+			}
+			p = clampP(1 / (1 + math.Exp(-z)))
+		}
+		s, n := path[last].Alpha-1, path[last].Beta-1
+		sample = models.SampleBeta(st.rng, w*p+s, w*(1-p)+max(n-s, 0))
+	} else {
+		sample = e.opts.Explorer.Sample(c.offer.ID, st.segment, prior, st.rng)
+	}
+	c.parts.Explore = sample - c.parts.Propensity
+	c.parts.Total = sample * c.parts.ContextWeight * c.parts.Value * c.parts.Lever
+}
+
+// shrink is the rate of an arm with posterior b, starting from p as w
+// pseudo-trials: (w·p + s) / (w + n). Trials are at least the successes
+// (a success may be recorded without its trial).
+func shrink(b models.Beta, p, w float64) float64 {
+	s, n := b.Alpha-1, b.Beta-1
+	return clampP((w*p + s) / (w + max(n, s)))
+}
+
+func clampP(p float64) float64 { return min(max(p, 1e-4), 1-1e-4) }
+
+func logit(p float64) float64 { return math.Log(p / (1 - p)) }

@@ -11,10 +11,22 @@ import (
 )
 
 // Arm is one Thompson-sampling arm: an offer shown to a segment.
+//
+// A segment that starts with '/' is a set of facets, each a value of one
+// customer attribute ("/offline/member/parent"; a value names one facet
+// only). An outcome of such an arm also counts for the offer across every
+// segment (segment "") and for each facet on its own ("/offline",
+// "/member", "/parent"), so a fine arm that has seen little can borrow
+// strength from the coarser ones (Lineage). Other segments stand alone.
 type Arm struct {
 	Offer   string
 	Segment string
 }
+
+// Beta is a Beta(Alpha, Beta) posterior: an arm with s successes in n
+// trials recorded as Update(arm, false) per trial and Update(arm, true)
+// per success has Alpha = 1+s, Beta = 1+n.
+type Beta struct{ Alpha, Beta float64 }
 
 // posterior is Beta(alpha, beta), starting from the uniform Beta(1, 1).
 type posterior struct{ alpha, beta float64 }
@@ -57,10 +69,22 @@ func (b *Bandit) shard(a Arm) *banditShard {
 	return &b.shards[h%banditShards]
 }
 
-// Update records one outcome of showing the arm.
+// Update records one outcome of showing the arm, for the arm and for
+// its ancestors.
 func (b *Bandit) Update(a Arm, success bool) {
 	s := b.shard(a)
 	s.mu.Lock()
+	s.update(a, success)
+	if faceted(a.Segment) {
+		s.update(Arm{a.Offer, ""}, success)
+		for f := range facets(a.Segment) {
+			s.update(Arm{a.Offer, f}, success)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *banditShard) update(a Arm, success bool) {
 	p, ok := s.arms[a]
 	if !ok {
 		p = posterior{1, 1}
@@ -71,8 +95,55 @@ func (b *Bandit) Update(a Arm, success bool) {
 		p.beta++
 	}
 	s.arms[a] = p
-	s.mu.Unlock()
 }
+
+// Lineage appends to dst the posteriors of the offer across every
+// segment, then of each facet of the arm's segment in order, then of the
+// arm itself, read under one lock: for segment "/a/b", those of "", "/a",
+// "/b" and "/a/b"; for a segment that is not a set of facets, the arm's
+// alone. Arms never
+// seen are Beta(1, 1).
+func (b *Bandit) Lineage(a Arm, dst []Beta) []Beta {
+	s := b.shard(a)
+	s.mu.Lock()
+	if faceted(a.Segment) {
+		dst = append(dst, s.get(Arm{a.Offer, ""}))
+		for f := range facets(a.Segment) {
+			dst = append(dst, s.get(Arm{a.Offer, f}))
+		}
+	}
+	dst = append(dst, s.get(a))
+	s.mu.Unlock()
+	return dst
+}
+
+func (s *banditShard) get(a Arm) Beta {
+	if p, ok := s.arms[a]; ok {
+		return Beta{p.alpha, p.beta}
+	}
+	return Beta{1, 1}
+}
+
+// facets yields the facet arms' segments of a facet segment: "/a/b"
+// yields "/a" and "/b", slices of the segment, so nothing is allocated. A
+// segment of one facet has none besides itself.
+func facets(segment string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		start := 0
+		for i := 1; i <= len(segment); i++ {
+			if i < len(segment) && segment[i] != '/' {
+				continue
+			}
+			if f := segment[start:i]; len(f) > 1 && len(f) < len(segment) && !yield(f) {
+				return
+			}
+			start = i
+		}
+	}
+}
+
+// faceted reports whether a segment is a set of facets.
+func faceted(segment string) bool { return len(segment) > 1 && segment[0] == '/' }
 
 // Posterior returns the arm's Beta parameters.
 func (b *Bandit) Posterior(a Arm) (alpha, beta float64) {

@@ -157,3 +157,44 @@ func FuzzBanditUnmarshal(f *testing.F) {
 		require.NoError(t, d.UnmarshalBinary(out))
 	})
 }
+
+func TestBanditFacetsBorrowStrength(t *testing.T) {
+	cases := []struct {
+		name    string
+		updates []Arm
+		arm     Arm
+		want    []Beta // Lineage of arm, coarsest first
+	}{
+		{"an outcome counts for the offer, each facet and the segment",
+			[]Arm{{"o", "/a/b"}}, Arm{"o", "/a/b"}, []Beta{{2, 1}, {2, 1}, {2, 1}, {2, 1}}},
+		{"a segment never seen borrows from the facets it shares",
+			[]Arm{{"o", "/a/b"}, {"o", "/a/c"}}, Arm{"o", "/a/d"}, []Beta{{3, 1}, {3, 1}, {1, 1}, {1, 1}}},
+		{"other offers do not count",
+			[]Arm{{"p", "/a/b"}}, Arm{"o", "/a/b"}, []Beta{{1, 1}, {1, 1}, {1, 1}, {1, 1}}},
+		{"a segment of one facet is its own facet",
+			[]Arm{{"o", "/a"}}, Arm{"o", "/a"}, []Beta{{2, 1}, {2, 1}}},
+		{"a plain segment stands alone",
+			[]Arm{{"o", "vip"}}, Arm{"o", "vip"}, []Beta{{2, 1}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBandit()
+			for _, a := range tc.updates {
+				b.Update(a, true)
+			}
+			require.Equal(t, tc.want, b.Lineage(tc.arm, nil))
+		})
+	}
+	b := NewBandit()
+	b.Update(Arm{"o", "vip"}, true)
+	alpha, _ := b.Posterior(Arm{"o", ""})
+	require.Equal(t, 1.0, alpha, "a plain segment has no ancestors")
+	b.Update(Arm{"o", "/x/y"}, false)
+	_, beta := b.Posterior(Arm{"o", "/y"})
+	require.Equal(t, 2.0, beta, "trials count for the facets too")
+	data, err := b.MarshalBinary()
+	require.NoError(t, err)
+	c := NewBandit()
+	require.NoError(t, c.UnmarshalBinary(data))
+	require.Equal(t, b.Lineage(Arm{"o", "/x/y"}, nil), c.Lineage(Arm{"o", "/x/y"}, nil), "facets survive a snapshot")
+}

@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/features"
+	"nbo/models"
+	"nbo/scenarios"
+)
+
+// interest returns a per-category counter with n events in its lifetime.
+func interest(cat string, cls features.Class, typ features.EventType, n uint32) features.KeyStats {
+	k := features.KeyStats{Category: cat, Class: cls, Type: typ}
+	k.Count[features.WLifetime] = n
+	return k
+}
+
+func TestSegmentReadsTheDriversFromBehaviour(t *testing.T) {
+	on, off, life := features.Online, features.Offline, features.WLifetime
+	cases := []struct {
+		name string
+		view func(v *features.View)
+		want string
+	}{
+		{"a customer never seen is new", func(v *features.View) { v.Known = false }, "new"},
+		{"an online member who mostly looks at baby products is an online parent",
+			func(v *features.View) {
+				v.Member = true
+				v.Counts[on][features.ProductView][life] = 10
+				v.Keys = []features.KeyStats{interest("baby", on, features.ProductView, 7), interest("grocery", on, features.ProductView, 3)}
+			}, "/online/member/parent/nobeauty/notech"},
+		{"one look at a category by chance is no interest",
+			func(v *features.View) {
+				v.Counts[on][features.ProductView][life] = 20
+				v.Keys = []features.KeyStats{interest("skincare", on, features.ProductView, 1), interest("phones", on, features.ProductView, 19)}
+			}, "/online/guest/noparent/nobeauty/tech"},
+		{"store visits and online searches make both habits; touches and dwell count as interest",
+			func(v *features.View) {
+				v.Counts[off][features.StoreEnter][life] = 2
+				v.Counts[on][features.Search][life] = 1
+				v.Keys = []features.KeyStats{interest("makeup", off, features.ProductTouch, 3), interest("makeup", off, features.Dwell, 2), interest("home", on, features.Search, 1)}
+			}, "/both/guest/noparent/beauty/notech"},
+		{"purchases and redemptions do not change the segment an offer was shown in",
+			func(v *features.View) {
+				v.Counts[off][features.StoreEnter][life] = 1
+				v.Counts[off][features.PosPurchase][life] = 3
+				v.Counts[on][features.CouponRedeem][life] = 1
+				v.Counts[on][features.Order][life] = 2
+				v.Keys = []features.KeyStats{interest("baby", off, features.PosPurchase, 3), interest("electronics", on, features.Order, 2)}
+			}, "/offline/guest/noparent/nobeauty/notech"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := features.View{Known: true}
+			tc.view(&v)
+			require.Equal(t, tc.want, segment(&v))
+			if tc.want != "new" {
+				require.Zero(t, testing.AllocsPerRun(100, func() { segment(&v) }), "choosing a segment allocates")
+			}
+		})
+	}
+}
+
+// TestThompsonLearnsFromTheFacetsASegmentShares checks the hierarchical
+// draw: when parents respond far more than others, whatever else they
+// are, outcomes seen in other segments lift the offer for a parent in a
+// segment the bandit has never seen and lower it for a non-parent; the
+// offer's prior only starts the estimate.
+func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
+	b := models.NewBandit()
+	rng := rand.New(rand.NewPCG(5, 5))
+	probeParent := segmentNames[segParent|segBeauty|segTech|segOnline|segOffline]
+	probeOther := segmentNames[segMember|segTech|segOnline|segOffline]
+	for range 20000 {
+		code := rng.IntN(numSegments)
+		seg := segmentNames[code]
+		if seg == probeParent || seg == probeOther {
+			continue
+		}
+		rate := 0.04
+		if code&segParent != 0 {
+			rate = 1.0 / 3
+		}
+		b.Update(models.Arm{Offer: "bundle", Segment: seg}, false)
+		if rng.Float64() < rate {
+			b.Update(models.Arm{Offer: "bundle", Segment: seg}, true)
+		}
+	}
+	e := &Engine{opts: Options{Explorer: &BanditExplorer{Bandit: b}}}
+	mean := func(segment string) float64 {
+		st := &decideState{rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
+		var sum float64
+		const n = 4000
+		for range n {
+			c := candidate{offer: &scenarios.Offer{ID: "bundle"}, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}}
+			e.thompson(st, &c)
+			require.InDelta(t, c.parts.Total, c.parts.Propensity+c.parts.Explore, 1e-12)
+			sum += c.parts.Total
+		}
+		return sum / n
+	}
+	require.InDelta(t, 1.0/3, mean(probeParent), 0.05, "a parent never seen borrows the parents' response rate")
+	require.InDelta(t, 0.04, mean(probeOther), 0.02, "a non-parent never seen borrows the others'")
+	seen := segmentNames[segParent|segOnline]
+	require.InDelta(t, 1.0/3, mean(seen), 0.05, "an arm with outcomes of its own follows them")
+}
