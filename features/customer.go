@@ -384,6 +384,55 @@ func (c *customer) offerIndex(offer uint32, create bool) int {
 	return len(c.offers) - 1
 }
 
+// warm reads a word of every cache line of the customer's state that
+// applying an event of type typ will touch, back to back, and returns a
+// value derived from them (so that the compiler keeps the reads). The
+// state is spread over several allocations and, with many customers, is
+// usually out of cache: read one after the other as the update reaches
+// each part, every line is a miss paid in full; read here, in a loop of
+// independent loads, the misses overlap.
+func (c *customer) warm(typ EventType, ch Channel) uint64 {
+	x := uint64(c.newest) + uint64(c.compactAt) + uint64(c.version) + uint64(c.lastStoreTS) + uint64(c.localeTS)
+	if len(c.ids) > 0 {
+		x += uint64(len(c.ids[0]))
+	}
+	if n := len(c.seen); n > 0 {
+		x += uint64(c.seen[0].ts) + uint64(c.seen[n-1].ts)
+	}
+	for i := 0; i < len(c.keys); i += 2 { // 32-byte elements
+		x += uint64(c.keys[i].cat)
+	}
+	for i := 0; i < len(c.buckets); i += 4 { // 16-byte elements
+		x += uint64(c.buckets[i].start)
+	}
+	for i := 0; i < len(c.recent); i += 2 { // 32-byte elements
+		x += uint64(c.recent[i].ts)
+	}
+	switch typ {
+	case ProductView, ProductTouch, TryOn, Order, PosPurchase:
+		for i := range c.skus {
+			x += uint64(c.skus[i].sku)
+		}
+	}
+	switch typ {
+	case AddToCart, RemoveFromCart, PosPurchase:
+		for i := 0; i < len(c.cart); i += 2 {
+			x += uint64(c.cart[i].sku)
+		}
+	case OfferImpression, OfferClick, OfferDismiss, CouponRedeem:
+		for i := 0; i < len(c.offers); i += 2 {
+			x += uint64(c.offers[i].offer)
+		}
+	}
+	if ch.Class() == Offline {
+		x += uint64(c.visit.start)
+		for i := range c.stores {
+			x += uint64(c.stores[i].store)
+		}
+	}
+	return x
+}
+
 // packIDs copies the identifiers' bytes into one new allocation, so that
 // a customer's identifiers (compared on every event that names it) lie on
 // one or two cache lines instead of one allocation each. The bytes are

@@ -94,3 +94,40 @@ func TestCustomersHoldTheirIdentifiersPacked(t *testing.T) {
 	}
 	require.Equal(t, uintptr(total), hi-lo, "the identifiers are packed back to back")
 }
+
+// TestInternerGivesEachNameOneIndex interns many names (the table grows
+// several times, names land in several chunks), some of them repeatedly
+// and from reused buffers, and checks that every name keeps its index,
+// that indexes map back to their names, and that a table rebuilt from the
+// list (snapshot restore) answers the same.
+func TestInternerGivesEachNameOneIndex(t *testing.T) {
+	in := newInterner()
+	require.Zero(t, in.id(""))
+	r := rand.New(rand.NewPCG(9, 9))
+	want := map[string]uint32{}
+	buf := make([]byte, 0, 64)
+	for range 30_000 {
+		buf = fmt.Appendf(buf[:0], "SKU-%d-%s", r.IntN(9000), []string{"a", "bb", "女装"}[r.IntN(3)])
+		name := bufString(buf) // aliases buf, which is reused: id must copy
+		got := in.id(name)
+		if id, ok := want[string(buf)]; ok {
+			require.Equal(t, id, got, "name %s", buf)
+		} else {
+			require.Equal(t, uint32(len(want)+1), got, "a new name gets the next index")
+			want[string(buf)] = got
+		}
+	}
+	check := func(in *interner) {
+		t.Helper()
+		for name, id := range want {
+			require.Equal(t, name, in.name(id))
+			require.Equal(t, id, in.id(name))
+		}
+		require.Len(t, in.all(), len(want)+1)
+	}
+	check(in)
+	restored := newInterner()
+	restored.reset(append([]string(nil), in.all()...))
+	check(restored)
+	require.Equal(t, uint32(len(want)+1), restored.id("a name never seen"))
+}

@@ -83,6 +83,7 @@ type Store struct {
 
 	writeMu   sync.Mutex
 	keyBuf    []byte // eventKeys' scratch, used under writeMu
+	warmSink  uint64 // keeps customer.warm's reads, used under writeMu
 	customers atomic.Int64
 	applied   atomic.Int64
 	rejected  [32]atomic.Int64 // by index in Reasons
