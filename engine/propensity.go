@@ -50,6 +50,17 @@ var offerNames = []string{
 	"offer_value", "offer_cost", "offer_prior",
 }
 
+// driverNames are the customer's features that drive responses to offers
+// (the bandit's segment facets, as numbers) and how the customer has
+// responded to offers so far, across all offers. They are propensity
+// features only: customer scores such as purchase intent keep
+// CustomerSchema.
+var driverNames = []string{
+	"online_views_life", "store_visits_life",
+	"interest_baby", "interest_beauty", "interest_tech",
+	"offers_shown", "offers_clicked", "offers_redeemed",
+}
+
 // CustomerSchema is the layout of customer-score vectors (scores that do
 // not depend on an offer, such as purchase intent: "purchase_15d").
 var CustomerSchema = func() models.Schema {
@@ -68,6 +79,9 @@ var customerSchemaHash = CustomerSchema.Hash()
 var PropensitySchema = func() models.Schema {
 	s := models.Schema{Features: append([]models.Feature(nil), CustomerSchema.Features...)}
 	for _, n := range offerNames {
+		s.Features = append(s.Features, models.Feature{Name: n, Kind: models.Numeric})
+	}
+	for _, n := range driverNames {
 		s.Features = append(s.Features, models.Feature{Name: n, Kind: models.Numeric})
 	}
 	s.Features = append(s.Features,
@@ -91,17 +105,26 @@ func vocabIndex(vocab []string, s string) float64 {
 // and channel ch (at v.Now, in loc) to dst.
 func FeatureVector(dst []float64, v *features.View, o *scenarios.Offer, ch features.Channel, loc *time.Location) []float64 {
 	var imp, clk, dis, red float64
+	var shown, clicked, redeemed uint32
 	for i := range v.Offers {
-		if v.Offers[i].Offer == o.ID {
-			st := &v.Offers[i]
+		st := &v.Offers[i]
+		shown, clicked, redeemed = shown+st.Impressions, clicked+st.Clicks, redeemed+st.Redemptions
+		if st.Offer == o.ID {
 			imp, clk, dis, red = float64(st.Impressions), float64(st.Clicks), float64(st.Dismissals), float64(st.Redemptions)
-			break
 		}
 	}
+	c := &v.Counts
+	life := features.WLifetime
+	total, baby, beauty, tech := interests(v)
+	share := func(n uint32) float64 { return float64(n) / float64(max(total, 1)) }
 	dst = CustomerVector(dst, v, loc)
 	return append(dst,
 		imp, clk, dis, red,
 		float64(o.Value)/100, float64(o.Cost)/100, o.Prior,
+		float64(c[features.Online][features.PageView][life]+c[features.Online][features.ProductView][life]+c[features.Online][features.Search][life]),
+		float64(c[features.Offline][features.StoreEnter][life]),
+		share(baby), share(beauty), share(tech),
+		float64(shown), float64(clicked), float64(redeemed),
 		vocabIndex(offerTypeVocab, o.Type.String()),
 		vocabIndex(channelVocab, ch.String()),
 	)

@@ -146,6 +146,32 @@ var segmentNames = func() [numSegments]string {
 // category draws well over it, a category looked at by chance well under.
 const interestShare = 0.12
 
+// interests counts the customer's lifetime product-interest events
+// (views, searches, touches, try-ons, dwell) in all and in the three
+// category groups that drive responses: baby, beauty (skincare, makeup)
+// and tech (electronics, phones).
+func interests(v *features.View) (total, baby, beauty, tech uint32) {
+	for i := range v.Keys {
+		k := &v.Keys[i]
+		switch k.Type {
+		case features.ProductView, features.Search, features.ProductTouch, features.TryOn, features.Dwell:
+		default:
+			continue
+		}
+		n := k.Count[features.WLifetime]
+		total += n
+		switch k.Category {
+		case "baby":
+			baby += n
+		case "skincare", "makeup":
+			beauty += n
+		case "electronics", "phones":
+			tech += n
+		}
+	}
+	return total, baby, beauty, tech
+}
+
 // segment is the bandit's customer segment of v (see segmentNames).
 func segment(v *features.View) string {
 	if !v.Known {
@@ -163,25 +189,7 @@ func segment(v *features.View) string {
 	if v.Member {
 		code |= segMember
 	}
-	var total, baby, beauty, tech uint32
-	for i := range v.Keys {
-		k := &v.Keys[i]
-		switch k.Type {
-		case features.ProductView, features.Search, features.ProductTouch, features.TryOn, features.Dwell:
-		default:
-			continue
-		}
-		n := k.Count[life]
-		total += n
-		switch k.Category {
-		case "baby":
-			baby += n
-		case "skincare", "makeup":
-			beauty += n
-		case "electronics", "phones":
-			tech += n
-		}
-	}
+	total, baby, beauty, tech := interests(v)
 	share := func(n uint32) bool { return n >= 2 && float64(n) >= interestShare*float64(total) }
 	if share(baby) {
 		code |= segParent
