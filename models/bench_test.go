@@ -96,6 +96,24 @@ func BenchmarkScore100Offers(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/offer")
 		})
+		b.Run(c.name+"/compiled-batch-pertree", func(b *testing.B) {
+			// The batch path before partial evaluation (still the path for
+			// a numeric offer feature): each tree walked once down to the
+			// first split on the offer, per offer from there.
+			values := make([]float64, 100)
+			for o := range values {
+				values[o] = float64(o)
+			}
+			dst := make([]float64, 100)
+			if f.nb != nil {
+				b.Skip("naive Bayes has a single batch path")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				f.scorer.offersByTree(dst, customer, 9, values)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/offer")
+		})
 		b.Run(c.name+"/golearn", func(b *testing.B) {
 			// golearn's cheapest path: one reusable one-row grid, the offer
 			// cell rewritten, Predict per tree (a forest votes over them).

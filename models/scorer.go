@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 )
 
 // Scorer is a compiled model: pure Go, immutable, safe for concurrent use,
@@ -27,6 +28,10 @@ type Scorer struct {
 	roots []int32
 
 	nb *NaiveBayes
+
+	// plans[f] is PropensityOffers' plan for categorical feature f, built
+	// on the first batch that varies f (see scorer_offers.go).
+	plans []atomic.Pointer[offerPlan]
 }
 
 // node is one compiled tree node, 24 bytes, so that a step of the walk
@@ -46,7 +51,8 @@ func Compile(a *Artifact) (*Scorer, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("compiling model %s: %w", a.Version, err)
 	}
-	s := &Scorer{algo: a.Algorithm, nfeat: len(a.Schema.Features), impute: a.Impute, nb: a.NaiveBayes}
+	s := &Scorer{algo: a.Algorithm, nfeat: len(a.Schema.Features), impute: a.Impute, nb: a.NaiveBayes,
+		plans: make([]atomic.Pointer[offerPlan], len(a.Schema.Features))}
 	for _, f := range a.Schema.Features {
 		if f.Kind == Numeric {
 			s.vocab = append(s.vocab, -1)
@@ -138,11 +144,20 @@ func (s *Scorer) nbScore(x []float64) float64 {
 // PropensityOffers scores one customer against many offers in one pass:
 // dst[i] = Propensity(x with x[feature] = values[i]), for the common
 // request where the offer is one feature of the vector (its index in the
-// offer vocabulary, say). Each tree is walked once down to the first split
-// on that feature, and only from there per offer; naive Bayes adds the
-// customer's part once. The result equals calling Propensity per offer.
-// dst must be at least as long as values; x is not modified. It does not
-// allocate for up to 256 offers.
+// offer vocabulary, say). x is not modified; dst must be at least as long
+// as values.
+//
+// For a categorical feature the forest is evaluated once per customer,
+// partially (scorer_offers.go): the cost grows with the nodes the customer
+// reaches plus the number of offers, not with trees × offers. The first
+// call for a feature builds that plan (one allocation, then cached; safe
+// under concurrent calls); later calls do not allocate for vocabularies
+// up to 255 values and forests with up to 512 splits on the feature. For a
+// numeric feature each tree is walked once down to the first split on it,
+// and per offer from there; naive Bayes adds the customer's part once.
+//
+// The result equals calling Propensity per offer within 1e-12 (sums are
+// taken in another order, so not always bit for bit).
 func (s *Scorer) PropensityOffers(dst, x []float64, feature int, values []float64) {
 	_ = x[s.nfeat-1]
 	_ = x[feature]
@@ -151,6 +166,17 @@ func (s *Scorer) PropensityOffers(dst, x []float64, feature int, values []float6
 		s.nbOffers(dst, x, feature, values)
 		return
 	}
+	if p := s.offerPlan(feature); p != nil {
+		s.offersPlanned(p, dst, x, values)
+		return
+	}
+	s.offersByTree(dst, x, feature, values)
+}
+
+// offersByTree is PropensityOffers by walking each tree once down to the
+// first split on feature and per offer from there. It does not allocate
+// for up to 256 offers.
+func (s *Scorer) offersByTree(dst, x []float64, feature int, values []float64) {
 	clear(dst)
 	var stack [256]int32
 	idx := stack[:0]
