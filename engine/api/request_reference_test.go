@@ -1,0 +1,126 @@
+package api
+
+import (
+	"sort"
+	"strconv"
+	"time"
+
+	"nbo/engine"
+	"nbo/features"
+)
+
+// The reference decoder of POST /v1/decide bodies: the encoding/json path
+// the hand-written decoder replaced, kept verbatim so
+// FuzzDecodeDecideRequestMatchesReference can hold the new one to it.
+
+// decideWire is the JSON form of POST /v1/decide.
+type decideWire struct {
+	IDs       map[string]string `json:"ids"`
+	Channel   string            `json:"channel"`
+	Placement string            `json:"placement"`
+	Store     string            `json:"store"`
+	Limit     *int              `json:"limit"`
+	Locale    string            `json:"locale"`
+	Context   map[string]string `json:"context"`
+	Now       *string           `json:"now"`
+}
+
+// referenceDecodeDecideRequest decodes and validates a POST /v1/decide body into
+// req. allowNow says whether the caller may set "now" (admin scope).
+func referenceDecodeDecideRequest(body []byte, allowNow bool, req *engine.DecideRequest) *Error {
+	var w decideWire
+	if e := decodeStrict(body, &w); e != nil {
+		return e
+	}
+	if len(w.IDs) == 0 {
+		return &Error{Status: 400, Code: CodeMissingField, Field: "ids", Message: `ids needs at least one identifier, e.g. {"member": "M1"}`}
+	}
+	// Report the first bad identifier in namespace order, so the answer
+	// does not depend on map iteration.
+	known := 0
+	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+		v, ok := w.IDs[ns.String()]
+		if !ok {
+			continue
+		}
+		known++
+		if v == "" {
+			continue
+		}
+		stored, e := normalizeID(ns, v, "ids."+ns.String())
+		if e != nil {
+			return e
+		}
+		req.IDs.Set(ns, stored)
+	}
+	if known != len(w.IDs) {
+		// Name the smallest unknown key, so the answer is the same
+		// whatever the map's iteration order.
+		first, found := "", false
+		for k := range w.IDs {
+			if _, ok := features.ParseNamespace(k); !ok && (!found || k < first) {
+				first, found = k, true
+			}
+		}
+		return &Error{Status: 400, Code: CodeUnknownField, Field: "ids." + excerpt(first), Message: "unknown identifier namespace; use member, card, phone, email or device"}
+	}
+	if req.IDs.Empty() {
+		return &Error{Status: 400, Code: CodeMissingField, Field: "ids", Message: "every identifier in ids is empty"}
+	}
+	ch, e := parseOfferChannel(w.Channel, "channel")
+	if e != nil {
+		return e
+	}
+	req.Channel = ch
+	if e := checkName(w.Placement, "placement"); e != nil {
+		return e
+	}
+	if e := checkName(w.Store, "store"); e != nil {
+		return e
+	}
+	req.Placement, req.Store = w.Placement, w.Store
+	req.Limit = engine.DefaultLimit
+	if w.Limit != nil {
+		if *w.Limit < 1 || *w.Limit > engine.MaxLimit {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "limit", Message: "limit must be between 1 and " + strconv.Itoa(engine.MaxLimit)}
+		}
+		req.Limit = *w.Limit
+	}
+	loc, e := parseLocale(w.Locale, "locale")
+	if e != nil {
+		return e
+	}
+	req.Locale = loc
+	if len(w.Context) > maxContextKeys {
+		return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "context holds more than " + strconv.Itoa(maxContextKeys) + " attributes"}
+	}
+	for k, v := range w.Context {
+		if checkContext(k, v) != nil {
+			// Report the smallest bad key, whatever the map's order.
+			keys := make([]string, 0, len(w.Context))
+			for k := range w.Context {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if e := checkContext(k, w.Context[k]); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	if len(w.Context) > 0 {
+		req.Context = w.Context
+	}
+	if w.Now != nil {
+		if !allowNow {
+			return &Error{Status: 403, Code: CodeForbidden, Field: "now", Message: "only admin keys may set now (it is for replays and tests)"}
+		}
+		t, err := time.Parse(time.RFC3339Nano, *w.Now)
+		if err != nil {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be an RFC 3339 time such as 2026-11-20T10:00:00+08:00"}
+		}
+		req.Now = &t
+	}
+	return nil
+}
