@@ -73,7 +73,7 @@ type QualityOptions struct {
 	// DecideOneIn: one decision point in this many candidate events (page
 	// views online, store entries). Default: 3.
 	DecideOneIn int
-	// ModelTrees is the forest size of the engine+model policy. Default: 30.
+	// ModelTrees is the forest size of the engine+model policy. Default: 100.
 	ModelTrees int
 	// Start of simulated time. Default: DefaultStart.
 	Start time.Time
@@ -102,7 +102,7 @@ func (o *QualityOptions) EnsureDefaults() {
 		o.Start = DefaultStart
 	}
 	if o.ModelTrees == 0 {
-		o.ModelTrees = 30
+		o.ModelTrees = 100
 	}
 	if len(o.Policies) == 0 {
 		o.Policies = QualityPolicies
@@ -633,13 +633,15 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 			yuan(int64(r.Regret())), c.ConsentViolations)
 	}
 	b.WriteString(`
-- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson-sampling exploration (models.Bandit, learning from the clicks and redemptions as they stream back), 5% holdout (the holdout gets the fallback offers).
+- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson sampling over every candidate (models.Bandit per offer × customer segment — channel habit, membership, baby/beauty/tech interest, read from behaviour — with each facet's effect learnt across segments, from the clicks and redemptions as they stream back), 5% holdout (the holdout gets the untargeted offers).
 - **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
 - **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
 - **oracle-observable**: a reference, not a product: knows only the traits a customer's behaviour reveals in the simulator (channel habit, favourite categories, membership, app use) and averages the response probability over the traits it does not (price sensitivity, affluence, distance to the home store, individual taste), then picks like the oracle. Roughly what a policy that learns from behaviour alone can reach; learning from each customer's own responses can add a little.
 - **oracle-without-taste**: knows every trait but not the individual taste term (N(0, 0.5²) on the log-odds per customer and offer type) and picks like the oracle: the ceiling for any policy that cannot read minds.
 - **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
+
+Every policy chooses among the same eligible offers: valid now, shown on the channel, valid at the store, within budget and contact policy, and with the consent the offer's catalog entry requires on the channel (marketing for promotions, personalization for personalised services; transactional offers require none). A consent violation is a delivery to a customer who had not granted the offer's required purpose on that channel, per the simulator's truth.
 
 Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).
 `)
