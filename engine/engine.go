@@ -123,9 +123,8 @@ type Engine struct {
 	wakes     wakeQueue    // used only by OnApplied's goroutine
 
 	// Decisions served to requests reach Stats through records, so the
-	// request path does not wait for its lock; recorder drains them.
-	records   chan DecisionRecord
-	recorder  sync.WaitGroup
+	// request path does not wait for its lock (nil without Stats).
+	records   *decisionRecorder
 	closeOnce sync.Once
 }
 
@@ -220,14 +219,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.trigState = e.pool.New().(*decideState)
 	if opts.Stats != nil {
-		e.records = make(chan DecisionRecord, 1<<14)
-		e.recorder.Add(1)
-		go func() {
-			defer e.recorder.Done()
-			for r := range e.records {
-				opts.Stats.RecordDecision(r)
-			}
-		}()
+		e.records = newDecisionRecorder(opts.Stats, recordEvery)
 	}
 	return e, nil
 }
@@ -237,8 +229,7 @@ func New(opts Options) (*Engine, error) {
 func (e *Engine) Close() {
 	e.closeOnce.Do(func() {
 		if e.records != nil {
-			close(e.records)
-			e.recorder.Wait()
+			e.records.close()
 		}
 	})
 }
@@ -271,12 +262,36 @@ func requestKey(req *DecideRequest) string {
 	return string(b)
 }
 
-// newDecisionID returns a unique, roughly time-ordered decision ID.
+// newDecisionID returns a unique, roughly time-ordered decision ID:
+// "d-", the time in base 36, "-" and a hash of the node and a sequence
+// number in base 36. It allocates only the returned string.
 func (e *Engine) newDecisionID(now int64) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now))
-	binary.BigEndian.PutUint64(b[8:], xxhash.Sum64(binary.BigEndian.AppendUint64(nil, e.node^e.seq.Add(1))))
-	return "d-" + strconv.FormatUint(uint64(now), 36) + "-" + strconv.FormatUint(binary.BigEndian.Uint64(b[8:])>>16, 36)
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], e.node^e.seq.Add(1))
+	var buf [32]byte // "d-" + ≤13 + "-" + ≤10 characters
+	b := append(buf[:0], "d-"...)
+	b = strconv.AppendUint(b, uint64(now), 36)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, xxhash.Sum64(seq[:])>>16, 36)
+	return string(b)
+}
+
+// decisionBox holds a Decision and room for its offers in one allocation
+// for requests within the default limit (nearly all of them).
+type decisionBox struct {
+	d      Decision
+	offers [DefaultLimit]OfferResult
+}
+
+// newDecision returns an empty decision with room for limit offers
+// (serve never takes more than explored).
+func newDecision(limit int) *Decision {
+	if n := min(limit, explored); n > DefaultLimit {
+		return &Decision{Offers: make([]OfferResult, 0, n)}
+	}
+	b := &decisionBox{}
+	b.d.Offers = b.offers[:0:min(limit, DefaultLimit)]
+	return &b.d
 }
 
 func localeIndex(l Locale) scenarios.Locale {
@@ -329,7 +344,8 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 		group = GroupHoldout
 	}
 	st.sreq = scenarios.Request{Channel: req.Channel, Placement: req.Placement, Store: req.Store, Now: now, Trigger: scenarios.OnRequest, Loc: e.opts.Location, Score: st.scoreFn}
-	d := &Decision{DecisionID: e.newDecisionID(now), Customer: string(v.Customer), Group: group, Offers: []OfferResult{}}
+	d := newDecision(req.Limit)
+	d.DecisionID, d.Customer, d.Group = e.newDecisionID(now), string(v.Customer), group
 	if v.NewestTS > 0 {
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
 	}

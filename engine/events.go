@@ -30,7 +30,10 @@ func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 	for _, k := range a.Merged {
 		e.wakes.cancel(k)
 	}
-	if e.opts.Stats != nil {
+	if e.opts.Stats != nil && len(a.Merged) > 0 {
+		if e.records != nil {
+			e.records.flush() // so the decisions pending are re-keyed too
+		}
 		for _, k := range a.Merged {
 			e.opts.Stats.Rekey(k, a.Customer)
 		}
@@ -223,11 +226,11 @@ func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch feat
 		return
 	}
 	rec := e.decisionRecord(d, r, c, ch, customer, now)
-	if direct {
+	if direct || e.records == nil {
 		e.opts.Stats.RecordDecision(rec)
 		return
 	}
-	e.records <- rec
+	e.records.add(rec)
 }
 
 func (e *Engine) decisionRecord(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) DecisionRecord {
@@ -247,6 +250,11 @@ func (e *Engine) decisionRecord(d *Decision, r *OfferResult, c *candidate, ch fe
 func (e *Engine) recordOutcome(ev *features.Event, a features.Applied) {
 	if e.opts.Stats == nil {
 		return
+	}
+	if e.records != nil {
+		// Decisions served before this event was applied are in Stats
+		// before it is attributed, however recently they were made.
+		e.records.flush()
 	}
 	att, ok := e.opts.Stats.RecordOutcome(Outcome{
 		Type: ev.Type, DecisionID: ev.DecisionID, OfferID: ev.OfferID, CouponCode: ev.CouponCode,
