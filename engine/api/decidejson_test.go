@@ -345,7 +345,11 @@ func TestDecodeDecideRequestAllocations(t *testing.T) {
 					t.Fatal(e)
 				}
 			})
-			require.LessOrEqual(t, n, tc.max)
+			max := tc.max
+			if raceEnabled {
+				max++ // a dropped pooled decoder, made anew now and then
+			}
+			require.LessOrEqual(t, n, max)
 		})
 	}
 }

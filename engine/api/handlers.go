@@ -197,7 +197,7 @@ func (s *Server) handleDecide(ctx context.Context, c *app.RequestContext, scope 
 	*bp = body
 	var req engine.DecideRequest
 	e := decodeDecideRequest(body, scope&ScopeAdmin != 0, &req)
-	putBody(bp) // encoding/json copied every string out of body
+	putBody(bp) // the decoder copied every string req keeps out of body
 	if e != nil {
 		writeAPIError(c, e)
 		return

@@ -404,8 +404,8 @@ func (s *Server) newRoute(method, path string, scope Scope, h handler) *route {
 func (s *Server) wrap(rt *route) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
 		st := reqState{start: time.Now(), key: -1}
-		st.id = s.requestID(c)
-		c.Response.Header.Set(headerRequestID, st.id)
+		st.idLen = s.requestID(c, &st.idBuf)
+		c.Response.Header.SetBytesV(headerRequestID, st.idBuf[:st.idLen])
 		defer s.finish(ctx, c, rt, &st)
 		var scope Scope
 		if rt.scope != 0 {
@@ -439,9 +439,14 @@ func (s *Server) wrap(rt *route) app.HandlerFunc {
 
 type reqState struct {
 	start time.Time
-	id    string
 	key   int
+	// The request ID's bytes: a string is made only when a log line or an
+	// error needs one, not per request.
+	idLen int
+	idBuf [64]byte
 }
+
+func (st *reqState) id() string { return string(st.idBuf[:st.idLen]) }
 
 // finish is deferred by every request: it turns a panic into 500
 // internal (the server keeps serving), then records metrics and writes the
@@ -449,11 +454,11 @@ type reqState struct {
 func (s *Server) finish(ctx context.Context, c *app.RequestContext, rt *route, st *reqState) {
 	if r := recover(); r != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "api: panic serving request",
-			slog.String("request_id", st.id), slog.String("route", rt.path),
+			slog.String("request_id", st.id()), slog.String("route", rt.path),
 			slog.String("panic", excerptAny(r)), slog.String("stack", string(debug.Stack())))
 		c.Response.Reset()
-		c.Response.Header.Set(headerRequestID, st.id)
-		writeError(c, 500, CodeInternal, "", "internal error; report request ID "+st.id)
+		c.Response.Header.SetBytesV(headerRequestID, st.idBuf[:st.idLen])
+		writeError(c, 500, CodeInternal, "", "internal error; report request ID "+st.id())
 	}
 	status := c.Response.StatusCode()
 	d := time.Since(st.start)
@@ -480,7 +485,7 @@ func (s *Server) finish(ctx context.Context, c *app.RequestContext, rt *route, s
 	}
 	uri := c.Request.URI()
 	s.log.LogAttrs(ctx, level, "http",
-		slog.String("request_id", st.id),
+		slog.String("request_id", st.id()),
 		slog.String("method", string(c.Request.Header.Method())),
 		slog.String("route", rt.path),
 		slog.String("path", redactPath(string(uri.Path()))),
@@ -503,16 +508,16 @@ func excerptAny(r any) string {
 	return excerpt(fmt.Sprint(r))
 }
 
-// requestID returns the client's X-Request-ID when it is sane (1 to 64
-// bytes of letters, digits and ._:-), else a new one: a per-process random
-// prefix and a counter, unique without a syscall per request.
-func (s *Server) requestID(c *app.RequestContext) string {
-	if v := c.Request.Header.Peek(headerRequestID); len(v) > 0 && len(v) <= 64 && saneID(v) {
-		return string(v)
+// requestID writes into b the client's X-Request-ID when it is sane (1 to
+// 64 bytes of letters, digits and ._:-), else a new one: a per-process
+// random prefix and a counter, unique without a syscall per request. It
+// returns the ID's length.
+func (s *Server) requestID(c *app.RequestContext, b *[64]byte) int {
+	if v := c.Request.Header.Peek(headerRequestID); len(v) > 0 && len(v) <= len(b) && saneID(v) {
+		return copy(b[:], v)
 	}
-	var b [32]byte
 	n := copy(b[:], s.idPrefix)
-	return string(strconv.AppendUint(b[:n], s.idSeq.Add(1), 36))
+	return len(strconv.AppendUint(b[:n], s.idSeq.Add(1), 36))
 }
 
 func saneID(v []byte) bool {
