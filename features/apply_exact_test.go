@@ -68,8 +68,16 @@ func TestWindowsMatchARecountOfTheEvents(t *testing.T) {
 	for c := range customers {
 		ts := base + int64(r.IntN(86400))*1000
 		var evs []Event
-		for i := range 20 + r.IntN(60) {
+		n := 20 + r.IntN(60)
+		if c == 0 {
+			n = 100 // a burst of 80 minutes, then days later more
+		}
+		for i := range n {
 			switch x := r.IntN(10); {
+			case c == 0 && i < 80:
+				ts += 61_000 // a minute bucket each: 80 move at once later
+			case c == 0 && i == 80:
+				ts += 3 * 86_400_000
 			case x < 5:
 				ts += int64(1+r.IntN(120)) * 1000 // within a session
 			case x < 8:
@@ -179,5 +187,12 @@ func TestWindowsMatchARecountOfTheEvents(t *testing.T) {
 		c.compactedMin, c.compactAt = ^uint32(0), 0
 		c.compact()
 		require.Equal(t, before, c.buckets, "customer %s", k)
+		// And no two buckets share a place (merges happened).
+		seen := map[[2]uint32]bool{}
+		for _, b := range c.buckets {
+			place := [2]uint32{uint32(b.kr), b.start}
+			require.False(t, seen[place], "customer %s: two buckets at %v", k, place)
+			seen[place] = true
+		}
 	})
 }

@@ -288,28 +288,72 @@ func (c *customer) compact() {
 		return
 	}
 	next := ^uint32(0)
-	moved := false
+	// The buckets that move or drop, by index: usually a few.
+	var movedBuf [32]bucket
+	moved := movedBuf[:0]
+	var movedIdx [4]uint64 // bit i: bucket i moved (first 256 buckets)
+	anyMoved := false
 	for i := range c.buckets {
 		b := &c.buckets[i]
 		res, start, ok := placement(b.start, newest)
 		if !ok {
 			b.count, b.sum, b.kr = 0, 0, 3 // mark dropped (resolution 3)
-			moved = true
-			continue
-		}
-		if res != b.res() {
+		} else if res != b.res() {
 			b.kr = uint16(b.key()<<2 | res)
 			b.start = start
-			moved = true
+		} else {
+			next = min(next, movesAt(res, start))
+			continue
 		}
-		next = min(next, movesAt(res, start))
+		anyMoved = true
+		if i < 256 {
+			movedIdx[i/64] |= 1 << (i % 64)
+		}
+		if ok && len(moved) < cap(moved) {
+			moved = append(moved, *b)
+			next = min(next, movesAt(res, start))
+		} else if ok {
+			next = min(next, movesAt(res, start))
+			moved = nil // too many to merge one by one
+		}
 	}
 	c.compactAt = next
-	if !moved {
+	if !anyMoved {
 		return
 	}
-	// Merge buckets that now share (key, resolution, start) and drop the
-	// marked ones. Sorting keeps the result independent of history.
+	if moved == nil || len(c.buckets) > 256 {
+		c.mergeSorted()
+		return
+	}
+	// The buckets that stayed are still distinct; each moved one joins the
+	// bucket already at its new place, if any, else is appended. Order is
+	// not part of the state: every reader sums over the buckets.
+	out := c.buckets[:0]
+	for i, b := range c.buckets {
+		if movedIdx[i/64]&(1<<(i%64)) == 0 {
+			out = append(out, b)
+		}
+	}
+	for _, b := range moved {
+		found := false
+		for j := range out {
+			if o := &out[j]; o.kr == b.kr && o.start == b.start {
+				o.count = uint16(min(uint32(o.count)+uint32(b.count), maxBucket))
+				o.sum += b.sum
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, b)
+		}
+	}
+	c.buckets = out
+}
+
+// mergeSorted merges buckets that share (key, resolution, start) and drops
+// the marked ones, by sorting: compact's way when many buckets moved.
+func (c *customer) mergeSorted() {
 	slices.SortFunc(c.buckets, func(a, b bucket) int {
 		if a.kr != b.kr {
 			return int(a.kr) - int(b.kr)
