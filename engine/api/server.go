@@ -404,8 +404,7 @@ func (s *Server) newRoute(method, path string, scope Scope, h handler) *route {
 func (s *Server) wrap(rt *route) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
 		st := reqState{start: time.Now(), key: -1}
-		st.idLen = s.requestID(c, &st.idBuf)
-		c.Response.Header.SetBytesV(headerRequestID, st.idBuf[:st.idLen])
+		s.setRequestID(c)
 		defer s.finish(ctx, c, rt, &st)
 		var scope Scope
 		if rt.scope != 0 {
@@ -440,25 +439,26 @@ func (s *Server) wrap(rt *route) app.HandlerFunc {
 type reqState struct {
 	start time.Time
 	key   int
-	// The request ID's bytes: a string is made only when a log line or an
-	// error needs one, not per request.
-	idLen int
-	idBuf [64]byte
 }
 
-func (st *reqState) id() string { return string(st.idBuf[:st.idLen]) }
+// requestIDOf is the request ID wrap set on the answer, as a string: made
+// only when a log line or an error needs it, not per request.
+func requestIDOf(c *app.RequestContext) string {
+	return string(c.Response.Header.Peek(headerRequestID))
+}
 
 // finish is deferred by every request: it turns a panic into 500
 // internal (the server keeps serving), then records metrics and writes the
 // access line.
 func (s *Server) finish(ctx context.Context, c *app.RequestContext, rt *route, st *reqState) {
 	if r := recover(); r != nil {
+		id := requestIDOf(c)
 		s.log.LogAttrs(ctx, slog.LevelError, "api: panic serving request",
-			slog.String("request_id", st.id()), slog.String("route", rt.path),
+			slog.String("request_id", id), slog.String("route", rt.path),
 			slog.String("panic", excerptAny(r)), slog.String("stack", string(debug.Stack())))
 		c.Response.Reset()
-		c.Response.Header.SetBytesV(headerRequestID, st.idBuf[:st.idLen])
-		writeError(c, 500, CodeInternal, "", "internal error; report request ID "+st.id())
+		c.Response.Header.Set(headerRequestID, id)
+		writeError(c, 500, CodeInternal, "", "internal error; report request ID "+id)
 	}
 	status := c.Response.StatusCode()
 	d := time.Since(st.start)
@@ -485,7 +485,7 @@ func (s *Server) finish(ctx context.Context, c *app.RequestContext, rt *route, s
 	}
 	uri := c.Request.URI()
 	s.log.LogAttrs(ctx, level, "http",
-		slog.String("request_id", st.id()),
+		slog.String("request_id", requestIDOf(c)),
 		slog.String("method", string(c.Request.Header.Method())),
 		slog.String("route", rt.path),
 		slog.String("path", redactPath(string(uri.Path()))),
@@ -508,17 +508,26 @@ func excerptAny(r any) string {
 	return excerpt(fmt.Sprint(r))
 }
 
-// requestID writes into b the client's X-Request-ID when it is sane (1 to
-// 64 bytes of letters, digits and ._:-), else a new one: a per-process
-// random prefix and a counter, unique without a syscall per request. It
-// returns the ID's length.
-func (s *Server) requestID(c *app.RequestContext, b *[64]byte) int {
-	if v := c.Request.Header.Peek(headerRequestID); len(v) > 0 && len(v) <= len(b) && saneID(v) {
-		return copy(b[:], v)
+// setRequestID sets the answer's X-Request-ID: the client's when it is
+// sane (1 to 64 bytes of letters, digits and ._:-), else a new one, a
+// per-process random prefix and a counter, unique without a syscall per
+// request. It allocates nothing: a new ID is formatted in a pooled buffer
+// (hertz copies it; a buffer on the stack would escape through hertz's
+// setter).
+func (s *Server) setRequestID(c *app.RequestContext) {
+	if v := c.Request.Header.Peek(headerRequestID); len(v) > 0 && len(v) <= 64 && saneID(v) {
+		c.Response.Header.SetBytesV(headerRequestID, v)
+		return
 	}
-	n := copy(b[:], s.idPrefix)
-	return len(strconv.AppendUint(b[:n], s.idSeq.Add(1), 36))
+	bp := idBufs.Get().(*[32]byte)
+	n := copy(bp[:], s.idPrefix)
+	c.Response.Header.SetBytesV(headerRequestID, strconv.AppendUint(bp[:n], s.idSeq.Add(1), 36))
+	idBufs.Put(bp)
 }
+
+// idBufs hold request IDs being formatted: 9 bytes of prefix and at most
+// 13 of a base-36 counter.
+var idBufs = sync.Pool{New: func() any { return new([32]byte) }}
 
 func saneID(v []byte) bool {
 	for _, c := range v {
