@@ -38,8 +38,15 @@ import (
 //   - errors, in order: the first syntax error (or the end of the body
 //     inside the value) anywhere in the value; else the first wrong type
 //     or unknown field; else data after the value; then the checks of
-//     decodeDecideRequest in their order;
+//     decodeDecideRequest in their order. A body that is a bare number,
+//     string or literal ends where that token ends ("12x" is a wrong
+//     type, "null x" is data after the value);
+//   - syntax errors name the offending byte counting from 1, as
+//     encoding/json's Decoder does;
 //   - at most 10000 levels of nesting.
+//
+// One deliberate difference from plain encoding/json, made in both paths:
+// a type error quotes at most an excerpt of a long number.
 
 // idFields are the error fields of identifiers, "ids.member" …, made once
 // rather than per request.
