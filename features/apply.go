@@ -3,6 +3,7 @@ package features
 import (
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -32,7 +33,164 @@ const visitGap = 2 * 3600_000
 func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.apply(ev)
+}
 
+// ApplyBatch applies evs in order, exactly as calling Apply on each in
+// turn would, and calls fn (when not nil) with each event's index and
+// result as soon as it is applied. fn must not call the store's writer
+// methods.
+//
+// It is faster than Apply per event because it sees the events coming:
+// while it applies one event, it has the CPU prefetch the index slot of
+// the customer three events ahead, that customer's record two ahead, and
+// its state one ahead, so that the cache misses of looking up and
+// updating a customer — most of the cost of an event when customers far
+// outnumber the cache — overlap the work on earlier events.
+func (s *Store) ApplyBatch(evs []Event, fn func(i int, a Applied, rej *Rejection)) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var ahead [4]prefetched // ring, by event index % 4
+	for i := 0; i < min(3, len(evs)); i++ {
+		s.prefetchSlot(&evs[i], &ahead[i%4])
+	}
+	for i := 0; i < min(2, len(evs)); i++ {
+		s.prefetchCustomer(&ahead[i%4])
+	}
+	if len(evs) > 0 {
+		s.prefetchState(&evs[0], &ahead[0])
+	}
+	for i := range evs {
+		if j := i + 3; j < len(evs) {
+			s.prefetchSlot(&evs[j], &ahead[j%4])
+		}
+		if j := i + 2; j < len(evs) {
+			s.prefetchCustomer(&ahead[j%4])
+		}
+		if j := i + 1; j < len(evs) {
+			s.prefetchState(&evs[j], &ahead[j%4])
+		}
+		a, rej := s.apply(&evs[i])
+		if fn != nil {
+			fn(i, a, rej)
+		}
+	}
+}
+
+// prefetched is what ApplyBatch's prefetch stages learnt of one event.
+type prefetched struct {
+	h uint64    // hash of the event's first identifier key (0: none)
+	c *customer // the customer its index slot pointed at, if any
+}
+
+// prefetchSlot hashes the event's first identifier (the one apply looks
+// up first) and prefetches its index slot and its SKU's interner slot.
+func (s *Store) prefetchSlot(ev *Event, p *prefetched) {
+	*p = prefetched{}
+	var buf [96]byte
+	for ns := NSMember; ns < NumNamespaces; ns++ {
+		if v := ev.IDs.Get(ns); v != "" {
+			if len(ns.String())+1+len(v) > len(buf) {
+				return // rare: no prefetch
+			}
+			k := append(append(append(buf[:0], ns.String()...), ':'), v...)
+			p.h = xxhash.Sum64(k)
+			break
+		}
+	}
+	if p.h != 0 {
+		ix := &s.shards[p.h&s.mask].ids
+		if len(ix.slots) > 0 {
+			prefetch(uintptr(unsafe.Pointer(&ix.slots[ix.home(p.h)])))
+		}
+	}
+	if ev.SKU != "" {
+		in := s.in
+		prefetch(uintptr(unsafe.Pointer(&in.slots[internHash(ev.SKU)&uint64(len(in.slots)-1)])))
+	}
+}
+
+// prefetchCustomer reads the index slot prefetchSlot prefetched (the
+// writer's own table: no lock) and prefetches the customer record and
+// the key bytes it will be compared with. A hint only: the slot may hold
+// another key, and apply looks up properly.
+func (s *Store) prefetchCustomer(p *prefetched) {
+	if p.h == 0 {
+		return
+	}
+	ix := &s.shards[p.h&s.mask].ids
+	if ix.n == 0 {
+		return
+	}
+	mask := len(ix.slots) - 1
+	for i := ix.home(p.h); ; i = (i + 1) & mask {
+		sl := &ix.slots[i]
+		if sl.c == nil {
+			return
+		}
+		if sl.h == p.h {
+			p.c = sl.c
+			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(string(sl.k)))))
+			base := uintptr(unsafe.Pointer(sl.c))
+			for off := uintptr(0); off < unsafe.Sizeof(customer{}); off += 64 {
+				prefetch(base + off)
+			}
+			return
+		}
+	}
+}
+
+// prefetchState prefetches the parts of the customer's state that
+// applying ev touches (what warm reads), from the record prefetchCustomer
+// brought in.
+func (s *Store) prefetchState(ev *Event, p *prefetched) {
+	c := p.c
+	if c == nil {
+		return
+	}
+	lines := func(ptr unsafe.Pointer, size uintptr) {
+		for off := uintptr(0); off < size; off += 64 {
+			prefetch(uintptr(ptr) + off)
+		}
+	}
+	if len(c.ids) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.ids)), uintptr(len(c.ids))*unsafe.Sizeof(Key("")))
+	}
+	if len(c.seen) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.seen)), uintptr(len(c.seen))*unsafe.Sizeof(seenEvent{}))
+	}
+	if len(c.keys) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.keys)), uintptr(len(c.keys))*unsafe.Sizeof(keyState{}))
+	}
+	if len(c.buckets) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.buckets)), uintptr(len(c.buckets))*unsafe.Sizeof(bucket{}))
+	}
+	if len(c.recent) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.recent)), uintptr(len(c.recent))*unsafe.Sizeof(recentEv{}))
+	}
+	switch ev.Type {
+	case ProductView, ProductTouch, TryOn, Order, PosPurchase:
+		if len(c.skus) > 0 {
+			lines(unsafe.Pointer(unsafe.SliceData(c.skus)), uintptr(len(c.skus))*unsafe.Sizeof(skuInterest{}))
+		}
+	}
+	switch ev.Type {
+	case AddToCart, RemoveFromCart, PosPurchase:
+		if len(c.cart) > 0 {
+			lines(unsafe.Pointer(unsafe.SliceData(c.cart)), uintptr(len(c.cart))*unsafe.Sizeof(cartItem{}))
+		}
+	case OfferImpression, OfferClick, OfferDismiss, CouponRedeem:
+		if len(c.offers) > 0 {
+			lines(unsafe.Pointer(unsafe.SliceData(c.offers)), uintptr(len(c.offers))*unsafe.Sizeof(offerStat{}))
+		}
+	}
+	if ev.Channel.Class() == Offline && len(c.stores) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.stores)), uintptr(len(c.stores))*unsafe.Sizeof(storeVisits{}))
+	}
+}
+
+// apply is Apply under the writer lock.
+func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 	var kbuf [NumNamespaces]Key
 	keys := eventKeys(&ev.IDs, kbuf[:0], &s.keyBuf)
 	if len(keys) == 0 {

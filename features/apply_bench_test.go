@@ -203,7 +203,9 @@ func processCPU() time.Duration {
 // store warmed up with two events for each of -apply.customers customers
 // (about 193k distinct customers at the default). The sub-benchmarks split
 // the cost: decode alone, apply alone (events decoded outside the timer),
-// and both, the figure. Every event must be accepted.
+// and both, the figure — event by event with Apply, and in
+// batches of 256 with ApplyBatch, which prefetches the customers of the
+// next events. Every event must be accepted.
 //
 // Besides ns/op (per event), it reports events/s of wall time and
 // events/cpu-s: events over the whole process's CPU time while timed (the
@@ -211,8 +213,9 @@ func processCPU() time.Duration {
 // machine runs.
 func BenchmarkDecodeApply(b *testing.B) {
 	const round = 1 << 14
+	const batchSize = 256
 	pool := newMixPool(1, 1<<18, *applyCustomers)
-	for _, mode := range []string{"decode", "apply", "decode+apply"} {
+	for _, mode := range []string{"decode", "apply", "decode+apply", "decode+apply-batch"} {
 		b.Run(mode, func(b *testing.B) {
 			s, err := NewStore(Options{})
 			if err != nil {
@@ -232,6 +235,11 @@ func BenchmarkDecodeApply(b *testing.B) {
 			var ev Event
 			decoded := make([]Event, round)
 			var rejected int64
+			countRejected := func(_ int, _ Applied, rej *Rejection) {
+				if rej != nil {
+					rejected++
+				}
+			}
 			var cpu time.Duration
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -260,7 +268,7 @@ func BenchmarkDecodeApply(b *testing.B) {
 							rejected++
 						}
 					}
-				default:
+				case "decode+apply":
 					for i := range recs {
 						if DecodeEvent(recs[i], now, &opts, &ev) != nil {
 							rejected++
@@ -269,6 +277,20 @@ func BenchmarkDecodeApply(b *testing.B) {
 						if _, rej := s.Apply(&ev); rej != nil {
 							rejected++
 						}
+					}
+				case "decode+apply-batch":
+					// As an ingest loop that drains what is buffered: decode
+					// up to batchSize records, then apply them together.
+					for start := 0; start < len(recs); start += batchSize {
+						n := 0
+						for _, rec := range recs[start:min(start+batchSize, len(recs))] {
+							if DecodeEvent(rec, now, &opts, &decoded[n]) != nil {
+								rejected++
+								continue
+							}
+							n++
+						}
+						s.ApplyBatch(decoded[:n], countRejected)
 					}
 				}
 				b.StopTimer()

@@ -196,3 +196,79 @@ func TestWindowsMatchARecountOfTheEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyBatchEqualsApplyOneByOne feeds the same log — the realistic
+// mix over a small population, so customers repeat within a batch, with
+// duplicates, events past the lateness, identify events that merge
+// customers, shared devices and erasures — to Apply one event at a time
+// and to ApplyBatch in batches of random sizes, and requires the same
+// answer for every event and the same features for every customer.
+func TestApplyBatchEqualsApplyOneByOne(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 4))
+	g := newMixGen(5, 40, "b-")
+	var log []Event
+	for range 4000 {
+		ev := g.next()
+		switch x := r.IntN(100); {
+		case x < 4 && len(log) > 0:
+			ev = log[r.IntN(len(log))] // a duplicate (or too late)
+		case x < 8:
+			// Link a device to a member (merging two customers when the
+			// device had a customer of its own), or a second member to a
+			// device (a shared device: no merge).
+			ev.Type, ev.SKU, ev.Category, ev.Attrs = Identify, "", "", nil
+			dev := fmt.Sprintf("shared-%d", r.IntN(10))
+			if r.IntN(2) == 0 {
+				dev = mixIDs(10*r.IntN(4) + 9).Device // an anonymous customer's
+			}
+			ev.IDs = IDs{Member: fmt.Sprintf("M%09d", r.IntN(40)), Device: dev}
+		case x < 9:
+			ev.Type, ev.SKU, ev.Category, ev.Attrs = Erase, "", "", nil
+		}
+		log = append(log, ev)
+	}
+	type result struct {
+		a   Applied
+		rej Reason
+	}
+	one := newTestStore(t)
+	var want []result
+	for i := range log {
+		ev := log[i]
+		a, rej := one.Apply(&ev)
+		res := result{a: a}
+		if rej != nil {
+			res = result{rej: rej.Code}
+		}
+		want = append(want, res)
+	}
+	batched := newTestStore(t)
+	var got []result
+	for done := 0; done < len(log); {
+		n := min(len(log)-done, []int{1, 2, 3, 5, 64, 300}[r.IntN(6)])
+		batch := slices.Clone(log[done : done+n])
+		batched.ApplyBatch(batch, func(i int, a Applied, rej *Rejection) {
+			require.Equal(t, len(got), done+i, "results come in order")
+			res := result{a: a}
+			if rej != nil {
+				res = result{rej: rej.Code}
+			}
+			got = append(got, res)
+		})
+		done += n
+	}
+	require.Equal(t, want, got)
+	reasons := map[Reason]int{}
+	merges := 0
+	for _, w := range want {
+		reasons[w.rej]++
+		if len(w.a.Merged) > 0 {
+			merges++
+		}
+	}
+	require.Positive(t, reasons[ReasonDuplicate], "the log has duplicates")
+	require.Positive(t, merges, "the log merges customers")
+	now := mixNow.UnixMilli()
+	require.Equal(t, allJSON(t, one, now), allJSON(t, batched, now))
+	require.Equal(t, one.Stats(), batched.Stats())
+}
