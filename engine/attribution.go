@@ -238,6 +238,10 @@ func rowOf[K comparable](m map[K]*statsRow, k K) *statsRow {
 func (s *Stats) RecordDecision(d DecisionRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.recordLocked(d)
+}
+
+func (s *Stats) recordLocked(d DecisionRecord) {
 	r := s.insertLocked(d, false, false)
 	if r == nil {
 		return
@@ -252,6 +256,19 @@ func (s *Stats) RecordDecision(d DecisionRecord) {
 		} else {
 			row.decisions++
 		}
+	}
+}
+
+// RecordDecisions logs a batch of served offers, as RecordDecision does
+// each, under one acquisition of the lock.
+func (s *Stats) RecordDecisions(batch []DecisionRecord) {
+	if len(batch) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range batch {
+		s.recordLocked(batch[i])
 	}
 }
 
