@@ -6,6 +6,7 @@ package engine
 
 import (
 	"math"
+	"math/rand/v2"
 
 	"nbo/features"
 	"nbo/models"
@@ -244,11 +245,7 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 			}
 			cut = top[sampled-1]
 		}
-		for i := range st.cands {
-			if st.cands[i].parts.Total >= cut {
-				e.thompson(st, &st.cands[i])
-			}
-		}
+		e.drawAll(st, cut)
 	}
 	// Partial selection sort: the head of the slice becomes the best k
 	// allowed candidates in order; the rest is never sorted.
@@ -276,7 +273,8 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 // without its own PriorWeight).
 const priorWeight = 10
 
-// thompson re-scores candidate c with a draw of its response rate.
+// drawAll re-scores with a Thompson draw every candidate whose expected
+// score is at least cut, at most `sampled` of them.
 //
 // With a BanditExplorer the draw is hierarchical. Starting from the
 // propensity (the model's, or the offer's prior) as w pseudo-trials, the
@@ -290,35 +288,107 @@ const priorWeight = 10
 // around a static guess, and each facet learns from every customer who
 // shares it. Facets are estimated one at a time, so an effect two
 // correlated facets share is counted twice until the arm's own outcomes
-// outweigh it. Other explorers draw with the propensity as their prior.
-func (e *Engine) thompson(st *decideState, c *candidate) {
-	prior := c.parts.Propensity
-	var sample float64
-	if be, ok := e.opts.Explorer.(*BanditExplorer); ok && be.Bandit != nil {
-		w := be.PriorWeight
-		if w <= 0 {
-			w = priorWeight
-		}
-		var buf [8]models.Beta
-		path := be.Bandit.Lineage(models.Arm{Offer: c.offer.ID, Segment: st.segment}, buf[:0])
-		p := clampP(prior)
-		last := len(path) - 1
-		if last > 0 {
-			p = shrink(path[0], p, w)
-			base := logit(p)
-			z := base
-			for _, b := range path[1:last] {
-				z += logit(shrink(b, p, w)) - base
+// outweigh it.
+//
+// Propensities are redemption rates, but the bandit counts clicks as
+// successes too, so learnt rates run several times higher: an offer
+// nobody has tried yet would look hopeless next to any offer with
+// outcomes. So the propensities are first calibrated by how the
+// candidates with outcomes did against theirs (calibration).
+//
+// Other explorers draw with the propensity as their prior.
+func (e *Engine) drawAll(st *decideState, cut float64) {
+	be, ok := e.opts.Explorer.(*BanditExplorer)
+	if !ok || be.Bandit == nil {
+		for i := range st.cands {
+			if c := &st.cands[i]; c.parts.Total >= cut {
+				c.draw(e.opts.Explorer.Sample(c.offer.ID, st.segment, c.parts.Propensity, st.rng))
 			}
-			p = clampP(1 / (1 + math.Exp(-z)))
 		}
-		s, n := path[last].Alpha-1, path[last].Beta-1
-		sample = models.SampleBeta(st.rng, w*p+s, w*(1-p)+max(n-s, 0))
-	} else {
-		sample = e.opts.Explorer.Sample(c.offer.ID, st.segment, prior, st.rng)
+		return
 	}
+	w := be.PriorWeight
+	if w <= 0 {
+		w = priorWeight
+	}
+	var (
+		which [sampled]int
+		paths [sampled][lineageMax]models.Beta
+		lens  [sampled]int
+		n     int
+		cal   calibration
+	)
+	for i := range st.cands {
+		c := &st.cands[i]
+		if c.parts.Total < cut || n == sampled {
+			continue
+		}
+		path := be.Bandit.Lineage(models.Arm{Offer: c.offer.ID, Segment: st.segment}, paths[n][:0])
+		which[n], lens[n] = i, len(path)
+		cal.add(path[0], c.parts.Propensity)
+		n++
+	}
+	scale := cal.scale()
+	for j := range n {
+		c := &st.cands[which[j]]
+		c.draw(thompson(paths[j][:lens[j]], c.parts.Propensity*scale, w, st.rng))
+	}
+}
+
+// lineageMax bounds the levels of a segment (the offer, its facets, the
+// arm): segmentNames have five facets.
+const lineageMax = 8
+
+// draw sets the candidate's score from a drawn response rate.
+func (c *candidate) draw(sample float64) {
 	c.parts.Explore = sample - c.parts.Propensity
 	c.parts.Total = sample * c.parts.ContextWeight * c.parts.Value * c.parts.Lever
+}
+
+// thompson draws a response rate for an arm from its lineage (coarsest
+// first, the arm last), starting from propensity p as w pseudo-trials (see
+// drawAll).
+func thompson(path []models.Beta, p, w float64, rng *rand.Rand) float64 {
+	p = clampP(p)
+	last := len(path) - 1
+	if last > 0 {
+		p = shrink(path[0], p, w)
+		base := logit(p)
+		z := base
+		for _, b := range path[1:last] {
+			if b != (models.Beta{Alpha: 1, Beta: 1}) {
+				z += logit(shrink(b, p, w)) - base
+			}
+		}
+		p = clampP(1 / (1 + math.Exp(-z)))
+	}
+	s, n := path[last].Alpha-1, path[last].Beta-1
+	return models.SampleBeta(rng, w*p+s, w*(1-p)+max(n-s, 0))
+}
+
+// calibration compares candidates' learnt rates with their propensities:
+// over the offers with at least calibrationTrials trials, successes
+// against the successes their propensities predicted.
+type calibration struct{ successes, predicted float64 }
+
+// calibrationTrials is how many trials an offer needs before its rate
+// calibrates propensities.
+const calibrationTrials = 30
+
+func (c *calibration) add(offer models.Beta, propensity float64) {
+	if s, n := offer.Alpha-1, offer.Beta-1; n >= calibrationTrials && s <= n {
+		c.successes += s
+		c.predicted += n * propensity
+	}
+}
+
+// scale is the factor that calibrates propensities: 1 without evidence,
+// and never more than a factor of 10 either way.
+func (c *calibration) scale() float64 {
+	if c.predicted <= 0 {
+		return 1
+	}
+	return min(max(c.successes/c.predicted, 0.1), 10)
 }
 
 // shrink is the rate of an arm with posterior b, starting from p as w

@@ -95,8 +95,9 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 		var sum float64
 		const n = 4000
 		for range n {
-			c := candidate{offer: &scenarios.Offer{ID: "bundle"}, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}}
-			e.thompson(st, &c)
+			st.cands = append(st.cands[:0], candidate{offer: &scenarios.Offer{ID: "bundle"}, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
+			e.drawAll(st, -1)
+			c := &st.cands[0]
 			require.InDelta(t, c.parts.Total, c.parts.Propensity+c.parts.Explore, 1e-12)
 			sum += c.parts.Total
 		}
