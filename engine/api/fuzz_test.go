@@ -111,7 +111,7 @@ func FuzzOffersQuery(f *testing.F) {
 		var args protocol.Args
 		args.ParseBytes([]byte(q))
 		var req engine.DecideRequest
-		if e := decodeOffersQuery(args.VisitAll, &req); e != nil {
+		if e := decodeOffersQuery(&args, &req); e != nil {
 			checkError(t, e, q)
 			return
 		}

@@ -212,7 +212,7 @@ func (s *Server) handleOffers(ctx context.Context, c *app.RequestContext, _ Scop
 		return
 	}
 	var req engine.DecideRequest
-	if e := decodeOffersQuery(c.QueryArgs().VisitAll, &req); e != nil {
+	if e := decodeOffersQuery(c.QueryArgs(), &req); e != nil {
 		writeAPIError(c, e)
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cloudwego/hertz/pkg/protocol"
+
 	"nbo/engine"
 	"nbo/features"
 )
@@ -117,8 +119,10 @@ func parseLocale(s, field string) (engine.Locale, *Error) {
 	switch engine.Locale(s) {
 	case "":
 		return engine.DefaultLocale, nil
-	case engine.LocaleZhCN, engine.LocaleEn:
-		return engine.Locale(s), nil
+	case engine.LocaleZhCN:
+		return engine.LocaleZhCN, nil // the constant, so s need not outlive the call
+	case engine.LocaleEn:
+		return engine.LocaleEn, nil
 	}
 	return "", &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "locale must be zh-CN or en"}
 }
@@ -166,12 +170,14 @@ func normalizeID(ns features.Namespace, v, field string) (string, *Error) {
 	return v, nil
 }
 
+const msgBadKey = "want namespace:id, e.g. member:M1 (namespaces: member, card, phone, email, device)"
+
 // parseCustomerKey parses "ns:id" (a path segment or query value) into
 // the stored key.
 func parseCustomerKey(s, field string) (features.Key, *Error) {
 	ns, v, ok := features.ParseKey(s)
 	if !ok {
-		return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "want namespace:id, e.g. member:M1 (namespaces: member, card, phone, email, device)"}
+		return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: msgBadKey}
 	}
 	stored, e := normalizeID(ns, v, field)
 	if e != nil {
@@ -180,34 +186,46 @@ func parseCustomerKey(s, field string) (features.Key, *Error) {
 	return features.MakeKey(ns, stored), nil
 }
 
-// offersQuery turns GET /v1/offers's query parameters into a request;
-// visit calls fn for each parameter.
-func decodeOffersQuery(visit func(fn func(k, v []byte)), req *engine.DecideRequest) *Error {
+// decodeOffersQuery turns GET /v1/offers's query parameters into a
+// request. Values are parsed where hertz holds them; the strings the
+// request keeps (the identifier, placement and store) share one
+// allocation.
+func decodeOffersQuery(args *protocol.Args, req *engine.DecideRequest) *Error {
+	const (
+		qCustomer = iota
+		qChannel
+		qPlacement
+		qStore
+		qLimit
+		qLocale
+		numQuery
+	)
 	var e *Error
-	var customer, channel, limit, locale string
-	var seen [6]bool
-	visit(func(k, v []byte) {
+	var vals [numQuery][]byte // valid while args is
+	var seen [numQuery]bool
+	args.VisitAll(func(k, v []byte) {
 		if e != nil {
 			return
 		}
 		i := -1
 		switch string(k) {
 		case "customer":
-			i, customer = 0, string(v)
+			i = qCustomer
 		case "channel":
-			i, channel = 1, string(v)
+			i = qChannel
 		case "placement":
-			i, req.Placement = 2, string(v)
+			i = qPlacement
 		case "store":
-			i, req.Store = 3, string(v)
+			i = qStore
 		case "limit":
-			i, limit = 4, string(v)
+			i = qLimit
 		case "locale":
-			i, locale = 5, string(v)
+			i = qLocale
 		default:
 			e = &Error{Status: 400, Code: CodeUnknownField, Field: excerpt(string(k)), Message: "unknown query parameter; use customer, channel, placement, store, limit, locale"}
 			return
 		}
+		vals[i] = v
 		if seen[i] {
 			e = &Error{Status: 400, Code: CodeBadRequest, Field: string(k), Message: "parameter given twice"}
 		}
@@ -216,18 +234,26 @@ func decodeOffersQuery(visit func(fn func(k, v []byte)), req *engine.DecideReque
 	if e != nil {
 		return e
 	}
-	if customer == "" {
+	customer, placement, store := vals[qCustomer], vals[qPlacement], vals[qStore]
+	if len(customer) == 0 {
 		return &Error{Status: 400, Code: CodeMissingField, Field: "customer", Message: "customer is required, e.g. customer=member:M1"}
 	}
-	key, e := parseCustomerKey(customer, "customer")
+	var buf [256]byte
+	all := string(append(append(append(buf[:0], customer...), placement...), store...))
+	nc, np := len(customer), len(customer)+len(placement)
+	ns, id, ok := features.ParseKey(all[:nc])
+	if !ok {
+		return &Error{Status: 400, Code: CodeBadID, Field: "customer", Message: msgBadKey}
+	}
+	stored, e := normalizeID(ns, id, "customer")
 	if e != nil {
 		return e
 	}
-	ns, id, _ := features.ParseKey(string(key))
-	req.IDs.Set(ns, id)
-	if req.Channel, e = parseOfferChannel(channel, "channel"); e != nil {
+	req.IDs.Set(ns, stored)
+	if req.Channel, e = parseOfferChannel(string(vals[qChannel]), "channel"); e != nil {
 		return e
 	}
+	req.Placement, req.Store = all[nc:np], all[np:]
 	if e := checkName(req.Placement, "placement"); e != nil {
 		return e
 	}
@@ -235,14 +261,14 @@ func decodeOffersQuery(visit func(fn func(k, v []byte)), req *engine.DecideReque
 		return e
 	}
 	req.Limit = engine.DefaultLimit
-	if limit != "" {
-		n, err := strconv.Atoi(limit)
+	if limit := vals[qLimit]; len(limit) > 0 {
+		n, err := strconv.Atoi(string(limit))
 		if err != nil || n < 1 || n > engine.MaxLimit {
 			return &Error{Status: 400, Code: CodeBadRequest, Field: "limit", Message: "limit must be between 1 and " + strconv.Itoa(engine.MaxLimit)}
 		}
 		req.Limit = n
 	}
-	if req.Locale, e = parseLocale(locale, "locale"); e != nil {
+	if req.Locale, e = parseLocale(string(vals[qLocale]), "locale"); e != nil {
 		return e
 	}
 	return nil

@@ -124,3 +124,72 @@ func referenceDecodeDecideRequest(body []byte, allowNow bool, req *engine.Decide
 	}
 	return nil
 }
+
+// referenceDecodeOffersQuery is the decoder of GET /v1/offers before its
+// strings shared one allocation. It turns GET /v1/offers's query parameters into a request;
+// visit calls fn for each parameter.
+func referenceDecodeOffersQuery(visit func(fn func(k, v []byte)), req *engine.DecideRequest) *Error {
+	var e *Error
+	var customer, channel, limit, locale string
+	var seen [6]bool
+	visit(func(k, v []byte) {
+		if e != nil {
+			return
+		}
+		i := -1
+		switch string(k) {
+		case "customer":
+			i, customer = 0, string(v)
+		case "channel":
+			i, channel = 1, string(v)
+		case "placement":
+			i, req.Placement = 2, string(v)
+		case "store":
+			i, req.Store = 3, string(v)
+		case "limit":
+			i, limit = 4, string(v)
+		case "locale":
+			i, locale = 5, string(v)
+		default:
+			e = &Error{Status: 400, Code: CodeUnknownField, Field: excerpt(string(k)), Message: "unknown query parameter; use customer, channel, placement, store, limit, locale"}
+			return
+		}
+		if seen[i] {
+			e = &Error{Status: 400, Code: CodeBadRequest, Field: string(k), Message: "parameter given twice"}
+		}
+		seen[i] = true
+	})
+	if e != nil {
+		return e
+	}
+	if customer == "" {
+		return &Error{Status: 400, Code: CodeMissingField, Field: "customer", Message: "customer is required, e.g. customer=member:M1"}
+	}
+	key, e := parseCustomerKey(customer, "customer")
+	if e != nil {
+		return e
+	}
+	ns, id, _ := features.ParseKey(string(key))
+	req.IDs.Set(ns, id)
+	if req.Channel, e = parseOfferChannel(channel, "channel"); e != nil {
+		return e
+	}
+	if e := checkName(req.Placement, "placement"); e != nil {
+		return e
+	}
+	if e := checkName(req.Store, "store"); e != nil {
+		return e
+	}
+	req.Limit = engine.DefaultLimit
+	if limit != "" {
+		n, err := strconv.Atoi(limit)
+		if err != nil || n < 1 || n > engine.MaxLimit {
+			return &Error{Status: 400, Code: CodeBadRequest, Field: "limit", Message: "limit must be between 1 and " + strconv.Itoa(engine.MaxLimit)}
+		}
+		req.Limit = n
+	}
+	if req.Locale, e = parseLocale(locale, "locale"); e != nil {
+		return e
+	}
+	return nil
+}
