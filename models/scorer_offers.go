@@ -1,43 +1,48 @@
 package models
 
 import (
-	"math"
 	"slices"
+	"sync"
 )
 
 // This file is the batch path of PropensityOffers for a categorical offer
 // feature: one customer, many offers that differ only in that feature.
 //
 // The scalar path walks trees × offers × depth nodes. Here the customer is
-// fixed, so each tree is evaluated once, partially: the walk from the root
-// follows the customer's own features until it reaches a split on the
-// offer feature (a "fan"), whose kids hold one subtree per offer slot.
-// What a fan adds to each slot is then a function of the customer alone,
-// and most of it is precomputed when the plan is built:
+// fixed, so the forest is evaluated once, partially. The walk from a
+// tree's root follows the customer's own features until it reaches a
+// split on the offer feature (a "fan"); below a fan, each offer slot has
+// its own kid subtree, and what it adds is a function of the customer
+// alone. The plan rewrites those subtrees, once, into sorted sweeps:
 //
-//   - a kid that is a leaf, or a slot with no kid (the walk stops at the
-//     fan), adds a constant: it goes into the fan's base vector;
-//   - a kid that is one split on a customer feature j with leaves (or
-//     stops) below adds L + (R−L)·[x_j > t]: L goes into the base vector
-//     and (R−L) becomes a delta entry on feature j at threshold t. A
-//     categorical kid is the same telescoped over its slots (thresholds
-//     s+½ on the slot index);
-//   - any deeper kid is walked at call time.
+// A kid subtree (with any further split on the offer feature resolved for
+// its slot, and a categorical split read as a chain of binary splits
+// "slot > k+½") answers
+//
+//	L(root) + Σ over the nodes m it passes that go right: L(right(m)) − L(left(m))
+//
+// where L(t) is the value of t's leftmost leaf (a missing kid answers its
+// parent's frequency, as in the scalar walk). L(root) goes into the fan's
+// base vector; each node m becomes an entry (threshold, delta, slot) in a
+// list for its feature and its depth below the fan, sorted by threshold.
+// A call sweeps each list from the bottom while the threshold is below the
+// customer's value — exactly the nodes that go right — and adds each
+// delta times the weight of m: 1 if the walk reaches m, 0 if not. Weights
+// start as "this fan was reached" and are handed down as the sweeps of
+// each depth run: an entry that goes right passes its weight to its right
+// kid; a node with an internal left kid has a second entry, in a list
+// swept from the top (the nodes that go left), that passes the weight to
+// the left kid. The branches in the sweeps are predictable; the walk's
+// per-node, per-offer unpredictable comparisons are gone.
 //
 // The base vectors of fans at a tree's root (reached by every customer)
-// are summed into one vector when the plan is built, and those trees are
-// not walked at all. The delta entries of all fans are kept per customer
-// feature, sorted by threshold, so that a call sweeps each list from the
-// bottom while the threshold is below the customer's value and adds each
-// delta times "was this fan reached" (1 or 0) — a branch-predictable
-// stream instead of one unpredictable comparison per tree and offer.
-//
-// Accumulation is per offer slot; each offer reads its slot at the end.
-// The sums are taken in another order than Propensity's, and a delta is
-// R−L added to L, so the results agree with Propensity within a few ulps
-// (the tests hold them to 1e-12), not bit for bit.
+// are summed once when the plan is built, and those trees are not walked
+// at all. Accumulation is per offer slot; each offer reads its slot at the
+// end. The sums are taken in another order than Propensity's and a leaf
+// value arrives as L plus deltas, so results agree with Propensity within
+// a few ulps (the tests hold them to 1e-12), not bit for bit.
 
-// maxPlanFloats caps a plan's base vectors (fans × slots); a larger
+// maxPlanFloats caps a plan's size (base vectors plus entries); a larger
 // forest or vocabulary falls back to the per-tree group walk.
 const maxPlanFloats = 1 << 22
 
@@ -48,37 +53,65 @@ type offerPlan struct {
 	slots   int // vocabulary size + 1 (the missing slot)
 
 	rootBase  []float64 // slots: base vectors of all root fans, summed
-	reachInit []float64 // per fan: 1 for root fans, 0 for the others
 	walkRoots []int32   // roots of the trees that do not start with a fan
-	walkTree  []int32   // walkRoots[i]'s index into treeFans
-	treeFans  []int32   // per tree: first fan index; len trees+1
-	fans      []fan
-	rootFans  []int32 // fan indexes of root fans, for their deep kids
-	bases     []float64
-	deltas    [][]delta // per customer feature, sorted by thr
-	deep      []deepKid
+	walkTree  []int32   // walkRoots[i]'s tree
+	treeFans  []int32   // per tree: its first fan; len trees+1
+	fanNode   []int32   // per fan: its node
+	bases     []float64 // per fan: slots values
+	// Weights: [0, fans) "the fan was reached" (root fans start at 1),
+	// then one per internal node of a kid subtree other than its root.
+	reachInit []float64
+	weights   int
+
+	// Passes hand weights down, by depth: passSegs in order, each a list
+	// of passes on one feature sorted by threshold.
+	passes   []pass
+	passSegs []sweepSeg
+	// Adds, one list per feature sorted by threshold, in columns: the
+	// sweep reads only addThr until it stops.
+	addThr  []float64
+	addD    []float64
+	addSlot []int32
+	addIn   []int32
+	addSegs []sweepSeg
+
+	scratch scratchPool
 }
 
-// fan is one split on the offer feature.
-type fan struct {
-	node           int32
-	root           bool
-	deepLo, deepHi int32 // its deep kids: deep[deepLo:deepHi]
+// pass hands weight[in] to weight[out] when it fires: in an ascending
+// list when thr < x (the node goes right), in a descending one when
+// thr >= x (it goes left).
+type pass struct {
+	thr     float64
+	in, out int32
 }
 
-// delta adds d to slot's sum when the customer's value of the feature
-// exceeds thr and fan was reached.
-type delta struct {
-	thr  float64
-	d    float64
-	slot int32
-	fan  int32
+// sweepSeg is one sorted list, [lo, hi) of its entries, on feature feat.
+type sweepSeg struct {
+	feat   int32
+	desc   bool
+	lo, hi int32
 }
 
-// deepKid is a kid subtree walked at call time.
-type deepKid struct {
-	kid  int32
-	slot int32
+// vnode is a kid subtree node during plan building: a binary split on a
+// customer feature; a kid is a vnode (internal) or a value (a leaf).
+type vnode struct {
+	feat        int32
+	thr         float64
+	left, right vkid
+}
+
+type vkid struct {
+	n *vnode // nil: a leaf
+	v float64
+}
+
+// leftmost is L(k): the value of k's leftmost leaf.
+func (k vkid) leftmost() float64 {
+	for k.n != nil {
+		k = k.n.left
+	}
+	return k.v
 }
 
 // offerPlan returns the plan for categorical feature f, building it on
@@ -97,17 +130,50 @@ func (s *Scorer) offerPlan(f int) *offerPlan {
 	return s.plans[f].Load()
 }
 
-// nodeValue is what the walk answers at kid k of node parent: the leaf's
-// probability, or the parent's own when there is no kid. ok is false for
-// an internal kid.
-func (s *Scorer) nodeValue(parent, k int32) (v float64, ok bool) {
-	if k < 0 {
-		return s.prob[parent], true
+// resolve turns kid k of node parent into a vkid for offer slot slot:
+// splits on the offer feature f are decided by slot, a missing kid
+// answers the parent's frequency, and a categorical split becomes a chain
+// of binary splits on its slot index. size counts the vnodes made.
+func (s *Scorer) resolve(parent, k int32, f, slot int32, size *int) vkid {
+	for {
+		if k < 0 {
+			return vkid{v: s.prob[parent]}
+		}
+		nd := &s.nodes[k]
+		if nd.feat < 0 {
+			return vkid{v: nd.thr}
+		}
+		if nd.feat != f {
+			break
+		}
+		parent, k = k, s.kids[nd.a+slot]
 	}
-	if nd := &s.nodes[k]; nd.feat < 0 {
-		return nd.thr, true
+	nd := &s.nodes[k]
+	*size++
+	if nd.vs < 0 {
+		return vkid{n: &vnode{feat: nd.feat, thr: nd.thr, left: s.resolve(k, nd.a, f, slot, size), right: s.resolve(k, nd.b, f, slot, size)}}
 	}
-	return 0, false
+	// Slot i goes left at chain link i (slot <= i+½) and right past it;
+	// the last link's right kid is the missing slot.
+	last := s.resolve(k, s.kids[nd.a+nd.vs], f, slot, size)
+	for i := nd.vs - 1; i >= 0; i-- {
+		*size++
+		last = vkid{n: &vnode{feat: nd.feat, thr: float64(i) + 0.5, left: s.resolve(k, s.kids[nd.a+i], f, slot, size), right: last}}
+	}
+	return last
+}
+
+type planPass struct {
+	depth int
+	feat  int32
+	desc  bool
+	p     pass
+}
+
+type planAdd struct {
+	feat     int32
+	thr, d   float64
+	slot, in int32
 }
 
 func (s *Scorer) buildOfferPlan(f int) *offerPlan {
@@ -152,92 +218,102 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		reachInit: make([]float64, nf),
 		treeFans:  make([]int32, 0, len(s.roots)+1),
 		bases:     make([]float64, nf*V),
-		deltas:    make([][]delta, s.nfeat),
+		weights:   nf,
+	}
+	var passes []planPass
+	var adds []planAdd
+	size := 0
+	// emit turns vnode n, reached with weight in, into an add (unless its
+	// delta is 0) and a pass per internal kid.
+	var emit func(n *vnode, depth int, slot, in int32)
+	emit = func(n *vnode, depth int, slot, in int32) {
+		if d := n.right.leftmost() - n.left.leftmost(); d != 0 {
+			adds = append(adds, planAdd{feat: n.feat, thr: n.thr, d: d, slot: slot, in: in})
+		}
+		for _, k := range []struct {
+			kid  vkid
+			desc bool
+		}{{n.left, true}, {n.right, false}} {
+			if k.kid.n == nil {
+				continue
+			}
+			out := int32(p.weights)
+			p.weights++
+			passes = append(passes, planPass{depth: depth, feat: n.feat, desc: k.desc, p: pass{thr: n.thr, in: in, out: out}})
+			emit(k.kid.n, depth+1, slot, out)
+		}
 	}
 	for t, r := range s.roots {
-		p.treeFans = append(p.treeFans, int32(len(p.fans)))
-		isRootFan := len(fanNodes[t]) > 0 && fanNodes[t][0] == r
-		if !isRootFan {
+		p.treeFans = append(p.treeFans, int32(len(p.fanNode)))
+		if len(fanNodes[t]) == 0 || fanNodes[t][0] != r {
 			p.walkRoots = append(p.walkRoots, r)
 			p.walkTree = append(p.walkTree, int32(t))
 		}
 		for _, n := range fanNodes[t] {
-			id := int32(len(p.fans))
-			fn := fan{node: n, root: n == r, deepLo: int32(len(p.deep))}
+			id := int32(len(p.fanNode))
+			p.fanNode = append(p.fanNode, n)
 			base := p.bases[int(id)*V : int(id+1)*V]
-			nd := &s.nodes[n]
 			for slot := int32(0); slot < int32(V); slot++ {
-				k := s.kids[nd.a+slot]
-				if v, ok := s.nodeValue(n, k); ok {
-					base[slot] += v
-					continue
+				k := s.resolve(n, s.kids[s.nodes[n].a+slot], int32(f), slot, &size)
+				if size+len(p.bases) > maxPlanFloats/4 {
+					return nil
 				}
-				if !p.addShallow(s, base, id, slot, k) {
-					p.deep = append(p.deep, deepKid{kid: k, slot: slot})
+				base[slot] = k.leftmost()
+				if k.n != nil {
+					emit(k.n, 0, slot, id)
 				}
 			}
-			fn.deepHi = int32(len(p.deep))
-			if fn.root {
+			if n == r {
 				p.reachInit[id] = 1
-				p.rootFans = append(p.rootFans, id)
 				for i, v := range base {
 					p.rootBase[i] += v
 				}
 			}
-			p.fans = append(p.fans, fn)
 		}
 	}
-	p.treeFans = append(p.treeFans, int32(len(p.fans)))
-	for j := range p.deltas {
-		slices.SortStableFunc(p.deltas[j], func(a, b delta) int {
-			switch {
-			case a.thr < b.thr:
-				return -1
-			case a.thr > b.thr:
+	p.treeFans = append(p.treeFans, int32(len(p.fanNode)))
+	// Passes run by depth (a depth's weights come from the one above),
+	// then by feature and direction; every list is sorted by threshold.
+	slices.SortStableFunc(passes, func(a, b planPass) int {
+		switch {
+		case a.depth != b.depth:
+			return a.depth - b.depth
+		case a.feat != b.feat:
+			return int(a.feat - b.feat)
+		case a.desc != b.desc:
+			if a.desc {
 				return 1
 			}
-			return 0
-		})
+			return -1
+		}
+		return cmpFloat(a.p.thr, b.p.thr)
+	})
+	for i, pp := range passes {
+		p.passes = append(p.passes, pp.p)
+		if i == 0 || pp.depth != passes[i-1].depth || pp.feat != passes[i-1].feat || pp.desc != passes[i-1].desc {
+			p.passSegs = append(p.passSegs, sweepSeg{feat: pp.feat, desc: pp.desc, lo: int32(i)})
+		}
+		p.passSegs[len(p.passSegs)-1].hi = int32(i + 1)
 	}
+	// Adds run after every pass, so one list per feature holds them all.
+	slices.SortStableFunc(adds, func(a, b planAdd) int {
+		if a.feat != b.feat {
+			return int(a.feat - b.feat)
+		}
+		return cmpFloat(a.thr, b.thr)
+	})
+	for i, pa := range adds {
+		p.addThr = append(p.addThr, pa.thr)
+		p.addD = append(p.addD, pa.d)
+		p.addSlot = append(p.addSlot, pa.slot)
+		p.addIn = append(p.addIn, pa.in)
+		if i == 0 || pa.feat != adds[i-1].feat {
+			p.addSegs = append(p.addSegs, sweepSeg{feat: pa.feat, lo: int32(i)})
+		}
+		p.addSegs[len(p.addSegs)-1].hi = int32(i + 1)
+	}
+	p.scratch.sizes = [3]int{V, p.weights, s.nfeat}
 	return p
-}
-
-// addShallow turns internal kid k (slot slot of fan id) into a base value
-// and delta entries when it is one split on a customer feature with leaves
-// or stops below; false otherwise.
-func (p *offerPlan) addShallow(s *Scorer, base []float64, id, slot, k int32) bool {
-	nd := &s.nodes[k]
-	if nd.feat == p.feature {
-		return false
-	}
-	if nd.vs < 0 {
-		l, okL := s.nodeValue(k, nd.a)
-		r, okR := s.nodeValue(k, nd.b)
-		if !okL || !okR {
-			return false
-		}
-		base[slot] += l
-		if r != l {
-			p.deltas[nd.feat] = append(p.deltas[nd.feat], delta{thr: nd.thr, d: r - l, slot: slot, fan: id})
-		}
-		return true
-	}
-	kids := s.kids[nd.a : nd.a+nd.vs+1]
-	for _, c := range kids {
-		if _, ok := s.nodeValue(k, c); !ok {
-			return false
-		}
-	}
-	prev, _ := s.nodeValue(k, kids[0])
-	base[slot] += prev
-	for i, c := range kids[1:] {
-		v, _ := s.nodeValue(k, c)
-		if v != prev {
-			p.deltas[nd.feat] = append(p.deltas[nd.feat], delta{thr: float64(i) + 0.5, d: v - prev, slot: slot, fan: id})
-		}
-		prev = v
-	}
-	return true
 }
 
 // walkToFan walks tree node n on x until a leaf, a stop or a split on
@@ -259,45 +335,48 @@ func (s *Scorer) walkToFan(n int32, x []float64, f int32) (end int32, p float64,
 	}
 }
 
-// slotValue is a feature value that falls in slot (NaN for the missing
-// slot).
-func slotValue(slot int32, vs int) float64 {
-	if int(slot) == vs {
-		return math.NaN()
-	}
-	return float64(slot)
+// planScratch is one call's working memory.
+type planScratch struct {
+	acc    []float64 // per slot, plus a sink
+	weight []float64
+	xs     []float64
 }
 
-// Scratch sizes that live on the stack; larger plans allocate per call.
-const (
-	stackSlots    = 256
-	stackFans     = 512
-	stackFeatures = 64
-)
+// scratchPool hands out planScratch without allocating in steady state.
+// It is a plain locked free list: a sync.Pool drops items under the race
+// detector, and allocation-free must hold there too.
+type scratchPool struct {
+	mu    sync.Mutex
+	free  []*planScratch
+	sizes [3]int
+}
+
+func (sp *scratchPool) get() *planScratch {
+	sp.mu.Lock()
+	if n := len(sp.free); n > 0 {
+		b := sp.free[n-1]
+		sp.free = sp.free[:n-1]
+		sp.mu.Unlock()
+		return b
+	}
+	sp.mu.Unlock()
+	return &planScratch{acc: make([]float64, sp.sizes[0]), weight: make([]float64, sp.sizes[1]), xs: make([]float64, sp.sizes[2])}
+}
+
+func (sp *scratchPool) put(b *planScratch) {
+	sp.mu.Lock()
+	sp.free = append(sp.free, b)
+	sp.mu.Unlock()
+}
 
 // offersPlanned is PropensityOffers through plan p.
 func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64) {
-	var accBuf [stackSlots]float64
-	var reachBuf [stackFans]float64
-	var xsBuf [stackFeatures]float64
-	var acc, reached, xs []float64
-	if p.slots <= stackSlots {
-		acc = accBuf[:p.slots]
-	} else {
-		acc = make([]float64, p.slots)
-	}
-	if len(p.fans) <= stackFans {
-		reached = reachBuf[:len(p.fans)]
-	} else {
-		reached = make([]float64, len(p.fans))
-	}
-	if s.nfeat <= stackFeatures {
-		xs = xsBuf[:s.nfeat]
-	} else {
-		xs = make([]float64, s.nfeat)
-	}
+	sc := p.scratch.get()
+	defer p.scratch.put(sc)
+	acc, w, xs := sc.acc, sc.weight, sc.xs
 	copy(acc, p.rootBase)
-	copy(reached, p.reachInit)
+	copy(w, p.reachInit)
+	clear(w[len(p.reachInit):])
 	// xs is the customer as the splits see it: numbers imputed,
 	// categories as slots.
 	for j, v := range x[:s.nfeat] {
@@ -309,45 +388,68 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 			xs[j] = v
 		}
 	}
-	vs := p.slots - 1
-	f := p.feature
+	V := p.slots
 	c := 0.0
 	for i, r := range p.walkRoots {
-		n, v, isFan := s.walkToFan(r, x, f)
+		n, v, isFan := s.walkToFan(r, x, p.feature)
 		if !isFan {
 			c += v
 			continue
 		}
-		t := p.walkTree[i]
-		id := p.treeFans[t]
-		for p.fans[id].node != n {
+		id := p.treeFans[p.walkTree[i]]
+		for p.fanNode[id] != n {
 			id++
 		}
-		reached[id] = 1
-		base := p.bases[int(id)*p.slots : int(id+1)*p.slots]
+		w[id] = 1
+		base := p.bases[int(id)*V : int(id+1)*V]
 		for k, b := range base {
 			acc[k] += b
 		}
-		for _, d := range p.deep[p.fans[id].deepLo:p.fans[id].deepHi] {
-			acc[d.slot] += s.walkWith(d.kid, x, f, slotValue(d.slot, vs))
-		}
 	}
-	for _, id := range p.rootFans {
-		for _, d := range p.deep[p.fans[id].deepLo:p.fans[id].deepHi] {
-			acc[d.slot] += s.walkWith(d.kid, x, f, slotValue(d.slot, vs))
+	for _, sg := range p.passSegs {
+		v := xs[sg.feat]
+		ps := p.passes[sg.lo:sg.hi]
+		if !sg.desc {
+			for i := range ps {
+				if !(ps[i].thr < v) {
+					break
+				}
+				w[ps[i].out] = w[ps[i].in]
+			}
+			continue
 		}
-	}
-	for j, list := range p.deltas {
-		v := xs[j]
-		for _, e := range list {
-			if !(e.thr < v) {
+		for i := len(ps) - 1; i >= 0; i-- {
+			if ps[i].thr < v {
 				break
 			}
-			acc[e.slot] += e.d * reached[e.fan]
+			w[ps[i].out] = w[ps[i].in]
+		}
+	}
+	for _, sg := range p.addSegs {
+		v := xs[sg.feat]
+		thr := p.addThr[sg.lo:sg.hi]
+		d := p.addD[sg.lo:sg.hi]
+		slot := p.addSlot[sg.lo:sg.hi]
+		in := p.addIn[sg.lo:sg.hi]
+		for i, t := range thr {
+			if !(t < v) {
+				break
+			}
+			acc[slot[i]] += d[i] * w[in[i]]
 		}
 	}
 	n := float64(len(s.roots))
 	for i, v := range values {
-		dst[i] = (c + acc[catSlot(v, vs)]) / n
+		dst[i] = (c + acc[catSlot(v, V-1)]) / n
 	}
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

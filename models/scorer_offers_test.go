@@ -157,7 +157,7 @@ func TestPropensityOffersPlanIsUsedForCategoricalOffers(t *testing.T) {
 	p := f.scorer.offerPlan(9)
 	require.NotNil(t, p)
 	require.Equal(t, 101, p.slots)
-	require.NotEmpty(t, p.fans, "trees split on the offer")
+	require.NotEmpty(t, p.fanNode, "trees split on the offer")
 	require.Nil(t, f.scorer.offerPlan(0), "a numeric feature has no plan")
 	require.Same(t, p, f.scorer.offerPlan(9), "the plan is built once")
 }
