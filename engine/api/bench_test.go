@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/common/ut"
+	"github.com/cloudwego/hertz/pkg/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nbo/engine"
@@ -297,6 +298,51 @@ func BenchmarkDecodeDecideRequest(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeDecideRequestReference is the encoding/json decoder the
+// hand-written one replaced, on the same bodies, for comparison in one run.
+func BenchmarkDecodeDecideRequestReference(b *testing.B) {
+	for _, bb := range decodeBenchBodies {
+		b.Run(bb.name, func(b *testing.B) {
+			body := []byte(bb.body)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var req engine.DecideRequest
+				if e := referenceDecodeDecideRequest(body, false, &req); e != nil {
+					b.Fatal(e)
+				}
+			}
+		})
+	}
+}
+
+const benchOffersQuery = "customer=member:M1&channel=app&placement=home_banner&limit=3&locale=zh-CN"
+
+// BenchmarkDecodeOffersQuery is GET /v1/offers's query decoder, and the
+// one it replaced.
+func BenchmarkDecodeOffersQuery(b *testing.B) {
+	var args protocol.Args
+	args.ParseBytes([]byte(benchOffersQuery))
+	b.Run("in place", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req engine.DecideRequest
+			if e := decodeOffersQuery(&args, &req); e != nil {
+				b.Fatal(e)
+			}
+		}
+	})
+	b.Run("reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req engine.DecideRequest
+			if e := referenceDecodeOffersQuery(args.VisitAll, &req); e != nil {
+				b.Fatal(e)
+			}
+		}
+	})
+}
+
 // BenchmarkDecideHandler is one decide request through the hertz engine
 // with a RequestContext reused between requests, as hertz's server reuses
 // it per connection: what remains in allocs/op is the layer's own
@@ -329,6 +375,27 @@ func BenchmarkDecideHandler(b *testing.B) {
 			}
 		})
 	}
+	b.Run("GET offers", func(b *testing.B) {
+		srv, err := New(benchOptions(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Shutdown(context.Background())
+		auth := "Bearer " + testTokens["decide"]
+		c := srv.h.Engine.NewContext()
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Request.Header.SetMethod("GET")
+			c.Request.SetRequestURI("/v1/offers?" + benchOffersQuery)
+			c.Request.Header.Set("Authorization", auth)
+			srv.h.Engine.ServeHTTP(ctx, c)
+			if c.Response.StatusCode() != 200 {
+				b.Fatalf("status %d: %s", c.Response.StatusCode(), c.Response.Body())
+			}
+			c.Reset()
+		}
+	})
 }
 
 // BenchmarkDecideLoopbackRaw is the full path over loopback TCP from
