@@ -31,7 +31,10 @@ func (f IngesterFunc) Ingest(ctx context.Context, events []features.Event) error
 
 // Decider chooses the next best offers. The request is validated (see
 // engine.DecideRequest). A customer the engine has never seen gets the
-// placement's fallback offers, not an error.
+// placement's fallback offers, not an error. Decide must not keep req
+// after it returns: the HTTP layer reuses the struct for a later request
+// (the strings and the context map it holds are never changed and may be
+// kept; copy *req to keep the whole).
 type Decider interface {
 	Decide(ctx context.Context, req *engine.DecideRequest) (*engine.Decision, error)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"nbo/engine"
+	"nbo/features"
 )
 
 // decideSeeds are bodies that exercise encoding/json's rules the decoder
@@ -364,5 +365,26 @@ func TestDecodeDecideRequestAllocations(t *testing.T) {
 			}
 			require.LessOrEqual(t, n, max)
 		})
+	}
+}
+
+// TestDecideRequestsAreClearedBetweenRequests: the server reuses request
+// structs, so nothing of one request may show in the next.
+func TestDecideRequestsAreClearedBetweenRequests(t *testing.T) {
+	h := start(t, nil)
+	full := `{"ids":{"card":"C1","device":"D1","member":"M0"},"channel":"tablet","placement":"p","store":"S1","limit":7,"locale":"en","context":{"a":"b"},"now":"2026-11-20T10:00:00Z"}`
+	for i := 0; i < 20; i++ {
+		a := h.do(t, "POST", "/v1/decide", testTokens["admin"], str(full))
+		require.Equal(t, 200, a.status, "body: %s", a.body)
+		a = h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"app"}`))
+		require.Equal(t, 200, a.status, "body: %s", a.body)
+		want := engine.DecideRequest{Channel: features.ChannelApp, Limit: engine.DefaultLimit, Locale: engine.DefaultLocale}
+		want.IDs.Member = "M1"
+		require.Equal(t, want, *h.f.last())
+		a = h.do(t, "GET", "/v1/offers?customer=card:C2&channel=web", testTokens["decide"], nil)
+		require.Equal(t, 200, a.status, "body: %s", a.body)
+		want = engine.DecideRequest{Channel: features.ChannelWeb, Limit: engine.DefaultLimit, Locale: engine.DefaultLocale}
+		want.IDs.Card = "C2"
+		require.Equal(t, want, *h.f.last())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
@@ -195,14 +196,15 @@ func (s *Server) handleDecide(ctx context.Context, c *app.RequestContext, scope 
 		return
 	}
 	*bp = body
-	var req engine.DecideRequest
-	e := decodeDecideRequest(body, scope&ScopeAdmin != 0, &req)
+	req := getRequest()
+	defer putRequest(req)
+	e := decodeDecideRequest(body, scope&ScopeAdmin != 0, req)
 	putBody(bp) // the decoder copied every string req keeps out of body
 	if e != nil {
 		writeAPIError(c, e)
 		return
 	}
-	s.decide(ctx, c, &req)
+	s.decide(ctx, c, req)
 }
 
 // handleOffers is GET /v1/offers, the query-string form of decide.
@@ -211,12 +213,27 @@ func (s *Server) handleOffers(ctx context.Context, c *app.RequestContext, _ Scop
 		notImplemented(c, "deciding")
 		return
 	}
-	var req engine.DecideRequest
-	if e := decodeOffersQuery(c.QueryArgs(), &req); e != nil {
+	req := getRequest()
+	defer putRequest(req)
+	if e := decodeOffersQuery(c.QueryArgs(), req); e != nil {
 		writeAPIError(c, e)
 		return
 	}
-	s.decide(ctx, c, &req)
+	s.decide(ctx, c, req)
+}
+
+// requests are the decide requests in flight: one escaped to the heap per
+// request otherwise (it crosses the Decider interface). Decider's contract
+// is that Decide does not keep req, which makes the reuse safe.
+var requests = sync.Pool{New: func() any { return new(engine.DecideRequest) }}
+
+func getRequest() *engine.DecideRequest { return requests.Get().(*engine.DecideRequest) }
+
+// putRequest clears req (dropping its strings and context map, which the
+// Decider may keep) and pools it.
+func putRequest(req *engine.DecideRequest) {
+	*req = engine.DecideRequest{}
+	requests.Put(req)
 }
 
 func (s *Server) decide(ctx context.Context, c *app.RequestContext, req *engine.DecideRequest) {
