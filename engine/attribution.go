@@ -25,7 +25,11 @@ var couponEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").With
 // enough for a coupon whose validity the till checks anyway. It allocates
 // only the returned string (it runs for every offer served).
 func CouponCode(decisionID, offerID string) string {
-	k := couponKeyOf(decisionID, offerID)
+	return couponKeyOf(decisionID, offerID).String()
+}
+
+// String is the coupon code of the key.
+func (k couponKey) String() string {
 	var b [couponLen]byte
 	couponEncoding.Encode(b[:], k[:])
 	return string(b[:])
@@ -79,6 +83,10 @@ type DecisionRecord struct {
 	TS         int64            `json:"ts"`    // Unix ms
 	Value      int64            `json:"value"` // minor units
 	Cost       int64            `json:"cost"`  // minor units
+
+	// coupon is the key of the offer's coupon code when the engine has it
+	// at hand (it printed the code); zero means Stats derives it.
+	coupon couponKey
 }
 
 // Outcome is a feedback or purchase event as attribution needs it.
@@ -188,9 +196,8 @@ type Stats struct {
 
 type decRec struct {
 	DecisionRecord
-	next                 *decRec   // the decision's next offer, in recording order
-	coupon               couponKey // valid when hasCoupon (holdout records have none)
-	hasCoupon            bool
+	next                 *decRec // the decision's next offer, in recording order
+	hasCoupon            bool    // DecisionRecord.coupon is indexed (holdout records have none)
 	responded, converted bool
 }
 
@@ -295,7 +302,10 @@ func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRe
 		last.next = r
 	}
 	if d.Group != GroupHoldout {
-		r.coupon, r.hasCoupon = couponKeyOf(d.DecisionID, d.OfferID), true
+		if r.coupon == (couponKey{}) {
+			r.coupon = couponKeyOf(d.DecisionID, d.OfferID)
+		}
+		r.hasCoupon = true
 		s.coupons[r.coupon] = r
 	}
 	if d.Customer != "" {

@@ -492,8 +492,9 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		}
 		cats[ncats] = cat
 		ncats++
+		coupon := couponKeyOf(d.DecisionID, c.offer.ID)
 		r := OfferResult{
-			OfferID: c.offer.ID, Type: c.offer.Type.String(), CouponCode: CouponCode(d.DecisionID, c.offer.ID),
+			OfferID: c.offer.ID, Type: c.offer.Type.String(), CouponCode: coupon.String(),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc],
 			Value: c.offer.Value, Expiry: time.UnixMilli(now).Add(ttl).UTC(),
 			Score: c.parts,
@@ -517,7 +518,11 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		if e.opts.Explorer != nil && prop.Scenario != nil && d.Group == GroupTreatment {
 			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
-		e.recordServed(d, &r, c, req.Channel, v.Customer, now, false)
+		if e.opts.Stats != nil {
+			rec := e.decisionRecord(d, &r, c, req.Channel, v.Customer, now)
+			rec.coupon = coupon // so the recorder need not hash it again
+			e.record(rec, false)
+		}
 	}
 	d.Fallback = true // unless a scenario's offer was served
 	for i := range d.Offers {

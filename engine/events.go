@@ -225,7 +225,10 @@ func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch feat
 	if e.opts.Stats == nil {
 		return
 	}
-	rec := e.decisionRecord(d, r, c, ch, customer, now)
+	e.record(e.decisionRecord(d, r, c, ch, customer, now), direct)
+}
+
+func (e *Engine) record(rec DecisionRecord, direct bool) {
 	if direct || e.records == nil {
 		e.opts.Stats.RecordDecision(rec)
 		return

@@ -33,6 +33,12 @@ func TestAClickRightAfterTheDecisionIsAttributedToIt(t *testing.T) {
 	require.Zero(t, rep.Unattributed)
 	require.EqualValues(t, 1, rowByKey(rep.Offers, o.OfferID).Clicks)
 	require.EqualValues(t, len(d.Offers), rep.Total.Decisions, "every offer of the decision is recorded before the click")
+	for _, o := range d.Offers {
+		id, offer, ok := r.stats.LookupCoupon(o.CouponCode)
+		require.True(t, ok, "the printed code %s maps back", o.CouponCode)
+		require.Equal(t, d.DecisionID, id)
+		require.Equal(t, o.OfferID, offer)
+	}
 }
 
 func TestDecisionRecorderLosesNothingUnderConcurrentDeciders(t *testing.T) {
