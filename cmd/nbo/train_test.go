@@ -39,17 +39,19 @@ func runModelCmd(t *testing.T, args ...string) (string, string, error) {
 }
 
 func TestTrainOnRealDataPrintsOneJSONObjectAndScoresThroughTheArtifact(t *testing.T) {
-	// Real public tables from the R package carData (see
-	// models/testdata/README.md). The floors are below what the forest
-	// measured (arrests 0.715/0.727/0.738, wells 0.672/0.666/0.658) and at the level
-	// of a logistic regression fitted in R on the same data (arrests
-	// 0.72–0.74, wells 0.61–0.65).
+	// Real public tables (see models/testdata/README.md): two from the R
+	// package carData, whose floors are below what the forest measured
+	// (arrests 0.715/0.727/0.738, wells 0.660/0.666/0.658) and at the
+	// level of a logistic regression fitted in R on the same data
+	// (arrests 0.72–0.74, wells 0.61–0.65); and the UCI in-vehicle coupon
+	// table, where the issue asks for AUC 0.80 (measured 0.819/0.820/0.844).
 	tests := []struct {
 		name, file, label string
 		floor             float64
 	}{
 		{"the marijuana-arrests table reaches AUC 0.70 for every seed", "arrests.csv", "released", 0.70},
 		{"the well-switching table reaches AUC 0.64 for every seed", "wells.csv", "switch", 0.64},
+		{"the in-vehicle coupon table reaches AUC 0.80 for every seed", "coupon.csv", "Y", 0.80},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
