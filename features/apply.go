@@ -38,8 +38,9 @@ func (s *Store) Apply(ev *Event) (Applied, *Rejection) {
 
 // ApplyBatch applies evs in order, exactly as calling Apply on each in
 // turn would, and calls fn (when not nil) with each event's index and
-// result as soon as it is applied. fn must not call the store's writer
-// methods.
+// result as soon as it is applied. fn runs under the store's writer lock:
+// it may read the store (ViewKey, Resolve) but must not call Apply,
+// ApplyBatch or the snapshot methods, which would wait for that lock.
 //
 // It is faster than Apply per event because it sees the events coming:
 // while it applies one event, it has the CPU prefetch the index slot of
