@@ -515,7 +515,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			}
 		}
 		d.Offers = append(d.Offers, r)
-		if e.opts.Explorer != nil && prop.Scenario != nil && d.Group == GroupTreatment {
+		if e.opts.Explorer != nil && d.Group == GroupTreatment {
 			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
 		if e.opts.Stats != nil {

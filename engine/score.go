@@ -209,7 +209,7 @@ func segment(v *features.View) string {
 // offer whose prior undersells it for this segment can still win and be
 // learned; the bound keeps large catalogs affordable (a draw costs about
 // half a microsecond).
-const sampled = 12
+const sampled = 8
 
 // arbitrate orders candidates best first, dropping those whose budget or
 // contact policy says no. With explore, candidates are first re-scored
