@@ -1,6 +1,7 @@
 package models
 
 import (
+	"math"
 	"slices"
 	"sync"
 )
@@ -13,7 +14,8 @@ import (
 // tree's root follows the customer's own features until it reaches a
 // split on the offer feature (a "fan"); below a fan, each offer slot has
 // its own kid subtree, and what it adds is a function of the customer
-// alone. The plan rewrites those subtrees, once, into sorted sweeps:
+// alone. The plan rewrites those subtrees, once per scorer and feature,
+// into sorted sweeps:
 //
 // A kid subtree (with any further split on the offer feature resolved for
 // its slot, and a categorical split read as a chain of binary splits
@@ -23,24 +25,28 @@ import (
 //
 // where L(t) is the value of t's leftmost leaf (a missing kid answers its
 // parent's frequency, as in the scalar walk). L(root) goes into the fan's
-// base vector; each node m becomes an entry (threshold, delta, slot) in a
-// list for its feature and its depth below the fan, sorted by threshold.
-// A call sweeps each list from the bottom while the threshold is below the
-// customer's value — exactly the nodes that go right — and adds each
-// delta times the weight of m: 1 if the walk reaches m, 0 if not. Weights
-// start as "this fan was reached" and are handed down as the sweeps of
-// each depth run: an entry that goes right passes its weight to its right
-// kid; a node with an internal left kid has a second entry, in a list
-// swept from the top (the nodes that go left), that passes the weight to
-// the left kid. The branches in the sweeps are predictable; the walk's
-// per-node, per-offer unpredictable comparisons are gone.
+// base vector; each node m becomes an "add" (threshold, delta, slot) in a
+// list for its feature, sorted by threshold. A call sweeps each list from
+// the bottom while the threshold is below the customer's value — exactly
+// the nodes that go right — and adds each delta times the weight of m: 1
+// if the walk reaches m, else 0. The branches in the sweeps are
+// predictable; the per-node, per-offer unpredictable comparisons are gone.
 //
-// The base vectors of fans at a tree's root (reached by every customer)
-// are summed once when the plan is built, and those trees are not walked
-// at all. Accumulation is per offer slot; each offer reads its slot at the
-// end. The sums are taken in another order than Propensity's and a leaf
-// value arrives as L plus deltas, so results agree with Propensity within
-// a few ulps (the tests hold them to 1e-12), not bit for bit.
+// Weights: a kid's root has its fan's ("was this fan reached", set by the
+// walks; always 1 at a tree's root). A node whose kids are both leaves
+// repeats its parent's test instead of having a weight (a condAdd). Other
+// internal nodes get a weight from "passes", swept depth by depth before
+// the adds: an ascending pass (the parent goes right) or a descending one
+// (swept from the top: the parent goes left) copies the parent's weight.
+//
+// Base vectors: those of fans at a tree's root (reached by every
+// customer) are summed when the plan is built, and those trees are not
+// walked at all; those of fans one numeric split below the root are
+// prefix-summed per split feature (baseGroup); the rest are added per
+// reached fan. Accumulation is per offer slot; each offer reads its slot
+// at the end. The sums are taken in another order than Propensity's and a
+// leaf value arrives as L plus deltas, so results agree with Propensity
+// within a few ulps (the tests hold them to 1e-12), not bit for bit.
 
 // maxPlanFloats caps a plan's size (base vectors plus entries); a larger
 // forest or vocabulary falls back to the per-tree group walk.
@@ -58,6 +64,8 @@ type offerPlan struct {
 	treeFans  []int32   // per tree: its first fan; len trees+1
 	fanNode   []int32   // per fan: its node
 	bases     []float64 // per fan: slots values
+	grouped   []bool    // per fan: its base is in a baseGroup
+	groups    []baseGroup
 	// Weights: [0, fans) "the fan was reached" (root fans start at 1),
 	// then one per internal node of a kid subtree other than its root.
 	reachInit []float64
@@ -67,15 +75,46 @@ type offerPlan struct {
 	// of passes on one feature sorted by threshold.
 	passes   []pass
 	passSegs []sweepSeg
-	// Adds, one list per feature sorted by threshold, in columns: the
-	// sweep reads only addThr until it stops.
+	// Adds, one list per feature sorted by threshold (two: root fans'
+	// apart), in columns: the sweep reads only addThr until it stops.
 	addThr  []float64
-	addD    []float64
-	addSlot []int32
-	addIn   []int32
+	adds    []add
 	addSegs []sweepSeg
+	// Conditional adds, one list per feature, after the adds.
+	condThr  []float64
+	conds    []condAdd
+	condSegs []sweepSeg
 
 	scratch scratchPool
+}
+
+// add adds d×weight[in] to slot when it fires (thr < x).
+type add struct {
+	d        float64
+	slot, in int32
+}
+
+// condAdd is an add one level below a node with a weight, for a node
+// whose kids are both leaves: it needs no weight of its own, because its
+// parent's test is repeated instead (x[pf] > pt, negated when flip is 1
+// for a left kid). That saves the pass that would hand it a weight.
+type condAdd struct {
+	d, pt        float64
+	slot, in, pf int32
+	flip         uint64
+}
+
+// baseGroup holds the base vectors of the fans that are one kid of a
+// tree's root, a numeric split on feat: left kids (reached when x <= t0)
+// or right kids (x > t0). With t0 sorted, the fans a customer reaches are
+// a suffix (left) or a prefix (right) of the list, and sums holds those
+// suffix (prefix) sums, so a call adds one vector per group instead of
+// one per fan.
+type baseGroup struct {
+	feat  int32
+	right bool
+	t0    []float64
+	sums  []float64 // len(t0) vectors of slots values
 }
 
 // pass hands weight[in] to weight[out] when it fires: in an ascending
@@ -87,10 +126,12 @@ type pass struct {
 }
 
 // sweepSeg is one sorted list, [lo, hi) of its entries, on feature feat.
+// desc marks a descending list of passes; unit a list of adds whose
+// weight is always 1 (root fans), which the sweep skips reading.
 type sweepSeg struct {
-	feat   int32
-	desc   bool
-	lo, hi int32
+	feat       int32
+	desc, unit bool
+	lo, hi     int32
 }
 
 // vnode is a kid subtree node during plan building: a binary split on a
@@ -170,6 +211,12 @@ type planPass struct {
 	p     pass
 }
 
+type planCond struct {
+	feat int32
+	thr  float64
+	c    condAdd
+}
+
 type planAdd struct {
 	feat     int32
 	thr, d   float64
@@ -222,6 +269,7 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 	}
 	var passes []planPass
 	var adds []planAdd
+	var conds []planCond
 	size := 0
 	// emit turns vnode n, reached with weight in, into an add (unless its
 	// delta is 0) and a pass per internal kid.
@@ -235,6 +283,16 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 			desc bool
 		}{{n.left, true}, {n.right, false}} {
 			if k.kid.n == nil {
+				continue
+			}
+			if c := k.kid.n; c.left.n == nil && c.right.n == nil {
+				if d := c.right.v - c.left.v; d != 0 {
+					var flip uint64
+					if k.desc {
+						flip = 1
+					}
+					conds = append(conds, planCond{feat: c.feat, thr: c.thr, c: condAdd{d: d, pt: n.thr, slot: slot, in: in, pf: n.feat, flip: flip}})
+				}
 				continue
 			}
 			out := int32(p.weights)
@@ -295,30 +353,52 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		}
 		p.passSegs[len(p.passSegs)-1].hi = int32(i + 1)
 	}
-	// Adds run after every pass, so one list per feature holds them all.
+	// Adds run after every pass, so one list per feature holds them all
+	// (two: the root fans' adds, whose weight is always 1, apart).
+	unweighted := func(a planAdd) bool { return int(a.in) < len(p.reachInit) && p.reachInit[a.in] == 1 }
 	slices.SortStableFunc(adds, func(a, b planAdd) int {
 		if a.feat != b.feat {
 			return int(a.feat - b.feat)
+		}
+		if ua, ub := unweighted(a), unweighted(b); ua != ub {
+			if ua {
+				return -1
+			}
+			return 1
 		}
 		return cmpFloat(a.thr, b.thr)
 	})
 	for i, pa := range adds {
 		p.addThr = append(p.addThr, pa.thr)
-		p.addD = append(p.addD, pa.d)
-		p.addSlot = append(p.addSlot, pa.slot)
-		p.addIn = append(p.addIn, pa.in)
-		if i == 0 || pa.feat != adds[i-1].feat {
-			p.addSegs = append(p.addSegs, sweepSeg{feat: pa.feat, lo: int32(i)})
+		p.adds = append(p.adds, add{d: pa.d, slot: pa.slot, in: pa.in})
+		if i == 0 || pa.feat != adds[i-1].feat || unweighted(pa) != unweighted(adds[i-1]) {
+			p.addSegs = append(p.addSegs, sweepSeg{feat: pa.feat, unit: unweighted(pa), lo: int32(i)})
 		}
 		p.addSegs[len(p.addSegs)-1].hi = int32(i + 1)
 	}
+	slices.SortStableFunc(conds, func(a, b planCond) int {
+		if a.feat != b.feat {
+			return int(a.feat - b.feat)
+		}
+		return cmpFloat(a.thr, b.thr)
+	})
+	for i, pc := range conds {
+		p.condThr = append(p.condThr, pc.thr)
+		p.conds = append(p.conds, pc.c)
+		if i == 0 || pc.feat != conds[i-1].feat {
+			p.condSegs = append(p.condSegs, sweepSeg{feat: pc.feat, lo: int32(i)})
+		}
+		p.condSegs[len(p.condSegs)-1].hi = int32(i + 1)
+	}
+	p.groupBases(s, fanNodes)
 	p.scratch.sizes = [3]int{V, p.weights, s.nfeat}
 	return p
 }
 
-// walkToFan walks tree node n on x until a leaf, a stop or a split on
-// feature f; fan reports the last.
-func (s *Scorer) walkToFan(n int32, x []float64, f int32) (end int32, p float64, fan bool) {
+// walkToFan walks tree node n on xs (the customer with numbers imputed
+// and categories as slots) until a leaf, a stop or a split on feature f;
+// fan reports the last.
+func (s *Scorer) walkToFan(n int32, xs []float64, f int32) (end int32, p float64, fan bool) {
 	for {
 		nd := &s.nodes[n]
 		if nd.feat < 0 {
@@ -327,7 +407,19 @@ func (s *Scorer) walkToFan(n int32, x []float64, f int32) (end int32, p float64,
 		if nd.feat == f {
 			return n, 0, true
 		}
-		k := s.step(nd, x[nd.feat])
+		v := xs[nd.feat]
+		var k int32
+		if nd.vs < 0 {
+			// A branch, not an arithmetic select: measured, the select
+			// is ~10% slower overall, since the walk is bound by the
+			// latency of its loads and speculation hides some of it.
+			k = nd.a
+			if v > nd.thr {
+				k = nd.b
+			}
+		} else {
+			k = s.kids[nd.a+int32(v)]
+		}
 		if k < 0 {
 			return n, s.prob[n], false
 		}
@@ -391,7 +483,7 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 	V := p.slots
 	c := 0.0
 	for i, r := range p.walkRoots {
-		n, v, isFan := s.walkToFan(r, x, p.feature)
+		n, v, isFan := s.walkToFan(r, xs, p.feature)
 		if !isFan {
 			c += v
 			continue
@@ -401,9 +493,32 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 			id++
 		}
 		w[id] = 1
+		if p.grouped[id] {
+			continue
+		}
 		base := p.bases[int(id)*V : int(id+1)*V]
 		for k, b := range base {
 			acc[k] += b
+		}
+	}
+	for g := range p.groups {
+		gr := &p.groups[g]
+		v := xs[gr.feat]
+		k := 0
+		for k < len(gr.t0) && gr.t0[k] < v {
+			k++
+		}
+		// Left kids with t0 >= v are reached: the suffix from k; right
+		// kids with t0 < v: the prefix before k.
+		if gr.right {
+			k--
+		}
+		if k < 0 || k >= len(gr.t0) {
+			continue
+		}
+		sum := gr.sums[k*V : (k+1)*V]
+		for i, b := range sum {
+			acc[i] += b
 		}
 	}
 	for _, sg := range p.passSegs {
@@ -428,20 +543,51 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 	for _, sg := range p.addSegs {
 		v := xs[sg.feat]
 		thr := p.addThr[sg.lo:sg.hi]
-		d := p.addD[sg.lo:sg.hi]
-		slot := p.addSlot[sg.lo:sg.hi]
-		in := p.addIn[sg.lo:sg.hi]
+		adds := p.adds[sg.lo:sg.hi]
+		if sg.unit {
+			for i, t := range thr {
+				if !(t < v) {
+					break
+				}
+				a := &adds[i]
+				acc[a.slot] += a.d
+			}
+			continue
+		}
 		for i, t := range thr {
 			if !(t < v) {
 				break
 			}
-			acc[slot[i]] += d[i] * w[in[i]]
+			a := &adds[i]
+			acc[a.slot] += a.d * w[a.in]
+		}
+	}
+	for _, sg := range p.condSegs {
+		v := xs[sg.feat]
+		thr := p.condThr[sg.lo:sg.hi]
+		conds := p.conds[sg.lo:sg.hi]
+		for i, t := range thr {
+			if !(t < v) {
+				break
+			}
+			c := &conds[i]
+			// mask is all ones when the parent's test sends the walk
+			// here, else 0; d&mask is d or +0 exactly.
+			mask := -(b2u(xs[c.pf] > c.pt) ^ c.flip)
+			acc[c.slot] += math.Float64frombits(math.Float64bits(c.d)&mask) * w[c.in]
 		}
 	}
 	n := float64(len(s.roots))
 	for i, v := range values {
 		dst[i] = (c + acc[catSlot(v, V-1)]) / n
 	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func cmpFloat(a, b float64) int {
@@ -452,4 +598,60 @@ func cmpFloat(a, b float64) int {
 		return 1
 	}
 	return 0
+}
+
+// groupBases moves the base vectors of fans that are one kid of a numeric
+// root split into baseGroups.
+func (p *offerPlan) groupBases(s *Scorer, fanNodes [][]int32) {
+	V := p.slots
+	p.grouped = make([]bool, len(p.fanNode))
+	type member struct {
+		t0 float64
+		id int32
+	}
+	type key struct {
+		feat  int32
+		right bool
+	}
+	byKey := map[key][]member{}
+	var keys []key
+	for t, r := range s.roots {
+		nd := &s.nodes[r]
+		if nd.feat < 0 || nd.vs >= 0 || int32(nd.feat) == p.feature {
+			continue
+		}
+		for id := p.treeFans[t]; id < p.treeFans[t+1]; id++ {
+			n := p.fanNode[id]
+			if (n == nd.a) == (n == nd.b) {
+				continue // not a kid of the root, or both kids
+			}
+			k := key{nd.feat, n == nd.b}
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], member{nd.thr, id})
+			p.grouped[id] = true
+		}
+	}
+	for _, k := range keys {
+		ms := byKey[k]
+		slices.SortStableFunc(ms, func(a, b member) int { return cmpFloat(a.t0, b.t0) })
+		g := baseGroup{feat: k.feat, right: k.right, sums: make([]float64, len(ms)*V)}
+		for _, m := range ms {
+			g.t0 = append(g.t0, m.t0)
+		}
+		// Right kids: sums[i] = bases of members 0..i; left kids: i..end.
+		run := make([]float64, V)
+		for i := range ms {
+			j := i
+			if !k.right {
+				j = len(ms) - 1 - i
+			}
+			for q, b := range p.bases[int(ms[j].id)*V : int(ms[j].id+1)*V] {
+				run[q] += b
+			}
+			copy(g.sums[j*V:(j+1)*V], run)
+		}
+		p.groups = append(p.groups, g)
+	}
 }
