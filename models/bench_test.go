@@ -175,6 +175,22 @@ func BenchmarkScore100Offers(b *testing.B) {
 	}
 }
 
+// BenchmarkOfferPlanBuild is the one-time cost the first PropensityOffers
+// call for a feature pays: building the partial-evaluation plan of a
+// 100-tree forest for the 100-offer feature.
+func BenchmarkOfferPlanBuild(b *testing.B) {
+	f, err := fit(offerData(20000, 1), TrainOptions{Algo: AlgoForest, Trees: 100, Seed: 1, Now: testNow})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if f.scorer.buildOfferPlan(9) == nil {
+			b.Fatal("no plan")
+		}
+	}
+}
+
 // BenchmarkTrainForest100 fits 100-tree forests; rows/s counts training
 // rows per second of fitting.
 func BenchmarkTrainForest100(b *testing.B) {

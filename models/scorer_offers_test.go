@@ -161,3 +161,50 @@ func TestPropensityOffersPlanIsUsedForCategoricalOffers(t *testing.T) {
 	require.Nil(t, f.scorer.offerPlan(0), "a numeric feature has no plan")
 	require.Same(t, p, f.scorer.offerPlan(9), "the plan is built once")
 }
+
+func TestPropensityOffersIsSafeForConcurrentFirstCalls(t *testing.T) {
+	// Several goroutines make the first batch call on a fresh scorer at
+	// once: the plan is built concurrently and scratch is shared; -race
+	// checks the rest, this checks the answers.
+	rng := rand.New(rand.NewPCG(7, 7))
+	var s Schema
+	for j := range 4 {
+		s.Features = append(s.Features, Feature{Name: fmt.Sprintf("n%d", j), Kind: Numeric})
+	}
+	offer := Feature{Name: "offer", Kind: Categorical}
+	for o := range 40 {
+		offer.Vocabulary = append(offer.Vocabulary, fmt.Sprintf("o%02d", o))
+	}
+	s.Features = append(s.Features, offer)
+	sc, err := Compile(randomForest(rng, s, 30, 5))
+	require.NoError(t, err)
+	values := make([]float64, 41)
+	for i := range values {
+		values[i] = float64(i) // the last is past the vocabulary: missing
+	}
+	done := make(chan error)
+	for g := range 8 {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			dst := make([]float64, len(values))
+			for range 50 {
+				x := make([]float64, len(s.Features))
+				for j, f := range s.Features {
+					x[j] = randomValue(rng, f)
+				}
+				sc.PropensityOffers(dst, x, 4, values)
+				for i, v := range values {
+					x[4] = v
+					if want := sc.Propensity(x); math.Abs(want-dst[i]) > 1e-12 {
+						done <- fmt.Errorf("goroutine %d offer %d: %v, want %v", g, i, dst[i], want)
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		require.NoError(t, <-done)
+	}
+}
