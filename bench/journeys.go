@@ -62,6 +62,21 @@ func (c *Customer) chooseJourney(d *draw, no int) JourneyKind {
 		return JourneySignup
 	}
 	w := journeyWeights[c.Habit]
+	// Price-sensitive shoppers leave more carts at the checkout and finish
+	// fewer orders (the scale is 1 at the population's mean sensitivity).
+	w[JourneyCartAbandon] *= 0.5 + c.PriceSensitivity
+	w[JourneyOnlinePurchase] *= 1.5 - c.PriceSensitivity
+	if c.Habit == Omnichannel {
+		// Customers who live far from their store go there less and shop
+		// online more.
+		lean := c.storeLean()
+		for _, k := range [...]JourneyKind{JourneyBrowseThenStore, JourneyStoreThenOnline, JourneyStorePurchase} {
+			w[k] *= lean
+		}
+		for _, k := range [...]JourneyKind{JourneyOnlineBrowse, JourneyOnlinePurchase, JourneyCartAbandon} {
+			w[k] *= 2 - lean
+		}
+	}
 	if c.likes(catPhones) || c.likes(catElectronics) {
 		w[JourneyCompareModels] *= 3
 	}
@@ -186,10 +201,10 @@ func (s *Simulator) generate(c *Customer, no, leg int, at int64, exact bool, dst
 		b.at(0, 19, 23, false)
 		cat := b.category()
 		b.onlineSession(cat, b.d.between(2, 4), b.d.chance(0.5))
-		b.at(int64(b.d.between(1, 3))*day, 10, 21, b.d.chance(0.5))
+		b.at(int64(b.d.between(1, 3))*day, 10, 21, b.d.chance(b.weekend(0.5)))
 		b.storeVisit(cat, 0.7, b.homeOrOther())
 	case JourneyStoreThenOnline:
-		b.at(0, 10, 21, b.d.chance(0.4))
+		b.at(0, 10, 21, b.d.chance(b.weekend(0.4)))
 		cat := b.category()
 		b.storeVisit(cat, 0, b.homeOrOther())
 		if b.c.Habit != StoreOnly && b.d.chance(0.45) {
@@ -197,7 +212,7 @@ func (s *Simulator) generate(c *Customer, no, leg int, at int64, exact bool, dst
 			b.onlineOrder(b.onlineSession(cat, 1, false))
 		}
 	case JourneyStorePurchase:
-		b.at(0, 10, 21, b.d.chance(0.45))
+		b.at(0, 10, 21, b.d.chance(b.weekend(0.45)))
 		b.storeVisit(b.category(), 0.8, b.homeOrOther())
 	case JourneyCompareModels:
 		b.compareModels()
@@ -318,14 +333,21 @@ func (b *builder) category() uint8 {
 }
 
 // sku picks an item of the category; affluent customers lean to the
-// pricier of two candidates.
+// pricier of two candidates, price-sensitive ones to the cheaper.
 func (b *builder) sku(cat uint8) *SKU {
 	items := b.s.catalog[cat]
 	x, y := &items[b.d.intn(len(items))], &items[b.d.intn(len(items))]
-	if (x.Price < y.Price) == (b.d.float() < b.c.Affluence) {
+	if (x.Price < y.Price) == (b.d.float() < b.c.pricierLean()) {
 		return y
 	}
 	return x
+}
+
+// weekend is the chance that a store visit falls on a weekend, base on
+// average: customers who live far from their store make the trip when
+// they have the time.
+func (b *builder) weekend(base float64) float64 {
+	return min(base*(2-b.c.storeLean()), 1)
 }
 
 // homeOrOther is the store of a visit: usually the home store.

@@ -42,10 +42,12 @@ const (
 	// individual taste: the most any policy could reach without reading
 	// minds.
 	PolicyOracleTraits = "oracle-without-taste"
-	// PolicyOracleObservable knows only the traits behaviour reveals in
-	// the simulator (channel habit, favourite categories, membership, app
-	// use), not price sensitivity, affluence, distance or taste: about
-	// what a policy that learns from behaviour alone can reach.
+	// PolicyOracleObservable knows only the traits behaviour reveals
+	// plainly in the simulator (channel habit, favourite categories,
+	// membership, app use), not price sensitivity, affluence, distance or
+	// taste. Price sensitivity and distance leave footprints in behaviour
+	// too (cart abandonment, cheaper items; fewer store visits), which it
+	// does not read, so a behaviour-only policy can pass it.
 	PolicyOracleObservable = "oracle-observable"
 )
 
@@ -637,7 +639,7 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 - **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
 - **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
-- **oracle-observable**: a reference, not a product: knows only the traits a customer's behaviour reveals in the simulator (channel habit, favourite categories, membership, app use) and averages the response probability over the traits it does not (price sensitivity, affluence, distance to the home store, individual taste), then picks like the oracle. Roughly what a policy that learns from behaviour alone can reach; learning from each customer's own responses can add a little.
+- **oracle-observable**: a reference, not a product: knows only the traits a customer's behaviour reveals in the simulator (channel habit, favourite categories, membership, app use) and averages the response probability over the traits it does not (price sensitivity, affluence, distance to the home store, individual taste), then picks like the oracle. Price sensitivity and distance also leave footprints in behaviour (price-sensitive customers abandon more carts and pick cheaper items; customers far from their store visit it less, more at weekends, and shop online more), which this reference does not read: a policy that learns from behaviour can pass it.
 - **oracle-without-taste**: knows every trait but not the individual taste term (N(0, 0.5²) on the log-odds per customer and offer type) and picks like the oracle: the ceiling for any policy that cannot read minds.
 - **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
 

@@ -301,6 +301,26 @@ func (c *Customer) likes(cat uint8) bool {
 	return false
 }
 
+// nearness is 0 for a customer next door to their home store, rising
+// to 1.5 for one 12 km or more away.
+func (c *Customer) nearness() float64 { return math.Min(c.DistanceKm/8, 1.5) }
+
+// meanNearness is the population mean of nearness (distance is 0.3 km
+// plus an exponential of mean 6 km): 0.3 + 6·(1 − e^(−11.7/6)) km over 8.
+const meanNearness = 0.68
+
+// storeLean scales how often a customer goes to a store rather than
+// online, by distance: 1.3 next door, 0.63 at 12 km or more, 1 on
+// average over customers, so the population's journey mix stays as it
+// was while each customer's follows where they live.
+func (c *Customer) storeLean() float64 { return 1 - 0.45*(c.nearness()-meanNearness) }
+
+// pricierLean is the chance the customer picks the pricier of two items
+// they compare: affluence raises it, price sensitivity lowers it.
+func (c *Customer) pricierLean() float64 {
+	return min(max(c.Affluence-0.6*(c.PriceSensitivity-0.5), 0.05), 0.95)
+}
+
 // customer draws the traits of customer idx.
 func (s *Simulator) customer(idx int) Customer {
 	d := newDraw(s.traitKey, uint64(idx))
@@ -352,6 +372,11 @@ func (s *Simulator) customer(idx int) Customer {
 	}
 	// Log-uniform between one day and three weeks.
 	gapH := 24 * math.Exp(d.float()*math.Log(21))
+	if c.Habit == StoreOnly {
+		// A store-only customer's every journey is a trip to a store, and
+		// the farther away they live the rarer the trips.
+		gapH /= c.storeLean()
+	}
 	c.MeanGap = time.Duration(gapH * float64(time.Hour))
 	if d.chance(0.12) {
 		c.LapseAfter = d.between(1, 3)
@@ -446,7 +471,7 @@ func (c *Customer) logit(t OfferType, ch features.Channel) (z float64, ok bool) 
 	z = baseLogit[t]
 	online := c.Habit != StoreOnly
 	visits := c.Habit != OnlineOnly
-	near := math.Min(c.DistanceKm/8, 1.5) // 0 next door … 1.5 far away
+	near := c.nearness()
 	switch t {
 	case OfferCoupon:
 		z += 4 * (c.PriceSensitivity - 0.5)
