@@ -249,13 +249,24 @@ func (p *Policy) Allow(customer features.Key, ch features.Channel, offer OfferPo
 	if ok, why := p.stateless(ch, offer, store, history, now); !ok {
 		return false, why
 	}
-	if offer.Transactional {
-		return true, ""
+	if offer.Transactional || !p.ledgerCanDeny(ch, offer) {
+		return true, "" // no need to lock the customer's shard
 	}
 	s := p.shard(customer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return p.ledgerAllows(s.logs[customer], ch, offer, now)
+}
+
+// ledgerCanDeny reports whether the ledger has a rule for the channel or
+// the offer (a cap or a cooldown); without one ledgerAllows says yes to
+// every customer. Allow runs for each of the best candidates of every
+// decision, most of them on uncapped channels.
+func (p *Policy) ledgerCanDeny(ch features.Channel, offer OfferPolicy) bool {
+	if offer.Cooldown > 0 {
+		return true
+	}
+	return ch < features.NumChannels && (p.caps[ch].PerDay > 0 || p.caps[ch].PerWeek > 0)
 }
 
 // Claim is Allow followed, when allowed, by Record — atomically, so two

@@ -303,3 +303,35 @@ func BenchmarkPolicyAllow(b *testing.B) {
 		})
 	})
 }
+
+// Allow skips the customer's ledger when no cap or cooldown applies; its
+// answers must be those of the ledger for every channel and offer.
+func TestPolicyAllowAgreesWithTheLedgerWhetherOrNotItReadsIt(t *testing.T) {
+	const c = features.Key("member:M1")
+	noon := utc("2026-11-24T04:00:00Z")
+	p := newTestPolicy(t)
+	offers := []OfferPolicy{promo, {ID: "cool", Cooldown: 48 * time.Hour}}
+	for i := range 20 {
+		at := noon + int64(i)*hourMs
+		for ch := features.Channel(0); ch < features.NumChannels; ch++ {
+			for _, o := range offers {
+				s := p.shard(c)
+				s.mu.Lock()
+				wantOK, want := p.ledgerAllows(s.logs[c], ch, o, at)
+				s.mu.Unlock()
+				ok, why := p.Allow(c, ch, o, "SH-1", nil, at)
+				if why == DenyQuietHours {
+					continue // a stateless rule, not the ledger's
+				}
+				require.Equal(t, want, why, "%s %s at hour %d", ch, o.ID, i)
+				require.Equal(t, wantOK, ok)
+				if ok && (i+int(ch))%3 == 0 {
+					p.Record(c, ch, o.ID, at)
+				}
+			}
+		}
+	}
+	ok, why := p.Allow(c, features.ChannelApp, offers[1], "SH-1", nil, noon+20*hourMs)
+	require.False(t, ok, "the cooldown still reads the ledger on an uncapped channel")
+	require.Equal(t, DenyCooldown, why)
+}
