@@ -338,8 +338,10 @@ func (s *Stats) each(r *decRec, fn func(*statsRow)) {
 	}
 }
 
-// appendRecent inserts r by time (decisions arrive nearly in order) and
-// keeps the newest n.
+// appendRecent inserts r by time (decisions arrive nearly in order). The
+// list holds at least the newest n, which recent returns; it is cut back
+// to n only when it reaches 2n, so adding to a customer's full list does
+// not shift all n entries every time.
 func appendRecent(list []*decRec, r *decRec, n int) []*decRec {
 	i := len(list)
 	for i > 0 && list[i-1].TS > r.TS {
@@ -348,10 +350,17 @@ func appendRecent(list []*decRec, r *decRec, n int) []*decRec {
 	list = append(list, nil)
 	copy(list[i+1:], list[i:])
 	list[i] = r
-	if len(list) > n {
-		list = append(list[:0], list[len(list)-n:]...)
+	if len(list) >= 2*n {
+		old := len(list)
+		list = append(list[:0], list[old-n:]...)
+		clear(list[n:old]) // the records dropped are not kept alive
 	}
 	return list
+}
+
+// recent is the newest n of a customer's list (see appendRecent).
+func recent(list []*decRec, n int) []*decRec {
+	return list[max(len(list)-n, 0):]
 }
 
 // evictOldestLocked forgets the oldest decision record. Its aggregates
@@ -386,7 +395,9 @@ func (s *Stats) evictOldestLocked() {
 	list := s.customers[r.Customer]
 	for i, x := range list {
 		if x == r {
-			list = append(list[:i], list[i+1:]...)
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
 			break
 		}
 	}
@@ -497,7 +508,7 @@ func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 	// The touch sequence: the customer's treatment decisions within the
 	// window before the redemption, oldest first, always including the
 	// credited decision (even when it is older than the window).
-	list := s.customers[customer]
+	list := recent(s.customers[customer], s.opts.MaxTouches)
 	seq := make([]*decRec, 0, len(list)+1)
 	from := o.TS - s.window
 	included := false
@@ -556,7 +567,7 @@ func (s *Stats) convertLocked(customer features.Key, ts int64) {
 	if customer == "" {
 		return
 	}
-	for _, x := range s.customers[customer] {
+	for _, x := range recent(s.customers[customer], s.opts.MaxTouches) {
 		if x.converted || x.TS > ts || ts-x.TS > s.window {
 			continue
 		}
@@ -581,7 +592,7 @@ func (s *Stats) Rekey(from, to features.Key) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.customers[from]
+	list := recent(s.customers[from], s.opts.MaxTouches)
 	delete(s.customers, from)
 	for _, r := range list {
 		r.Customer = to

@@ -117,3 +117,24 @@ func TestAnOutcomeWithoutOfferIDFindsTheDecisionsFirstOfferStillHeld(t *testing.
 	_, _, ok = s.LookupCoupon(CouponCode("d1", "b"))
 	require.True(t, ok)
 }
+
+func TestTheTouchSequenceIsTheCustomersNewestMaxTouchesDecisions(t *testing.T) {
+	s, err := NewStats(StatsOptions{MaxTouches: 2})
+	require.NoError(t, err)
+	chans := []features.Channel{features.ChannelWeb, features.ChannelApp, features.ChannelPush, features.ChannelSMS, features.ChannelTablet}
+	// Many rounds, so the list is cut back (at 2·MaxTouches) several times.
+	var last string
+	for round := range 7 {
+		for i, ch := range chans {
+			last = fmt.Sprint("d", round, "-", i)
+			s.RecordDecision(served(last, "member:M", "s", "o", ch, "", t0+int64(round*len(chans)+i)))
+		}
+	}
+	_, ok := s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode(last, "o"), Customer: "member:M", Channel: features.ChannelPOS, TS: t0 + 100, Revenue: 10})
+	require.True(t, ok)
+	rep := s.Snapshot()
+	require.Equal(t, 1.0, creditOf(rep.FirstTouch, "sms"), "the older of the two newest decisions")
+	require.Equal(t, 1.0, creditOf(rep.LastTouch, "tablet"))
+	require.Equal(t, 0.5, creditOf(rep.PositionBased, "sms"))
+	require.Zero(t, creditOf(rep.PositionBased, "web")+creditOf(rep.PositionBased, "app")+creditOf(rep.PositionBased, "push"))
+}
