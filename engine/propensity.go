@@ -54,11 +54,15 @@ var offerNames = []string{
 // (the bandit's segment facets, as numbers) and how the customer has
 // responded to offers so far, across all offers. They are propensity
 // features only: customer scores such as purchase intent keep
-// CustomerSchema.
+// CustomerSchema. Cart abandonment hints at price sensitivity and the
+// store share of sessions at how near the store is (see priceFacet and
+// distanceFacet); the mean cart line is what the customer picks when they
+// choose.
 var driverNames = []string{
 	"online_views_life", "store_visits_life",
 	"interest_baby", "interest_beauty", "interest_tech",
 	"offers_shown", "offers_clicked", "offers_redeemed",
+	"carts_life", "cart_abandon_share", "cart_line_mean", "sessions_life", "store_share",
 }
 
 // CustomerSchema is the layout of customer-score vectors (scores that do
@@ -117,6 +121,12 @@ func FeatureVector(dst []float64, v *features.View, o *scenarios.Offer, ch featu
 	life := features.WLifetime
 	total, baby, beauty, tech := interests(v)
 	share := func(n uint32) float64 { return float64(n) / float64(max(total, 1)) }
+	abandon, carts := cartAbandonment(v)
+	stores, sessions := storeShare(v)
+	var cartLine float64
+	if carts > 0 {
+		cartLine = float64(v.Sums[features.Online][features.AddToCart][life]) / float64(carts) / 100
+	}
 	dst = CustomerVector(dst, v, loc)
 	return append(dst,
 		imp, clk, dis, red,
@@ -125,6 +135,7 @@ func FeatureVector(dst []float64, v *features.View, o *scenarios.Offer, ch featu
 		float64(c[features.Offline][features.StoreEnter][life]),
 		share(baby), share(beauty), share(tech),
 		float64(shown), float64(clicked), float64(redeemed),
+		float64(carts), abandon, cartLine, float64(sessions), stores,
 		vocabIndex(offerTypeVocab, o.Type.String()),
 		vocabIndex(channelVocab, ch.String()),
 	)

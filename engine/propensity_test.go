@@ -123,3 +123,57 @@ func TestRulesReadCustomerScoresFromTheLoadedModel(t *testing.T) {
 	require.NoError(t, reg.Load(path, CustomerSchema.Hash()))
 	require.True(t, fired(), "score(\"purchase_15d\") comes from the model")
 }
+
+// The price and distance drivers are read from carts and from the mix of
+// store visits and online sessions; the segment gets their facets only
+// once there is enough behaviour to tell, and the propensity vector
+// carries them as numbers.
+func TestPriceAndDistanceDriversReadCartsAndSessions(t *testing.T) {
+	on, off, life := features.Online, features.Offline, features.WLifetime
+	cases := []struct {
+		name      string
+		view      func(v *features.View)
+		want      string
+		abandon   float64
+		stores    float64
+	}{
+		{"one cart and three sessions tell nothing yet",
+			func(v *features.View) {
+				v.Counts[on][features.AddToCart][life] = 1
+				v.Counts[on][features.PageView][life] = 2
+				v.Counts[off][features.StoreEnter][life] = 1
+			}, "/both/guest/noparent/nobeauty/notech", 1, 1.0 / 3},
+		{"a customer who left three of four carts and visits stores often is thrifty and near",
+			func(v *features.View) {
+				v.Counts[on][features.AddToCart][life] = 4
+				v.Counts[on][features.Checkout][life] = 1
+				v.Counts[on][features.PageView][life] = 3
+				v.Counts[off][features.StoreEnter][life] = 3
+			}, "/both/guest/noparent/nobeauty/notech/thrifty/near", 0.75, 0.5},
+		{"a customer who checks out every cart and rarely visits stores spends and lives far",
+			func(v *features.View) {
+				v.Counts[on][features.AddToCart][life] = 3
+				v.Counts[on][features.Checkout][life] = 3
+				v.Counts[on][features.PageView][life] = 9
+				v.Counts[off][features.StoreEnter][life] = 1
+			}, "/both/guest/noparent/nobeauty/notech/spender/far", 0, 0.1},
+		{"distance is no facet for a customer who only shops online",
+			func(v *features.View) {
+				v.Counts[on][features.AddToCart][life] = 2
+				v.Counts[on][features.PageView][life] = 8
+			}, "/online/guest/noparent/nobeauty/notech/thrifty", 1, 0},
+	}
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := features.View{Known: true, Now: day.UnixMilli()}
+			tc.view(&v)
+			require.Equal(t, tc.want, segment(&v))
+			require.Zero(t, testing.AllocsPerRun(100, func() { segment(&v) }), "choosing a segment allocates")
+			vec := FeatureVector(nil, &v, r.set.Offers[0], features.ChannelApp, shanghai)
+			require.InDelta(t, tc.abandon, vec[PropensitySchema.Index("cart_abandon_share")], 1e-9)
+			require.InDelta(t, tc.stores, vec[PropensitySchema.Index("store_share")], 1e-9)
+		})
+	}
+}

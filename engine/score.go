@@ -101,7 +101,13 @@ func expectedNet(o *scenarios.Offer, v *features.View) float64 {
 //     tech (electronics, phones) each make up a good share of the
 //     customer's product interest (views, searches, touches, try-ons,
 //     dwell): "parent" or "noparent", "beauty" or "nobeauty", "tech" or
-//     "notech".
+//     "notech";
+//   - price: "thrifty" when the customer has left most of their carts
+//     at the checkout, "spender" when they mostly check out, no facet
+//     until they have filled a few carts (see priceFacet);
+//   - distance: for customers who shop both ways, "near" when store
+//     visits are a large share of their sessions, "far" when a small
+//     one, no facet until they have a few sessions (see distanceFacet).
 //
 // Segment names are precomputed: choosing one does not allocate.
 const (
@@ -114,9 +120,33 @@ const (
 	numSegments
 )
 
-var segmentNames = func() [numSegments]string {
-	var names [numSegments]string
+// The price and distance facets take two bits each above the binary
+// facets: 0 is no facet (too little behaviour to tell).
+const (
+	segThrifty = 1 << (6 + iota)
+	segSpender
+	segNear
+	segFar
+	numSegmentCodes = 1 << 10
+)
+
+// Thresholds of the price and distance facets. A customer's carts say
+// how they react to prices (the price-sensitive leave more carts at the
+// checkout), their mix of store visits and online sessions how far the
+// store is (the farther, the fewer the visits).
+const (
+	facetMinCarts    = 2
+	thriftyAbandon   = 0.5
+	facetMinSessions = 4
+	nearStoreShare   = 0.3
+)
+
+var segmentNames = func() [numSegmentCodes]string {
+	var names [numSegmentCodes]string
 	for code := range names {
+		if code&segThrifty != 0 && code&segSpender != 0 || code&segNear != 0 && code&segFar != 0 {
+			continue
+		}
 		habit := "/both"
 		switch code & (segOnline | segOffline) {
 		case segOnline:
@@ -135,6 +165,14 @@ var segmentNames = func() [numSegments]string {
 				name += f.yes
 			} else {
 				name += f.no
+			}
+		}
+		for _, f := range []struct {
+			bit  int
+			name string
+		}{{segThrifty, "/thrifty"}, {segSpender, "/spender"}, {segNear, "/near"}, {segFar, "/far"}} {
+			if code&f.bit != 0 {
+				name += f.name
 			}
 		}
 		names[code] = name
@@ -201,7 +239,66 @@ func segment(v *features.View) string {
 	if share(tech) {
 		code |= segTech
 	}
+	code |= priceFacet(v) | distanceFacet(v)
 	return segmentNames[code]
+}
+
+// cartAbandonment is the share of the customer's lifetime carts (add-to-
+// cart events online) that never reached a checkout, and how many carts
+// that is over. Neither event comes from responding to an offer.
+func cartAbandonment(v *features.View) (share float64, carts uint32) {
+	c := &v.Counts
+	carts = c[features.Online][features.AddToCart][features.WLifetime]
+	if carts == 0 {
+		return 0, 0
+	}
+	checkouts := c[features.Online][features.Checkout][features.WLifetime]
+	return max(1-float64(checkouts)/float64(carts), 0), carts
+}
+
+// storeShare is the share of the customer's lifetime sessions (page
+// views online, store entries) that were store visits, and how many
+// sessions that is over.
+func storeShare(v *features.View) (share float64, sessions uint32) {
+	c := &v.Counts
+	life := features.WLifetime
+	enters := c[features.Offline][features.StoreEnter][life]
+	sessions = enters + c[features.Online][features.PageView][life]
+	if sessions == 0 {
+		return 0, 0
+	}
+	return float64(enters) / float64(sessions), sessions
+}
+
+// priceFacet is the segment code of the price facet.
+func priceFacet(v *features.View) int {
+	share, carts := cartAbandonment(v)
+	switch {
+	case carts < facetMinCarts:
+		return 0
+	case share >= thriftyAbandon:
+		return segThrifty
+	}
+	return segSpender
+}
+
+// distanceFacet is the segment code of the distance facet: only for
+// customers who both visit stores and shop online, as the mix of the two
+// is what distance moves.
+func distanceFacet(v *features.View) int {
+	c := &v.Counts
+	if c[features.Offline][features.StoreEnter][features.WLifetime] == 0 ||
+		c[features.Online][features.PageView][features.WLifetime] == 0 {
+		return 0
+	}
+	share, sessions := storeShare(v)
+	switch {
+	case sessions < facetMinSessions:
+		return 0
+	case share >= nearStoreShare:
+		return segNear
+	}
+	return segFar
 }
 
 // sampled is how many candidates, best by expected score, get a Thompson
@@ -336,8 +433,8 @@ func (e *Engine) drawAll(st *decideState, cut float64) {
 }
 
 // lineageMax bounds the levels of a segment (the offer, its facets, the
-// arm): segmentNames have five facets.
-const lineageMax = 8
+// arm): segmentNames have up to seven facets.
+const lineageMax = 10
 
 // draw sets the candidate's score from a drawn response rate.
 func (c *candidate) draw(sample float64) {
