@@ -131,11 +131,11 @@ func TestRulesReadCustomerScoresFromTheLoadedModel(t *testing.T) {
 func TestPriceAndDistanceDriversReadCartsAndSessions(t *testing.T) {
 	on, off, life := features.Online, features.Offline, features.WLifetime
 	cases := []struct {
-		name      string
-		view      func(v *features.View)
-		want      string
-		abandon   float64
-		stores    float64
+		name    string
+		view    func(v *features.View)
+		want    string
+		abandon float64
+		stores  float64
 	}{
 		{"one cart and three sessions tell nothing yet",
 			func(v *features.View) {
