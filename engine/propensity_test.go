@@ -11,6 +11,7 @@ import (
 
 	"nbo/features"
 	"nbo/models"
+	"nbo/scenarios"
 )
 
 // trainOn trains a small forest on vectors laid out by schema whose label
@@ -176,4 +177,44 @@ func TestPriceAndDistanceDriversReadCartsAndSessions(t *testing.T) {
 			require.InDelta(t, tc.stores, vec[PropensitySchema.Index("store_share")], 1e-9)
 		})
 	}
+}
+
+// A customer's own offer history moves the Thompson draw: one who
+// ignored every offer of a type draws lower for another offer of that
+// type than the segment does, one who clicked them draws higher, and
+// offers of other types are left alone.
+func TestDrawsFollowTheCustomersOwnResponsesToTheOfferType(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	var coupons []*scenarios.Offer
+	var other *scenarios.Offer
+	for _, o := range r.set.Offers {
+		switch {
+		case o.Type == scenarios.Coupon:
+			coupons = append(coupons, o)
+		case other == nil:
+			other = o
+		}
+	}
+	require.GreaterOrEqual(t, len(coupons), 2, "the built-in catalog has two coupons")
+	shown, probe := coupons[0], coupons[1]
+	mean := func(history []features.OfferStats, o *scenarios.Offer) float64 {
+		st := &decideState{rng: rand.New(rand.NewPCG(1, 2)), segment: "/online/guest/noparent/nobeauty/notech"}
+		st.view = features.View{Known: true, Offers: history}
+		var sum float64
+		const n = 2000
+		for range n {
+			st.cands = append(st.cands[:0], candidate{offer: o, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
+			r.eng.drawAll(st, -1)
+			sum += st.cands[0].parts.Total
+		}
+		return sum / n
+	}
+	none := mean(nil, probe)
+	ignored := mean([]features.OfferStats{{Offer: shown.ID, Impressions: 4}}, probe)
+	clicked := mean([]features.OfferStats{{Offer: shown.ID, Impressions: 2, Clicks: 2}}, probe)
+	require.Less(t, ignored, none/2, "four ignored coupons: %.3f against %.3f", ignored, none)
+	require.Greater(t, clicked, 2*none, "two clicked coupons: %.3f against %.3f", clicked, none)
+	require.InDelta(t, mean(nil, other), mean([]features.OfferStats{{Offer: shown.ID, Impressions: 4}}, other), 1e-12,
+		"coupons say nothing about an offer of another type")
 }

@@ -393,6 +393,11 @@ const priorWeight = 10
 // outcomes. So the propensities are first calibrated by how the
 // candidates with outcomes did against theirs (calibration).
 //
+// The drawn rate is then moved towards the customer's own responses to
+// offers of the candidate's type (ownResponses, ownWeight): the segment
+// says what customers like this one do, their offer history what this
+// one does.
+//
 // Other explorers draw with the propensity as their prior.
 func (e *Engine) drawAll(st *decideState, cut float64) {
 	be, ok := e.opts.Explorer.(*BanditExplorer)
@@ -426,10 +431,49 @@ func (e *Engine) drawAll(st *decideState, cut float64) {
 		n++
 	}
 	scale := cal.scale()
+	var set *scenarios.Set
+	if e.opts.Scenarios != nil {
+		set = e.opts.Scenarios()
+	}
 	for j := range n {
 		c := &st.cands[which[j]]
-		c.draw(thompson(paths[j][:lens[j]], c.parts.Propensity*scale, w, st.rng))
+		r := thompson(paths[j][:lens[j]], c.parts.Propensity*scale, w, st.rng)
+		if s, tr := ownResponses(&st.view, set, c.offer.Type); tr > 0 {
+			r = (ownWeight*r + s) / (ownWeight + tr)
+		}
+		c.draw(r)
 	}
+}
+
+// ownWeight is the weight, in pseudo-impressions, of the segment's drawn
+// rate against the customer's own responses to offers of the same type
+// (see ownResponses). Customers of one segment differ — in taste, and in
+// what their behaviour does not show — and what a customer did with the
+// offers of a type they were shown is the best evidence of that; a small
+// weight lets a few impressions count. Measured on the simulated retailer
+// (seeds 2–4, 10k customers, 28 days), the summed regret of weights 1, 2,
+// 3 and 10 was 7.81, 7.92, 7.95 and 8.27 M¥ against 8.68 without it.
+const ownWeight = 2
+
+// ownResponses counts the customer's own successes (clicks and
+// redemptions, as the bandit counts them) and trials (impressions) on
+// offers of type t, from their offer history.
+func ownResponses(v *features.View, set *scenarios.Set, t scenarios.OfferType) (successes, trials float64) {
+	if set == nil {
+		return 0, 0
+	}
+	for i := range v.Offers {
+		h := &v.Offers[i]
+		if h.Impressions == 0 {
+			continue
+		}
+		if o := set.Offer(h.Offer); o == nil || o.Type != t {
+			continue
+		}
+		successes += float64(h.Clicks + h.Redemptions)
+		trials += float64(h.Impressions)
+	}
+	return successes, trials
 }
 
 // lineageMax bounds the levels of a segment (the offer, its facets, the
