@@ -635,7 +635,7 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 			yuan(int64(r.Regret())), c.ConsentViolations)
 	}
 	b.WriteString(`
-- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson sampling over every candidate (models.Bandit per offer × customer segment — channel habit, membership, baby/beauty/tech interest, read from behaviour — with each facet's effect learnt across segments, from the clicks and redemptions as they stream back), 5% holdout (the holdout gets the untargeted offers).
+- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson sampling over every candidate (models.Bandit per offer × customer segment — channel habit, membership, baby/beauty/tech interest, cart abandonment as a sign of price sensitivity, store-visit share as a sign of distance, all read from behaviour — with each facet's effect learnt across segments, from the clicks and redemptions as they stream back; each draw then moved towards the customer's own responses to offers of the same type), 5% holdout (the holdout gets the untargeted offers).
 - **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
 - **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
