@@ -4,6 +4,7 @@ package models
 
 import (
 	"fmt"
+	"io"
 	"math"
 	mrand "math/rand"
 	"math/rand/v2"
@@ -257,7 +258,7 @@ func BenchmarkForestVariants(b *testing.B) {
 		ds   *Dataset
 	}
 	var sets []dataset
-	for _, f := range []struct{ file, label string }{{"arrests.csv", "released"}, {"wells.csv", "switch"}} {
+	for _, f := range []struct{ file, label string }{{"arrests.csv", "released"}, {"wells.csv", "switch"}, {"coupon.csv", "Y"}} {
 		fh, err := os.Open("testdata/" + f.file)
 		if err != nil {
 			b.Fatal(err)
@@ -273,7 +274,7 @@ func BenchmarkForestVariants(b *testing.B) {
 
 	type variant struct {
 		name string
-		fit  func(g *grid, k int, seed uint64) (roots []*trees.DecisionTreeNode, labelAUC func(test *grid, y []bool) float64)
+		fit  func(g *grid, train *Dataset, k int, seed uint64) (roots []*trees.DecisionTreeNode, labelAUC func(test *grid, y []bool) float64)
 	}
 	handBootstrap := func(g *grid, seed uint64, rule func() trees.RuleGenerator) []*trees.DecisionTreeNode {
 		rows := len(g.y)
@@ -290,7 +291,7 @@ func BenchmarkForestVariants(b *testing.B) {
 		return roots
 	}
 	variants := []variant{
-		{"stock ensemble.NewRandomForest(100, √p)", func(g *grid, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
+		{"stock ensemble.NewRandomForest(100, √p)", func(g *grid, _ *Dataset, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
 			mrand.Seed(int64(seed))
 			rf := ensemble.NewRandomForest(100, k)
 			if err := rf.Fit(g.inst); err != nil {
@@ -314,18 +315,22 @@ func BenchmarkForestVariants(b *testing.B) {
 				return AUC(p, y)
 			}
 		}},
-		{"hand-drawn bootstrap + golearn InferID3Tree", func(g *grid, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
+		{"hand-drawn bootstrap + golearn InferID3Tree", func(g *grid, _ *Dataset, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
 			return handBootstrap(g, seed, func() trees.RuleGenerator { return new(trees.InformationGainRuleGenerator) }), nil
 		}},
-		{"hand-drawn bootstrap + golearn InferID3Tree, √p random attributes per split", func(g *grid, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
+		{"hand-drawn bootstrap + golearn InferID3Tree, √p random attributes per split", func(g *grid, _ *Dataset, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
 			mrand.Seed(int64(seed))
 			return handBootstrap(g, seed, func() trees.RuleGenerator { return golearnRandomRule{k} }), nil
 		}},
-		{"nbo forest, leaves ≥ 1 row", func(g *grid, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
+		{"nbo forest, leaves ≥ 1 row", func(g *grid, _ *Dataset, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
 			return fitTrees(g, 100, seed, k, true, growOptions{minSplit: 2, minLeaf: 1}, nil), nil
 		}},
-		{"nbo forest (default: √p per split, leaves ≥ 40 rows)", func(g *grid, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
+		{"nbo forest, √p per split, leaves ≥ 40 rows (the default before leaf sizes were chosen)", func(g *grid, _ *Dataset, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
 			return fitTrees(g, 100, seed, k, true, growOptions{minSplit: 80, minLeaf: 40}, nil), nil
+		}},
+		{"nbo forest (default: √p per split, leaf size chosen on a validation quarter of the training rows)", func(g *grid, train *Dataset, k int, seed uint64) ([]*trees.DecisionTreeNode, func(*grid, []bool) float64) {
+			leaf := chooseMinLeaf(train.Schema, train, TrainOptions{Trees: 100, Seed: seed, MaxFeatures: k, Progress: io.Discard})
+			return fitTrees(g, 100, seed, k, true, growOptions{minSplit: 2 * leaf, minLeaf: leaf}, nil), nil
 		}},
 	}
 	for _, set := range sets {
@@ -341,7 +346,7 @@ func BenchmarkForestVariants(b *testing.B) {
 						g := toGrid(set.ds.Schema, train.X, train.Y, impute)
 						k := int(math.Ceil(math.Sqrt(float64(len(set.ds.Schema.Features)))))
 						start := time.Now()
-						roots, labelAUC := v.fit(g, k, seed)
+						roots, labelAUC := v.fit(g, train, k, seed)
 						_ = start
 						sum += forestAUC(b, roots, set.ds.Schema, impute, test)
 						if labelAUC != nil {
