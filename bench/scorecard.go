@@ -50,11 +50,13 @@ var (
 // policy that knows only the traits a customer's behaviour reveals in this
 // simulator — channel habit, favourite categories, membership, app use —
 // and averages over the rest (price sensitivity, affluence, distance to
-// the home store, taste) as the population draws them. Journeys do not
-// depend on those hidden traits (affluence only tilts which of two items
-// is looked at), so a behaviour-only policy can learn them only from a
-// customer's own responses to offers. Estimates are cached per observable
-// profile; not safe for concurrent use.
+// the home store, taste) as the population draws them. Price sensitivity
+// and distance do leave weak footprints in behaviour (cart abandonment,
+// the cheaper of two items, fewer store visits from far away) that this
+// reference does not read, so it is a floor for what a behaviour-only
+// policy can learn rather than its ceiling; the ceiling lies between it
+// and oracle-without-taste. Estimates are cached per observable profile;
+// not safe for concurrent use.
 type ObservableRedemptions struct {
 	samples []hiddenTraits
 	cache   map[uint32]float64
