@@ -344,24 +344,57 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		}
 		e.drawAll(st, cut)
 	}
-	// Partial selection sort: the head of the slice becomes the best k
-	// allowed candidates in order; the rest is never sorted.
+	// The head of the slice becomes the best `explored` allowed
+	// candidates, best first; the rest is never sorted. One pass picks
+	// the best few still needed, they move to the head in order and are
+	// checked best first; a refused one is dropped and the pass runs again
+	// for the places left (budgets and caps are checked in the same order,
+	// and only as far as needed, as one selection at a time would).
 	k := 0
 	for k < explored && k < len(st.cands) {
-		best := k
-		for j := k + 1; j < len(st.cands); j++ {
-			if better(&st.cands[j], &st.cands[best]) {
-				best = j
+		want := min(explored-k, len(st.cands)-k)
+		var idx [explored]int
+		m := 0
+		for j := k; j < len(st.cands); j++ {
+			c := &st.cands[j]
+			if m == want && !better(c, &st.cands[idx[m-1]]) {
+				continue
+			}
+			p := m
+			if m < want {
+				m++
+			} else {
+				p = want - 1 // the worst of a full list falls out
+			}
+			for p > 0 && better(c, &st.cands[idx[p-1]]) {
+				idx[p] = idx[p-1]
+				p--
+			}
+			idx[p] = j
+		}
+		for t := 0; t < m; t++ {
+			to, from := k+t, idx[t]
+			st.cands[to], st.cands[from] = st.cands[from], st.cands[to]
+			for u := t + 1; u < m; u++ {
+				if idx[u] == to { // the one displaced went where `from` was
+					idx[u] = from
+				}
 			}
 		}
-		st.cands[k], st.cands[best] = st.cands[best], st.cands[k]
-		if !e.allowed(st, &st.cands[k], ch) {
-			last := len(st.cands) - 1
-			st.cands[k] = st.cands[last]
-			st.cands = st.cands[:last]
-			continue
+		refused := false
+		for t := 0; t < m; t++ {
+			if !e.allowed(st, &st.cands[k], ch) {
+				last := len(st.cands) - 1
+				st.cands[k] = st.cands[last]
+				st.cands = st.cands[:last]
+				refused = true
+				break
+			}
+			k++
 		}
-		k++
+		if !refused {
+			break
+		}
 	}
 }
 
