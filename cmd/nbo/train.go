@@ -327,7 +327,7 @@ Decisions whose window has not closed by the newest event are left out
 	fl.StringVar(&positive, "positive", "", `label value of the positive class (default "1", "yes" or "true" if present, else the larger of the two labels)`)
 	fl.StringVar(&algo, "algo", "forest", "algorithm: forest, tree or nb")
 	fl.IntVar(&trees, "trees", 100, "number of trees of a forest (default 30 when training from history: scoring cost matters on the request path)")
-	fl.IntVar(&minLeaf, "min-leaf", 0, "fewest training rows a split may leave in a leaf (default: for a forest, the best of 1, 5, 20 and 40 on a validation quarter of the training rows; 100 for a tree)")
+	fl.IntVar(&minLeaf, "min-leaf", 0, "fewest training rows a split may leave in a leaf (default: for a forest, the best of 1, 5, 20 and 40 by log loss on a validation quarter of the training rows; 100 for a tree)")
 	fl.Float64Var(&holdout, "holdout", 0.2, "stratified share of rows held out for the metrics")
 	fl.Uint64Var(&seed, "seed", 1, "seed for the holdout split, bootstrap rows and split attributes")
 	fl.StringVar(&out, "out", "", "path of the model artifact to write (required)")
