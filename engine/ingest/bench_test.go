@@ -443,7 +443,10 @@ func freshnessOnce(b *testing.B) {
 
 	// The events, encoded up front; IDs "f-<i>" let OnApplied find i.
 	g := newMixGen(3, *benchCustomers, "f-")
-	g.ts = testNow.Add(-time.Hour).UnixMilli()
+	// Event time advances 1–10 ms per event, far slower than the events
+	// are produced: start early enough that the last one is still not in
+	// the future (past MaxFutureSkew they would be refused, not applied).
+	g.ts = testNow.Add(-time.Hour - time.Duration(n)*10*time.Millisecond).UnixMilli()
 	values := make([]kafka.Message, n)
 	eventTS := make([]int64, n)
 	for i := range values {
@@ -601,11 +604,25 @@ func freshnessOnce(b *testing.B) {
 	if perr := produceErr.Load(); perr != nil {
 		b.Fatalf("producing: %v", *perr)
 	}
-	select {
-	case <-allApplied:
-	case <-time.After(time.Minute):
-		b.Fatalf("applied %d of %d events within a minute of the last produce", applied.Load(), n)
+	// Wait until every event is applied or refused: over a long run the
+	// mix has a few the store refuses (an identifier claimed by another
+	// member), which are reported, not waited for.
+	deadline := time.Now().Add(time.Minute)
+wait:
+	for {
+		select {
+		case <-allApplied:
+			break wait
+		case <-time.After(5 * time.Millisecond):
+		}
+		if applied.Load()+loop.Stats().Rejected >= int64(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("applied %d and refused %d of %d events within a minute of the last produce", applied.Load(), loop.Stats().Rejected, n)
+		}
 	}
+	b.ReportMetric(float64(loop.Stats().Rejected), "refused-events")
 	pollers.Wait()
 	b.StopTimer()
 	if *freshSnapshots > 0 && *freshSnapshots < dur {
@@ -613,7 +630,14 @@ func freshnessOnce(b *testing.B) {
 	}
 	cancel()
 	require.NoError(b, <-done)
-	require.Empty(b, store.Stats().Rejected)
+	// The mix's event time runs about 100× faster than the wall clock
+	// (1–10 ms per event at 20k events/s), so the 10-minute lateness is
+	// only ~5 s of producing: over a long run a customer merged across
+	// partitions can see a few events that late. Nothing else may be
+	// refused.
+	for code := range store.Stats().Rejected {
+		require.Equal(b, features.ReasonTooLate, code, "refused events: %v", store.Stats().Rejected)
+	}
 
 	fromProduce := hdrhistogram.New(1, 60_000_000, 3)
 	fromSchedule := hdrhistogram.New(1, 60_000_000, 3)
