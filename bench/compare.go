@@ -1691,19 +1691,31 @@ func latencyChart(path, title string, reps []Report) error {
 			y := math.Max(float64(q.Latency)/float64(time.Millisecond), 0.001)
 			xys = append(xys, plotter.XY{X: x, Y: y})
 		}
-		if len(xys) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(xys)
-		if err != nil {
+		if err := addSeries(p, i, r.Name, xys, 1.5); err != nil {
 			return err
 		}
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(r.Name, l)
 	}
 	return savePlot(p, path)
+}
+
+// addSeries adds the i-th line of a chart, in the i-th colour, with its
+// legend entry; an empty series is skipped. A width of 0 keeps the
+// default.
+func addSeries(p *plot.Plot, i int, name string, xys plotter.XYs, width float64) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return err
+	}
+	l.Color = plotutil.Color(i)
+	if width > 0 {
+		l.Width = vg.Points(width)
+	}
+	p.Add(l)
+	p.Legend.Add(name, l)
+	return nil
 }
 
 // timelineChart draws completed requests per second over each run.
@@ -1718,17 +1730,9 @@ func timelineChart(path, title string, reps []Report) error {
 		for s, sec := range r.Timeline {
 			xys = append(xys, plotter.XY{X: float64(s), Y: float64(sec.Requests)})
 		}
-		if len(xys) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(xys)
-		if err != nil {
+		if err := addSeries(p, i, r.Name, xys, 1.5); err != nil {
 			return err
 		}
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(r.Name, l)
 	}
 	return savePlot(p, path)
 }
@@ -1761,16 +1765,9 @@ func freshnessChart(path string, p99, worst []float64) error {
 		for j, v := range series {
 			xys = append(xys, plotter.XY{X: float64(j) / 10, Y: v})
 		}
-		if len(xys) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(xys)
-		if err != nil {
+		if err := addSeries(p, i, []string{"p99", "max"}[i], xys, 0); err != nil {
 			return err
 		}
-		l.Color = plotutil.Color(i)
-		p.Add(l)
-		p.Legend.Add([]string{"p99", "max"}[i], l)
 	}
 	target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 10}, {X: float64(max(len(p99), 1)) / 10, Y: 10}})
 	if err != nil {
