@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"nbo/features"
+	"nbo/models"
 	"nbo/scenarios"
 )
 
@@ -166,25 +167,13 @@ type decisionLog struct {
 	// offers' feature vectors; CustomerSchema that of CustomerFeatures,
 	// the customer's own features at decision time (for customer scores
 	// such as purchase intent).
-	FeatureSchema    string           `json:"feature_schema"`
-	CustomerSchema   string           `json:"customer_schema,omitempty"`
-	CustomerFeatures []float64        `json:"customer_features,omitempty"`
-	Offers           []decisionOffers `json:"offers"`
+	FeatureSchema    string    `json:"feature_schema"`
+	CustomerSchema   string    `json:"customer_schema,omitempty"`
+	CustomerFeatures []float64 `json:"customer_features,omitempty"`
+	// Offers are written in the layout models reads them back in.
+	Offers []models.LoggedOffer `json:"offers"`
 }
 
-type decisionOffers struct {
-	OfferID    string  `json:"offer_id"`
-	Scenario   string  `json:"scenario,omitempty"`
-	Propensity float64 `json:"propensity"`
-	Explore    float64 `json:"explore"`
-	Score      float64 `json:"score"`
-	// Features are the offer's propensity features at decision time
-	// (PropensitySchema), for training without leakage.
-	Features []float64 `json:"features,omitempty"`
-}
-
-// encodeDecision renders a decision for nbo.decisions; vecs[i] holds the
-// propensity features of d.Offers[i].
 // finiteAll replaces NaN and infinities (which JSON cannot carry) by 0, so
 // a decision is never dropped from the log for one odd feature.
 func finiteAll(v []float64) []float64 {
@@ -194,11 +183,13 @@ func finiteAll(v []float64) []float64 {
 	return v
 }
 
+// encodeDecision renders a decision for nbo.decisions; vecs[i] holds the
+// propensity features of d.Offers[i], cust the customer's own features.
 func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64, cust []float64) ([]byte, error) {
-	l := decisionLog{FeatureSchema: propensitySchemaHash, CustomerFeatures: cust,
+	l := decisionLog{FeatureSchema: propensitySchemaHash,
 		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
 		Store: req.Store, Group: d.Group, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
-		Offers: make([]decisionOffers, 0, len(d.Offers)),
+		Offers: make([]models.LoggedOffer, 0, len(d.Offers)),
 	}
 	if cust != nil {
 		l.CustomerSchema = customerSchemaHash
@@ -208,7 +199,7 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 		l.NewestEvent = features.FormatTS(d.NewestEventTS.UnixMilli())
 	}
 	for i, o := range d.Offers {
-		rec := decisionOffers{OfferID: o.OfferID, Scenario: o.Scenario, Propensity: finite(o.Score.Propensity), Explore: finite(o.Score.Explore), Score: finite(o.Score.Total)}
+		rec := models.LoggedOffer{OfferID: o.OfferID, Scenario: o.Scenario, Propensity: finite(o.Score.Propensity), Explore: finite(o.Score.Explore), Score: finite(o.Score.Total)}
 		if i < len(vecs) {
 			rec.Features = finiteAll(vecs[i])
 		}
