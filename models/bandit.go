@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -45,22 +46,35 @@ type Bandit struct {
 
 type banditShard struct {
 	mu   sync.Mutex
-	arms map[Arm]posterior
+	arms map[Arm]*armNode
 	_    [48]byte // keep neighbouring locks off one cache line
+}
+
+// armNode is one arm's posterior and, once built, its lineage: the nodes
+// Update counts an outcome for and Lineage reads, coarsest first and the
+// arm last, so both take one map lookup instead of one per level. A node
+// is created by the first Update or Lineage that reaches it; one only
+// read (seen false) is still Beta(1, 1) and not part of the encoding.
+// Nodes are only ever dropped with their whole offer (Reset) or the whole
+// table (UnmarshalBinary), so a lineage never points at a dropped node.
+type armNode struct {
+	p    posterior
+	seen bool       // updated or restored: the arm exists
+	path []*armNode // lineage, nil until first used
 }
 
 // NewBandit returns a bandit with no observations.
 func NewBandit() *Bandit {
 	b := &Bandit{}
 	for i := range b.shards {
-		b.shards[i].arms = map[Arm]posterior{}
+		b.shards[i].arms = map[Arm]*armNode{}
 	}
 	return b
 }
 
 func (b *Bandit) shard(a Arm) *banditShard {
 	// FNV-1a over the offer: all segments of an offer share a shard, so
-	// Reset(offer) visits one shard.
+	// Reset(offer) visits one shard and an arm's lineage lives in its own.
 	h := uint32(2166136261)
 	for i := 0; i < len(a.Offer); i++ {
 		h ^= uint32(a.Offer[i])
@@ -69,32 +83,47 @@ func (b *Bandit) shard(a Arm) *banditShard {
 	return &b.shards[h%banditShards]
 }
 
+// node returns the arm's node, creating an unseen one; s.mu is held.
+func (s *banditShard) node(a Arm) *armNode {
+	if n := s.arms[a]; n != nil {
+		return n
+	}
+	n := &armNode{p: posterior{1, 1}}
+	// The key outlives the call: copy strings the caller may reuse.
+	s.arms[Arm{Offer: strings.Clone(a.Offer), Segment: strings.Clone(a.Segment)}] = n
+	return n
+}
+
+// lineage returns the arm's lineage nodes (see Lineage); s.mu is held.
+func (s *banditShard) lineage(a Arm) []*armNode {
+	n := s.node(a)
+	if n.path == nil {
+		var path []*armNode
+		if faceted(a.Segment) {
+			path = append(path, s.node(Arm{a.Offer, ""}))
+			for f := range facets(a.Segment) {
+				path = append(path, s.node(Arm{a.Offer, f}))
+			}
+		}
+		n.path = append(path, n)
+	}
+	return n.path
+}
+
 // Update records one outcome of showing the arm, for the arm and for
 // its ancestors.
 func (b *Bandit) Update(a Arm, success bool) {
 	s := b.shard(a)
 	s.mu.Lock()
-	s.update(a, success)
-	if faceted(a.Segment) {
-		s.update(Arm{a.Offer, ""}, success)
-		for f := range facets(a.Segment) {
-			s.update(Arm{a.Offer, f}, success)
+	for _, n := range s.lineage(a) {
+		if success {
+			n.p.alpha++
+		} else {
+			n.p.beta++
 		}
+		n.seen = true
 	}
 	s.mu.Unlock()
-}
-
-func (s *banditShard) update(a Arm, success bool) {
-	p, ok := s.arms[a]
-	if !ok {
-		p = posterior{1, 1}
-	}
-	if success {
-		p.alpha++
-	} else {
-		p.beta++
-	}
-	s.arms[a] = p
 }
 
 // Lineage appends to dst the posteriors of the offer across every
@@ -106,22 +135,11 @@ func (s *banditShard) update(a Arm, success bool) {
 func (b *Bandit) Lineage(a Arm, dst []Beta) []Beta {
 	s := b.shard(a)
 	s.mu.Lock()
-	if faceted(a.Segment) {
-		dst = append(dst, s.get(Arm{a.Offer, ""}))
-		for f := range facets(a.Segment) {
-			dst = append(dst, s.get(Arm{a.Offer, f}))
-		}
+	for _, n := range s.lineage(a) {
+		dst = append(dst, Beta{n.p.alpha, n.p.beta})
 	}
-	dst = append(dst, s.get(a))
 	s.mu.Unlock()
 	return dst
-}
-
-func (s *banditShard) get(a Arm) Beta {
-	if p, ok := s.arms[a]; ok {
-		return Beta{p.alpha, p.beta}
-	}
-	return Beta{1, 1}
 }
 
 // facets yields the facet arms' segments of a facet segment: "/a/b"
@@ -149,9 +167,13 @@ func faceted(segment string) bool { return len(segment) > 1 && segment[0] == '/'
 func (b *Bandit) Posterior(a Arm) (alpha, beta float64) {
 	s := b.shard(a)
 	s.mu.Lock()
-	p, ok := s.arms[a]
+	n := s.arms[a]
+	var p posterior
+	if n != nil {
+		p = n.p
+	}
 	s.mu.Unlock()
-	if !ok {
+	if n == nil {
 		return 1, 1
 	}
 	return p.alpha, p.beta
@@ -224,8 +246,10 @@ func (b *Bandit) MarshalBinary() ([]byte, error) {
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		for a, p := range s.arms {
-			all = append(all, entry{a, p})
+		for a, n := range s.arms {
+			if n.seen {
+				all = append(all, entry{a, n.p})
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -291,7 +315,8 @@ func (b *Bandit) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("%w: posterior of %s/%s is not ≥ Beta(1,1)", ErrBadBandit, offer, seg)
 		}
 		a := Arm{offer, seg}
-		fresh.shard(a).arms[a] = p
+		n := fresh.shard(a).node(a)
+		n.p, n.seen = p, true
 	}
 	if len(data) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrBadBandit, len(data))
