@@ -58,14 +58,19 @@ type offerPlan struct {
 	feature int32
 	slots   int // vocabulary size + 1 (the missing slot)
 
-	rootBase  []float64 // slots: base vectors of all root fans, summed
-	walkRoots []int32   // roots of the trees that do not start with a fan
-	walkTree  []int32   // walkRoots[i]'s tree
-	treeFans  []int32   // per tree: its first fan; len trees+1
-	fanNode   []int32   // per fan: its node
-	bases     []float64 // per fan: slots values
-	grouped   []bool    // per fan: its base is in a baseGroup
-	groups    []baseGroup
+	rootBase []float64 // slots: base vectors of all root fans, summed
+	// The trees that do not start with a fan are walked on the customer
+	// down to a fan or a leaf, over a copy of their upper part made for
+	// that walk (walkNode): wroots[i] is tree i's first node, or a
+	// terminal ^k of wterms when the tree ends before any split.
+	wnodes   []walkNode
+	wterms   []walkTerm
+	wroots   []int32
+	treeFans []int32   // per tree: its first fan; len trees+1
+	fanNode  []int32   // per fan: its node
+	bases    []float64 // per fan: slots values
+	grouped  []bool    // per fan: its base is in a baseGroup
+	groups   []baseGroup
 	// Weights: [0, fans) "the fan was reached" (root fans start at 1),
 	// then one per internal node of a kid subtree other than its root.
 	reachInit []float64
@@ -86,6 +91,24 @@ type offerPlan struct {
 	condSegs []sweepSeg
 
 	scratch scratchPool
+}
+
+// walkNode is a binary split of a tree's upper part: the walk goes to b
+// when xs[feat] > thr, else to a. A kid k < 0 is the terminal ^k. A
+// categorical split is a balanced tree of these over its slot index.
+type walkNode struct {
+	thr  float64
+	feat int32
+	a, b int32
+}
+
+// walkTerm ends a walk: at fan fan (>= 0; base is whether its base vector
+// is added per call, i.e. not in a baseGroup), or at a leaf or stop that
+// answers v (fan -1).
+type walkTerm struct {
+	v    float64
+	fan  int32
+	base bool
 }
 
 // add adds d×weight[in] to slot when it fires (thr < x).
@@ -303,10 +326,6 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 	}
 	for t, r := range s.roots {
 		p.treeFans = append(p.treeFans, int32(len(p.fanNode)))
-		if len(fanNodes[t]) == 0 || fanNodes[t][0] != r {
-			p.walkRoots = append(p.walkRoots, r)
-			p.walkTree = append(p.walkTree, int32(t))
-		}
 		for _, n := range fanNodes[t] {
 			id := int32(len(p.fanNode))
 			p.fanNode = append(p.fanNode, n)
@@ -391,40 +410,9 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		p.condSegs[len(p.condSegs)-1].hi = int32(i + 1)
 	}
 	p.groupBases(s, fanNodes)
+	p.buildWalks(s, fanNodes)
 	p.scratch.sizes = [3]int{V, p.weights, s.nfeat}
 	return p
-}
-
-// walkToFan walks tree node n on xs (the customer with numbers imputed
-// and categories as slots) until a leaf, a stop or a split on feature f;
-// fan reports the last.
-func (s *Scorer) walkToFan(n int32, xs []float64, f int32) (end int32, p float64, fan bool) {
-	for {
-		nd := &s.nodes[n]
-		if nd.feat < 0 {
-			return n, nd.thr, false
-		}
-		if nd.feat == f {
-			return n, 0, true
-		}
-		v := xs[nd.feat]
-		var k int32
-		if nd.vs < 0 {
-			// A branch, not an arithmetic select: measured, the select
-			// is ~10% slower overall, since the walk is bound by the
-			// latency of its loads and speculation hides some of it.
-			k = nd.a
-			if v > nd.thr {
-				k = nd.b
-			}
-		} else {
-			k = s.kids[nd.a+int32(v)]
-		}
-		if k < 0 {
-			return n, s.prob[n], false
-		}
-		n = k
-	}
 }
 
 // planScratch is one call's working memory.
@@ -482,21 +470,29 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 	}
 	V := p.slots
 	c := 0.0
-	for i, r := range p.walkRoots {
-		n, v, isFan := s.walkToFan(r, xs, p.feature)
-		if !isFan {
-			c += v
+	wn, wt := p.wnodes, p.wterms
+	for _, k := range p.wroots {
+		for k >= 0 {
+			nd := &wn[k]
+			// A branch, not an arithmetic select: measured, the select
+			// is ~10% slower overall, since the walk is bound by the
+			// latency of its loads and speculation hides some of it.
+			if xs[nd.feat] > nd.thr {
+				k = nd.b
+			} else {
+				k = nd.a
+			}
+		}
+		t := &wt[^k]
+		if t.fan < 0 {
+			c += t.v
 			continue
 		}
-		id := p.treeFans[p.walkTree[i]]
-		for p.fanNode[id] != n {
-			id++
-		}
-		w[id] = 1
-		if p.grouped[id] {
+		w[t.fan] = 1
+		if !t.base {
 			continue
 		}
-		base := p.bases[int(id)*V : int(id+1)*V]
+		base := p.bases[int(t.fan)*V : int(t.fan+1)*V]
 		for k, b := range base {
 			acc[k] += b
 		}
@@ -653,5 +649,63 @@ func (p *offerPlan) groupBases(s *Scorer, fanNodes [][]int32) {
 			copy(g.sums[j*V:(j+1)*V], run)
 		}
 		p.groups = append(p.groups, g)
+	}
+}
+
+// buildWalks copies the upper part of every tree that does not start with
+// a fan (down to its fans, leaves and stops) into p.wnodes.
+func (p *offerPlan) buildWalks(s *Scorer, fanNodes [][]int32) {
+	fanID := map[int32]int32{}
+	for id, n := range p.fanNode {
+		fanID[n] = int32(id)
+	}
+	term := func(v float64, fan int32) int32 {
+		t := walkTerm{v: v, fan: fan}
+		if fan >= 0 {
+			t.base = !p.grouped[fan]
+		}
+		p.wterms = append(p.wterms, t)
+		return ^int32(len(p.wterms) - 1)
+	}
+	node := func(feat int32, thr float64) int32 {
+		p.wnodes = append(p.wnodes, walkNode{feat: feat, thr: thr})
+		return int32(len(p.wnodes) - 1)
+	}
+	var conv func(parent, k int32) int32
+	conv = func(parent, k int32) int32 {
+		if k < 0 {
+			return term(s.prob[parent], -1)
+		}
+		nd := &s.nodes[k]
+		switch {
+		case nd.feat < 0:
+			return term(nd.thr, -1)
+		case nd.feat == p.feature:
+			return term(0, fanID[k])
+		case nd.vs < 0:
+			i := node(nd.feat, nd.thr)
+			a, b := conv(k, nd.a), conv(k, nd.b)
+			p.wnodes[i].a, p.wnodes[i].b = a, b
+			return i
+		}
+		// Slots lo..hi of a categorical split: slot > mid+½ goes right.
+		var split func(lo, hi int32) int32
+		split = func(lo, hi int32) int32 {
+			if lo == hi {
+				return conv(k, s.kids[nd.a+lo])
+			}
+			mid := (lo + hi) / 2
+			i := node(nd.feat, float64(mid)+0.5)
+			a, b := split(lo, mid), split(mid+1, hi)
+			p.wnodes[i].a, p.wnodes[i].b = a, b
+			return i
+		}
+		return split(0, nd.vs)
+	}
+	for t, r := range s.roots {
+		if len(fanNodes[t]) > 0 && fanNodes[t][0] == r {
+			continue
+		}
+		p.wroots = append(p.wroots, conv(-1, r))
 	}
 }
