@@ -81,13 +81,12 @@ type offerPlan struct {
 	passes   []pass
 	passSegs []sweepSeg
 	// Adds, one list per feature sorted by threshold (two: root fans'
-	// apart), in columns: the sweep reads only addThr until it stops.
-	addThr  []float64
-	adds    []add
+	// apart), in columns: the sweep reads only thr until it stops, and
+	// each field loads with one instruction.
+	adds    addCols
 	addSegs []sweepSeg
 	// Conditional adds, one list per feature, after the adds.
-	condThr  []float64
-	conds    []condAdd
+	conds    condCols
 	condSegs []sweepSeg
 
 	scratch scratchPool
@@ -115,6 +114,41 @@ type walkTerm struct {
 type add struct {
 	d        float64
 	slot, in int32
+}
+
+// addCols holds adds by column, with each add's threshold.
+type addCols struct {
+	thr, d   []float64
+	slot, in []int32
+}
+
+func (c *addCols) push(thr float64, a add) {
+	c.thr = append(c.thr, thr)
+	c.d = append(c.d, a.d)
+	c.slot = append(c.slot, a.slot)
+	c.in = append(c.in, a.in)
+}
+
+// condCols holds conditional adds by column, with their thresholds. The
+// parent's test is one comparison, xs[pf] > pt, over the customer and its
+// negation (xs[nfeat+j] = −xs[j]): a left kid's x <= pt is
+// −x > −nextafter(pt, +∞), exactly, for every x but NaN, and xs has none.
+type condCols struct {
+	thr, d, pt   []float64
+	slot, in, pf []int32
+}
+
+func (c *condCols) push(thr float64, a condAdd, nfeat int) {
+	pf, pt := a.pf, a.pt
+	if a.flip == 1 {
+		pf, pt = pf+int32(nfeat), -math.Nextafter(pt, math.Inf(1))
+	}
+	c.thr = append(c.thr, thr)
+	c.d = append(c.d, a.d)
+	c.pt = append(c.pt, pt)
+	c.slot = append(c.slot, a.slot)
+	c.in = append(c.in, a.in)
+	c.pf = append(c.pf, pf)
 }
 
 // condAdd is an add one level below a node with a weight, for a node
@@ -388,8 +422,7 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		return cmpFloat(a.thr, b.thr)
 	})
 	for i, pa := range adds {
-		p.addThr = append(p.addThr, pa.thr)
-		p.adds = append(p.adds, add{d: pa.d, slot: pa.slot, in: pa.in})
+		p.adds.push(pa.thr, add{d: pa.d, slot: pa.slot, in: pa.in})
 		if i == 0 || pa.feat != adds[i-1].feat || unweighted(pa) != unweighted(adds[i-1]) {
 			p.addSegs = append(p.addSegs, sweepSeg{feat: pa.feat, unit: unweighted(pa), lo: int32(i)})
 		}
@@ -402,8 +435,7 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		return cmpFloat(a.thr, b.thr)
 	})
 	for i, pc := range conds {
-		p.condThr = append(p.condThr, pc.thr)
-		p.conds = append(p.conds, pc.c)
+		p.conds.push(pc.thr, pc.c, s.nfeat)
 		if i == 0 || pc.feat != conds[i-1].feat {
 			p.condSegs = append(p.condSegs, sweepSeg{feat: pc.feat, lo: int32(i)})
 		}
@@ -411,7 +443,7 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 	}
 	p.groupBases(s, fanNodes)
 	p.buildWalks(s, fanNodes)
-	p.scratch.sizes = [3]int{V, p.weights, s.nfeat}
+	p.scratch.sizes = [3]int{V, p.weights, 2 * s.nfeat}
 	return p
 }
 
@@ -419,7 +451,7 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 type planScratch struct {
 	acc    []float64 // per slot, plus a sink
 	weight []float64
-	xs     []float64
+	xs     []float64 // the customer, then its negation
 }
 
 // scratchPool hands out planScratch without allocating in steady state.
@@ -467,6 +499,7 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 		} else {
 			xs[j] = v
 		}
+		xs[s.nfeat+j] = -xs[j]
 	}
 	V := p.slots
 	c := 0.0
@@ -537,45 +570,83 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 		}
 	}
 	for _, sg := range p.addSegs {
-		v := xs[sg.feat]
-		thr := p.addThr[sg.lo:sg.hi]
-		adds := p.adds[sg.lo:sg.hi]
 		if sg.unit {
-			for i, t := range thr {
-				if !(t < v) {
-					break
-				}
-				a := &adds[i]
-				acc[a.slot] += a.d
-			}
-			continue
-		}
-		for i, t := range thr {
-			if !(t < v) {
-				break
-			}
-			a := &adds[i]
-			acc[a.slot] += a.d * w[a.in]
+			sweepUnit(acc, &p.adds, int(sg.lo), int(sg.hi), xs[sg.feat])
+		} else {
+			sweepAdds(acc, w, &p.adds, int(sg.lo), int(sg.hi), xs[sg.feat])
 		}
 	}
 	for _, sg := range p.condSegs {
-		v := xs[sg.feat]
-		thr := p.condThr[sg.lo:sg.hi]
-		conds := p.conds[sg.lo:sg.hi]
-		for i, t := range thr {
-			if !(t < v) {
-				break
-			}
-			c := &conds[i]
-			// mask is all ones when the parent's test sends the walk
-			// here, else 0; d&mask is d or +0 exactly.
-			mask := -(b2u(xs[c.pf] > c.pt) ^ c.flip)
-			acc[c.slot] += math.Float64frombits(math.Float64bits(c.d)&mask) * w[c.in]
-		}
+		sweepConds(acc, w, xs, &p.conds, int(sg.lo), int(sg.hi), xs[sg.feat])
 	}
 	n := float64(len(s.roots))
 	for i, v := range values {
 		dst[i] = (c + acc[catSlot(v, V-1)]) / n
+	}
+}
+
+// The sweeps are small functions of their own: inside offersPlanned the
+// compiler spills their loop state to the stack (measured).
+
+// sweepUnit adds the unit adds [lo, hi) that fire: thr < v.
+//
+//go:noinline
+func sweepUnit(acc []float64, c *addCols, lo, hi int, v float64) {
+	thr := c.thr[lo:hi]
+	d := c.d[lo:hi]
+	d = d[:len(thr)]
+	slot := c.slot[lo:hi]
+	slot = slot[:len(thr)]
+	for i, t := range thr {
+		if !(t < v) {
+			return
+		}
+		acc[slot[i]] += d[i]
+	}
+}
+
+// sweepAdds adds the weighted adds [lo, hi) that fire.
+//
+//go:noinline
+func sweepAdds(acc, w []float64, c *addCols, lo, hi int, v float64) {
+	thr := c.thr[lo:hi]
+	d := c.d[lo:hi]
+	d = d[:len(thr)]
+	slot := c.slot[lo:hi]
+	slot = slot[:len(thr)]
+	in := c.in[lo:hi]
+	in = in[:len(thr)]
+	for i, t := range thr {
+		if !(t < v) {
+			return
+		}
+		acc[slot[i]] += d[i] * w[in[i]]
+	}
+}
+
+// sweepConds adds the conditional adds [lo, hi) that fire.
+//
+//go:noinline
+func sweepConds(acc, w, xs []float64, c *condCols, lo, hi int, v float64) {
+	thr := c.thr[lo:hi]
+	d := c.d[lo:hi]
+	d = d[:len(thr)]
+	pt := c.pt[lo:hi]
+	pt = pt[:len(thr)]
+	slot := c.slot[lo:hi]
+	slot = slot[:len(thr)]
+	in := c.in[lo:hi]
+	in = in[:len(thr)]
+	pf := c.pf[lo:hi]
+	pf = pf[:len(thr)]
+	for i, t := range thr {
+		if !(t < v) {
+			return
+		}
+		// mask is all ones when the parent's test sends the walk
+		// here, else 0; d&mask is d or +0 exactly.
+		mask := -b2u(xs[pf[i]] > pt[i])
+		acc[slot[i]] += math.Float64frombits(math.Float64bits(d[i])&mask) * w[in[i]]
 	}
 }
 
