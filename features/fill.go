@@ -3,6 +3,7 @@ package features
 import (
 	"cmp"
 	"slices"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -21,6 +22,7 @@ const day = 86_400_000
 // fillView evaluates every feature of c at now into v. The caller holds
 // the shard's read lock.
 func (s *Store) fillView(c *customer, now int64, v *View) {
+	c.prefetchView()
 	v.reset(now)
 	in := s.in
 	v.Customer = c.id
@@ -212,6 +214,42 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 	for i := len(c.recent) - 1; i >= 0; i-- {
 		e := &c.recent[i]
 		v.Recent = append(v.Recent, RecentEvent{TS: e.ts, Type: e.typ, Channel: e.ch, Category: in.name(e.cat), SKU: in.name(e.sku), Store: in.name(e.store), Amount: e.amount})
+	}
+}
+
+// prefetchView starts loading every line of the state fillView reads.
+// The state is spread over several allocations and, with many customers,
+// is usually out of cache; read part after part, each part's first lines
+// are misses paid one after the other, prefetched here they overlap.
+func (c *customer) prefetchView() {
+	lines := func(ptr unsafe.Pointer, size uintptr) {
+		for off := uintptr(0); off < size; off += 64 {
+			prefetch(uintptr(ptr) + off)
+		}
+	}
+	if len(c.ids) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.ids)), uintptr(len(c.ids))*unsafe.Sizeof(Key("")))
+	}
+	if len(c.keys) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.keys)), uintptr(len(c.keys))*unsafe.Sizeof(keyState{}))
+	}
+	if len(c.buckets) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.buckets)), uintptr(len(c.buckets))*unsafe.Sizeof(bucket{}))
+	}
+	if len(c.skus) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.skus)), uintptr(len(c.skus))*unsafe.Sizeof(skuInterest{}))
+	}
+	if len(c.cart) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.cart)), uintptr(len(c.cart))*unsafe.Sizeof(cartItem{}))
+	}
+	if len(c.stores) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.stores)), uintptr(len(c.stores))*unsafe.Sizeof(storeVisits{}))
+	}
+	if len(c.offers) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.offers)), uintptr(len(c.offers))*unsafe.Sizeof(offerStat{}))
+	}
+	if len(c.recent) > 0 {
+		lines(unsafe.Pointer(unsafe.SliceData(c.recent)), uintptr(len(c.recent))*unsafe.Sizeof(recentEv{}))
 	}
 }
 
