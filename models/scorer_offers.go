@@ -78,7 +78,7 @@ type offerPlan struct {
 
 	// Passes hand weights down, by depth: passSegs in order, each a list
 	// of passes on one feature sorted by threshold.
-	passes   []pass
+	passes   passCols
 	passSegs []sweepSeg
 	// Adds, one list per feature sorted by threshold (two: root fans'
 	// apart), in columns: the sweep reads only thr until it stops, and
@@ -119,14 +119,14 @@ type add struct {
 // addCols holds adds by column, with each add's threshold.
 type addCols struct {
 	thr, d   []float64
-	slot, in []int32
+	slot, in []uint32
 }
 
 func (c *addCols) push(thr float64, a add) {
 	c.thr = append(c.thr, thr)
 	c.d = append(c.d, a.d)
-	c.slot = append(c.slot, a.slot)
-	c.in = append(c.in, a.in)
+	c.slot = append(c.slot, uint32(a.slot))
+	c.in = append(c.in, uint32(a.in))
 }
 
 // condCols holds conditional adds by column, with their thresholds. The
@@ -135,7 +135,7 @@ func (c *addCols) push(thr float64, a add) {
 // −x > −nextafter(pt, +∞), exactly, for every x but NaN, and xs has none.
 type condCols struct {
 	thr, d, pt   []float64
-	slot, in, pf []int32
+	slot, in, pf []uint32
 }
 
 func (c *condCols) push(thr float64, a condAdd, nfeat int) {
@@ -146,9 +146,9 @@ func (c *condCols) push(thr float64, a condAdd, nfeat int) {
 	c.thr = append(c.thr, thr)
 	c.d = append(c.d, a.d)
 	c.pt = append(c.pt, pt)
-	c.slot = append(c.slot, a.slot)
-	c.in = append(c.in, a.in)
-	c.pf = append(c.pf, pf)
+	c.slot = append(c.slot, uint32(a.slot))
+	c.in = append(c.in, uint32(a.in))
+	c.pf = append(c.pf, uint32(pf))
 }
 
 // condAdd is an add one level below a node with a weight, for a node
@@ -180,6 +180,12 @@ type baseGroup struct {
 type pass struct {
 	thr     float64
 	in, out int32
+}
+
+// passCols holds passes by column.
+type passCols struct {
+	thr     []float64
+	in, out []uint32
 }
 
 // sweepSeg is one sorted list, [lo, hi) of its entries, on feature feat.
@@ -400,7 +406,9 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		return cmpFloat(a.p.thr, b.p.thr)
 	})
 	for i, pp := range passes {
-		p.passes = append(p.passes, pp.p)
+		p.passes.thr = append(p.passes.thr, pp.p.thr)
+		p.passes.in = append(p.passes.in, uint32(pp.p.in))
+		p.passes.out = append(p.passes.out, uint32(pp.p.out))
 		if i == 0 || pp.depth != passes[i-1].depth || pp.feat != passes[i-1].feat || pp.desc != passes[i-1].desc {
 			p.passSegs = append(p.passSegs, sweepSeg{feat: pp.feat, desc: pp.desc, lo: int32(i)})
 		}
@@ -551,22 +559,10 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 		}
 	}
 	for _, sg := range p.passSegs {
-		v := xs[sg.feat]
-		ps := p.passes[sg.lo:sg.hi]
-		if !sg.desc {
-			for i := range ps {
-				if !(ps[i].thr < v) {
-					break
-				}
-				w[ps[i].out] = w[ps[i].in]
-			}
-			continue
-		}
-		for i := len(ps) - 1; i >= 0; i-- {
-			if ps[i].thr < v {
-				break
-			}
-			w[ps[i].out] = w[ps[i].in]
+		if sg.desc {
+			sweepPassesDown(w, &p.passes, int(sg.lo), int(sg.hi), xs[sg.feat])
+		} else {
+			sweepPassesUp(w, &p.passes, int(sg.lo), int(sg.hi), xs[sg.feat])
 		}
 	}
 	for _, sg := range p.addSegs {
@@ -587,6 +583,41 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 
 // The sweeps are small functions of their own: inside offersPlanned the
 // compiler spills their loop state to the stack (measured).
+
+// sweepPassesUp runs the ascending passes [lo, hi) that fire: thr < v.
+//
+//go:noinline
+func sweepPassesUp(w []float64, c *passCols, lo, hi int, v float64) {
+	thr := c.thr[lo:hi]
+	in := c.in[lo:hi]
+	in = in[:len(thr)]
+	out := c.out[lo:hi]
+	out = out[:len(thr)]
+	for i, t := range thr {
+		if !(t < v) {
+			return
+		}
+		w[out[i]] = w[in[i]]
+	}
+}
+
+// sweepPassesDown runs the descending passes [lo, hi) that fire, from
+// the top: thr >= v.
+//
+//go:noinline
+func sweepPassesDown(w []float64, c *passCols, lo, hi int, v float64) {
+	thr := c.thr[lo:hi]
+	in := c.in[lo:hi]
+	in = in[:len(thr)]
+	out := c.out[lo:hi]
+	out = out[:len(thr)]
+	for i := len(thr) - 1; i >= 0; i-- {
+		if thr[i] < v {
+			return
+		}
+		w[out[i]] = w[in[i]]
+	}
+}
 
 // sweepUnit adds the unit adds [lo, hi) that fire: thr < v.
 //
