@@ -248,16 +248,31 @@ func (s *Store) ResolveKey(k Key) (Key, bool) { return s.owner(k) }
 // instant now (Unix ms). It returns false, and a View with Known=false,
 // for a customer never seen.
 func (s *Store) ViewAt(ids *IDs, now int64, v *View) bool {
-	id, ok := s.Resolve(ids)
-	if !ok {
-		v.reset(now)
-		return false
+	// The customer Resolve would name, read where the identifier leads:
+	// one index lookup and one lock, not a second lookup by the canonical
+	// ID. Identifiers in namespace order, each retried past a merge as
+	// Resolve and ViewKey do.
+	for ns := NSMember; ns < NumNamespaces; ns++ {
+		if id := ids.Get(ns); id != "" && s.viewKey(MakeKey(ns, id), now, v) {
+			return true
+		}
 	}
-	return s.ViewKey(id, now, v)
+	v.reset(now)
+	return false
 }
 
 // ViewKey is ViewAt for an identifier key.
 func (s *Store) ViewKey(k Key, now int64, v *View) bool {
+	if s.viewKey(k, now, v) {
+		return true
+	}
+	v.reset(now)
+	return false
+}
+
+// viewKey fills v from the customer holding identifier k; it returns
+// false, leaving v as it was, when there is none.
+func (s *Store) viewKey(k Key, now int64, v *View) bool {
 	// A merge may fold the customer into another between the lookup and
 	// the read; a retry finds the merged customer.
 	for try := 0; try < 3; try++ {
@@ -265,6 +280,7 @@ func (s *Store) ViewKey(k Key, now int64, v *View) bool {
 		if c == nil {
 			break
 		}
+		c.prefetchRecord()
 		c.mu.RLock()
 		if !c.removed {
 			s.fillView(c, now, v)
@@ -273,7 +289,6 @@ func (s *Store) ViewKey(k Key, now int64, v *View) bool {
 		}
 		c.mu.RUnlock()
 	}
-	v.reset(now)
 	return false
 }
 
