@@ -85,7 +85,8 @@ type offerPlan struct {
 	// each field loads with one instruction.
 	adds    addCols
 	addSegs []sweepSeg
-	// Conditional adds, one list per feature, after the adds.
+	// Conditional adds, one list per feature (two, as the adds), after
+	// the adds.
 	conds    condCols
 	condSegs []sweepSeg
 
@@ -97,7 +98,7 @@ type offerPlan struct {
 // categorical split is a balanced tree of these over its slot index.
 type walkNode struct {
 	thr  float64
-	feat int32
+	feat uint32
 	a, b int32
 }
 
@@ -189,8 +190,9 @@ type passCols struct {
 }
 
 // sweepSeg is one sorted list, [lo, hi) of its entries, on feature feat.
-// desc marks a descending list of passes; unit a list of adds whose
-// weight is always 1 (root fans), which the sweep skips reading.
+// desc marks a descending list of passes; unit a list of adds or
+// conditional adds whose weight is always 1 (root fans), which the sweep
+// skips reading.
 type sweepSeg struct {
 	feat       int32
 	desc, unit bool
@@ -436,16 +438,24 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		}
 		p.addSegs[len(p.addSegs)-1].hi = int32(i + 1)
 	}
+	// Conditional adds likewise: one list per feature, root fans' apart.
+	unitCond := func(c planCond) bool { return int(c.c.in) < len(p.reachInit) && p.reachInit[c.c.in] == 1 }
 	slices.SortStableFunc(conds, func(a, b planCond) int {
 		if a.feat != b.feat {
 			return int(a.feat - b.feat)
+		}
+		if ua, ub := unitCond(a), unitCond(b); ua != ub {
+			if ua {
+				return -1
+			}
+			return 1
 		}
 		return cmpFloat(a.thr, b.thr)
 	})
 	for i, pc := range conds {
 		p.conds.push(pc.thr, pc.c, s.nfeat)
-		if i == 0 || pc.feat != conds[i-1].feat {
-			p.condSegs = append(p.condSegs, sweepSeg{feat: pc.feat, lo: int32(i)})
+		if i == 0 || pc.feat != conds[i-1].feat || unitCond(pc) != unitCond(conds[i-1]) {
+			p.condSegs = append(p.condSegs, sweepSeg{feat: pc.feat, unit: unitCond(pc), lo: int32(i)})
 		}
 		p.condSegs[len(p.condSegs)-1].hi = int32(i + 1)
 	}
@@ -510,34 +520,7 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 		xs[s.nfeat+j] = -xs[j]
 	}
 	V := p.slots
-	c := 0.0
-	wn, wt := p.wnodes, p.wterms
-	for _, k := range p.wroots {
-		for k >= 0 {
-			nd := &wn[k]
-			// A branch, not an arithmetic select: measured, the select
-			// is ~10% slower overall, since the walk is bound by the
-			// latency of its loads and speculation hides some of it.
-			if xs[nd.feat] > nd.thr {
-				k = nd.b
-			} else {
-				k = nd.a
-			}
-		}
-		t := &wt[^k]
-		if t.fan < 0 {
-			c += t.v
-			continue
-		}
-		w[t.fan] = 1
-		if !t.base {
-			continue
-		}
-		base := p.bases[int(t.fan)*V : int(t.fan+1)*V]
-		for k, b := range base {
-			acc[k] += b
-		}
-	}
+	c := p.walk(acc, w, xs)
 	for g := range p.groups {
 		gr := &p.groups[g]
 		v := xs[gr.feat]
@@ -573,7 +556,11 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 		}
 	}
 	for _, sg := range p.condSegs {
-		sweepConds(acc, w, xs, &p.conds, int(sg.lo), int(sg.hi), xs[sg.feat])
+		if sg.unit {
+			sweepUnitConds(acc, xs, &p.conds, int(sg.lo), int(sg.hi), xs[sg.feat])
+		} else {
+			sweepConds(acc, w, xs, &p.conds, int(sg.lo), int(sg.hi), xs[sg.feat])
+		}
 	}
 	n := float64(len(s.roots))
 	for i, v := range values {
@@ -583,6 +570,45 @@ func (s *Scorer) offersPlanned(p *offerPlan, dst, x []float64, values []float64)
 
 // The sweeps are small functions of their own: inside offersPlanned the
 // compiler spills their loop state to the stack (measured).
+
+// walk walks the trees that do not start with a fan on the customer xs:
+// it marks the fans reached in w, adds their base vectors to acc unless
+// grouped, and returns the sum of the leaves and stops reached.
+//
+//go:noinline
+func (p *offerPlan) walk(acc, w, xs []float64) (c float64) {
+	wn, wt := p.wnodes, p.wterms
+	V := p.slots
+	acc = acc[:V]
+	for _, k := range p.wroots {
+		for k >= 0 {
+			nd := &wn[k]
+			// A branch, not an arithmetic select: measured, the select
+			// is ~10% slower overall, since the walk is bound by the
+			// latency of its loads and speculation hides some of it.
+			if xs[nd.feat] > nd.thr {
+				k = nd.b
+			} else {
+				k = nd.a
+			}
+		}
+		t := &wt[^k]
+		if t.fan < 0 {
+			c += t.v
+			continue
+		}
+		w[t.fan] = 1
+		if !t.base {
+			continue
+		}
+		base := p.bases[int(t.fan)*V : int(t.fan+1)*V]
+		base = base[:len(acc)]
+		for i, b := range base {
+			acc[i] += b
+		}
+	}
+	return c
+}
 
 // sweepPassesUp runs the ascending passes [lo, hi) that fire: thr < v.
 //
@@ -652,6 +678,28 @@ func sweepAdds(acc, w []float64, c *addCols, lo, hi int, v float64) {
 			return
 		}
 		acc[slot[i]] += d[i] * w[in[i]]
+	}
+}
+
+// sweepUnitConds adds the unit conditional adds [lo, hi) that fire.
+//
+//go:noinline
+func sweepUnitConds(acc, xs []float64, c *condCols, lo, hi int, v float64) {
+	thr := c.thr[lo:hi]
+	d := c.d[lo:hi]
+	d = d[:len(thr)]
+	pt := c.pt[lo:hi]
+	pt = pt[:len(thr)]
+	slot := c.slot[lo:hi]
+	slot = slot[:len(thr)]
+	pf := c.pf[lo:hi]
+	pf = pf[:len(thr)]
+	for i, t := range thr {
+		if !(t < v) {
+			return
+		}
+		mask := -b2u(xs[pf[i]] > pt[i])
+		acc[slot[i]] += math.Float64frombits(math.Float64bits(d[i]) & mask)
 	}
 }
 
@@ -770,7 +818,7 @@ func (p *offerPlan) buildWalks(s *Scorer, fanNodes [][]int32) {
 		return ^int32(len(p.wterms) - 1)
 	}
 	node := func(feat int32, thr float64) int32 {
-		p.wnodes = append(p.wnodes, walkNode{feat: feat, thr: thr})
+		p.wnodes = append(p.wnodes, walkNode{feat: uint32(feat), thr: thr})
 		return int32(len(p.wnodes) - 1)
 	}
 	var conv func(parent, k int32) int32
