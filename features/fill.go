@@ -3,6 +3,7 @@ package features
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -41,6 +42,15 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 	// Counters: lifetime from the keys, windows from the buckets.
 	from := windowFrom(now)
 	nowMin := minuteOf(now)
+	// Keys with a category go to v.Keys sorted by category, class and
+	// type (one key per triple): their order is settled first, on their
+	// indexes, so that the (large) KeyStats are written once and not moved
+	// by a sort. pos maps a key index to its place in v.Keys, or -1.
+	var posBuf, ordBuf [64]int32
+	pos, ord := posBuf[:0], ordBuf[:0]
+	if len(c.keys) > len(posBuf) {
+		pos, ord = make([]int32, 0, len(c.keys)), make([]int32, 0, len(c.keys))
+	}
 	for i := range c.keys {
 		ks := &c.keys[i]
 		v.Counts[ks.cls][ks.typ][WLifetime] += ks.lifeCount
@@ -48,28 +58,28 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 		if last := ks.last.ms(); last > v.LastSeen[ks.typ] {
 			v.LastSeen[ks.typ] = last
 		}
+		pos = append(pos, -1)
 		if ks.cat != 0 {
-			v.Keys = append(v.Keys, KeyStats{Category: in.name(ks.cat), Class: ks.cls, Type: ks.typ, Last: ks.last.ms()})
-			st := &v.Keys[len(v.Keys)-1]
-			st.Count[WLifetime] = ks.lifeCount
-			st.Sum[WLifetime] = ks.lifeSum
+			ord = append(ord, int32(i))
 		}
 	}
-	// Map key index → position in v.Keys for the buckets (keys with a
-	// category appear in v.Keys in key order).
-	var posBuf [64]int32
-	pos := posBuf[:0]
-	if len(c.keys) > len(posBuf) {
-		pos = make([]int32, 0, len(c.keys))
-	}
-	n := int32(0)
-	for i := range c.keys {
-		if c.keys[i].cat != 0 {
-			pos = append(pos, n)
-			n++
-		} else {
-			pos = append(pos, -1)
+	slices.SortFunc(ord, func(a, b int32) int {
+		ka, kb := &c.keys[a], &c.keys[b]
+		if ka.cat != kb.cat {
+			return strings.Compare(in.name(ka.cat), in.name(kb.cat))
 		}
+		if ka.cls != kb.cls {
+			return int(ka.cls) - int(kb.cls)
+		}
+		return int(ka.typ) - int(kb.typ)
+	})
+	for p, i := range ord {
+		ks := &c.keys[i]
+		v.Keys = append(v.Keys, KeyStats{Category: in.name(ks.cat), Class: ks.cls, Type: ks.typ, Last: ks.last.ms()})
+		st := &v.Keys[len(v.Keys)-1]
+		st.Count[WLifetime] = ks.lifeCount
+		st.Sum[WLifetime] = ks.lifeSum
+		pos[i] = int32(p)
 	}
 	for i := range c.buckets {
 		b := &c.buckets[i]
@@ -92,18 +102,6 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 			}
 		}
 	}
-	slices.SortFunc(v.Keys, func(a, b KeyStats) int {
-		if a.Category != b.Category {
-			if a.Category < b.Category {
-				return -1
-			}
-			return 1
-		}
-		if a.Class != b.Class {
-			return int(a.Class) - int(b.Class)
-		}
-		return int(a.Type) - int(b.Type)
-	})
 
 	// Viewed, not bought: per category, the newest view against the newest
 	// purchase, over the last 30 days.
