@@ -16,6 +16,7 @@ import (
 
 	"nbo/engine/cache"
 	"nbo/features"
+	"nbo/models"
 	"nbo/scenarios"
 )
 
@@ -126,10 +127,15 @@ type Engine struct {
 	// request path does not wait for its lock (nil without Stats).
 	records   *decisionRecorder
 	closeOnce sync.Once
+
+	// rates are the bandit's learnt rates per offer (offerRates).
+	rates   atomic.Pointer[learntRates]
+	ratesMu sync.Mutex
 }
 
 // decideState is the per-request scratch space, pooled.
 type decideState struct {
+	set     *scenarios.Set // the scenario set of the decision
 	view    features.View
 	props   []scenarios.Proposal
 	cands   []candidate
@@ -161,6 +167,9 @@ type candidate struct {
 	offer *scenarios.Offer
 	store string
 	parts ScoreParts
+	// learnt is the bandit's posterior of the offer across every segment
+	// (expect), when the explorer is a BanditExplorer.
+	learnt models.Beta
 }
 
 // New returns an Engine.
@@ -390,6 +399,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 
 // begin readies the per-request scratch space.
 func (st *decideState) begin(set *scenarios.Set, v *features.View) {
+	st.set = set
 	st.cands = st.cands[:0]
 	st.custVecOK = false
 	st.segment = segment(v)

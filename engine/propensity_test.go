@@ -199,13 +199,13 @@ func TestDrawsFollowTheCustomersOwnResponsesToTheOfferType(t *testing.T) {
 	require.GreaterOrEqual(t, len(coupons), 2, "the built-in catalog has two coupons")
 	shown, probe := coupons[0], coupons[1]
 	mean := func(history []features.OfferStats, o *scenarios.Offer) float64 {
-		st := &decideState{rng: rand.New(rand.NewPCG(1, 2)), segment: "/online/guest/noparent/nobeauty/notech"}
+		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: "/online/guest/noparent/nobeauty/notech"}
 		st.view = features.View{Known: true, Offers: history}
 		var sum float64
 		const n = 2000
 		for range n {
 			st.cands = append(st.cands[:0], candidate{offer: o, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
-			r.eng.drawAll(st, -1)
+			r.eng.drawAll(st, -1, 1) // no offer has outcomes: propensities need no calibration
 			sum += st.cands[0].parts.Total
 		}
 		return sum / n

@@ -65,10 +65,22 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	st.best[oi] = int32(len(st.cands))
 }
 
-// untargetedLever discounts offers no scenario proposed: they win a slot
-// only when they are clearly better (over twice, against a scenario of
-// priority 0) than what the rules chose for this customer.
+// untargetedLever discounts offers no scenario proposed: ranked on
+// priors alone, they win a slot only when they are clearly better (over
+// twice, against a scenario of priority 0) than what the rules chose for
+// this customer. The discount is distrust of a prior nobody chose for
+// this customer, so with a bandit it fades as the offer's own outcomes
+// accumulate (fadedLever).
 const untargetedLever = 0.5
+
+// fadedLever is an untargeted offer's lever once the offer has n trials
+// across every segment: the discount shrinks as w/(w+n), half gone after
+// w trials. On the simulated retailer (seeds 1–6, 10k customers, 28
+// days) it raised the engine's net revenue from 0.73–0.76× the oracle's
+// to 0.755–0.80×.
+func fadedLever(n, w float64) float64 {
+	return 1 - (1-untargetedLever)*w/(w+max(n, 0))
+}
 
 // defaultBasket is the purchase a response is expected to bring for a
 // customer with no purchase history, minor units.
@@ -322,7 +334,9 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 	}
 	if explore && e.opts.Explorer != nil {
 		// Draw for the best `sampled` by expected score (all of them in
-		// an ordinary catalog); the rest keep their expected score.
+		// an ordinary catalog); the rest keep their expected score,
+		// which expect has put on the drawn rates' scale.
+		scale := e.expect(st)
 		cut := -1.0
 		if len(st.cands) > sampled {
 			var top [sampled]float64 // descending
@@ -342,7 +356,7 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 			}
 			cut = top[sampled-1]
 		}
-		e.drawAll(st, cut)
+		e.drawAll(st, cut, scale)
 	}
 	// The head of the slice becomes the best `explored` allowed
 	// candidates, best first; the rest is never sorted. One pass picks
@@ -403,8 +417,100 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 // without its own PriorWeight).
 const priorWeight = 10
 
+// expect re-scores every candidate by what the bandit has learnt of its
+// offer, when the explorer is a BanditExplorer, and returns the factor
+// that calibrates propensities to learnt rates (calibration).
+//
+// Each candidate's expected response rate becomes its offer's rate
+// across every segment, starting from the calibrated propensity as w
+// pseudo-trials, and an untargeted offer's lever fades with the offer's
+// trials (fadedLever). Both keep the candidates that drawAll does not
+// draw for comparable with those it does: a propensity is a redemption
+// rate, a learnt rate counts clicks too, so raw propensities would never
+// win against drawn rates; and they choose which candidates are drawn
+// by what has been learnt, not by the priors. Other explorers leave the
+// scores as they are and get a factor of 1.
+func (e *Engine) expect(st *decideState) float64 {
+	be, ok := e.opts.Explorer.(*BanditExplorer)
+	if !ok || be.Bandit == nil {
+		return 1
+	}
+	w := be.PriorWeight
+	if w <= 0 {
+		w = priorWeight
+	}
+	rates := e.offerRates(be.Bandit, st.set, st.sreq.Now)
+	var cal calibration
+	for i := range st.cands {
+		c := &st.cands[i]
+		if oi := c.offer.Index; oi < len(rates) && st.set.Offers[oi] == c.offer {
+			c.learnt = rates[oi]
+		} else { // not an offer of the set (tests build candidates by hand)
+			a, b := be.Bandit.Posterior(models.Arm{Offer: c.offer.ID})
+			c.learnt = models.Beta{Alpha: a, Beta: b}
+		}
+		cal.add(c.learnt, c.parts.Propensity)
+	}
+	scale := cal.scale()
+	for i := range st.cands {
+		c := &st.cands[i]
+		p := &c.parts
+		if st.props[c.prop].Scenario == nil {
+			p.Lever = fadedLever(c.learnt.Beta-1, w)
+		}
+		p.Total = shrink(c.learnt, p.Propensity*scale, w) * p.ContextWeight * p.Value * p.Lever
+	}
+	return scale
+}
+
+// learntRates is the bandit's posterior of every offer of a scenario set
+// across every segment, by offer index, as of a moment: what expect
+// reads, without a bandit lookup per candidate (a catalog of 100 offers
+// took 4 µs per decision that way).
+type learntRates struct {
+	set   *scenarios.Set
+	at    int64 // decision time it was read at, unix ms
+	rates []models.Beta
+}
+
+// ratesMaxAge is how long learnt rates are reused. An offer's rate across
+// every segment rests on many outcomes; 100 ms more of them moves it
+// little.
+const ratesMaxAge = 100 // ms
+
+// offerRates returns the learnt rates of set's offers as of at most
+// ratesMaxAge before now, reading them afresh when they are older (one
+// request does; the others use the previous ones meanwhile).
+func (e *Engine) offerRates(b *models.Bandit, set *scenarios.Set, now int64) []models.Beta {
+	if set == nil {
+		return nil
+	}
+	r := e.rates.Load()
+	if r != nil && r.set == set && now >= r.at && now-r.at < ratesMaxAge {
+		return r.rates
+	}
+	if !e.ratesMu.TryLock() {
+		if r != nil && r.set == set {
+			return r.rates
+		}
+		e.ratesMu.Lock() // a new set: wait for its rates
+	}
+	defer e.ratesMu.Unlock()
+	if r := e.rates.Load(); r != nil && r.set == set && now >= r.at && now-r.at < ratesMaxAge {
+		return r.rates
+	}
+	n := &learntRates{set: set, at: now, rates: make([]models.Beta, len(set.Offers))}
+	for _, o := range set.Offers {
+		a, b := b.Posterior(models.Arm{Offer: o.ID})
+		n.rates[o.Index] = models.Beta{Alpha: a, Beta: b}
+	}
+	e.rates.Store(n)
+	return n.rates
+}
+
 // drawAll re-scores with a Thompson draw every candidate whose expected
-// score is at least cut, at most `sampled` of them.
+// score is at least cut, at most `sampled` of them; scale calibrates
+// propensities (see expect).
 //
 // With a BanditExplorer the draw is hierarchical. Starting from the
 // propensity (the model's, or the offer's prior) as w pseudo-trials, the
@@ -432,7 +538,7 @@ const priorWeight = 10
 // one does.
 //
 // Other explorers draw with the propensity as their prior.
-func (e *Engine) drawAll(st *decideState, cut float64) {
+func (e *Engine) drawAll(st *decideState, cut, scale float64) {
 	be, ok := e.opts.Explorer.(*BanditExplorer)
 	if !ok || be.Bandit == nil {
 		for i := range st.cands {
@@ -451,7 +557,6 @@ func (e *Engine) drawAll(st *decideState, cut float64) {
 		paths [sampled][lineageMax]models.Beta
 		lens  [sampled]int
 		n     int
-		cal   calibration
 	)
 	for i := range st.cands {
 		c := &st.cands[i]
@@ -460,18 +565,12 @@ func (e *Engine) drawAll(st *decideState, cut float64) {
 		}
 		path := be.Bandit.Lineage(models.Arm{Offer: c.offer.ID, Segment: st.segment}, paths[n][:0])
 		which[n], lens[n] = i, len(path)
-		cal.add(path[0], c.parts.Propensity)
 		n++
-	}
-	scale := cal.scale()
-	var set *scenarios.Set
-	if e.opts.Scenarios != nil {
-		set = e.opts.Scenarios()
 	}
 	for j := range n {
 		c := &st.cands[which[j]]
 		r := thompson(paths[j][:lens[j]], c.parts.Propensity*scale, w, st.rng)
-		if s, tr := ownResponses(&st.view, set, c.offer.Type); tr > 0 {
+		if s, tr := ownResponses(&st.view, st.set, c.offer.Type); tr > 0 {
 			r = (ownWeight*r + s) / (ownWeight + tr)
 		}
 		c.draw(r)

@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -90,13 +91,15 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 		}
 	}
 	e := &Engine{opts: Options{Explorer: &BanditExplorer{Bandit: b}}}
+	bundle := &scenarios.Offer{ID: "bundle"}
 	mean := func(segment string) float64 {
 		st := &decideState{rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
 		var sum float64
 		const n = 4000
 		for range n {
-			st.cands = append(st.cands[:0], candidate{offer: &scenarios.Offer{ID: "bundle"}, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
-			e.drawAll(st, -1)
+			st.cands = append(st.cands[:0], candidate{offer: bundle, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
+			st.props = append(st.props[:0], scenarios.Proposal{Scenario: &scenarios.Scenario{ID: "parents"}, Offer: bundle})
+			e.drawAll(st, -1, e.expect(st))
 			c := &st.cands[0]
 			require.InDelta(t, c.parts.Total, c.parts.Propensity+c.parts.Explore, 1e-12)
 			sum += c.parts.Total
@@ -107,4 +110,48 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 	require.InDelta(t, 0.04, mean(probeOther), 0.02, "a non-parent never seen borrows the others'")
 	seen := segmentNames[segParent|segOnline]
 	require.InDelta(t, 1.0/3, mean(seen), 0.05, "an arm with outcomes of its own follows them")
+}
+
+// TestTheUntargetedDiscountFadesWithEvidence checks that untargeted
+// offers are discounted only while nothing is known of them: with no
+// outcomes a scenario's offer outranks an untargeted one of the same
+// propensity, and once the bandit has seen the untargeted offer do twice as
+// well, it wins — for the candidates drawn and for those only
+// expected alike (the learnt rates are read from the per-offer table).
+func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
+	require.Equal(t, untargetedLever, fadedLever(0, priorWeight))
+	require.InDelta(t, (1+untargetedLever)/2, fadedLever(priorWeight, priorWeight), 1e-12, "half the discount is gone after w trials")
+	require.InDelta(t, 1, fadedLever(1e6, priorWeight), 1e-4)
+
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
+	seg := "/online/member/noparent/nobeauty/notech"
+	rank := func(cut float64) (target, untarget float64) {
+		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(3, 4)), segment: seg}
+		st.sreq.Now = day.UnixMilli()
+		st.props = []scenarios.Proposal{{Scenario: &scenarios.Scenario{ID: "s"}, Offer: targeted, Priority: 20}, {Offer: untargeted}}
+		st.cands = []candidate{
+			{prop: 0, offer: targeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1.2}},
+			{prop: 1, offer: untargeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: untargetedLever}},
+		}
+		r.eng.drawAll(st, cut, r.eng.expect(st))
+		return st.cands[0].parts.Total, st.cands[1].parts.Total
+	}
+	a, b := rank(2) // a cut above every score: expected scores only
+	require.Greater(t, a, b, "nothing learnt: the scenario's offer leads")
+
+	for i := range 4000 {
+		for _, o := range []*scenarios.Offer{targeted, untargeted} {
+			r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, false)
+			if i%10 == 0 || o == untargeted && i%10 < 2 {
+				r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, true)
+			}
+		}
+	}
+	r.eng.rates.Store(nil) // read the rates afresh rather than wait ratesMaxAge
+	a, b = rank(2)
+	require.Greater(t, b, a, "expected: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
+	a, b = rank(-1)
+	require.Greater(t, b, a, "drawn: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
 }
