@@ -88,7 +88,8 @@ type CompareOptions struct {
 	// Redis to use. Default: auto.
 	Redis string
 	// Quality are the decision-quality options. Default: 10000 customers
-	// over 28 days (quick: 3000 over 21).
+	// over 56 days, a week of warm-up and seven of offers (quick: 3000
+	// over 21).
 	Quality QualityOptions
 	// Only, when set, runs just these parts: "api" (comparisons 1 and 2),
 	// "freshness", "ingest", "quality", and writes their reports but not
@@ -151,7 +152,7 @@ func (o *CompareOptions) EnsureDefaults() {
 		o.Quality.Customers = pick(10_000, 3000)
 	}
 	if o.Quality.Days == 0 {
-		o.Quality.Days = pick(28, 21)
+		o.Quality.Days = pick(56, 21)
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -1591,6 +1592,9 @@ func writeQualityFiles(o *CompareOptions, m Machine, q QualityReport) error {
 	if err := barChart(filepath.Join(o.Out, "quality.png"), "Net revenue, ¥ (revenue from redemptions − offer cost)", labels, vals); err == nil {
 		b.WriteString("\n![net revenue by policy](quality.png)\n")
 	}
+	if err := weeksChart(filepath.Join(o.Out, "quality-weeks.png"), q); err == nil {
+		b.WriteString("\n![net revenue over the oracle's, week by week](quality-weeks.png)\n")
+	}
 	if err := os.WriteFile(filepath.Join(o.Out, "quality.md"), []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("writing quality.md: %w", err)
 	}
@@ -1776,6 +1780,45 @@ func freshnessChart(path string, p99, worst []float64) error {
 	target.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
 	p.Add(target)
 	p.Legend.Add("target p99 (10 ms)", target)
+	return savePlot(p, path)
+}
+
+// weeksChart draws the learning curve: each policy's realised net
+// revenue over the oracle's, per week of offers, with the 0.8 target.
+func weeksChart(path string, q QualityReport) error {
+	oracle, ok := q.Result(PolicyOracle)
+	if !ok || len(oracle.Weeks) < 2 {
+		return errors.New("no weeks to draw")
+	}
+	p := plot.New()
+	p.Title.Text = "Net revenue × the oracle's, by week of offers"
+	p.X.Label.Text = "week of offers"
+	p.Y.Label.Text = "× oracle"
+	p.Legend.Top = true
+	p.Legend.Left = true
+	i := 0
+	for _, r := range q.Results {
+		if isOracle(r.Card.Policy) {
+			continue
+		}
+		var xys plotter.XYs
+		for w := range min(len(r.Weeks), len(oracle.Weeks)) {
+			if base := oracle.Weeks[w].Net; base > 0 {
+				xys = append(xys, plotter.XY{X: float64(w + 1), Y: float64(r.Weeks[w].Net) / float64(base)})
+			}
+		}
+		if err := addSeries(p, i, r.Card.Policy, xys, 0); err != nil {
+			return err
+		}
+		i++
+	}
+	target, err := plotter.NewLine(plotter.XYs{{X: 1, Y: 0.8}, {X: float64(len(oracle.Weeks)), Y: 0.8}})
+	if err != nil {
+		return err
+	}
+	target.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
+	p.Add(target)
+	p.Legend.Add("target (0.8× oracle)", target)
 	return savePlot(p, path)
 }
 

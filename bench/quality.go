@@ -152,7 +152,26 @@ type PolicyResult struct {
 	Model string
 	// ByOffer breaks the offers made down by offer ID.
 	ByOffer map[string]*OfferTally
-	Took    time.Duration
+	// Weeks breaks the outcomes down by the week of offers the decision
+	// was made in (Weeks[0] is the first week after the warm-up), to show
+	// how a learning policy improves.
+	Weeks []WeekTally
+	Took  time.Duration
+}
+
+// WeekTally is one policy's outcomes of the decisions of one week.
+type WeekTally struct {
+	Decisions int64
+	Net       int64 // realised revenue − cost of the redeemed offers, minor units
+}
+
+// week returns the tally of the week of offers that instant now is in.
+func (r *PolicyResult) week(offersFrom, now int64) *WeekTally {
+	i := int(max(now-offersFrom, 0) / (7 * 86_400_000))
+	for len(r.Weeks) <= i {
+		r.Weeks = append(r.Weeks, WeekTally{})
+	}
+	return &r.Weeks[i]
 }
 
 // OfferTally is what one offer did under one policy.
@@ -454,7 +473,7 @@ func runPolicy(ctx context.Context, opts QualityOptions, policy string) (PolicyR
 		if !ok {
 			continue
 		}
-		if err := q.decide(&res, &ev, idx, ch); err != nil {
+		if err := q.decide(&res, res.week(offersFrom, ev.TS), &ev, idx, ch); err != nil {
 			return res, err
 		}
 	}
@@ -464,8 +483,9 @@ func runPolicy(ctx context.Context, opts QualityOptions, policy string) (PolicyR
 
 // decide makes one decision at ev for customer idx on ch, delivers it and
 // feeds the response back into the stream.
-func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch features.Channel) error {
+func (q *qualityRun) decide(res *PolicyResult, wk *WeekTally, ev *features.Event, idx int, ch features.Channel) error {
 	now := ev.TS
+	wk.Decisions++
 	store := ""
 	if ch == features.ChannelTablet {
 		store = ev.Store
@@ -567,6 +587,7 @@ func (q *qualityRun) decide(res *PolicyResult, ev *features.Event, idx int, ch f
 	if out.Redeem {
 		tally.Redemptions++
 		tally.Net += out.Revenue - cost
+		wk.Net += out.Revenue - cost
 	}
 	if len(out.Events) > 0 {
 		q.sim.Inject(out.Events...)
@@ -652,6 +673,7 @@ Response rate is redemptions per impression. Revenue is the purchases that came 
 			fmt.Fprintf(&b, "\nThe %s policy's model: %s.\n", r.Card.Policy, r.Model)
 		}
 	}
+	writeWeeks(&b, rep)
 	b.WriteString("\n### Where each policy's offers went\n\n")
 	b.WriteString("| policy | fallback answers | no offer although one was eligible | holdout | most-made offers (share of offers made, redemptions per offer made, net) |\n|---|---:|---:|---:|---|\n")
 	for _, r := range rep.Results {
@@ -677,6 +699,55 @@ Response rate is redemptions per impression. Revenue is the purchases that came 
 		return fmt.Errorf("writing the decision-quality report: %w", err)
 	}
 	return nil
+}
+
+// writeWeeks writes the learning curve: each week of offers, every
+// policy's realised net revenue over the oracle's for the decisions of
+// that week, and the engine's over random's.
+func writeWeeks(b *strings.Builder, rep QualityReport) {
+	oracle, ok := rep.Result(PolicyOracle)
+	if !ok || len(oracle.Weeks) < 2 {
+		return
+	}
+	var cols []PolicyResult
+	for _, r := range rep.Results {
+		if r.Card.Policy != PolicyOracle {
+			cols = append(cols, r)
+		}
+	}
+	random, hasRandom := rep.Result(PolicyRandom)
+	engine, hasEngine := rep.Result(PolicyEngine)
+	b.WriteString("\n### Week by week\n\nEach policy's realised net revenue over the oracle's, for the decisions made in each week of offers (a redemption counts in the week of its decision). The learning policies start from priors and improve as outcomes come in; the reference policies do not learn.\n\n| week of offers | days | decisions |")
+	for _, r := range cols {
+		fmt.Fprintf(b, " %s × oracle |", r.Card.Policy)
+	}
+	if hasRandom && hasEngine {
+		b.WriteString(" engine × random |")
+	}
+	b.WriteString("\n|---:|---|---:|" + strings.Repeat("---:|", len(cols)))
+	if hasRandom && hasEngine {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	o := rep.Options
+	ratio := func(a PolicyResult, base PolicyResult, i int) string {
+		if i >= len(a.Weeks) || i >= len(base.Weeks) || base.Weeks[i].Net <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", float64(a.Weeks[i].Net)/float64(base.Weeks[i].Net))
+	}
+	for i, w := range oracle.Weeks {
+		first := o.WarmupDays + 7*i + 1
+		last := min(first+6, o.Days)
+		fmt.Fprintf(b, "| %d | %d–%d | %d |", i+1, first, last, w.Decisions)
+		for _, r := range cols {
+			fmt.Fprintf(b, " %s |", ratio(r, oracle, i))
+		}
+		if hasRandom && hasEngine {
+			fmt.Fprintf(b, " %s |", ratio(engine, random, i))
+		}
+		b.WriteString("\n")
+	}
 }
 
 // machineLine describes where a report ran.

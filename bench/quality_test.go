@@ -52,3 +52,25 @@ func TestQualityOptionsReportEveryProblem(t *testing.T) {
 		require.Contains(t, err.Error(), want)
 	}
 }
+
+func TestQualityBreaksOutcomesDownByWeek(t *testing.T) {
+	rep, err := RunQuality(context.Background(), QualityOptions{Seed: 2, Customers: 300, Days: 16, WarmupDays: 1, DecideOneIn: 1,
+		Policies: []string{PolicyEngine, PolicyRandom, PolicyOracle}})
+	require.NoError(t, err)
+	for _, r := range rep.Results {
+		require.Len(t, r.Weeks, 3, "%s: 15 days of offers are two weeks and a day", r.Card.Policy)
+		var decisions, net int64
+		for _, w := range r.Weeks {
+			decisions += w.Decisions
+			net += w.Net
+		}
+		require.Equal(t, r.Decisions, decisions, r.Card.Policy)
+		require.Equal(t, r.Card.NetRevenue(), net, "%s: every redemption counts in its decision's week", r.Card.Policy)
+	}
+	var b bytes.Buffer
+	require.NoError(t, WriteQuality(&b, CurrentMachine(DefaultStart), rep))
+	require.Contains(t, b.String(), "### Week by week")
+	require.Contains(t, b.String(), "| 1 | 2–8 |")
+	require.Contains(t, b.String(), "| 3 | 16–16 |")
+	require.Contains(t, b.String(), " engine × oracle |")
+}
