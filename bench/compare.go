@@ -88,8 +88,7 @@ type CompareOptions struct {
 	// Redis to use. Default: auto.
 	Redis string
 	// Quality are the decision-quality options. Default: 10000 customers
-	// over 56 days, a week of warm-up and seven of offers (quick: 3000
-	// over 21).
+	// (quick: 3000) over 56 days, a week of warm-up and seven of offers.
 	Quality QualityOptions
 	// Only, when set, runs just these parts: "api" (comparisons 1 and 2),
 	// "freshness", "ingest", "quality", and writes their reports but not
@@ -152,7 +151,7 @@ func (o *CompareOptions) EnsureDefaults() {
 		o.Quality.Customers = pick(10_000, 3000)
 	}
 	if o.Quality.Days == 0 {
-		o.Quality.Days = pick(56, 21)
+		o.Quality.Days = 56
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
