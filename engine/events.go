@@ -172,6 +172,23 @@ type decisionLog struct {
 	CustomerFeatures []float64 `json:"customer_features,omitempty"`
 	// Offers are written in the layout models reads them back in.
 	Offers []models.LoggedOffer `json:"offers"`
+	// Served holds, per offer in Offers' order, what a restart needs to
+	// rebuild the state the decision made (ReplayDecision): the budget
+	// reservation's end and the offer's value and fulfilment store.
+	// Records written before it existed lack it; replay then takes these
+	// from the catalog.
+	Served []servedLog `json:"served,omitempty"`
+}
+
+// servedLog is one served offer as ReplayDecision needs it.
+type servedLog struct {
+	OfferID string `json:"offer_id"`
+	Value   int64  `json:"value"`
+	// Expires is the offer's expiry, which is its budget reservation's
+	// (Unix ms; 0 for none).
+	Expires int64 `json:"expires_ms,omitempty"`
+	// Store is the fulfilment store of an in-store offer ("" online).
+	Store string `json:"store,omitempty"`
 }
 
 // finiteAll replaces NaN and infinities (which JSON cannot carry) by 0, so
@@ -190,6 +207,7 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
 		Store: req.Store, Group: d.Group, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
 		Offers: make([]models.LoggedOffer, 0, len(d.Offers)),
+		Served: make([]servedLog, 0, len(d.Offers)),
 	}
 	if cust != nil {
 		l.CustomerSchema = customerSchemaHash
@@ -204,6 +222,11 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 			rec.Features = finiteAll(vecs[i])
 		}
 		l.Offers = append(l.Offers, rec)
+		s := servedLog{OfferID: o.OfferID, Value: o.Value, Store: o.FulfilmentStore}
+		if !o.Expiry.IsZero() {
+			s.Expires = o.Expiry.UnixMilli()
+		}
+		l.Served = append(l.Served, s)
 	}
 	return json.Marshal(&l)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,7 @@ import (
 // is acknowledged or Close gives up.
 type TopicPublisher struct {
 	p       *kafka.Producer
-	ch      chan kafka.Message
+	ch      chan pubItem
 	log     *slog.Logger
 	wg      sync.WaitGroup
 	sent    atomic.Int64
@@ -28,6 +29,16 @@ type TopicPublisher struct {
 
 var _ Publisher = (*TopicPublisher)(nil)
 
+// pubItem is a record to send or, with flushed set, a Flush marker: it is
+// closed once every record queued before it has been sent (or given up).
+type pubItem struct {
+	msg     kafka.Message
+	flushed chan struct{}
+}
+
+// ErrPublisherClosed is returned by Flush after Close.
+var ErrPublisherClosed = errors.New("engine: publisher closed")
+
 // NewTopicPublisher starts a publisher on p with room for buffer records.
 func NewTopicPublisher(p *kafka.Producer, buffer int, log *slog.Logger) *TopicPublisher {
 	if buffer <= 0 {
@@ -36,7 +47,7 @@ func NewTopicPublisher(p *kafka.Producer, buffer int, log *slog.Logger) *TopicPu
 	if log == nil {
 		log = slog.Default()
 	}
-	t := &TopicPublisher{p: p, ch: make(chan kafka.Message, buffer), log: log, closing: make(chan struct{})}
+	t := &TopicPublisher{p: p, ch: make(chan pubItem, buffer), log: log, closing: make(chan struct{})}
 	t.wg.Add(1)
 	go t.run()
 	return t
@@ -46,27 +57,68 @@ func NewTopicPublisher(p *kafka.Producer, buffer int, log *slog.Logger) *TopicPu
 // afterwards.
 func (t *TopicPublisher) Publish(key, value []byte) {
 	select {
-	case t.ch <- kafka.Message{Key: key, Value: value}:
+	case t.ch <- pubItem{msg: kafka.Message{Key: key, Value: value}}:
 	case <-t.closing:
 		t.failed.Add(1)
+	}
+}
+
+// Flush returns once every record whose Publish returned before Flush was
+// called has been acknowledged by the broker (or given up on at Close). It
+// returns ctx's error if ctx ends first and ErrPublisherClosed after
+// Close. Records are sent in order, so a flushed record's topic offset is
+// below the end offsets read after Flush returns: the snapshot uses that
+// to know which decisions it holds (see engine/replay.go).
+func (t *TopicPublisher) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case t.ch <- pubItem{flushed: done}:
+	case <-t.closing:
+		return ErrPublisherClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 func (t *TopicPublisher) run() {
 	defer t.wg.Done()
 	batch := make([]kafka.Message, 0, 512)
+	var marks []chan struct{}
+	add := func(it pubItem) {
+		if it.flushed != nil {
+			marks = append(marks, it.flushed)
+			return
+		}
+		batch = append(batch, it.msg)
+	}
+	// sent closes the Flush markers of what was just sent: every record
+	// queued before a marker is in this batch or an earlier one.
+	sent := func() {
+		for _, m := range marks {
+			close(m)
+		}
+		marks = marks[:0]
+	}
 	for {
+		batch = batch[:0]
 		select {
-		case m := <-t.ch:
-			batch = append(batch[:0], m)
+		case it := <-t.ch:
+			add(it)
 		case <-t.closing:
 			// Drain what is queued, then stop.
 			for {
 				select {
-				case m := <-t.ch:
-					batch = append(batch, m)
+				case it := <-t.ch:
+					add(it)
 				default:
 					t.send(batch, 3)
+					sent()
 					return
 				}
 			}
@@ -74,14 +126,14 @@ func (t *TopicPublisher) run() {
 	fill:
 		for len(batch) < cap(batch) {
 			select {
-			case m := <-t.ch:
-				batch = append(batch, m)
+			case it := <-t.ch:
+				add(it)
 			default:
 				break fill
 			}
 		}
 		t.send(batch, 0)
-		batch = batch[:0]
+		sent()
 	}
 }
 

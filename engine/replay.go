@@ -1,0 +1,337 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"nbo/features"
+	"nbo/scenarios"
+)
+
+// Replaying the decision log after a restart.
+//
+// Offer requests change state that is not in nbo.events: the budget
+// reservations a decision takes (Budgets), the contacts it claims (the
+// Policy ledger) and the records attribution keeps (Stats). A snapshot
+// holds them as they were when it was written; what decisions did after
+// that is in nbo.decisions, and a Replayer rebuilds it from there:
+//
+//   - a reservation is re-created unless the ledger still holds it (the
+//     snapshot already had it: Budgets are keyed by offer and decision ID)
+//     or its time is up at the replay's now (it would have returned to
+//     the budget by now). It is re-created even where the budget is now
+//     exhausted: the offer was issued and the customer holds the coupon.
+//   - contacts are counted per customer, channel and millisecond: the
+//     replay adds only as many as the ledger is missing for that instant
+//     across the whole run, so a contact the snapshot already had, or one
+//     a previous replay added, is not counted twice.
+//   - attribution records go through the decision and offer ID key of
+//     Stats, which ignores repeats; the holdout's empty decisions are
+//     recorded as the engine records them.
+//
+// Nothing is published, no scenario is evaluated and nothing is explored
+// or sampled: the log says what was decided. The bandit's trial counts
+// and the engine's counters are not rebuilt (learning and metrics, not
+// limits). Push triggers are not in nbo.decisions: they are raised again
+// by the events replayed after the snapshot, as before.
+//
+// Replay the decisions before the ingest loop applies the events that
+// follow the snapshot, so a redemption finds the reservation it spends.
+
+// ReplayPoint says where a restart resumes reading nbo.decisions: the
+// snapshot section "engine.decisions" holds it.
+//
+// Ordering: when a snapshot is taken, the decision publisher is flushed
+// first (TopicPublisher.Flush), then the topic's end offsets are read,
+// then the engine's records are moved into Stats (FlushRecords) and only
+// then are the sections encoded. A decision takes its reservation and its
+// contacts, and queues its attribution record, before it is published, so
+// every record below Offsets was made by a decision whose state is in the
+// snapshot. Records at or above Offsets may be partly in it too (decisions
+// made while the sections were encoded, or still in the publisher's
+// buffer when it was flushed): the replay is idempotent for those.
+type ReplayPoint struct {
+	// At is when the point was taken (Unix ms).
+	At int64
+	// Offsets are, per partition of nbo.decisions, the end offset when
+	// the snapshot was taken: the first record to replay.
+	Offsets map[int]int64
+}
+
+const replayPointVersion = 1
+
+// MarshalBinary encodes the point for the snapshot.
+func (p *ReplayPoint) MarshalBinary() ([]byte, error) {
+	w := snapWriter{buf: []byte{replayPointVersion}}
+	w.varint(p.At)
+	parts := make([]int, 0, len(p.Offsets))
+	for part := range p.Offsets {
+		parts = append(parts, part)
+	}
+	sort.Ints(parts)
+	w.uvarint(uint64(len(parts)))
+	for _, part := range parts {
+		w.uvarint(uint64(part))
+		w.varint(p.Offsets[part])
+	}
+	return w.buf, nil
+}
+
+// UnmarshalBinary decodes a point written by MarshalBinary.
+func (p *ReplayPoint) UnmarshalBinary(data []byte) error {
+	r := snapReader{buf: data}
+	if v := r.byte(); v != replayPointVersion {
+		return fmt.Errorf("restoring the decision log position: version %d: %w", v, ErrCorruptState)
+	}
+	at := r.varint()
+	n := r.count()
+	offsets := make(map[int]int64, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		part := r.uvarint()
+		off := r.varint()
+		if part > 1<<20 || off < 0 {
+			r.fail()
+			break
+		}
+		offsets[int(part)] = off
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("restoring the decision log position: %w", err)
+	}
+	p.At, p.Offsets = at, offsets
+	return nil
+}
+
+// FlushRecords moves the attribution records of decisions already made
+// into Stats (they are otherwise moved every millisecond or so). The
+// snapshot calls it after reading the decision log's end offsets, so the
+// records of every decision below them are in the Stats it encodes.
+func (e *Engine) FlushRecords() {
+	if e.records != nil {
+		e.records.flush()
+	}
+}
+
+// ReplayStats count what a replay did.
+type ReplayStats struct {
+	Decisions int // records replayed
+	Skipped   int // records older than Since
+	Malformed int // records that could not be read (left alone)
+
+	Reserved int // reservations re-created
+	Held     int // reservations the ledger already held
+	Expired  int // reservations not re-created: their time was up
+
+	Contacts int // contacts added to the ledger
+	Recorded int // attribution records added (repeats are not counted)
+}
+
+// Replayer rebuilds the state logged decisions made; see the comment at
+// the top of this file. Use one per replay (contacts are counted across
+// it), from one goroutine, before the ingest loop runs.
+type Replayer struct {
+	e   *Engine
+	now int64
+	// Since, when set, skips records of decisions made before it (Unix
+	// ms).
+	Since int64
+	Stats ReplayStats
+
+	need map[contactKey]int
+	view features.View
+}
+
+type contactKey struct {
+	customer features.Key
+	ch       features.Channel
+	ts       int64
+}
+
+// NewReplayer returns a replayer; now decides which reservations have
+// expired.
+func (e *Engine) NewReplayer(now time.Time) *Replayer {
+	return &Replayer{e: e, now: now.UnixMilli(), need: map[contactKey]int{}}
+}
+
+// Replay rebuilds the state one nbo.decisions record made. A record that
+// cannot be read is counted in Stats.Malformed and reported.
+func (r *Replayer) Replay(record []byte) error {
+	var l decisionLog
+	if err := json.Unmarshal(record, &l); err != nil {
+		r.Stats.Malformed++
+		return fmt.Errorf("replaying a decision: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, l.TS)
+	ch, okCh := features.ParseChannel(l.Channel)
+	if l.DecisionID == "" || err != nil || !okCh {
+		r.Stats.Malformed++
+		return fmt.Errorf("replaying decision %q: bad decision_id, ts %q or channel %q", l.DecisionID, l.TS, l.Channel)
+	}
+	ts := t.UnixMilli()
+	if ts < r.Since {
+		r.Stats.Skipped++
+		return nil
+	}
+	r.Stats.Decisions++
+	e := r.e
+	customer := features.Key(l.Customer)
+	if len(l.Offers) == 0 {
+		if l.Group == GroupHoldout {
+			// The control group is recorded even when it gets nothing.
+			r.record(DecisionRecord{DecisionID: l.DecisionID, Customer: customer, Channel: ch, Group: l.Group, TS: ts})
+		}
+		return nil
+	}
+	var set *scenarios.Set
+	if e.opts.Scenarios != nil {
+		set = e.opts.Scenarios()
+	}
+	store := r.store(&l, customer, ts)
+	offers := make([]string, 0, len(l.Offers))
+	for i, lo := range l.Offers {
+		var o *scenarios.Offer
+		if set != nil {
+			o = set.Offer(lo.OfferID)
+		}
+		var served servedLog
+		if i < len(l.Served) && l.Served[i].OfferID == lo.OfferID {
+			served = l.Served[i]
+		} else if o != nil { // a record from before Served was logged
+			served.Value = o.Value
+		}
+		if o != nil && budgeted(o) {
+			expires := served.Expires
+			if expires == 0 {
+				ttl := e.opts.ReservationTTL
+				if o.Valid.To > 0 {
+					ttl = min(ttl, time.Duration(o.Valid.To-ts)*time.Millisecond)
+				}
+				expires = ts + ttl.Milliseconds()
+			}
+			switch e.opts.Budgets.replayReservation(lo.OfferID, store, l.DecisionID, expires, r.now) {
+			case reservationAdded:
+				r.Stats.Reserved++
+			case reservationHeld:
+				r.Stats.Held++
+			case reservationExpired:
+				r.Stats.Expired++
+			}
+		}
+		offers = append(offers, lo.OfferID)
+		rec := DecisionRecord{DecisionID: l.DecisionID, Customer: customer, Scenario: lo.Scenario, OfferID: lo.OfferID,
+			Channel: ch, Store: store, Group: l.Group, TS: ts, Value: served.Value}
+		if o != nil {
+			rec.Cost = o.Cost
+		}
+		r.record(rec)
+	}
+	if customer != "" { // the engine claims contacts for known customers only
+		k := contactKey{customer, ch, ts}
+		r.need[k] += len(offers)
+		r.Stats.Contacts += e.opts.Policy.replayContacts(customer, ch, offers, ts, r.need[k])
+	}
+	return nil
+}
+
+// store is the store the decision's candidates were served for
+// (scenarios.FulfilmentStore at decision time): the request's, else an
+// in-store offer's fulfilment store, else — for online offers without a
+// request store — the customer's home or last store as the feature store
+// has it now.
+func (r *Replayer) store(l *decisionLog, customer features.Key, ts int64) string {
+	if l.Store != "" {
+		return l.Store
+	}
+	for _, s := range l.Served {
+		if s.Store != "" {
+			return s.Store
+		}
+	}
+	if customer == "" || !r.e.opts.Store.ViewKey(customer, ts, &r.view) {
+		return ""
+	}
+	return scenarios.FulfilmentStore(&r.view, &scenarios.Request{})
+}
+
+func (r *Replayer) record(d DecisionRecord) {
+	if s := r.e.opts.Stats; s != nil && s.replayRecord(d) {
+		r.Stats.Recorded++
+	}
+}
+
+// replayRecord records d unless Stats already holds its decision and
+// offer, and reports whether it did.
+func (s *Stats) replayRecord(d DecisionRecord) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for x := s.decisions[d.DecisionID]; x != nil; x = x.next {
+		if x.OfferID == d.OfferID {
+			return false
+		}
+	}
+	s.recordLocked(d)
+	return true
+}
+
+type reservationReplay int
+
+const (
+	reservationAdded reservationReplay = iota
+	reservationHeld
+	reservationExpired
+)
+
+// replayReservation re-creates a logged decision's reservation: not when
+// the ledger holds it already, nor when it expired at or before now, and
+// regardless of the limits (the offer was issued).
+func (b *Budgets) replayReservation(offerID, store, decisionID string, expires, now int64) reservationReplay {
+	ob := b.getOrCreate(offerID)
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if _, ok := ob.live[decisionID]; ok {
+		return reservationHeld
+	}
+	if expires <= now {
+		return reservationExpired
+	}
+	ob.holdLocked(&heldUnit{r: Reservation{OfferID: offerID, Store: store, DecisionID: decisionID, Expires: expires, Value: ob.unitValue}})
+	return reservationAdded
+}
+
+// replayContacts makes the customer's ledger hold need contacts on ch at
+// instant ts (the served offers of every replayed decision at that instant
+// so far) and notes each offer's contact, as Claim would have; it reports
+// how many contacts it added. Contacts the ledger already holds at ts are
+// counted first, so replaying what the snapshot has, or replaying twice,
+// adds nothing.
+func (p *Policy) replayContacts(customer features.Key, ch features.Channel, offers []string, ts int64, need int) int {
+	s := p.shard(customer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[customer]
+	if l == nil {
+		l = &contactLog{}
+		s.logs[customer] = l
+	}
+	added := 0
+	if ch < features.NumChannels && p.need[ch] > 0 {
+		have := 0
+		for _, t := range l.ch[ch] {
+			if t == ts {
+				have++
+			}
+		}
+		for ; have < need; have++ {
+			l.ch[ch] = insertNewest(l.ch[ch], ts, p.need[ch])
+			added++
+		}
+	}
+	for _, id := range offers {
+		if id != "" {
+			l.offers = noteOffer(l.offers, offerContact{id, ts}, p.opts.MaxOffers)
+		}
+	}
+	return added
+}

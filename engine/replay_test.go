@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/features"
+	"nbo/scenarios"
+)
+
+// replaySet is the built-in library plus two budgeted offers, one redeemed
+// in store (a per-store budget too) and one online, that an always-true
+// scenario proposes first.
+func replaySet(t *testing.T, at time.Time) *scenarios.Set {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	require.NoError(t, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(scenarios.Builtin(), p)
+		fsys[p] = &fstest.MapFile{Data: data}
+		return err
+	}))
+	fsys["replay_offers.yaml"] = &fstest.MapFile{Data: []byte(`offers:
+  - id: replay_instore
+    type: coupon
+    title: {zh-CN: 到店券, en: In-store coupon}
+    text: {zh-CN: 立减, en: Money off}
+    value: 90000
+    cost: 700
+    channels: [app, web]
+    fulfilment: in_store
+    budget: {total: 9, per_store: 4}
+    prior: 0.9
+    category: replay_a
+  - id: replay_online
+    type: coupon
+    title: {zh-CN: 线上券, en: Online coupon}
+    text: {zh-CN: 立减, en: Money off}
+    value: 80000
+    cost: 500
+    channels: [app, web]
+    fulfilment: online
+    budget: {total: 7}
+    prior: 0.9
+    category: replay_b
+`)}
+	fsys["replay_scenarios.yaml"] = &fstest.MapFile{Data: []byte(`scenarios:
+  - id: replay_all
+    description: Proposes the replay offers to everyone.
+    when: orders >= 0
+    offers: [replay_instore, replay_online]
+    channels: [app, web]
+    trigger: on_request
+    priority: 90
+    reason: {zh-CN: 测试, en: replay}
+`)}
+	set, err := scenarios.Load(fsys, at)
+	require.NoError(t, err)
+	return set
+}
+
+// replayRig is a rig over replaySet whose decisions are logged, with a
+// short reservation TTL, a holdout group and no push triggers (they are
+// the event replay's, not the decision log's).
+func replayRig(t *testing.T, at time.Time) (*rig, *recorder) {
+	t.Helper()
+	r := newRig(t, at)
+	r.set = replaySet(t, at)
+	log := &recorder{}
+	r.eng.opts.Scenarios = func() *scenarios.Set { return r.set }
+	r.eng.opts.Decisions = log
+	r.eng.opts.Triggers = nil
+	r.eng.opts.ReservationTTL = 2 * time.Hour
+	r.eng.opts.Holdout = Holdout{Share: 0.25}
+	r.eng.opts.Holdout.EnsureDefaults()
+	r.budgets.SetCatalog(r.set)
+	r.eng.seeded = rand.New(rand.NewPCG(1, 2)) // the same draws every run
+	return r, log
+}
+
+type engineState struct{ budgets, policy, stats []byte }
+
+func stateOf(t *testing.T, r *rig) engineState {
+	t.Helper()
+	r.eng.FlushRecords()
+	var s engineState
+	var err error
+	s.budgets, err = r.budgets.MarshalBinary()
+	require.NoError(t, err)
+	s.policy, err = r.policy.MarshalBinary()
+	require.NoError(t, err)
+	s.stats, err = r.stats.MarshalBinary()
+	require.NoError(t, err)
+	return s
+}
+
+func (s engineState) restore(t *testing.T, r *rig) {
+	t.Helper()
+	require.NoError(t, r.budgets.UnmarshalBinary(s.budgets))
+	require.NoError(t, r.policy.UnmarshalBinary(s.policy))
+	require.NoError(t, r.stats.UnmarshalBinary(s.stats))
+}
+
+func replayAll(t *testing.T, r *rig, now time.Time, records [][]byte) ReplayStats {
+	t.Helper()
+	rp := r.eng.NewReplayer(now)
+	for _, rec := range records {
+		require.NoError(t, rp.Replay(rec))
+	}
+	return rp.Stats
+}
+
+func TestReplayingTheDecisionLogRestoresBudgetsCapsAndAttribution(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, shanghai)
+	var setup []string
+	for i := 1; i <= 12; i++ {
+		m := fmt.Sprintf(`{"member":"M%d"}`, i)
+		setup = append(setup,
+			ev(fmt.Sprintf("c%d", i), t0.Add(-48*time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+			ev(fmt.Sprintf("s%d", i), t0.Add(-24*time.Hour), "store_enter", "store", m, fmt.Sprintf(`,"store":"S0%d"`, 1+i%3)))
+	}
+	a, log := replayRig(t, t0)
+	a.clock = t0
+	a.apply(t, setup...)
+
+	// decideAt makes the i-th request of a run: known customers and
+	// strangers, with and without a store, on two channels.
+	decideAt := func(r *rig, i int, at time.Time) *Decision {
+		req := DecideRequest{Channel: features.ChannelApp, Limit: 3, Now: &at}
+		if i%2 == 1 {
+			req.Channel = features.ChannelWeb
+		}
+		if i%5 == 4 {
+			req.IDs = features.IDs{Member: fmt.Sprintf("STRANGER%d", i)}
+		} else {
+			req.IDs = features.IDs{Member: fmt.Sprintf("M%d", 1+i%12)}
+		}
+		if i%3 == 0 {
+			req.Store = fmt.Sprintf("S0%d", 1+i%2)
+		}
+		return decide(t, r, req)
+	}
+
+	// Before the snapshot: an hour of requests.
+	for i := 0; i < 20; i++ {
+		decideAt(a, i, t0.Add(time.Duration(i)*3*time.Minute))
+	}
+	snap := stateOf(t, a)
+	cut := len(log.msgs)
+
+	// After it: two more hours, with two decisions for one customer in
+	// the same millisecond, and a redemption of one offer served.
+	var redeem string
+	for i := 20; i < 60; i++ {
+		at := t0.Add(time.Hour + time.Duration(i-20)*3*time.Minute)
+		d := decideAt(a, i, at)
+		if i == 30 {
+			decideAt(a, 30, at)
+		}
+		for _, o := range d.Offers {
+			if redeem == "" && o.OfferID == "replay_instore" && d.Customer != "" {
+				redeem = ev("r1", at.Add(time.Minute), "coupon_redeem", "pos", `{"member":"`+d.Customer[len("member:"):]+`"}`,
+					`,"store":"S01","offer_id":"replay_instore","decision_id":"`+d.DecisionID+`","amount":120000`)
+			}
+		}
+	}
+	require.NotEmpty(t, redeem, "an in-store offer was served after the snapshot")
+	end := t0.Add(3*time.Hour + 30*time.Minute)
+	a.clock = end
+	a.apply(t, redeem)
+	a.budgets.Expire(end.UnixMilli())
+	want := stateOf(t, a)
+	used, ok := a.budgets.Usage("replay_instore")
+	require.True(t, ok)
+	require.EqualValues(t, 1, used.Spent)
+	rep := a.stats.Snapshot()
+	require.Greater(t, rep.Total.Holdout, int64(0), "some decisions fell in the holdout group")
+
+	// The restart: the snapshot's state, the features (restored from
+	// their own snapshot in production), then the decisions logged since
+	// the snapshot — and two it already has — then the events since it.
+	b, _ := replayRig(t, t0)
+	b.clock = t0
+	b.apply(t, setup...)
+	snap.restore(t, b)
+	b.clock = end
+	got := replayAll(t, b, end, log.msgs[cut-2:])
+	// Replaying again — all of it this time — changes nothing.
+	replayed := stateOf(t, b)
+	again := replayAll(t, b, end, log.msgs)
+	require.Equal(t, replayed, stateOf(t, b), "a second replay changes nothing")
+	require.Zero(t, again.Reserved)
+	require.Zero(t, again.Contacts)
+	require.Zero(t, again.Recorded)
+	// Then the events since the snapshot, as the ingest loop applies them.
+	b.apply(t, redeem)
+	b.budgets.Expire(end.UnixMilli()) // as the serving process does every minute
+	gotState := stateOf(t, b)
+	for _, id := range a.budgets.Offers() {
+		u, _ := a.budgets.Usage(id)
+		v, _ := b.budgets.Usage(id)
+		require.Equal(t, u, v, "budget of %s", id)
+	}
+	require.Equal(t, want.budgets, gotState.budgets, "budgets")
+	require.Equal(t, want.policy, gotState.policy, "contact ledger")
+	require.Equal(t, a.stats.Snapshot(), b.stats.Snapshot(), "attribution report")
+	require.Equal(t, want.stats, gotState.stats, "attribution records")
+	require.Equal(t, len(log.msgs)-cut+2, got.Decisions)
+	require.Positive(t, got.Reserved)
+	require.Positive(t, got.Expired, "reservations whose time was up are not re-created")
+	require.Positive(t, got.Contacts)
+	require.Positive(t, got.Recorded)
+
+	// Replaying what the snapshot already holds, just after it was
+	// taken, changes nothing either.
+	d, _ := replayRig(t, t0)
+	d.clock = t0
+	d.apply(t, setup...)
+	snap.restore(t, d)
+	held := replayAll(t, d, t0.Add(time.Hour), log.msgs[:cut])
+	require.Equal(t, snap, stateOf(t, d))
+	require.Positive(t, held.Held, "the snapshot's own reservations are not taken twice")
+	require.Zero(t, held.Reserved+held.Expired+held.Contacts+held.Recorded, "%+v", held)
+
+	// Without the replay the restart would have budget to hand out again.
+	c, _ := replayRig(t, t0)
+	snap.restore(t, c)
+	c.budgets.Expire(end.UnixMilli())
+	for _, id := range []string{"replay_instore", "replay_online"} {
+		u, _ := b.budgets.Usage(id)
+		v, _ := c.budgets.Usage(id)
+		require.Less(t, v.Reserved+v.Spent, u.Reserved+u.Spent, id)
+	}
+}
+
+func TestReplayRecordsTheHoldoutsEmptyDecisionsOnce(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, shanghai)
+	r, _ := replayRig(t, t0)
+	d := &Decision{DecisionID: "d-holdout", Customer: "member:M1", Group: GroupHoldout}
+	rec, err := encodeDecision(d, &DecideRequest{Channel: features.ChannelApp}, t0.UnixMilli(), nil, nil)
+	require.NoError(t, err)
+	for i := 0; i < 2; i++ {
+		st := replayAll(t, r, t0, [][]byte{rec})
+		require.Equal(t, 1-i, st.Recorded)
+		require.EqualValues(t, 1, r.stats.Snapshot().Total.Holdout)
+	}
+	// The engine records it the same way.
+	o, _ := replayRig(t, t0)
+	o.eng.recordServed(d, nil, nil, features.ChannelApp, "member:M1", t0.UnixMilli(), true)
+	require.Equal(t, stateOf(t, o).stats, stateOf(t, r).stats)
+}
+
+func TestReplayPointRoundTrips(t *testing.T) {
+	p := ReplayPoint{At: 1_790_000_000_000, Offsets: map[int]int64{0: 12, 3: 0, 1: 7}}
+	b, err := p.MarshalBinary()
+	require.NoError(t, err)
+	var q ReplayPoint
+	require.NoError(t, q.UnmarshalBinary(b))
+	require.Equal(t, p, q)
+	require.Error(t, q.UnmarshalBinary(b[:len(b)-1]))
+	require.Error(t, q.UnmarshalBinary(append([]byte{9}, b[1:]...)))
+}
