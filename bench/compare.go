@@ -1777,14 +1777,23 @@ func freshnessChart(path string, p99, worst []float64) error {
 			return err
 		}
 	}
-	target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 10}, {X: float64(max(len(p99), 1)) / 10, Y: 10}})
+	if err := addTarget(p, 0, float64(max(len(p99), 1))/10, 10, "target p99 (10 ms)"); err != nil {
+		return err
+	}
+	return savePlot(p, path)
+}
+
+// addTarget draws a dashed horizontal line at y from x0 to x1, named in
+// the legend.
+func addTarget(p *plot.Plot, x0, x1, y float64, name string) error {
+	target, err := plotter.NewLine(plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}})
 	if err != nil {
 		return err
 	}
 	target.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
 	p.Add(target)
-	p.Legend.Add("target p99 (10 ms)", target)
-	return savePlot(p, path)
+	p.Legend.Add(name, target)
+	return nil
 }
 
 // weeksChart draws the learning curve: each policy's realised net
@@ -1816,13 +1825,9 @@ func weeksChart(path string, q QualityReport) error {
 		}
 		i++
 	}
-	target, err := plotter.NewLine(plotter.XYs{{X: 1, Y: 0.8}, {X: float64(len(oracle.Weeks)), Y: 0.8}})
-	if err != nil {
+	if err := addTarget(p, 1, float64(len(oracle.Weeks)), 0.8, "target (0.8× oracle)"); err != nil {
 		return err
 	}
-	target.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
-	p.Add(target)
-	p.Legend.Add("target (0.8× oracle)", target)
 	return savePlot(p, path)
 }
 
