@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -73,4 +75,10 @@ func TestQualityBreaksOutcomesDownByWeek(t *testing.T) {
 	require.Contains(t, b.String(), "| 1 | 2–8 |")
 	require.Contains(t, b.String(), "| 3 | 16–16 |")
 	require.Contains(t, b.String(), " engine × oracle |")
+
+	png := filepath.Join(t.TempDir(), "weeks.png")
+	require.NoError(t, weeksChart(png, rep))
+	data, err := os.ReadFile(png)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(data, []byte("\x89PNG")), "the learning curve is a PNG")
 }
