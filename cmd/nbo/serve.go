@@ -215,6 +215,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		"engine.wakes":    eng.Wakes(),
 		"engine.stats":    stats,
 	}
+	replay := &decisionReplay{brokers: brokers, publisher: decisions, eng: eng, log: log, snapPath: filepath.Join(cfg.DataDir, "state.snap")}
 
 	consumer, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: cfg.GroupID})
 	if err != nil {
@@ -250,8 +251,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			}
 		},
 		OnRejected:    func(r features.Reason) { rejected.WithLabelValues(string(r)).Inc() },
-		Extras:        snapshotSections.marshal,
-		RestoreExtras: snapshotSections.unmarshal,
+		Extras:        replay.extras(snapshotSections),
+		RestoreExtras: replay.restoreExtras(snapshotSections),
 		Logger:        log,
 	})
 	if err != nil {
@@ -303,6 +304,15 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := loop.Restore(ctx); err != nil {
 		return err
 	}
+	// The state offer requests made after the snapshot, from the decision
+	// log: before the events since the snapshot are applied (a redemption
+	// finds its reservation) and before the API serves (/readyz).
+	replayed, err := replay.replay(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "decision log replayed: %d decisions since the snapshot (%d reservations, %d contacts, %d attribution records restored)\n",
+		replayed.Decisions, replayed.Reserved, replayed.Contacts, replayed.Recorded)
 	for _, m := range models.restore() {
 		fmt.Fprintf(out, "model %s\n", m)
 	}
