@@ -17,7 +17,7 @@ import (
 // replaySet is the built-in library plus two budgeted offers, one redeemed
 // in store (a per-store budget too) and one online, that an always-true
 // scenario proposes first.
-func replaySet(t *testing.T, at time.Time) *scenarios.Set {
+func replaySet(t testing.TB, at time.Time) *scenarios.Set {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	require.NoError(t, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
@@ -70,7 +70,7 @@ func replaySet(t *testing.T, at time.Time) *scenarios.Set {
 // replayRig is a rig over replaySet whose decisions are logged, with a
 // short reservation TTL, a holdout group and no push triggers (they are
 // the event replay's, not the decision log's).
-func replayRig(t *testing.T, at time.Time) (*rig, *recorder) {
+func replayRig(t testing.TB, at time.Time) (*rig, *recorder) {
 	t.Helper()
 	r := newRig(t, at)
 	r.set = replaySet(t, at)
@@ -88,7 +88,7 @@ func replayRig(t *testing.T, at time.Time) (*rig, *recorder) {
 
 type engineState struct{ budgets, policy, stats []byte }
 
-func stateOf(t *testing.T, r *rig) engineState {
+func stateOf(t testing.TB, r *rig) engineState {
 	t.Helper()
 	r.eng.FlushRecords()
 	var s engineState
@@ -102,7 +102,7 @@ func stateOf(t *testing.T, r *rig) engineState {
 	return s
 }
 
-func (s engineState) restore(t *testing.T, r *rig) {
+func (s engineState) restore(t testing.TB, r *rig) {
 	t.Helper()
 	require.NoError(t, r.budgets.UnmarshalBinary(s.budgets))
 	require.NoError(t, r.policy.UnmarshalBinary(s.policy))
@@ -267,4 +267,49 @@ func TestReplayPointRoundTrips(t *testing.T) {
 	require.Equal(t, p, q)
 	require.Error(t, q.UnmarshalBinary(b[:len(b)-1]))
 	require.Error(t, q.UnmarshalBinary(append([]byte{9}, b[1:]...)))
+}
+
+// FuzzReplay feeds the replayer arbitrary records: it never panics, a
+// record it refuses changes nothing (no half-applied decision), and a
+// record replayed twice changes nothing the second time.
+func FuzzReplay(f *testing.F) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, shanghai)
+	r, log := replayRig(f, t0)
+	r.clock = t0
+	r.apply(f,
+		ev("c1", t0.Add(-48*time.Hour), "consent", "app", `{"member":"M1"}`, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		ev("s1", t0.Add(-24*time.Hour), "store_enter", "store", `{"member":"M1"}`, `,"store":"S01"`))
+	for i := range 6 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		req := DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 3, Now: &at}
+		if i%2 == 1 {
+			req.IDs, req.Channel, req.Store = features.IDs{Member: fmt.Sprintf("X%d", i)}, features.ChannelWeb, "S02"
+		}
+		decide(f, r, req)
+	}
+	r.eng.FlushRecords()
+	require.Len(f, log.msgs, 6, "every decision is logged")
+	for _, m := range log.msgs {
+		f.Add(m)
+	}
+	f.Add([]byte(`{"decision_id":"d1","ts":"2026-11-20T01:00:00Z","channel":"app","group":"holdout"}`))
+	f.Add([]byte(`{"decision_id":"d2","ts":"2026-11-20T01:00:00Z","channel":"app","customer":"member:M1","offers":[{"offer_id":"replay_online"}],"served":[{"offer_id":"replay_online","expiry":"x"}]}`))
+	// Every input starts from the state after the seeds' decisions, with
+	// nothing of them replayed.
+	base := stateOf(f, r)
+	now := t0.Add(time.Hour)
+	for _, m := range log.msgs {
+		require.NoError(f, r.eng.NewReplayer(now).Replay(m), "a logged decision replays")
+	}
+	f.Fuzz(func(t *testing.T, record []byte) {
+		base.restore(t, r)
+		rp := r.eng.NewReplayer(now)
+		if err := rp.Replay(record); err != nil {
+			require.Equal(t, base, stateOf(t, r), "a refused record changed the state")
+			return
+		}
+		once := stateOf(t, r)
+		require.NoError(t, r.eng.NewReplayer(now).Replay(record))
+		require.Equal(t, once, stateOf(t, r), "replaying a record twice changed the state")
+	})
 }
