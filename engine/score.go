@@ -458,7 +458,7 @@ func (e *Engine) expect(st *decideState) float64 {
 		if st.props[c.prop].Scenario == nil {
 			p.Lever = fadedLever(c.learnt.Beta-1, w)
 		}
-		p.Total = shrink(c.learnt, p.Propensity*scale, w) * p.ContextWeight * p.Value * p.Lever
+		c.draw(shrink(c.learnt, p.Propensity*scale, w)) // the learnt rate, without a draw
 	}
 	return scale
 }

@@ -136,6 +136,10 @@ func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
 			{prop: 1, offer: untargeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: untargetedLever}},
 		}
 		r.eng.drawAll(st, cut, r.eng.expect(st))
+		for _, c := range st.cands {
+			p := c.parts
+			require.InDelta(t, (p.Propensity+p.Explore)*p.ContextWeight*p.Value*p.Lever, p.Total, 1e-12, "the parts explain the score, drawn or not")
+		}
 		return st.cands[0].parts.Total, st.cands[1].parts.Total
 	}
 	a, b := rank(2) // a cut above every score: expected scores only

@@ -105,10 +105,12 @@ type OfferResult struct {
 
 // ScoreParts explain a score: Total = (Propensity + Explore) ×
 // ContextWeight × Value × Lever. Propensity is the model's (or the offer's
-// prior) response probability, Explore the Thompson draw's difference from
-// it, Value the expected net revenue of a response in yuan (the customer's
-// average order, or ¥200, less the offer's cost), Lever the scenario's
-// priority boost, 1 + priority/100 (0.5 for untargeted offers).
+// prior) response probability, Explore the difference from it of the rate
+// the bandit drew (or, for candidates not drawn, of the offer's learnt
+// rate), Value the expected net revenue of a response in yuan (the
+// customer's average order, or ¥200, less the offer's cost), Lever the
+// scenario's priority boost, 1 + priority/100 (for untargeted offers 0.5,
+// rising towards 1 as the offer's outcomes accumulate).
 type ScoreParts struct {
 	Propensity    float64 `json:"propensity"`
 	ContextWeight float64 `json:"context_weight"`
