@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/sjwhitworth/golearn/base"
 	"github.com/sjwhitworth/golearn/naive"
@@ -382,23 +385,44 @@ func fitTrees(g *grid, n int, seed uint64, k int, bootstrap bool, o growOptions,
 	for i := range avail {
 		avail[i] = i
 	}
-	out := make([]*trees.DecisionTreeNode, 0, n)
-	for t := 0; t < n; t++ {
-		rng := rand.New(rand.NewPCG(seed, uint64(t)+1))
-		idx := make([]int, rows)
-		for i := range idx {
-			if bootstrap {
-				idx[i] = rng.IntN(rows)
-			} else {
-				idx[i] = i
+	// Trees are independent — tree t draws from its own generator, seeded
+	// by (seed, t+1) — and the grid is only read, so they grow on every
+	// core at once and the forest is the same as grown one by one.
+	out := make([]*trees.DecisionTreeNode, n)
+	var (
+		next atomic.Int64
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []valueClass
+			for t := int(next.Add(1) - 1); t < n; t = int(next.Add(1) - 1) {
+				rng := rand.New(rand.NewPCG(seed, uint64(t)+1))
+				idx := make([]int, rows)
+				for i := range idx {
+					if bootstrap {
+						idx[i] = rng.IntN(rows)
+					} else {
+						idx[i] = i
+					}
+				}
+				gr := &grower{g: g, k: k, rng: rng, o: o, buf: buf}
+				out[t] = gr.node(idx, avail, 0)
+				buf = gr.buf
+				if progress != nil {
+					mu.Lock()
+					done++
+					progress(done)
+					mu.Unlock()
+				}
 			}
-		}
-		gr := &grower{g: g, k: k, rng: rng, o: o}
-		out = append(out, gr.node(idx, avail, 0))
-		if progress != nil {
-			progress(t + 1)
-		}
+		}()
 	}
+	wg.Wait()
 	return out
 }
 

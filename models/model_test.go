@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -118,6 +119,12 @@ func TestSameSeedGivesSameModel(t *testing.T) {
 			b, err := Train(st.ds, o)
 			require.NoError(t, err)
 			require.Equal(t, a, b)
+			// Trees grow on every core at once; one core grows the same.
+			prev := runtime.GOMAXPROCS(1)
+			one, err := Train(st.ds, o)
+			runtime.GOMAXPROCS(prev)
+			require.NoError(t, err)
+			require.Equal(t, a, one, "the model does not depend on how many cores grew it")
 			o.Seed = 8
 			c, err := Train(st.ds, o)
 			require.NoError(t, err)
