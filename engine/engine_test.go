@@ -333,11 +333,12 @@ func TestDecisionLogRecordsEveryDecision(t *testing.T) {
 	require.Len(t, rec["offers"], len(d.Offers))
 }
 
-// benchSet is the built-in library plus 100 coupons that one always-true
-// scenario proposes: a customer with 100 candidate offers.
-func benchSet(b *testing.B, at time.Time) *scenarios.Set {
+// builtinFS is a writable copy of the built-in scenario library, for a
+// test to add its own files to.
+func builtinFS(t testing.TB) fstest.MapFS {
+	t.Helper()
 	fsys := fstest.MapFS{}
-	require.NoError(b, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
+	require.NoError(t, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -345,6 +346,13 @@ func benchSet(b *testing.B, at time.Time) *scenarios.Set {
 		fsys[p] = &fstest.MapFile{Data: data}
 		return err
 	}))
+	return fsys
+}
+
+// benchSet is the built-in library plus 100 coupons that one always-true
+// scenario proposes: a customer with 100 candidate offers.
+func benchSet(b *testing.B, at time.Time) *scenarios.Set {
+	fsys := builtinFS(b)
 	var offers, ids strings.Builder
 	offers.WriteString("offers:\n")
 	for i := 0; i < 100; i++ {

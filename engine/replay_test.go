@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"testing"
 	"testing/fstest"
@@ -19,15 +18,7 @@ import (
 // scenario proposes first.
 func replaySet(t testing.TB, at time.Time) *scenarios.Set {
 	t.Helper()
-	fsys := fstest.MapFS{}
-	require.NoError(t, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(scenarios.Builtin(), p)
-		fsys[p] = &fstest.MapFile{Data: data}
-		return err
-	}))
+	fsys := builtinFS(t)
 	fsys["replay_offers.yaml"] = &fstest.MapFile{Data: []byte(`offers:
   - id: replay_instore
     type: coupon
