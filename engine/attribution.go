@@ -83,6 +83,10 @@ type DecisionRecord struct {
 	TS         int64            `json:"ts"`    // Unix ms
 	Value      int64            `json:"value"` // minor units
 	Cost       int64            `json:"cost"`  // minor units
+	// Segment is the bandit segment the decision was made in (empty for
+	// triggers and records from before it was kept): a response, however
+	// late, is credited to the segment whose trial it answers.
+	Segment string `json:"segment,omitempty"`
 
 	// coupon is the key of the offer's coupon code when the engine has it
 	// at hand (it printed the code); zero means Stats derives it.
@@ -114,6 +118,8 @@ type Attribution struct {
 	Scenario     string
 	Channel      features.Channel // where the offer was served
 	CrossChannel bool             // served online and used offline, or the reverse
+	Group        string           // GroupTreatment or GroupHoldout
+	Segment      string           // the decision's bandit segment, if known
 }
 
 // StatsOptions configure Stats. The zero value is valid: EnsureDefaults
@@ -443,7 +449,7 @@ func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
 	}
 	var a Attribution
 	if r != nil {
-		a = Attribution{DecisionID: r.DecisionID, OfferID: r.OfferID, Scenario: r.Scenario, Channel: r.Channel}
+		a = Attribution{DecisionID: r.DecisionID, OfferID: r.OfferID, Scenario: r.Scenario, Channel: r.Channel, Group: r.Group, Segment: r.Segment}
 		switch o.Type {
 		case features.OfferImpression:
 			s.each(r, func(row *statsRow) { row.impressions++ })
@@ -735,7 +741,9 @@ func (r *statsRow) report(key string) StatsRow {
 	return row
 }
 
-const statsSnapshotVersion = 1
+// statsSnapshotVersion 2 added each decision record's segment; version 1
+// snapshots are read with none.
+const statsSnapshotVersion = 2
 
 // MarshalBinary encodes the aggregates and the decision records still held
 // for attribution, for the state snapshot, so counts, pending conversions
@@ -784,6 +792,7 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 		w.varint(r.TS)
 		w.varint(r.Value)
 		w.varint(r.Cost)
+		w.str(r.Segment)
 		var flags byte
 		if r.responded {
 			flags |= 1
@@ -801,8 +810,9 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 // from the decision records.
 func (s *Stats) UnmarshalBinary(data []byte) error {
 	r := snapReader{buf: data}
-	if v := r.byte(); v != statsSnapshotVersion {
-		return fmt.Errorf("restoring stats: version %d: %w", v, ErrCorruptState)
+	version := r.byte()
+	if version != 1 && version != statsSnapshotVersion {
+		return fmt.Errorf("restoring stats: version %d: %w", version, ErrCorruptState)
 	}
 	fresh, _ := NewStats(s.opts)
 	fresh.total.decode(&r)
@@ -840,6 +850,9 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 		d.Channel = features.Channel(ch)
 		d.Store, d.Group = r.str(), r.str()
 		d.TS, d.Value, d.Cost = r.varint(), r.varint(), r.varint()
+		if version >= 2 {
+			d.Segment = segmentName(r.str())
+		}
 		flags := r.byte()
 		if r.err != nil {
 			break

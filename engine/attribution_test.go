@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -84,7 +86,7 @@ func TestStoreRedemptionOfAPushedCouponIsCreditedToThePushDecision(t *testing.T)
 	a, ok := s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode("d-push", "exp-coupon"),
 		Channel: features.ChannelPOS, Store: "S1", TS: t0 + 24*h, Revenue: 39900})
 	require.True(t, ok)
-	require.Equal(t, Attribution{DecisionID: "d-push", OfferID: "exp-coupon", Scenario: "browsed-not-bought", Channel: features.ChannelPush, CrossChannel: true}, a)
+	require.Equal(t, Attribution{DecisionID: "d-push", OfferID: "exp-coupon", Scenario: "browsed-not-bought", Channel: features.ChannelPush, CrossChannel: true, Group: GroupTreatment}, a)
 
 	rep := s.Snapshot()
 	push := rowByKey(rep.Channels, "push")
@@ -364,4 +366,33 @@ func BenchmarkStatsRecordDecision(b *testing.B) {
 		s.RecordDecision(served(strconv.Itoa(i), features.Key(ids[i%1000]), "s", "o", features.ChannelApp, "S1", t0+int64(i)))
 		i++
 	}
+}
+
+// TestStatsRestoresAVersion1Snapshot reads a snapshot written before
+// decision records kept their segment (engine/testdata/stats-v1.snap,
+// written by that code): everything restores, the segments are empty.
+func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "stats-v1.snap"))
+	require.NoError(t, err)
+	s, err := NewStats(StatsOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.UnmarshalBinary(data))
+	rep := s.Snapshot()
+	require.EqualValues(t, 2, rep.Total.Decisions+rep.Total.Holdout, "%+v", rep.Total)
+	require.EqualValues(t, 1, rep.Total.Clicks)
+	a, ok := s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-1", OfferID: "o1", Customer: "member:M1", Channel: features.ChannelApp, TS: 1_795_000_003_000})
+	require.True(t, ok, "the restored records attribute")
+	require.Equal(t, Attribution{DecisionID: "d-1", OfferID: "o1", Scenario: "sc", Channel: features.ChannelApp, Group: GroupTreatment}, a)
+
+	// Written again, it is version 2 and keeps a segment.
+	s.RecordDecision(DecisionRecord{DecisionID: "d-3", Customer: "member:M3", OfferID: "o3", Channel: features.ChannelWeb, Group: GroupTreatment, TS: 1_795_000_004_000, Segment: segmentNames[segMember|segOnline]})
+	b, err := s.MarshalBinary()
+	require.NoError(t, err)
+	require.EqualValues(t, statsSnapshotVersion, b[0])
+	back, err := NewStats(StatsOptions{})
+	require.NoError(t, err)
+	require.NoError(t, back.UnmarshalBinary(b))
+	a, ok = back.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-3", OfferID: "o3", Customer: "member:M3", Channel: features.ChannelWeb, TS: 1_795_000_005_000})
+	require.True(t, ok)
+	require.Equal(t, "/online/member/noparent/nobeauty/notech", a.Segment)
 }

@@ -359,6 +359,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
 	}
 	st.begin(set, v)
+	d.segment = st.segment
 	st.props = st.props[:0]
 	if group == GroupTreatment && known {
 		st.props = set.Evaluate(v, &st.sreq, st.props)

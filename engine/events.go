@@ -48,12 +48,22 @@ func (e *Engine) outcome(ev *features.Event, a features.Applied) {
 	if ev.Type == features.CouponRedeem && ev.OfferID != "" && ev.DecisionID != "" {
 		_ = e.opts.Budgets.Redeem(ev.OfferID, ev.DecisionID, ev.TS)
 	}
-	if success && e.opts.Explorer != nil && ev.OfferID != "" {
-		st := e.trigState
-		e.opts.Store.ViewKey(a.Customer, ev.TS, &st.view)
-		e.opts.Explorer.Update(ev.OfferID, segment(&st.view), true)
+	if e.recordOutcome(ev, a, success) {
+		return // attribution found the decision and credited the bandit
 	}
-	e.recordOutcome(ev, a)
+	if success && e.opts.Explorer != nil && ev.OfferID != "" {
+		// No decision record (no Stats, or the decision has left the
+		// attribution window): the customer's segment now stands in for
+		// the one decided in.
+		e.opts.Explorer.Update(ev.OfferID, e.segmentNow(a.Customer, ev.TS), true)
+	}
+}
+
+// segmentNow is the customer's bandit segment at instant ts.
+func (e *Engine) segmentNow(customer features.Key, ts int64) string {
+	st := e.trigState
+	e.opts.Store.ViewKey(customer, ts, &st.view)
+	return segment(&st.view)
 }
 
 // evaluateTriggers runs the on_event scenarios for the push channel at
@@ -159,6 +169,7 @@ type decisionLog struct {
 	Placement    string `json:"placement,omitempty"`
 	Store        string `json:"store,omitempty"`
 	Group        string `json:"group"`
+	Segment      string `json:"segment,omitempty"` // the bandit segment it was made in
 	TS           string `json:"ts"`
 	ModelVersion string `json:"model_version,omitempty"`
 	Fallback     bool   `json:"fallback"`
@@ -205,7 +216,7 @@ func finiteAll(v []float64) []float64 {
 func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64, cust []float64) ([]byte, error) {
 	l := decisionLog{FeatureSchema: propensitySchemaHash,
 		DecisionID: d.DecisionID, Customer: d.Customer, Channel: req.Channel.String(), Placement: req.Placement,
-		Store: req.Store, Group: d.Group, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
+		Store: req.Store, Group: d.Group, Segment: d.segment, TS: features.FormatTS(now), ModelVersion: d.ModelVersion, Fallback: d.Fallback,
 		Offers: make([]models.LoggedOffer, 0, len(d.Offers)),
 		Served: make([]servedLog, 0, len(d.Offers)),
 	}
@@ -251,7 +262,7 @@ func (e *Engine) record(rec DecisionRecord, direct bool) {
 }
 
 func (e *Engine) decisionRecord(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) DecisionRecord {
-	rec := DecisionRecord{DecisionID: d.DecisionID, Customer: customer, Channel: ch, Group: d.Group, TS: now}
+	rec := DecisionRecord{DecisionID: d.DecisionID, Customer: customer, Channel: ch, Group: d.Group, TS: now, Segment: d.segment}
 	if r != nil {
 		rec.Scenario, rec.OfferID, rec.Value = r.Scenario, r.OfferID, r.Value
 	}
@@ -263,10 +274,15 @@ func (e *Engine) decisionRecord(d *Decision, r *OfferResult, c *candidate, ch fe
 
 // recordOutcome attributes a feedback event to the decision it answers
 // (by decision ID, or by the coupon code a till scanned) and closes the
-// loop: a redemption spends its budget reservation.
-func (e *Engine) recordOutcome(ev *features.Event, a features.Applied) {
+// loop: a redemption spends its budget reservation, and a success (a
+// click or a redemption) is credited to the bandit arm of the decision's
+// offer in the segment it was decided in — the arm its trial went to,
+// however the customer's segment has changed since. A holdout decision
+// recorded no trial, so its responses are not credited. It reports
+// whether the decision was found and the success dealt with.
+func (e *Engine) recordOutcome(ev *features.Event, a features.Applied, success bool) bool {
 	if e.opts.Stats == nil {
-		return
+		return false
 	}
 	if e.records != nil {
 		// Decisions served before this event was applied are in Stats
@@ -277,13 +293,18 @@ func (e *Engine) recordOutcome(ev *features.Event, a features.Applied) {
 		Type: ev.Type, DecisionID: ev.DecisionID, OfferID: ev.OfferID, CouponCode: ev.CouponCode,
 		Customer: a.Customer, Channel: ev.Channel, Store: ev.Store, TS: ev.TS, Revenue: ev.Amount,
 	})
-	if !ok || ev.Type != features.CouponRedeem || (ev.OfferID != "" && ev.DecisionID != "") {
-		return
+	if !ok {
+		return false
 	}
-	_ = e.opts.Budgets.Redeem(att.OfferID, att.DecisionID, ev.TS)
-	if e.opts.Explorer != nil && ev.OfferID == "" {
-		st := e.trigState
-		e.opts.Store.ViewKey(a.Customer, ev.TS, &st.view)
-		e.opts.Explorer.Update(att.OfferID, segment(&st.view), true)
+	if ev.Type == features.CouponRedeem && (ev.OfferID == "" || ev.DecisionID == "") {
+		_ = e.opts.Budgets.Redeem(att.OfferID, att.DecisionID, ev.TS)
 	}
+	if success && e.opts.Explorer != nil && att.Group != GroupHoldout {
+		seg := att.Segment
+		if seg == "" { // a trigger's, or recorded before segments were kept
+			seg = e.segmentNow(a.Customer, ev.TS)
+		}
+		e.opts.Explorer.Update(att.OfferID, seg, true)
+	}
+	return true
 }

@@ -221,7 +221,7 @@ func (r *Replayer) Replay(record []byte) error {
 		}
 		offers = append(offers, lo.OfferID)
 		rec := DecisionRecord{DecisionID: l.DecisionID, Customer: customer, Scenario: lo.Scenario, OfferID: lo.OfferID,
-			Channel: ch, Store: store, Group: l.Group, TS: ts, Value: served.Value}
+			Channel: ch, Store: store, Group: l.Group, TS: ts, Value: served.Value, Segment: segmentName(l.Segment)}
 		if o != nil {
 			rec.Cost = o.Cost
 		}

@@ -192,6 +192,28 @@ var segmentNames = func() [numSegmentCodes]string {
 	return names
 }()
 
+// segmentByName maps a segment's name to its precomputed string.
+var segmentByName = func() map[string]string {
+	m := make(map[string]string, numSegmentCodes+1)
+	for _, n := range segmentNames {
+		if n != "" {
+			m[n] = n
+		}
+	}
+	m["new"] = "new"
+	return m
+}()
+
+// segmentName returns the precomputed string of a segment name read back
+// (from a snapshot or the decision log), so records share one copy; a
+// name this engine does not make is kept as it is.
+func segmentName(name string) string {
+	if n, ok := segmentByName[name]; ok {
+		return n
+	}
+	return name
+}
+
 // interestShare is the share of a customer's product interest a group of
 // categories needs to count as one of their interests: a favourite
 // category draws well over it, a category looked at by chance well under.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -158,4 +159,54 @@ func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
 	require.Greater(t, b, a, "expected: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
 	a, b = rank(-1)
 	require.Greater(t, b, a, "drawn: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
+}
+
+// TestALateResponseIsCreditedToTheSegmentThatDecided checks that a
+// response counts for the bandit arm its trial went to — the customer's
+// segment at the decision — even when the customer's behaviour has moved
+// them to another segment by the time they respond; and that responses
+// to the holdout's offers, which recorded no trial, are not counted.
+func TestALateResponseIsCreditedToTheSegmentThatDecided(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Holdout = Holdout{Share: -1}
+	r.eng.opts.Holdout.EnsureDefaults()
+	m := `{"member":"M1"}`
+	r.clock = day
+	r.apply(t,
+		ev("c1", day.Add(-48*time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		ev("v1", day.Add(-time.Hour), "product_view", "app", m, `,"category":"phones","sku":"P1"`))
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 1})
+	require.Equal(t, GroupTreatment, d.Group)
+	require.NotEmpty(t, d.Offers)
+	offer, decided := d.Offers[0].OfferID, d.segment
+	r.eng.FlushRecords()
+
+	// A day of browsing baby products makes them a parent.
+	var later []string
+	for i := range 12 {
+		later = append(later, ev(fmt.Sprintf("b%d", i), day.Add(time.Duration(i+1)*time.Hour), "product_view", "app", m, `,"category":"baby","sku":"B1"`))
+	}
+	r.clock = day.Add(24 * time.Hour)
+	r.apply(t, later...)
+	now := r.eng.segmentNow("member:M1", day.Add(24*time.Hour).UnixMilli())
+	require.NotEqual(t, decided, now, "the customer's segment has changed")
+
+	r.apply(t, ev("k1", day.Add(24*time.Hour), "offer_click", "app", m, fmt.Sprintf(`,"offer_id":%q,"decision_id":%q`, offer, d.DecisionID)))
+	alpha, beta := r.bandit.Posterior(models.Arm{Offer: offer, Segment: decided})
+	require.Equal(t, [2]float64{2, 2}, [2]float64{alpha, beta}, "one trial and one success in the segment that decided")
+	alpha, _ = r.bandit.Posterior(models.Arm{Offer: offer, Segment: now})
+	require.Equal(t, 1.0, alpha, "nothing for the segment the customer is in now")
+
+	// The holdout: served, no trial, so its click is no success.
+	r.eng.opts.Holdout = Holdout{Share: 1}
+	r.eng.opts.Holdout.EnsureDefaults()
+	h := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 1})
+	require.Equal(t, GroupHoldout, h.Group)
+	require.NotEmpty(t, h.Offers)
+	r.eng.FlushRecords()
+	before, _ := r.bandit.Posterior(models.Arm{Offer: h.Offers[0].OfferID})
+	r.apply(t, ev("k2", day.Add(25*time.Hour), "offer_click", "app", m, fmt.Sprintf(`,"offer_id":%q,"decision_id":%q`, h.Offers[0].OfferID, h.DecisionID)))
+	after, _ := r.bandit.Posterior(models.Arm{Offer: h.Offers[0].OfferID})
+	require.Equal(t, before, after, "a holdout response is not a bandit success")
 }

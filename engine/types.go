@@ -75,6 +75,10 @@ type Decision struct {
 	// Fallback reports that the placement's fallback offers were served
 	// (unknown customer, or nothing eligible fired).
 	Fallback bool `json:"fallback"`
+
+	// segment is the bandit segment the decision was made in; its
+	// outcomes are credited there (DecisionRecord.Segment).
+	segment string
 }
 
 // OfferResult is one offer in a Decision.

@@ -37,7 +37,9 @@ func fill(v reflect.Value, n *int) {
 			return
 		}
 		for i := 0; i < v.NumField(); i++ {
-			fill(v.Field(i), n)
+			if v.Type().Field(i).IsExported() { // JSON encodes only these
+				fill(v.Field(i), n)
+			}
 		}
 	}
 }
