@@ -294,6 +294,9 @@ func newQualityRun(opts QualityOptions, policy string) (*qualityRun, error) {
 	switch policy {
 	case PolicyEngine, PolicyEngineModel, PolicyRules:
 		eo := engine.Options{Store: store, Scenarios: func() *scenarios.Set { return set }, Budgets: q.budgets, Policy: q.contact, Location: q.loc}
+		if eo.Stats, err = engine.NewStats(engine.StatsOptions{}); err != nil {
+			return nil, err
+		}
 		if policy != PolicyRules {
 			eo.Explorer = &engine.BanditExplorer{Bandit: models.NewBandit()}
 		}
@@ -443,6 +446,9 @@ func runPolicy(ctx context.Context, opts QualityOptions, policy string) (PolicyR
 	q, err := newQualityRun(opts, policy)
 	if err != nil {
 		return PolicyResult{}, err
+	}
+	if q.eng != nil {
+		defer q.eng.Close()
 	}
 	res := PolicyResult{Card: Scorecard{Policy: policy}, ByOffer: map[string]*OfferTally{}}
 	started := time.Now()
@@ -656,7 +662,7 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 			yuan(int64(r.Regret())), c.ConsentViolations)
 	}
 	b.WriteString(`
-- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson sampling over the best 8 candidates by their offers' learnt rates (models.Bandit per offer × customer segment — channel habit, membership, baby/beauty/tech interest, cart abandonment as a sign of price sensitivity, store-visit share as a sign of distance, all read from behaviour — with each facet's effect learnt across segments, from the clicks and redemptions as they stream back; each draw then moved towards the customer's own responses to offers of the same type; offers no scenario proposed start at half a scenario's lever, a discount that fades as the offer's outcomes accumulate), 5% holdout (the holdout gets the untargeted offers).
+- **engine**: the built-in scenarios, propensity priors (no trained model), Thompson sampling over the best 8 candidates by their offers' learnt rates (models.Bandit per offer × customer segment — channel habit, membership, baby/beauty/tech interest, cart abandonment as a sign of price sensitivity, store-visit share as a sign of distance, all read from behaviour — with each facet's effect learnt across segments, from the clicks and redemptions as they stream back, credited through attribution to the segment each decision was made in; each draw then moved towards the customer's own responses to offers of the same type; offers no scenario proposed start at half a scenario's lever, a discount that fades as the offer's outcomes accumulate), 5% holdout (the holdout gets the untargeted offers).
 - **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
 - **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
