@@ -89,5 +89,7 @@ when redis-server is missing the Redis comparison is skipped and says so.`,
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_space)")
 	f.IntVar(&opts.Customers, "customers", 0, "simulated customers behind the API (default 50000, quick 10000)")
+	f.Uint64Var(&opts.Quality.Seed, "quality-seed", 1, "seed of the simulated retailer in the decision-quality comparison (another seed is another retailer: check a result holds across several)")
+	f.IntVar(&opts.Quality.Customers, "quality-customers", 0, "simulated customers in the decision-quality comparison (default 10000, quick 3000)")
 	return cmd
 }
