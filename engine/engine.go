@@ -156,11 +156,10 @@ type decideState struct {
 	gen   uint32
 }
 
-// explored is how many of the best candidates by expected score are
-// Thompson-sampled. Offers further down would need an extreme draw to
-// reach the top few, and sampling all of them would cost more than the
-// rest of the decision.
-const explored = 8
+// ranked is how many of the best allowed candidates arbitrate orders at
+// the head of the list; serve takes offers from them only (one per
+// category, up to the request's limit), so the rest is never sorted.
+const ranked = 8
 
 type candidate struct {
 	prop  int // index into decideState.props
@@ -293,9 +292,9 @@ type decisionBox struct {
 }
 
 // newDecision returns an empty decision with room for limit offers
-// (serve never takes more than explored).
+// (serve never takes more than ranked).
 func newDecision(limit int) *Decision {
-	if n := min(limit, explored); n > DefaultLimit {
+	if n := min(limit, ranked); n > DefaultLimit {
 		return &Decision{Offers: make([]OfferResult, 0, n)}
 	}
 	b := &decisionBox{}
@@ -475,7 +474,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 	loc := localeIndex(req.Locale)
 	var cats [MaxLimit]string
 	ncats := 0
-	for i := range st.cands[:min(len(st.cands), explored)] {
+	for i := range st.cands[:min(len(st.cands), ranked)] {
 		if len(d.Offers) >= req.Limit {
 			break
 		}
@@ -529,11 +528,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		if e.opts.Explorer != nil && d.Group == GroupTreatment {
 			e.opts.Explorer.Update(c.offer.ID, st.segment, false) // a trial; a response adds the success
 		}
-		if e.opts.Stats != nil {
-			rec := e.decisionRecord(d, &r, c, req.Channel, v.Customer, now)
-			rec.coupon = coupon // so the recorder need not hash it again
-			e.record(rec, false)
-		}
+		e.recordServed(d, &r, c, coupon, req.Channel, v.Customer, now, false)
 	}
 	d.Fallback = true // unless a scenario's offer was served
 	for i := range d.Offers {
@@ -541,7 +536,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 	}
 	if len(d.Offers) == 0 && d.Group == GroupHoldout {
 		// The control group is recorded even when it gets nothing.
-		e.recordServed(d, nil, nil, req.Channel, v.Customer, now, false)
+		e.recordServed(d, nil, nil, couponKey{}, req.Channel, v.Customer, now, false)
 	}
 	if e.opts.Decisions != nil {
 		var vecs [][]float64

@@ -101,7 +101,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		e.consider(st, i, features.ChannelPush, &d)
 	}
 	e.arbitrate(st, features.ChannelPush, false) // no exploration: a replay must choose the same
-	for i := range st.cands[:min(len(st.cands), explored)] {
+	for i := range st.cands[:min(len(st.cands), ranked)] {
 		c := &st.cands[i]
 		prop := &st.props[c.prop]
 		id := TriggerID(v.Customer, prop.Scenario.ID, c.offer.ID, cause)
@@ -143,7 +143,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		e.stats.triggers.Add(1)
 		r := OfferResult{OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value}
 		d := Decision{DecisionID: decisionID, Customer: string(v.Customer), Group: GroupTreatment}
-		e.recordServed(&d, &r, c, features.ChannelPush, v.Customer, now, true)
+		e.recordServed(&d, &r, c, couponKey{}, features.ChannelPush, v.Customer, now, true)
 		return
 	}
 }
@@ -245,15 +245,14 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 // recordServed logs one served offer for attribution and uplift: through
 // the recorder for requests, so they do not wait for the stats lock, or
 // directly (direct) on the ingest loop's goroutine, where outcomes are
-// recorded too, in order.
-func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64, direct bool) {
+// recorded too, in order. coupon is the key of the offer's coupon code
+// when the caller has it at hand (zero: Stats derives it).
+func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, coupon couponKey, ch features.Channel, customer features.Key, now int64, direct bool) {
 	if e.opts.Stats == nil {
 		return
 	}
-	e.record(e.decisionRecord(d, r, c, ch, customer, now), direct)
-}
-
-func (e *Engine) record(rec DecisionRecord, direct bool) {
+	rec := e.decisionRecord(d, r, c, ch, customer, now)
+	rec.coupon = coupon
 	if direct || e.records == nil {
 		e.opts.Stats.RecordDecision(rec)
 		return

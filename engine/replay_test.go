@@ -245,7 +245,7 @@ func TestReplayRecordsTheHoldoutsEmptyDecisionsOnce(t *testing.T) {
 	}
 	// The engine records it the same way.
 	o, _ := replayRig(t, t0)
-	o.eng.recordServed(d, nil, nil, features.ChannelApp, "member:M1", t0.UnixMilli(), true)
+	o.eng.recordServed(d, nil, nil, couponKey{}, features.ChannelApp, "member:M1", t0.UnixMilli(), true)
 	require.Equal(t, stateOf(t, o).stats, stateOf(t, r).stats)
 }
 

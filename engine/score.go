@@ -380,16 +380,16 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		}
 		e.drawAll(st, cut, scale)
 	}
-	// The head of the slice becomes the best `explored` allowed
+	// The head of the slice becomes the best `ranked` allowed
 	// candidates, best first; the rest is never sorted. One pass picks
 	// the best few still needed, they move to the head in order and are
 	// checked best first; a refused one is dropped and the pass runs again
 	// for the places left (budgets and caps are checked in the same order,
 	// and only as far as needed, as one selection at a time would).
 	k := 0
-	for k < explored && k < len(st.cands) {
-		want := min(explored-k, len(st.cands)-k)
-		var idx [explored]int
+	for k < ranked && k < len(st.cands) {
+		want := min(ranked-k, len(st.cands)-k)
+		var idx [ranked]int
 		m := 0
 		for j := k; j < len(st.cands); j++ {
 			c := &st.cands[j]
@@ -465,12 +465,7 @@ func (e *Engine) expect(st *decideState) float64 {
 	var cal calibration
 	for i := range st.cands {
 		c := &st.cands[i]
-		if oi := c.offer.Index; oi < len(rates) && st.set.Offers[oi] == c.offer {
-			c.learnt = rates[oi]
-		} else { // not an offer of the set (tests build candidates by hand)
-			a, b := be.Bandit.Posterior(models.Arm{Offer: c.offer.ID})
-			c.learnt = models.Beta{Alpha: a, Beta: b}
-		}
+		c.learnt = rates[c.offer.Index] // candidates are offers of st.set
 		cal.add(c.learnt, c.parts.Propensity)
 	}
 	scale := cal.scale()
@@ -500,15 +495,18 @@ type learntRates struct {
 // little.
 const ratesMaxAge = 100 // ms
 
+// fresh reports whether r holds set's rates read at most ratesMaxAge
+// before now (r may be nil).
+func (r *learntRates) fresh(set *scenarios.Set, now int64) bool {
+	return r != nil && r.set == set && now >= r.at && now-r.at < ratesMaxAge
+}
+
 // offerRates returns the learnt rates of set's offers as of at most
 // ratesMaxAge before now, reading them afresh when they are older (one
 // request does; the others use the previous ones meanwhile).
 func (e *Engine) offerRates(b *models.Bandit, set *scenarios.Set, now int64) []models.Beta {
-	if set == nil {
-		return nil
-	}
 	r := e.rates.Load()
-	if r != nil && r.set == set && now >= r.at && now-r.at < ratesMaxAge {
+	if r.fresh(set, now) {
 		return r.rates
 	}
 	if !e.ratesMu.TryLock() {
@@ -518,7 +516,7 @@ func (e *Engine) offerRates(b *models.Bandit, set *scenarios.Set, now int64) []m
 		e.ratesMu.Lock() // a new set: wait for its rates
 	}
 	defer e.ratesMu.Unlock()
-	if r := e.rates.Load(); r != nil && r.set == set && now >= r.at && now-r.at < ratesMaxAge {
+	if r := e.rates.Load(); r.fresh(set, now) {
 		return r.rates
 	}
 	n := &learntRates{set: set, at: now, rates: make([]models.Beta, len(set.Offers))}

@@ -15,7 +15,7 @@ import (
 
 func TestArbitrateHeadsTheBestAllowedCandidatesInOrder(t *testing.T) {
 	// Reference: sort every candidate best first, drop the refused ones,
-	// keep the first `explored`. Refusal here is an exhausted budget; ties
+	// keep the first `ranked`. Refusal here is an exhausted budget; ties
 	// in score are broken by offer ID.
 	rng := rand.New(rand.NewPCG(7, 11))
 	for round := 0; round < 500; round++ {
@@ -51,10 +51,10 @@ func TestArbitrateHeadsTheBestAllowedCandidatesInOrder(t *testing.T) {
 			return 1
 		})
 		want = slices.DeleteFunc(want, func(c candidate) bool { return refused[c.offer.ID] })
-		want = want[:min(len(want), explored)]
+		want = want[:min(len(want), ranked)]
 
 		e.arbitrate(st, features.ChannelApp, false)
-		got := st.cands[:min(len(st.cands), explored)]
+		got := st.cands[:min(len(st.cands), ranked)]
 		require.Len(t, got, len(want), "round %d", round)
 		for i := range want {
 			require.Equal(t, want[i].offer.ID, got[i].offer.ID, "round %d, place %d", round, i)

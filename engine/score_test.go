@@ -72,7 +72,9 @@ func TestSegmentReadsTheDriversFromBehaviour(t *testing.T) {
 // segment the bandit has never seen and lower it for a non-parent; the
 // offer's prior only starts the estimate.
 func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
-	b := models.NewBandit()
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	b, bundle := r.bandit, r.set.Offers[0]
 	rng := rand.New(rand.NewPCG(5, 5))
 	probeParent := segmentNames[segParent|segBeauty|segTech|segOnline|segOffline]
 	probeOther := segmentNames[segMember|segTech|segOnline|segOffline]
@@ -86,15 +88,15 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 		if code&segParent != 0 {
 			rate = 1.0 / 3
 		}
-		b.Update(models.Arm{Offer: "bundle", Segment: seg}, false)
+		b.Update(models.Arm{Offer: bundle.ID, Segment: seg}, false)
 		if rng.Float64() < rate {
-			b.Update(models.Arm{Offer: "bundle", Segment: seg}, true)
+			b.Update(models.Arm{Offer: bundle.ID, Segment: seg}, true)
 		}
 	}
-	e := &Engine{opts: Options{Explorer: &BanditExplorer{Bandit: b}}}
-	bundle := &scenarios.Offer{ID: "bundle"}
+	e := r.eng
 	mean := func(segment string) float64 {
-		st := &decideState{rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
+		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
+		st.sreq.Now = day.UnixMilli()
 		var sum float64
 		const n = 4000
 		for range n {
