@@ -1680,14 +1680,10 @@ func savePlot(p *plot.Plot, path string) error {
 // latencyChart draws each report's latency at the percentiles, on a
 // "nines" axis (50%, 90%, 99%, 99.9%, …) with a log latency axis.
 func latencyChart(path, title string, reps []Report) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "percentile"
-	p.Y.Label.Text = "latency, ms (log)"
+	p := newPlot(title, "percentile", "latency, ms (log)")
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.X.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "0%"}, {Value: 0.30103, Label: "50%"}, {Value: 1, Label: "90%"}, {Value: 2, Label: "99%"}, {Value: 3, Label: "99.9%"}, {Value: 4, Label: "99.99%"}}
-	p.Legend.Top = true
 	p.Legend.Left = true
 	for i, r := range reps {
 		var xys plotter.XYs
@@ -1728,11 +1724,7 @@ func addSeries(p *plot.Plot, i int, name string, xys plotter.XYs, width float64)
 
 // timelineChart draws completed requests per second over each run.
 func timelineChart(path, title string, reps []Report) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "second of the run"
-	p.Y.Label.Text = "requests completed per second"
-	p.Legend.Top = true
+	p := newPlot(title, "second of the run", "requests completed per second")
 	for i, r := range reps {
 		var xys plotter.XYs
 		for s, sec := range r.Timeline {
@@ -1762,11 +1754,7 @@ func barChart(path, title string, labels []string, values []float64) error {
 // freshnessChart draws the p99 and the max of produce → applied per 100 ms
 // of producing.
 func freshnessChart(path string, p99, worst []float64) error {
-	p := plot.New()
-	p.Title.Text = "Freshness over time: produce → applied, per 100 ms"
-	p.X.Label.Text = "seconds into the run"
-	p.Y.Label.Text = "ms"
-	p.Legend.Top = true
+	p := newPlot("Freshness over time: produce → applied, per 100 ms", "seconds into the run", "ms")
 	p.Legend.Left = true
 	for i, series := range [][]float64{p99, worst} {
 		var xys plotter.XYs
@@ -1781,6 +1769,16 @@ func freshnessChart(path string, p99, worst []float64) error {
 		return err
 	}
 	return savePlot(p, path)
+}
+
+// newPlot is a chart with its title, axis labels and the legend at the top.
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Legend.Top = true
+	return p
 }
 
 // addTarget draws a dashed horizontal line at y from x0 to x1, named in
@@ -1803,11 +1801,7 @@ func weeksChart(path string, q QualityReport) error {
 	if !ok || len(oracle.Weeks) < 2 {
 		return errors.New("no weeks to draw")
 	}
-	p := plot.New()
-	p.Title.Text = "Net revenue × the oracle's, by week of offers"
-	p.X.Label.Text = "week of offers"
-	p.Y.Label.Text = "× oracle"
-	p.Legend.Top = true
+	p := newPlot("Net revenue × the oracle's, by week of offers", "week of offers", "× oracle")
 	p.Legend.Left = true
 	i := 0
 	for _, r := range q.Results {
