@@ -459,7 +459,7 @@ func (s *Scorer) buildOfferPlan(f int) *offerPlan {
 		}
 		p.condSegs[len(p.condSegs)-1].hi = int32(i + 1)
 	}
-	p.groupBases(s, fanNodes)
+	p.groupBases(s)
 	p.buildWalks(s, fanNodes)
 	p.scratch.sizes = [3]int{V, p.weights, 2 * s.nfeat}
 	return p
@@ -748,7 +748,7 @@ func cmpFloat(a, b float64) int {
 
 // groupBases moves the base vectors of fans that are one kid of a numeric
 // root split into baseGroups.
-func (p *offerPlan) groupBases(s *Scorer, fanNodes [][]int32) {
+func (p *offerPlan) groupBases(s *Scorer) {
 	V := p.slots
 	p.grouped = make([]bool, len(p.fanNode))
 	type member struct {

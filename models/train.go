@@ -34,7 +34,7 @@ type TrainOptions struct {
 	// 2×MinLeaf.
 	MinSplit int
 	// MinLeaf is the fewest rows a split may leave in a child. Default
-	// for a forest: chosen from MinLeafCandidates by the log loss of
+	// for a forest: chosen from minLeafCandidates by the log loss of
 	// smaller forests on a stratified quarter of the training rows (the holdout
 	// is never looked at); 100 for a single tree. No one size suits every
 	// table (holdout AUC, 100 trees, seeds 1–3): on the arrests table
@@ -149,7 +149,11 @@ func fit(ds *Dataset, opts TrainOptions) (*fitted, error) {
 		return nil, err
 	}
 	if opts.Algo == AlgoForest && opts.MinLeaf == 0 {
-		opts.MinLeaf = chooseMinLeaf(ds.Schema, train, opts)
+		leaf, err := chooseMinLeaf(train, opts)
+		if err != nil {
+			return nil, fmt.Errorf("training %s: %w", opts.Algo, err)
+		}
+		opts.MinLeaf = leaf
 		if opts.MinSplit == 0 {
 			opts.MinSplit = 2 * opts.MinLeaf
 		}
@@ -181,12 +185,9 @@ func fit(ds *Dataset, opts TrainOptions) (*fitted, error) {
 					fmt.Fprintf(opts.Progress, "models: %d/%d trees (%.1fs)\n", done, opts.Trees, time.Since(start).Seconds())
 				}
 			})
-		for i, t := range f.trees {
-			ct, err := compileTree(t, ds.Schema)
-			if err != nil {
-				return nil, fmt.Errorf("training %s: tree %d: %w", opts.Algo, i, err)
-			}
-			a.Trees = append(a.Trees, ct)
+		var err error
+		if a.Trees, err = compileTrees(f.trees, ds.Schema); err != nil {
+			return nil, fmt.Errorf("training %s: %w", opts.Algo, err)
 		}
 	case AlgoNB:
 		fmt.Fprintf(opts.Progress, "models: fitting naive Bayes on %d rows\n", len(train.Y))
@@ -211,9 +212,9 @@ func fit(ds *Dataset, opts TrainOptions) (*fitted, error) {
 	return f, nil
 }
 
-// MinLeafCandidates are the leaf sizes a forest's MinLeaf is chosen from
+// minLeafCandidates are the leaf sizes a forest's MinLeaf is chosen from
 // when TrainOptions.MinLeaf is 0.
-var MinLeafCandidates = []int{1, 5, 20, 40}
+var minLeafCandidates = []int{1, 5, 20, 40}
 
 // fallbackMinLeaf is a forest's leaf size when the training rows are too
 // few to hold a validation share with both classes.
@@ -225,36 +226,29 @@ const fallbackMinLeaf = 40
 // which rewards ranking and penalises overconfident probabilities, so a
 // small leaf wins only where it really is better; the best wins, the
 // larger leaf on a tie. The holdout rows play no part.
-func chooseMinLeaf(schema Schema, train *Dataset, opts TrainOptions) int {
+func chooseMinLeaf(train *Dataset, opts TrainOptions) (int, error) {
+	schema := train.Schema
 	inner, valid := train.Split(0.25, opts.Seed^0x6d696e6c656166)
 	if bothClasses(inner, "training") != nil || bothClasses(valid, "validation") != nil || len(valid.Y) < 50 {
 		fmt.Fprintf(opts.Progress, "models: %d training rows are too few to choose a leaf size; using %d\n", len(train.Y), fallbackMinLeaf)
-		return fallbackMinLeaf
+		return fallbackMinLeaf, nil
 	}
 	impute := medians(schema, inner.X)
 	g := toGrid(schema, inner.X, inner.Y, impute)
 	n := min(opts.Trees, 30)
 	best, bestLoss := fallbackMinLeaf, math.Inf(1)
 	p := make([]float64, len(valid.X))
-	for _, leaf := range MinLeafCandidates {
+	for _, leaf := range minLeafCandidates {
 		ts := fitTrees(g, n, opts.Seed, opts.MaxFeatures, true,
-			growOptions{minSplit: max(opts.MinSplit, 2*leaf), minLeaf: leaf, maxDepth: opts.MaxDepth}, func(int) {})
+			growOptions{minSplit: max(opts.MinSplit, 2*leaf), minLeaf: leaf, maxDepth: opts.MaxDepth}, nil)
 		a := &Artifact{FormatVersion: FormatVersion, Algorithm: AlgoForest, Schema: schema, SchemaHash: schema.Hash(), Impute: impute, Version: "leaf-size-trial"}
-		ok := true
-		for _, t := range ts {
-			ct, err := compileTree(t, schema)
-			if err != nil {
-				ok = false
-				break
-			}
-			a.Trees = append(a.Trees, ct)
-		}
-		if !ok {
-			continue
+		var err error
+		if a.Trees, err = compileTrees(ts, schema); err != nil {
+			return 0, fmt.Errorf("choosing the leaf size: %w", err)
 		}
 		sc, err := Compile(a)
 		if err != nil {
-			continue
+			return 0, fmt.Errorf("choosing the leaf size: %w", err)
 		}
 		sc.ScoreBatch(valid.X, p)
 		m := Evaluate(p, valid.Y)
@@ -264,7 +258,20 @@ func chooseMinLeaf(schema Schema, train *Dataset, opts TrainOptions) int {
 		}
 	}
 	fmt.Fprintf(opts.Progress, "models: leaf size %d chosen\n", best)
-	return best
+	return best, nil
+}
+
+// compileTrees flattens golearn trees into the artifact's layout.
+func compileTrees(ts []*trees.DecisionTreeNode, s Schema) ([]Tree, error) {
+	out := make([]Tree, 0, len(ts))
+	for i, t := range ts {
+		ct, err := compileTree(t, s)
+		if err != nil {
+			return nil, fmt.Errorf("tree %d: %w", i, err)
+		}
+		out = append(out, ct)
+	}
+	return out, nil
 }
 
 func bothClasses(d *Dataset, what string) error {
