@@ -109,10 +109,11 @@ func (r *decisionReplay) replay(ctx context.Context) (engine.ReplayStats, error)
 	if err != nil {
 		return rp.Stats, fmt.Errorf("replaying the decision log: %w", err)
 	}
-	err = readRange(ctx, r.brokers, kafka.TopicDecisions, from, end, func(b []byte) {
+	err = readRange(ctx, r.brokers, kafka.TopicDecisions, "nbo-replay", from, end, func(b []byte) error {
 		if err := rp.Replay(b); err != nil {
 			r.log.Warn("skipping an unreadable decision record", "err", err)
 		}
+		return nil
 	})
 	if err != nil {
 		return rp.Stats, fmt.Errorf("replaying the decision log: %w", err)
@@ -122,54 +123,4 @@ func (r *decisionReplay) replay(ctx context.Context) (engine.ReplayStats, error)
 		"already_held", st.Held, "expired", st.Expired, "contacts", st.Contacts, "recorded", st.Recorded,
 		"skipped_older", st.Skipped, "malformed", st.Malformed)
 	return st, nil
-}
-
-// readRange calls fn with every record of topic from from[partition]
-// (0 when absent) up to end[partition], through a consumer group of its
-// own. The group's offsets are first set to from, so the reader starts
-// there rather than at the beginning of the log.
-func readRange(ctx context.Context, brokers []string, topic string, from, end map[int]int64, fn func([]byte)) error {
-	remaining := 0
-	seek := false
-	for p, o := range end {
-		if o > from[p] {
-			remaining++
-		}
-		seek = seek || from[p] > 0
-	}
-	if remaining == 0 {
-		return nil
-	}
-	opts := kafka.ConsumerOptions{Brokers: brokers, Topic: topic, GroupID: fmt.Sprintf("nbo-replay-%d-%d", os.Getpid(), time.Now().UnixNano())}
-	if seek {
-		c, err := kafka.NewConsumer(opts)
-		if err != nil {
-			return err
-		}
-		err = c.Commit(ctx, from)
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("positioning the reader of %s: %w", topic, err)
-		}
-	}
-	c, err := kafka.NewConsumer(opts)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SkipBelow(from)
-	for remaining > 0 {
-		rec, err := c.Fetch(ctx)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", topic, err)
-		}
-		if rec.Offset >= end[rec.Partition] {
-			continue // produced after the replay started
-		}
-		fn(rec.Value)
-		if rec.Offset+1 == end[rec.Partition] {
-			remaining--
-		}
-	}
-	return nil
 }

@@ -184,35 +184,57 @@ func (h *historyFlags) read(ctx context.Context, stderr io.Writer) ([]models.Log
 }
 
 // readTopic reads topic from the beginning to its end offsets as of the
-// call, through a fresh consumer group (so nothing is committed under a
-// group anyone else uses), calling fn with each record's value.
+// call, calling fn with each record's value.
 func readTopic(ctx context.Context, brokers []string, topic string, fn func([]byte) error) error {
 	end, err := kafka.EndOffsets(ctx, brokers, topic)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", topic, err)
 	}
+	return readRange(ctx, brokers, topic, "nbo-history", nil, end, fn)
+}
+
+// readRange calls fn with every record of topic from from[partition]
+// (0 when absent) up to end[partition], through a fresh consumer group
+// named after group (so nothing is committed under a group anyone else
+// uses). When from is not all zero, the group's offsets are first set to
+// it, so the reader starts there rather than at the beginning of the log.
+func readRange(ctx context.Context, brokers []string, topic, group string, from, end map[int]int64, fn func([]byte) error) error {
 	remaining := 0
-	for _, o := range end {
-		if o > 0 {
+	seek := false
+	for p, o := range end {
+		if o > from[p] {
 			remaining++
 		}
+		seek = seek || from[p] > 0
 	}
 	if remaining == 0 {
 		return nil
 	}
-	c, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: topic,
-		GroupID: fmt.Sprintf("nbo-history-%d-%d", os.Getpid(), time.Now().UnixNano())})
+	opts := kafka.ConsumerOptions{Brokers: brokers, Topic: topic, GroupID: fmt.Sprintf("%s-%d-%d", group, os.Getpid(), time.Now().UnixNano())}
+	if seek {
+		c, err := kafka.NewConsumer(opts)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", topic, err)
+		}
+		err = c.Commit(ctx, from)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("positioning the reader of %s: %w", topic, err)
+		}
+	}
+	c, err := kafka.NewConsumer(opts)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", topic, err)
 	}
 	defer c.Close()
+	c.SkipBelow(from)
 	for remaining > 0 {
 		rec, err := c.Fetch(ctx)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", topic, err)
 		}
 		if rec.Offset >= end[rec.Partition] {
-			continue // produced after we started
+			continue // produced after the read started
 		}
 		if err := fn(rec.Value); err != nil {
 			return fmt.Errorf("reading %s partition %d offset %d: %w", topic, rec.Partition, rec.Offset, err)
