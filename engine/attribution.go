@@ -254,10 +254,12 @@ func (s *Stats) RecordDecision(d DecisionRecord) {
 	s.recordLocked(d)
 }
 
-func (s *Stats) recordLocked(d DecisionRecord) {
+// recordLocked records d and reports whether it did: a decision and
+// offer already held is not recorded again (insertLocked).
+func (s *Stats) recordLocked(d DecisionRecord) bool {
 	r := s.insertLocked(d, false, false)
 	if r == nil {
-		return
+		return false
 	}
 	holdout := d.Group == GroupHoldout
 	for _, row := range s.rowsOf(r) {
@@ -270,6 +272,7 @@ func (s *Stats) recordLocked(d DecisionRecord) {
 			row.decisions++
 		}
 	}
+	return true
 }
 
 // RecordDecisions logs a batch of served offers, as RecordDecision does

@@ -432,6 +432,17 @@ func offerPolicy(o *scenarios.Offer) OfferPolicy {
 	return p
 }
 
+// reservationTTL is how long an offer served at now holds its budget unit
+// (and how long its coupon is valid): ReservationTTL, or less when the
+// offer ends sooner.
+func (e *Engine) reservationTTL(o *scenarios.Offer, now int64) time.Duration {
+	ttl := e.opts.ReservationTTL
+	if o.Valid.To > 0 {
+		ttl = min(ttl, time.Duration(o.Valid.To-now)*time.Millisecond)
+	}
+	return ttl
+}
+
 // budgeted reports whether an offer has a budget to reserve from. Offers
 // without one take no reservation: holding one per served offer for days
 // would cost memory for nothing.
@@ -487,10 +498,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		if slices.Contains(cats[:ncats], cat) {
 			continue
 		}
-		ttl := e.opts.ReservationTTL
-		if c.offer.Valid.To > 0 {
-			ttl = min(ttl, time.Duration(c.offer.Valid.To-now)*time.Millisecond)
-		}
+		ttl := e.reservationTTL(c.offer, now)
 		if !e.reserve(c, d.DecisionID, now, ttl) {
 			continue
 		}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"time"
 
 	"nbo/features"
 	"nbo/models"
@@ -116,10 +115,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 			continue
 		}
 		decisionID := TriggerDecisionID(id)
-		ttl := e.opts.ReservationTTL
-		if c.offer.Valid.To > 0 {
-			ttl = min(ttl, time.Duration(c.offer.Valid.To-now)*time.Millisecond)
-		}
+		ttl := e.reservationTTL(c.offer, now)
 		if !e.reserve(c, decisionID, now, ttl) {
 			continue
 		}
@@ -184,14 +180,14 @@ type decisionLog struct {
 	// Offers are written in the layout models reads them back in.
 	Offers []models.LoggedOffer `json:"offers"`
 	// Served holds, per offer in Offers' order, what a restart needs to
-	// rebuild the state the decision made (ReplayDecision): the budget
+	// rebuild the state the decision made (Replayer.Replay): the budget
 	// reservation's end and the offer's value and fulfilment store.
 	// Records written before it existed lack it; replay then takes these
 	// from the catalog.
 	Served []servedLog `json:"served,omitempty"`
 }
 
-// servedLog is one served offer as ReplayDecision needs it.
+// servedLog is one served offer as Replayer.Replay needs it.
 type servedLog struct {
 	OfferID string `json:"offer_id"`
 	Value   int64  `json:"value"`

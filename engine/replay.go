@@ -204,11 +204,7 @@ func (r *Replayer) Replay(record []byte) error {
 		if o != nil && budgeted(o) {
 			expires := served.Expires
 			if expires == 0 {
-				ttl := e.opts.ReservationTTL
-				if o.Valid.To > 0 {
-					ttl = min(ttl, time.Duration(o.Valid.To-ts)*time.Millisecond)
-				}
-				expires = ts + ttl.Milliseconds()
+				expires = ts + e.reservationTTL(o, ts).Milliseconds()
 			}
 			switch e.opts.Budgets.replayReservation(lo.OfferID, store, l.DecisionID, expires, r.now) {
 			case reservationAdded:
@@ -266,13 +262,7 @@ func (r *Replayer) record(d DecisionRecord) {
 func (s *Stats) replayRecord(d DecisionRecord) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for x := s.decisions[d.DecisionID]; x != nil; x = x.next {
-		if x.OfferID == d.OfferID {
-			return false
-		}
-	}
-	s.recordLocked(d)
-	return true
+	return s.recordLocked(d)
 }
 
 type reservationReplay int
