@@ -132,10 +132,7 @@ func (s *Store) prefetchCustomer(p *prefetched) {
 		if sl.h == p.h {
 			p.c = sl.c
 			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(string(sl.k)))))
-			base := uintptr(unsafe.Pointer(sl.c))
-			for off := uintptr(0); off < unsafe.Sizeof(customer{}); off += 64 {
-				prefetch(base + off)
-			}
+			sl.c.prefetchRecord()
 			return
 		}
 	}
@@ -149,44 +146,23 @@ func (s *Store) prefetchState(ev *Event, p *prefetched) {
 	if c == nil {
 		return
 	}
-	lines := func(ptr unsafe.Pointer, size uintptr) {
-		for off := uintptr(0); off < size; off += 64 {
-			prefetch(uintptr(ptr) + off)
-		}
-	}
-	if len(c.ids) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.ids)), uintptr(len(c.ids))*unsafe.Sizeof(Key("")))
-	}
-	if len(c.seen) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.seen)), uintptr(len(c.seen))*unsafe.Sizeof(seenEvent{}))
-	}
-	if len(c.keys) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.keys)), uintptr(len(c.keys))*unsafe.Sizeof(keyState{}))
-	}
-	if len(c.buckets) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.buckets)), uintptr(len(c.buckets))*unsafe.Sizeof(bucket{}))
-	}
-	if len(c.recent) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.recent)), uintptr(len(c.recent))*unsafe.Sizeof(recentEv{}))
-	}
+	prefetchSlice(c.ids)
+	prefetchSlice(c.seen)
+	prefetchSlice(c.keys)
+	prefetchSlice(c.buckets)
+	prefetchSlice(c.recent)
 	switch ev.Type {
 	case ProductView, ProductTouch, TryOn, Order, PosPurchase:
-		if len(c.skus) > 0 {
-			lines(unsafe.Pointer(unsafe.SliceData(c.skus)), uintptr(len(c.skus))*unsafe.Sizeof(skuInterest{}))
-		}
+		prefetchSlice(c.skus)
 	}
 	switch ev.Type {
 	case AddToCart, RemoveFromCart, PosPurchase:
-		if len(c.cart) > 0 {
-			lines(unsafe.Pointer(unsafe.SliceData(c.cart)), uintptr(len(c.cart))*unsafe.Sizeof(cartItem{}))
-		}
+		prefetchSlice(c.cart)
 	case OfferImpression, OfferClick, OfferDismiss, CouponRedeem:
-		if len(c.offers) > 0 {
-			lines(unsafe.Pointer(unsafe.SliceData(c.offers)), uintptr(len(c.offers))*unsafe.Sizeof(offerStat{}))
-		}
+		prefetchSlice(c.offers)
 	}
-	if ev.Channel.Class() == Offline && len(c.stores) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.stores)), uintptr(len(c.stores))*unsafe.Sizeof(storeVisits{}))
+	if ev.Channel.Class() == Offline {
+		prefetchSlice(c.stores)
 	}
 }
 

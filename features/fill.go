@@ -218,10 +218,7 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 // prefetchRecord starts loading every line of the customer record, so
 // that the misses of its lock and of the fields fillView reads overlap.
 func (c *customer) prefetchRecord() {
-	base := uintptr(unsafe.Pointer(c))
-	for off := uintptr(0); off < unsafe.Sizeof(customer{}); off += 64 {
-		prefetch(base + off)
-	}
+	prefetchLines(unsafe.Pointer(c), unsafe.Sizeof(customer{}))
 }
 
 // prefetchView starts loading every line of the state fillView reads.
@@ -229,34 +226,27 @@ func (c *customer) prefetchRecord() {
 // is usually out of cache; read part after part, each part's first lines
 // are misses paid one after the other, prefetched here they overlap.
 func (c *customer) prefetchView() {
-	lines := func(ptr unsafe.Pointer, size uintptr) {
-		for off := uintptr(0); off < size; off += 64 {
-			prefetch(uintptr(ptr) + off)
-		}
+	prefetchSlice(c.ids)
+	prefetchSlice(c.keys)
+	prefetchSlice(c.buckets)
+	prefetchSlice(c.skus)
+	prefetchSlice(c.cart)
+	prefetchSlice(c.stores)
+	prefetchSlice(c.offers)
+	prefetchSlice(c.recent)
+}
+
+// prefetchLines starts loading every cache line of size bytes at ptr.
+func prefetchLines(ptr unsafe.Pointer, size uintptr) {
+	for off := uintptr(0); off < size; off += 64 {
+		prefetch(uintptr(ptr) + off)
 	}
-	if len(c.ids) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.ids)), uintptr(len(c.ids))*unsafe.Sizeof(Key("")))
-	}
-	if len(c.keys) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.keys)), uintptr(len(c.keys))*unsafe.Sizeof(keyState{}))
-	}
-	if len(c.buckets) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.buckets)), uintptr(len(c.buckets))*unsafe.Sizeof(bucket{}))
-	}
-	if len(c.skus) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.skus)), uintptr(len(c.skus))*unsafe.Sizeof(skuInterest{}))
-	}
-	if len(c.cart) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.cart)), uintptr(len(c.cart))*unsafe.Sizeof(cartItem{}))
-	}
-	if len(c.stores) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.stores)), uintptr(len(c.stores))*unsafe.Sizeof(storeVisits{}))
-	}
-	if len(c.offers) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.offers)), uintptr(len(c.offers))*unsafe.Sizeof(offerStat{}))
-	}
-	if len(c.recent) > 0 {
-		lines(unsafe.Pointer(unsafe.SliceData(c.recent)), uintptr(len(c.recent))*unsafe.Sizeof(recentEv{}))
+}
+
+// prefetchSlice starts loading every cache line of s's elements.
+func prefetchSlice[T any](s []T) {
+	if len(s) > 0 {
+		prefetchLines(unsafe.Pointer(unsafe.SliceData(s)), uintptr(len(s))*unsafe.Sizeof(s[0]))
 	}
 }
 
