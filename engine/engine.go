@@ -515,7 +515,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			OfferID: c.offer.ID, Type: c.offer.Type.String(), CouponCode: coupon.String(),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc],
 			Value: c.offer.Value, Expiry: time.UnixMilli(now).Add(ttl).UTC(),
-			Score: c.parts,
+			Score: c.parts, store: c.store,
 		}
 		if c.offer.Fulfilment != scenarios.Online {
 			r.FulfilmentStore = c.store

@@ -181,9 +181,9 @@ type decisionLog struct {
 	Offers []models.LoggedOffer `json:"offers"`
 	// Served holds, per offer in Offers' order, what a restart needs to
 	// rebuild the state the decision made (Replayer.Replay): the budget
-	// reservation's end and the offer's value and fulfilment store.
-	// Records written before it existed lack it; replay then takes these
-	// from the catalog.
+	// reservation's end, the offer's value and the stores it was served
+	// for. Records written before it existed lack it; replay then takes
+	// these from the catalog and the customer's view.
 	Served []servedLog `json:"served,omitempty"`
 }
 
@@ -196,6 +196,15 @@ type servedLog struct {
 	Expires int64 `json:"expires_ms,omitempty"`
 	// Store is the fulfilment store of an in-store offer ("" online).
 	Store string `json:"store,omitempty"`
+	// ReservedStore is the store the offer was served for, online offers
+	// included (scenarios.FulfilmentStore at decision time; "" when the
+	// decision had none): its budget reservation and attribution record
+	// are under it. It is written even when empty, so that nil means a
+	// record from before the field existed: replay then works the store
+	// out as those versions did (Replayer.store), which for an online
+	// offer is the customer's home or last store at the snapshot, not
+	// necessarily the decision's.
+	ReservedStore *string `json:"reserved_store,omitempty"`
 }
 
 // finiteAll replaces NaN and infinities (which JSON cannot carry) by 0, so
@@ -229,7 +238,7 @@ func encodeDecision(d *Decision, req *DecideRequest, now int64, vecs [][]float64
 			rec.Features = finiteAll(vecs[i])
 		}
 		l.Offers = append(l.Offers, rec)
-		s := servedLog{OfferID: o.OfferID, Value: o.Value, Store: o.FulfilmentStore}
+		s := servedLog{OfferID: o.OfferID, Value: o.Value, Store: o.FulfilmentStore, ReservedStore: &d.Offers[i].store}
 		if !o.Expiry.IsZero() {
 			s.Expires = o.Expiry.UnixMilli()
 		}

@@ -23,6 +23,10 @@ import (
 //     or its time is up at the replay's now (it would have returned to
 //     the budget by now). It is re-created even where the budget is now
 //     exhausted: the offer was issued and the customer holds the coupon.
+//     It goes under the store the decision reserved it under (logged per
+//     offer), not the customer's store at the snapshot, which may have
+//     changed before the decision; records from before that was logged
+//     fall back to the latter (Replayer.store).
 //   - contacts are counted per customer, channel and millisecond: the
 //     replay adds only as many as the ledger is missing for that instant
 //     across the whole run, so a contact the snapshot already had, or one
@@ -188,7 +192,9 @@ func (r *Replayer) Replay(record []byte) error {
 	if e.opts.Scenarios != nil {
 		set = e.opts.Scenarios()
 	}
-	store := r.store(&l, customer, ts)
+	// legacy is the store worked out for records without
+	// served[].reserved_store, looked up once per decision.
+	legacy, looked := "", false
 	offers := make([]string, 0, len(l.Offers))
 	for i, lo := range l.Offers {
 		var o *scenarios.Offer
@@ -200,6 +206,15 @@ func (r *Replayer) Replay(record []byte) error {
 			served = l.Served[i]
 		} else if o != nil { // a record from before Served was logged
 			served.Value = o.Value
+		}
+		store := ""
+		if served.ReservedStore != nil {
+			store = *served.ReservedStore
+		} else {
+			if !looked {
+				legacy, looked = r.store(&l, customer, ts), true
+			}
+			store = legacy
 		}
 		if o != nil && budgeted(o) {
 			expires := served.Expires
@@ -231,11 +246,12 @@ func (r *Replayer) Replay(record []byte) error {
 	return nil
 }
 
-// store is the store the decision's candidates were served for
-// (scenarios.FulfilmentStore at decision time): the request's, else an
-// in-store offer's fulfilment store, else — for online offers without a
-// request store — the customer's home or last store as the feature store
-// has it now.
+// store works out the store a decision's candidates were served for
+// (scenarios.FulfilmentStore at decision time) from a record that does
+// not say (no served[].reserved_store: written before it existed): the
+// request's, else an in-store offer's fulfilment store, else the
+// customer's home or last store as the feature store has it now — at the
+// snapshot, which is not the decision's store if it changed in between.
 func (r *Replayer) store(l *decisionLog, customer features.Key, ts int64) string {
 	if l.Store != "" {
 		return l.Store

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -285,6 +286,13 @@ func FuzzReplay(f *testing.F) {
 	}
 	f.Add([]byte(`{"decision_id":"d1","ts":"2026-11-20T01:00:00Z","channel":"app","group":"holdout"}`))
 	f.Add([]byte(`{"decision_id":"d2","ts":"2026-11-20T01:00:00Z","channel":"app","customer":"member:M1","offers":[{"offer_id":"replay_online"}],"served":[{"offer_id":"replay_online","expiry":"x"}]}`))
+	// The reserved store: a record's own, an empty one, one from before
+	// the field (null reads as absent), one that is not a string, and
+	// two offers of one decision under different stores.
+	for _, rs := range []string{`"S09"`, `""`, `null`, `5`} {
+		f.Add([]byte(`{"decision_id":"d3","ts":"2026-11-20T01:00:00Z","channel":"app","customer":"member:M1","offers":[{"offer_id":"replay_online"}],"served":[{"offer_id":"replay_online","value":80000,"expires_ms":1795654800000,"reserved_store":` + rs + `}]}`))
+	}
+	f.Add([]byte(`{"decision_id":"d4","ts":"2026-11-20T01:00:00Z","channel":"web","customer":"member:M1","offers":[{"offer_id":"replay_instore"},{"offer_id":"replay_online"}],"served":[{"offer_id":"replay_instore","store":"S01","reserved_store":"S01"},{"offer_id":"replay_online","reserved_store":"S02"}]}`))
 	// Every input starts from the state after the seeds' decisions, with
 	// nothing of them replayed.
 	base := stateOf(f, r)
@@ -303,4 +311,112 @@ func FuzzReplay(f *testing.F) {
 		require.NoError(t, r.eng.NewReplayer(now).Replay(record))
 		require.Equal(t, once, stateOf(t, r), "replaying a record twice changed the state")
 	})
+}
+
+// storeMoveRig is a replay rig at the snapshot the test restarts from:
+// customer M1 last visited store S01, replay_online has one unit of budget
+// in each of S01 and S02, and replay_instore's S02 budget is spent, so that a decision
+// for M1 at S02 with one offer serves replay_online alone (with an
+// in-store offer beside it, even a record without reserved_store would
+// name the store).
+func storeMoveRig(t *testing.T, t0 time.Time) (*rig, *recorder) {
+	t.Helper()
+	r, log := replayRig(t, t0)
+	r.eng.opts.Holdout = Holdout{} // M1 is served
+	r.clock = t0
+	r.apply(t,
+		ev("c1", t0.Add(-48*time.Hour), "consent", "app", `{"member":"M1"}`, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		ev("s1", t0.Add(-24*time.Hour), "store_enter", "store", `{"member":"M1"}`, `,"store":"S01"`))
+	r.budgets.SetLimits("replay_online", 7, map[string]int64{"S01": 1, "S02": 1})
+	for i := range 4 {
+		_, ok := r.budgets.Reserve("replay_instore", "S02", fmt.Sprintf("earlier-%d", i), t0.UnixMilli(), 24*time.Hour)
+		require.True(t, ok)
+	}
+	return r, log
+}
+
+// storeMoved makes, on a storeMoveRig, the decision the store-move tests
+// replay: after the snapshot M1 enters S02, then asks for one offer
+// online. It returns the snapshot, the decision's log record and the
+// state after the decision.
+func storeMoved(t *testing.T, t0 time.Time) (snap engineState, record []byte, after engineState) {
+	t.Helper()
+	a, log := storeMoveRig(t, t0)
+	snap = stateOf(t, a)
+	a.apply(t, ev("s2", t0.Add(time.Minute), "store_enter", "store", `{"member":"M1"}`, `,"store":"S02"`))
+	at := t0.Add(2 * time.Minute)
+	d := decide(t, a, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 1, Now: &at})
+	require.Len(t, d.Offers, 1)
+	require.Equal(t, "replay_online", d.Offers[0].OfferID)
+	require.Empty(t, d.Offers[0].FulfilmentStore, "an online offer names no fulfilment store to the client")
+	u, _ := a.budgets.Usage("replay_online")
+	require.Equal(t, map[string]StoreUsage{"S01": {Limit: 1}, "S02": {Limit: 1, Reserved: 1}}, u.Stores, "the decision reserved under S02")
+	require.Len(t, log.msgs, 1)
+	return snap, log.msgs[0], stateOf(t, a)
+}
+
+// withoutReservedStore rewrites a decision record as versions before
+// served[].reserved_store wrote it; with empty set, the field says "".
+func withoutReservedStore(t *testing.T, record []byte, empty bool) []byte {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(record, &m))
+	for _, s := range m["served"].([]any) {
+		s := s.(map[string]any)
+		require.Contains(t, s, "reserved_store")
+		delete(s, "reserved_store")
+		if empty {
+			s["reserved_store"] = ""
+		}
+	}
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return b
+}
+
+func TestReplayReservesUnderTheStoreTheDecisionUsedNotTheStoreAtTheSnapshot(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, shanghai)
+	snap, record, want := storeMoved(t, t0)
+	require.Contains(t, string(record), `"reserved_store":"S02"`)
+
+	// The restart: the features as of the snapshot (M1's last store is
+	// still S01 there) and the snapshot's state, then the decision.
+	b, _ := storeMoveRig(t, t0)
+	snap.restore(t, b)
+	got := replayAll(t, b, t0.Add(3*time.Minute), [][]byte{record})
+	require.Equal(t, 1, got.Reserved)
+	u, _ := b.budgets.Usage("replay_online")
+	require.Equal(t, map[string]StoreUsage{"S01": {Limit: 1}, "S02": {Limit: 1, Reserved: 1}}, u.Stores, "S02's budget is taken, S01's untouched")
+	now := t0.Add(3 * time.Minute).UnixMilli()
+	require.False(t, b.budgets.Available("replay_online", "S02", now))
+	require.True(t, b.budgets.Available("replay_online", "S01", now))
+	require.Equal(t, want, stateOf(t, b), "the replay leaves the state the decision left")
+}
+
+func TestReplayOfARecordWithoutReservedStoreTakesTheStoreAsBefore(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, shanghai)
+	snap, record, _ := storeMoved(t, t0)
+	for _, c := range []struct {
+		name   string
+		record []byte
+		want   map[string]StoreUsage
+	}{
+		{"a record written before the field existed takes the customer's store at the snapshot, as those versions did",
+			withoutReservedStore(t, record, false), map[string]StoreUsage{"S01": {Limit: 1, Reserved: 1}, "S02": {Limit: 1}}},
+		{"a record whose reserved store is empty reserves under no store, whatever the customer's store",
+			withoutReservedStore(t, record, true), map[string]StoreUsage{"S01": {Limit: 1}, "S02": {Limit: 1}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, _ := storeMoveRig(t, t0)
+			snap.restore(t, r)
+			for i := range 2 {
+				got := replayAll(t, r, t0.Add(3*time.Minute), [][]byte{c.record})
+				require.Equal(t, 1-i, got.Reserved, "replayed once, reserved once")
+				require.Equal(t, 1-i, got.Recorded)
+				u, _ := r.budgets.Usage("replay_online")
+				require.Equal(t, int64(1), u.Reserved)
+				require.Equal(t, c.want, u.Stores)
+			}
+		})
+	}
 }

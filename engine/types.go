@@ -105,6 +105,13 @@ type OfferResult struct {
 	Reason     string `json:"reason"`
 	// Score are the parts of the offer's priority.
 	Score ScoreParts `json:"score"`
+
+	// store is the store the offer was served for
+	// (scenarios.FulfilmentStore at decision time, online offers too):
+	// its budget reservation and attribution record are under it. The
+	// decision log keeps it so a replay reserves under the same store
+	// (servedLog.ReservedStore); clients see FulfilmentStore only.
+	store string
 }
 
 // ScoreParts explain a score: Total = (Propensity + Explore) ×
