@@ -550,8 +550,29 @@ func (c *Customer) logit(t OfferType, ch features.Channel) (z float64, ok bool) 
 	default:
 		return 0, false
 	}
-	return z, true
+	return z + channelFit(t, ch), true
 }
+
+// channelFit is how well offer type t suits channel ch, on the response
+// log-odds: an associate in the store sells an experience, a service or
+// VIP treatment far better than a banner does, while a coupon, points or
+// a product to order are a tap away in the app or on the web and mean a
+// detour at a till. So the best offer for a customer depends on where
+// they are, not only on who they are.
+func channelFit(t OfferType, ch features.Channel) float64 {
+	switch ch {
+	case features.ChannelTablet, features.ChannelStore, features.ChannelPOS:
+		return inStoreFit[t]
+	}
+	return digitalFit[t]
+}
+
+// Offer type fit on digital channels (web, app, mini-program, push, SMS,
+// social) and in store, by OfferType.
+var (
+	digitalFit = [NumOfferTypes]float64{0.3, -0.4, -0.3, 0.3, -0.2, 0, 0.4}
+	inStoreFit = [NumOfferTypes]float64{-0.4, 0.6, 0.6, -0.2, 0.5, 0, -0.4}
+)
 
 // Identifiers. They embed the customer index (so feedback can be mapped
 // back to the customer) and a tag of the seed (so two simulations with

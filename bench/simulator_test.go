@@ -351,6 +351,15 @@ func TestTrueProbabilityFollowsTraits(t *testing.T) {
 		"online-only customers never see a store tablet")
 	require.Zero(t, mean(OfferCoupon, features.ChannelPush, func(c *Customer) bool { return !c.AppUser }),
 		"push does not reach customers without the app")
+	// Where the customer is changes which offer suits them: among the
+	// same customers (store visitors with the app), an experience beats
+	// points at the tablet more often than it does in the app.
+	both := func(c *Customer) bool { return c.Habit == Omnichannel && c.AppUser }
+	ratio := func(ch features.Channel) float64 {
+		return mean(OfferExperience, ch, both) / mean(OfferPoints, ch, both)
+	}
+	require.Greater(t, ratio(features.ChannelTablet), 2*ratio(app),
+		"offer types suit channels differently (an associate sells an experience, the app points)")
 }
 
 func TestCustomerIndexRoundTrips(t *testing.T) {
