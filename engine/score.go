@@ -5,7 +5,6 @@ package engine
 // candidates are re-ranked by Thompson sampling before serving.
 
 import (
-	"math"
 	"math/rand/v2"
 
 	"nbo/features"
@@ -642,21 +641,40 @@ func (c *candidate) draw(sample float64) {
 // first, the arm last), starting from propensity p as w pseudo-trials (see
 // drawAll).
 func thompson(path []models.Beta, p, w float64, rng *rand.Rand) float64 {
+	p = lineageRate(path, p, w)
+	last := path[len(path)-1]
+	s, n := last.Alpha-1, last.Beta-1
+	return models.SampleBeta(rng, w*p+s, w*(1-p)+max(n-s, 0))
+}
+
+// lineageRate is the prior rate of the arm at the end of path (see
+// drawAll): the offer's rate p₀ (shrink of path[0] towards p), its
+// log-odds moved by each facet's difference from p₀,
+//
+//	σ(logit p₀ + Σᵢ (logit qᵢ − logit p₀)),  qᵢ = shrink(facetᵢ, p₀, w),
+//
+// computed as the equal ratio of odds products num/(num+den), with
+// num = p₀·Πᵢ qᵢ(1−p₀) and den = (1−p₀)·Πᵢ (1−qᵢ)p₀: no logarithm per
+// level and no exponential, which were most of a draw's cost (rates
+// differ from the log-odds sum by rounding only; see
+// TestLineageRateIsTheLogOddsSum). Every factor lies in [1e-8, 1]
+// (clampP), so even lineageMax levels stay far from underflow.
+func lineageRate(path []models.Beta, p, w float64) float64 {
 	p = clampP(p)
 	last := len(path) - 1
-	if last > 0 {
-		p = shrink(path[0], p, w)
-		base := logit(p)
-		z := base
-		for _, b := range path[1:last] {
-			if b != (models.Beta{Alpha: 1, Beta: 1}) {
-				z += logit(shrink(b, p, w)) - base
-			}
-		}
-		p = clampP(1 / (1 + math.Exp(-z)))
+	if last <= 0 {
+		return p
 	}
-	s, n := path[last].Alpha-1, path[last].Beta-1
-	return models.SampleBeta(rng, w*p+s, w*(1-p)+max(n-s, 0))
+	p = shrink(path[0], p, w)
+	num, den := p, 1-p
+	for _, b := range path[1:last] {
+		if b != (models.Beta{Alpha: 1, Beta: 1}) {
+			q := shrink(b, p, w)
+			num *= q * (1 - p)
+			den *= (1 - q) * p
+		}
+	}
+	return clampP(num / (num + den))
 }
 
 // calibration compares candidates' learnt rates with their propensities:
@@ -693,5 +711,3 @@ func shrink(b models.Beta, p, w float64) float64 {
 }
 
 func clampP(p float64) float64 { return min(max(p, 1e-4), 1-1e-4) }
-
-func logit(p float64) float64 { return math.Log(p / (1 - p)) }
