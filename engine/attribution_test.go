@@ -385,7 +385,7 @@ func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
 	require.Equal(t, Attribution{DecisionID: "d-1", OfferID: "o1", Scenario: "sc", Channel: features.ChannelApp, Group: GroupTreatment}, a)
 
 	// Written again, it is version 2 and keeps a segment.
-	s.RecordDecision(DecisionRecord{DecisionID: "d-3", Customer: "member:M3", OfferID: "o3", Channel: features.ChannelWeb, Group: GroupTreatment, TS: 1_795_000_004_000, Segment: segmentNames[segMember|segOnline]})
+	s.RecordDecision(DecisionRecord{DecisionID: "d-3", Customer: "member:M3", OfferID: "o3", Channel: features.ChannelWeb, Group: GroupTreatment, TS: 1_795_000_004_000, Segment: segmentNames[segMember|segOnline][features.ChannelWeb]})
 	b, err := s.MarshalBinary()
 	require.NoError(t, err)
 	require.EqualValues(t, statsSnapshotVersion, b[0])
@@ -394,5 +394,5 @@ func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
 	require.NoError(t, back.UnmarshalBinary(b))
 	a, ok = back.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-3", OfferID: "o3", Customer: "member:M3", Channel: features.ChannelWeb, TS: 1_795_000_005_000})
 	require.True(t, ok)
-	require.Equal(t, "/online/member/noparent/nobeauty/notech", a.Segment)
+	require.Equal(t, "/online/member/noparent/nobeauty/notech/web", a.Segment)
 }

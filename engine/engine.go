@@ -357,7 +357,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	if v.NewestTS > 0 {
 		d.NewestEventTS = time.UnixMilli(v.NewestTS).UTC()
 	}
-	st.begin(set, v)
+	st.begin(set, v, req.Channel)
 	d.segment = st.segment
 	st.props = st.props[:0]
 	if group == GroupTreatment && known {
@@ -398,11 +398,11 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 }
 
 // begin readies the per-request scratch space.
-func (st *decideState) begin(set *scenarios.Set, v *features.View) {
+func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.Channel) {
 	st.set = set
 	st.cands = st.cands[:0]
 	st.custVecOK = false
-	st.segment = segment(v)
+	st.segment = segment(v, ch)
 	if n := len(set.Offers); len(st.best) < n {
 		st.best = make([]int32, n)
 		st.stamp = make([]uint32, n)

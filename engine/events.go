@@ -54,15 +54,17 @@ func (e *Engine) outcome(ev *features.Event, a features.Applied) {
 		// No decision record (no Stats, or the decision has left the
 		// attribution window): the customer's segment now stands in for
 		// the one decided in.
-		e.opts.Explorer.Update(ev.OfferID, e.segmentNow(a.Customer, ev.TS), true)
+		e.opts.Explorer.Update(ev.OfferID, e.segmentNow(a.Customer, ev.Channel, ev.TS), true)
 	}
 }
 
-// segmentNow is the customer's bandit segment at instant ts.
-func (e *Engine) segmentNow(customer features.Key, ts int64) string {
+// segmentNow is the customer's bandit segment at instant ts on channel
+// ch: when no decision record says where an offer was shown, the
+// outcome event's channel stands in for it.
+func (e *Engine) segmentNow(customer features.Key, ch features.Channel, ts int64) string {
 	st := e.trigState
 	e.opts.Store.ViewKey(customer, ts, &st.view)
-	return segment(&st.view)
+	return segment(&st.view, ch)
 }
 
 // evaluateTriggers runs the on_event scenarios for the push channel at
@@ -94,7 +96,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	if len(st.props) == 0 {
 		return
 	}
-	st.begin(set, v)
+	st.begin(set, v, features.ChannelPush)
 	var d Decision
 	for i := range st.props {
 		e.consider(st, i, features.ChannelPush, &d)
@@ -306,7 +308,7 @@ func (e *Engine) recordOutcome(ev *features.Event, a features.Applied, success b
 	if success && e.opts.Explorer != nil && att.Group != GroupHoldout {
 		seg := att.Segment
 		if seg == "" { // a trigger's, or recorded before segments were kept
-			seg = e.segmentNow(a.Customer, ev.TS)
+			seg = e.segmentNow(a.Customer, att.Channel, ev.TS)
 		}
 		e.opts.Explorer.Update(att.OfferID, seg, true)
 	}

@@ -170,8 +170,8 @@ func TestPriceAndDistanceDriversReadCartsAndSessions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := features.View{Known: true, Now: day.UnixMilli()}
 			tc.view(&v)
-			require.Equal(t, tc.want, segment(&v))
-			require.Zero(t, testing.AllocsPerRun(100, func() { segment(&v) }), "choosing a segment allocates")
+			require.Equal(t, tc.want+"/app", segment(&v, features.ChannelApp))
+			require.Zero(t, testing.AllocsPerRun(100, func() { segment(&v, features.ChannelApp) }), "choosing a segment allocates")
 			vec := FeatureVector(nil, &v, r.set.Offers[0], features.ChannelApp, shanghai)
 			require.InDelta(t, tc.abandon, vec[PropensitySchema.Index("cart_abandon_share")], 1e-9)
 			require.InDelta(t, tc.stores, vec[PropensitySchema.Index("store_share")], 1e-9)

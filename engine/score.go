@@ -97,13 +97,15 @@ func expectedNet(o *scenarios.Offer, v *features.View) float64 {
 	return float64(max(basket-o.Cost, 100)) / 100
 }
 
-// The bandit's customer segment: what the customer's own behaviour says
-// about the drivers of their response, as a set of facets (models.Arm) —
-// channel habit, membership and three interests — so a fine arm borrows
-// strength from what each facet alone has shown (thompson). Every facet
-// comes from events that responding to an offer does not produce (views,
-// searches and store entries; not orders or redemptions), so an outcome
-// counts for the segment the decision was made in.
+// The bandit's segment: what the customer's own behaviour says about the
+// drivers of their response, and the channel the offer is shown on, as a
+// set of facets (models.Arm) — channel habit, membership, three
+// interests, price, distance and the channel — so a fine arm borrows
+// strength from what each facet alone has shown (thompson). Every
+// customer facet comes from events that responding to an offer does not
+// produce (views, searches and store entries; not orders or
+// redemptions), so an outcome counts for the segment the decision was
+// made in.
 //
 //   - habit: "online" (views online, never entered a store), "offline"
 //     (entered stores, never viewed online), "both" or "none";
@@ -118,7 +120,13 @@ func expectedNet(o *scenarios.Offer, v *features.View) float64 {
 //     until they have filled a few carts (see priceFacet);
 //   - distance: for customers who shop both ways, "near" when store
 //     visits are a large share of their sessions, "far" when a small
-//     one, no facet until they have a few sessions (see distanceFacet).
+//     one, no facet until they have a few sessions (see distanceFacet);
+//   - channel: the request's channel ("app", "tablet", "web", …; a
+//     trigger's is "push"), last. What suits a customer depends on where
+//     they are: an associate at the store's tablet sells an experience
+//     better than a banner in the app does, and the app a coupon better
+//     than the associate. The offer × channel facet learns that from
+//     every customer.
 //
 // Segment names are precomputed: choosing one does not allocate.
 const (
@@ -152,8 +160,8 @@ const (
 	nearStoreShare   = 0.3
 )
 
-var segmentNames = func() [numSegmentCodes]string {
-	var names [numSegmentCodes]string
+var segmentNames = func() [numSegmentCodes][features.NumChannels]string {
+	var names [numSegmentCodes][features.NumChannels]string
 	for code := range names {
 		if code&segThrifty != 0 && code&segSpender != 0 || code&segNear != 0 && code&segFar != 0 {
 			continue
@@ -186,17 +194,24 @@ var segmentNames = func() [numSegmentCodes]string {
 				name += f.name
 			}
 		}
-		names[code] = name
+		for ch := range features.NumChannels {
+			names[code][ch] = name
+			if ch != features.ChannelUnknown {
+				names[code][ch] += "/" + ch.String()
+			}
+		}
 	}
 	return names
 }()
 
 // segmentByName maps a segment's name to its precomputed string.
 var segmentByName = func() map[string]string {
-	m := make(map[string]string, numSegmentCodes+1)
-	for _, n := range segmentNames {
-		if n != "" {
-			m[n] = n
+	m := make(map[string]string, numSegmentCodes*int(features.NumChannels)+1)
+	for _, byChannel := range segmentNames {
+		for _, n := range byChannel {
+			if n != "" {
+				m[n] = n
+			}
 		}
 	}
 	m["new"] = "new"
@@ -244,8 +259,9 @@ func interests(v *features.View) (total, baby, beauty, tech uint32) {
 	return total, baby, beauty, tech
 }
 
-// segment is the bandit's customer segment of v (see segmentNames).
-func segment(v *features.View) string {
+// segment is the bandit's segment of customer v on channel ch (see
+// segmentNames).
+func segment(v *features.View, ch features.Channel) string {
 	if !v.Known {
 		return "new"
 	}
@@ -273,7 +289,10 @@ func segment(v *features.View) string {
 		code |= segTech
 	}
 	code |= priceFacet(v) | distanceFacet(v)
-	return segmentNames[code]
+	if ch >= features.NumChannels {
+		ch = features.ChannelUnknown
+	}
+	return segmentNames[code][ch]
 }
 
 // cartAbandonment is the share of the customer's lifetime carts (add-to-
@@ -628,7 +647,7 @@ func ownResponses(v *features.View, set *scenarios.Set, t scenarios.OfferType) (
 }
 
 // lineageMax bounds the levels of a segment (the offer, its facets, the
-// arm): segmentNames have up to seven facets.
+// arm): segmentNames have up to eight facets.
 const lineageMax = 10
 
 // draw sets the candidate's score from a drawn response rate.

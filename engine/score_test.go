@@ -58,10 +58,14 @@ func TestSegmentReadsTheDriversFromBehaviour(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := features.View{Known: true}
 			tc.view(&v)
-			require.Equal(t, tc.want, segment(&v))
-			if tc.want != "new" {
-				require.Zero(t, testing.AllocsPerRun(100, func() { segment(&v) }), "choosing a segment allocates")
+			if tc.want == "new" {
+				require.Equal(t, "new", segment(&v, features.ChannelTablet))
+				return
 			}
+			require.Equal(t, tc.want+"/tablet", segment(&v, features.ChannelTablet), "the channel is the last facet")
+			require.Equal(t, tc.want+"/web", segment(&v, features.ChannelWeb))
+			require.Equal(t, tc.want, segment(&v, features.ChannelUnknown), "an unknown channel is no facet")
+			require.Zero(t, testing.AllocsPerRun(100, func() { segment(&v, features.ChannelApp) }), "choosing a segment allocates")
 		})
 	}
 }
@@ -76,11 +80,11 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 	r := newRig(t, day)
 	b, bundle := r.bandit, r.set.Offers[0]
 	rng := rand.New(rand.NewPCG(5, 5))
-	probeParent := segmentNames[segParent|segBeauty|segTech|segOnline|segOffline]
-	probeOther := segmentNames[segMember|segTech|segOnline|segOffline]
+	probeParent := segmentNames[segParent|segBeauty|segTech|segOnline|segOffline][features.ChannelApp]
+	probeOther := segmentNames[segMember|segTech|segOnline|segOffline][features.ChannelApp]
 	for range 20000 {
 		code := rng.IntN(numSegments)
-		seg := segmentNames[code]
+		seg := segmentNames[code][features.ChannelApp]
 		if seg == probeParent || seg == probeOther {
 			continue
 		}
@@ -111,8 +115,51 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 	}
 	require.InDelta(t, 1.0/3, mean(probeParent), 0.05, "a parent never seen borrows the parents' response rate")
 	require.InDelta(t, 0.04, mean(probeOther), 0.02, "a non-parent never seen borrows the others'")
-	seen := segmentNames[segParent|segOnline]
+	seen := segmentNames[segParent|segOnline][features.ChannelApp]
 	require.InDelta(t, 1.0/3, mean(seen), 0.05, "an arm with outcomes of its own follows them")
+}
+
+// TestThompsonLearnsWhichChannelSuitsAnOffer checks the channel facet:
+// when an offer does far better at the store's tablet than in the app,
+// whoever the customer is, a customer never seen gets it drawn high at
+// the tablet and low in the app.
+func TestThompsonLearnsWhichChannelSuitsAnOffer(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	b, offer := r.bandit, r.set.Offers[0]
+	rng := rand.New(rand.NewPCG(7, 7))
+	probe := segParent | segBeauty | segOnline | segOffline
+	for range 20000 {
+		code := rng.IntN(numSegments)
+		if code == probe {
+			continue
+		}
+		ch, rate := features.ChannelApp, 0.04
+		if rng.IntN(2) == 0 {
+			ch, rate = features.ChannelTablet, 1.0/3
+		}
+		arm := models.Arm{Offer: offer.ID, Segment: segmentNames[code][ch]}
+		b.Update(arm, false)
+		if rng.Float64() < rate {
+			b.Update(arm, true)
+		}
+	}
+	e := r.eng
+	mean := func(segment string) float64 {
+		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
+		st.sreq.Now = day.UnixMilli()
+		var sum float64
+		const n = 4000
+		for range n {
+			st.cands = append(st.cands[:0], candidate{offer: offer, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
+			st.props = append(st.props[:0], scenarios.Proposal{Scenario: &scenarios.Scenario{ID: "any"}, Offer: offer})
+			e.drawAll(st, -1, e.expect(st))
+			sum += st.cands[0].parts.Total
+		}
+		return sum / n
+	}
+	require.InDelta(t, 1.0/3, mean(segmentNames[probe][features.ChannelTablet]), 0.05, "at the tablet a new customer borrows the tablet's rate")
+	require.InDelta(t, 0.04, mean(segmentNames[probe][features.ChannelApp]), 0.02, "in the app, the app's")
 }
 
 // TestTheUntargetedDiscountFadesWithEvidence checks that untargeted
@@ -191,7 +238,7 @@ func TestALateResponseIsCreditedToTheSegmentThatDecided(t *testing.T) {
 	}
 	r.clock = day.Add(24 * time.Hour)
 	r.apply(t, later...)
-	now := r.eng.segmentNow("member:M1", day.Add(24*time.Hour).UnixMilli())
+	now := r.eng.segmentNow("member:M1", features.ChannelApp, day.Add(24*time.Hour).UnixMilli())
 	require.NotEqual(t, decided, now, "the customer's segment has changed")
 
 	r.apply(t, ev("k1", day.Add(24*time.Hour), "offer_click", "app", m, fmt.Sprintf(`,"offer_id":%q,"decision_id":%q`, offer, d.DecisionID)))
