@@ -15,11 +15,23 @@ import (
 // the response rate from Beta(w·p + s, w·(1−p) + n − s), where p is the
 // model's (or the offer's prior) propensity and w the prior's weight in
 // pseudo-observations: a new arm explores around the model's belief, and
-// evidence takes over as it accumulates.
+// evidence takes over as it accumulates. A draw keeps Spread of its
+// distance from the posterior's mean.
 type BanditExplorer struct {
 	Bandit *models.Bandit
 	// PriorWeight is w above. Default: 10.
 	PriorWeight float64
+	// Spread scales how far a draw may land from its posterior's mean:
+	// 1 is plain Thompson sampling, smaller explores less (see temper).
+	// Default (0 or less): 0.5; above 1 is taken as 1.
+	Spread float64
+}
+
+func (b *BanditExplorer) spread() float64 {
+	if b.Spread <= 0 {
+		return explorationSpread
+	}
+	return min(b.Spread, 1)
 }
 
 var _ Explorer = (*BanditExplorer)(nil)
@@ -33,7 +45,7 @@ func (b *BanditExplorer) Sample(offer, segment string, prior float64, rng *rand.
 	prior = min(max(prior, 1e-4), 1-1e-4)
 	alpha, beta := b.Bandit.Posterior(models.Arm{Offer: offer, Segment: segment})
 	s, n := alpha-1, beta-1
-	return models.SampleBeta(rng, w*prior+s, w*(1-prior)+max(n-s, 0))
+	return temper(w*prior+s, w*(1-prior)+max(n-s, 0), b.spread(), rng)
 }
 
 // Update records a trial (success=false, at serve time) or a success.

@@ -81,11 +81,35 @@ func TestThompsonDrawsWhatTheLogOddsFormDrew(t *testing.T) {
 	for round := range 50_000 {
 		path = randomLineage(pick, path)
 		p, w := pick.Float64(), float64(priorWeight)
-		got := thompson(path, p, w, rngA)
+		got := thompson(path, p, w, 1, rngA)
 		q := logOddsRate(path, p, w)
 		s, n := path[len(path)-1].Alpha-1, path[len(path)-1].Beta-1
 		want := models.SampleBeta(rngB, w*q+s, w*(1-q)+max(n-s, 0))
 		// InDelta, not InEpsilon: a draw of a tiny shape may underflow to 0.
 		require.InDelta(t, want, got, 1e-9*want, "round %d: path %v, p %v", round, path, p)
 	}
+}
+
+// TestTemperNarrowsTheDrawAroundTheMean checks that a tempered draw is
+// the plain draw from the same generator moved towards the posterior's
+// mean: same mean, spread times the standard deviation.
+func TestTemperNarrowsTheDrawAroundTheMean(t *testing.T) {
+	rngA := rand.New(rand.NewPCG(3, 4))
+	rngB := rand.New(rand.NewPCG(3, 4))
+	const a, b, spread, n = 3.0, 17.0, 0.5, 200_000
+	m := a / (a + b)
+	var sum, sq float64
+	for range n {
+		x := temper(a, b, spread, rngA)
+		plain := models.SampleBeta(rngB, a, b)
+		require.InDelta(t, m+spread*(plain-m), x, 1e-12)
+		require.True(t, x > 0 && x < 1)
+		sum += x
+		sq += (x - m) * (x - m)
+	}
+	sd := math.Sqrt(a * b / ((a + b) * (a + b) * (a + b + 1)))
+	require.InDelta(t, m, sum/n, 4*spread*sd/math.Sqrt(n), "the mean is the posterior's")
+	require.InEpsilon(t, spread*sd, math.Sqrt(sq/n), 0.01, "the deviation is spread times the posterior's")
+	require.Equal(t, 0.5, (&BanditExplorer{}).spread(), "default spread")
+	require.Equal(t, 1.0, (&BanditExplorer{Spread: 3}).spread(), "never wider than the posterior")
 }
