@@ -465,14 +465,15 @@ func (e *Engine) release(c *candidate, decisionID string) {
 
 // allowed checks what needs shared state — the offer's budget and the
 // customer's contact policy — for one candidate. It runs only for
-// candidates that reach the top, not for every proposal.
-func (e *Engine) allowed(st *decideState, c *candidate, ch features.Channel) bool {
+// candidates that reach the top, not for every proposal. gate is the
+// decision's contact policy for the customer (see contactGate).
+func (e *Engine) allowed(st *decideState, c *candidate, gate *contactGate) bool {
 	if budgeted(c.offer) && !e.opts.Budgets.Available(c.offer.ID, c.store, st.sreq.Now) {
 		return false
 	}
 	v := &st.view
 	if v.Known {
-		if ok, _ := e.opts.Policy.Allow(v.Customer, ch, offerPolicy(c.offer), c.store, v.Offers, st.sreq.Now); !ok {
+		if ok, _ := gate.allow(offerPolicy(c.offer), c.store, v.Offers); !ok {
 			return false
 		}
 	}

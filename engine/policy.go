@@ -258,14 +258,72 @@ func (p *Policy) Allow(customer features.Key, ch features.Channel, offer OfferPo
 	return p.ledgerAllows(s.logs[customer], ch, offer, now)
 }
 
+// contactGate is Allow for the offers one decision weighs for one
+// customer on one channel (arbitrate asks for up to `ranked` of them, and
+// more when some are refused). It reads the channel's caps from the
+// customer's ledger once, on the first offer that needs them, instead of
+// taking the shard lock and looking the customer up for every offer;
+// an offer with a cooldown still reads its own contact. A contact another
+// decision records for the customer after the caps were read is missed by
+// the gate's later offers, as it would be had it come a moment later:
+// Claim, which serve uses, checks the caps and records atomically, so they
+// hold all the same.
+type contactGate struct {
+	p        *Policy
+	customer features.Key
+	ch       features.Channel
+	now      int64
+	read     bool   // capsWhy holds the caps' verdict
+	capsWhy  string // why the caps deny; "" when they allow
+}
+
+// gate returns a contactGate for customer on ch at now. p may be nil for
+// a gate that is never asked (an unknown customer's decision).
+func (p *Policy) gate(customer features.Key, ch features.Channel, now int64) contactGate {
+	return contactGate{p: p, customer: customer, ch: ch, now: now}
+}
+
+// allow is p.Allow(g.customer, g.ch, offer, store, history, g.now), the
+// caps read once per gate (see contactGate).
+func (g *contactGate) allow(offer OfferPolicy, store string, history []features.OfferStats) (bool, string) {
+	p := g.p
+	if ok, why := p.stateless(g.ch, offer, store, history, g.now); !ok {
+		return false, why
+	}
+	if offer.Transactional || !p.ledgerCanDeny(g.ch, offer) {
+		return true, ""
+	}
+	if p.capped(g.ch) {
+		if !g.read {
+			s := p.shard(g.customer)
+			s.mu.Lock()
+			_, g.capsWhy = p.capsAllow(s.logs[g.customer], g.ch, g.now)
+			s.mu.Unlock()
+			g.read = true
+		}
+		if g.capsWhy != "" {
+			return false, g.capsWhy
+		}
+	}
+	if offer.Cooldown <= 0 {
+		return true, ""
+	}
+	s := p.shard(g.customer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.cooldownAllows(s.logs[g.customer], offer, g.now)
+}
+
 // ledgerCanDeny reports whether the ledger has a rule for the channel or
 // the offer (a cap or a cooldown); without one ledgerAllows says yes to
 // every customer. Allow runs for each of the best candidates of every
 // decision, most of them on uncapped channels.
 func (p *Policy) ledgerCanDeny(ch features.Channel, offer OfferPolicy) bool {
-	if offer.Cooldown > 0 {
-		return true
-	}
+	return offer.Cooldown > 0 || p.capped(ch)
+}
+
+// capped reports whether the channel has a cap.
+func (p *Policy) capped(ch features.Channel) bool {
 	return ch < features.NumChannels && (p.caps[ch].PerDay > 0 || p.caps[ch].PerWeek > 0)
 }
 
@@ -333,7 +391,16 @@ func (p *Policy) ledgerAllows(l *contactLog, ch features.Channel, offer OfferPol
 	if l == nil || offer.Transactional {
 		return true, ""
 	}
-	if ch < features.NumChannels {
+	if ok, why := p.capsAllow(l, ch, now); !ok {
+		return false, why
+	}
+	return p.cooldownAllows(l, offer, now)
+}
+
+// capsAllow checks the channel's caps against the customer's ledger l
+// (nil: no contacts).
+func (p *Policy) capsAllow(l *contactLog, ch features.Channel, now int64) (bool, string) {
+	if l != nil && ch < features.NumChannels {
 		c := p.caps[ch]
 		ts := l.ch[ch]
 		if c.PerDay > 0 && countSince(ts, now-dayMs, now) >= c.PerDay {
@@ -343,7 +410,13 @@ func (p *Policy) ledgerAllows(l *contactLog, ch features.Channel, offer OfferPol
 			return false, DenyCapWeek
 		}
 	}
-	if offer.Cooldown > 0 {
+	return true, ""
+}
+
+// cooldownAllows checks the offer's cooldown against the customer's
+// ledger l (nil: no contacts).
+func (p *Policy) cooldownAllows(l *contactLog, offer OfferPolicy, now int64) (bool, string) {
+	if l != nil && offer.Cooldown > 0 {
 		for _, oc := range l.offers {
 			if oc.offer == offer.ID {
 				if now < oc.ts+offer.Cooldown.Milliseconds() {

@@ -404,6 +404,7 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 	// checked best first; a refused one is dropped and the pass runs again
 	// for the places left (budgets and caps are checked in the same order,
 	// and only as far as needed, as one selection at a time would).
+	gate := e.opts.Policy.gate(st.view.Customer, ch, st.sreq.Now)
 	k := 0
 	for k < ranked && k < len(st.cands) {
 		want := min(ranked-k, len(st.cands)-k)
@@ -437,7 +438,7 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		}
 		refused := false
 		for t := 0; t < m; t++ {
-			if !e.allowed(st, &st.cands[k], ch) {
+			if !e.allowed(st, &st.cands[k], &gate) {
 				last := len(st.cands) - 1
 				st.cands[k] = st.cands[last]
 				st.cands = st.cands[:last]
