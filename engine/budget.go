@@ -56,7 +56,7 @@ type BudgetUsage struct {
 
 // StoreUsage is one store's part of an offer's budget.
 type StoreUsage struct {
-	Limit    int64 `json:"limit"` // Unlimited (-1) when the store has no own budget
+	Limit    int64 `json:"limit"` // the store's own budget, else the every-store ("*") one, else Unlimited (-1)
 	Spent    int64 `json:"spent"`
 	Reserved int64 `json:"reserved"`
 }
@@ -425,9 +425,14 @@ func (b *Budgets) Usage(offerID string) (BudgetUsage, bool) {
 		ValueTotal: ob.valueTotal, ValueSpent: ob.valueSpent, ValueHeld: ob.valueHeld,
 		Stores: map[string]StoreUsage{},
 	}
+	anyLim, anyOK := ob.perStore[AnyStore]
 	add := func(s string) {
 		lim, ok := ob.perStore[s]
-		if !ok {
+		switch {
+		case ok:
+		case anyOK:
+			lim = anyLim // the budget of every store without its own
+		default:
 			lim = Unlimited
 		}
 		u.Stores[s] = StoreUsage{Limit: lim, Spent: ob.storeSpent[s], Reserved: ob.storeHeld[s]}

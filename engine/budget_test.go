@@ -311,6 +311,10 @@ func TestBudgetsAnyStoreLimitsEveryStoreSeparately(t *testing.T) {
 		_, ok := b.Reserve("o", store, store+"-x", 0, time.Hour)
 		require.False(t, ok, "store %s is at its own limit", store)
 	}
+	u, _ := b.Usage("o")
+	for _, store := range []string{"S1", "S2"} {
+		require.Equal(t, StoreUsage{Limit: 2, Reserved: 2}, u.Stores[store], "usage reports the limit that binds store %s", store)
+	}
 }
 
 func TestSetCatalogTakesLimitsFromTheOffers(t *testing.T) {
