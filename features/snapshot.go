@@ -294,6 +294,18 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	if meta.Format != 1 {
 		return meta, nil, fmt.Errorf("%w: format %d is not supported by this build", ErrCorruptSnapshot, meta.Format)
 	}
+	seen := make(map[Key]struct{}, len(customers))
+	for _, c := range customers {
+		if _, dup := seen[c.id]; dup || c.id == "" {
+			return meta, nil, fmt.Errorf("%w: customer %q recorded twice or without an ID", ErrCorruptSnapshot, c.id)
+		}
+		seen[c.id] = struct{}{}
+		for _, k := range c.ids {
+			if k == "" {
+				return meta, nil, fmt.Errorf("%w: customer %q has an empty identifier", ErrCorruptSnapshot, c.id)
+			}
+		}
+	}
 	s.clear()
 	s.in.reset(names)
 	for _, c := range customers {
