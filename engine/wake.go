@@ -3,7 +3,7 @@ package engine
 import (
 	"container/heap"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 
@@ -158,7 +158,7 @@ func (w *wakeSection) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary replaces the queue with an encoded one.
 func (w *wakeSection) UnmarshalBinary(b []byte) error {
-	bad := errors.New("engine: corrupt wake-up section")
+	bad := fmt.Errorf("restoring the wake-up queue: %w", ErrCorruptState)
 	if len(b) < len(wakeMagic) || string(b[:len(wakeMagic)]) != string(wakeMagic) {
 		return bad
 	}
