@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -260,22 +261,31 @@ func (p *Policy) Allow(customer features.Key, ch features.Channel, offer OfferPo
 
 // contactGate is Allow for the offers one decision weighs for one
 // customer on one channel (arbitrate asks for up to `ranked` of them, and
-// more when some are refused). It reads the channel's caps from the
-// customer's ledger once, on the first offer that needs them, instead of
-// taking the shard lock and looking the customer up for every offer;
-// an offer with a cooldown still reads its own contact. A contact another
-// decision records for the customer after the caps were read is missed by
-// the gate's later offers, as it would be had it come a moment later:
-// Claim, which serve uses, checks the caps and records atomically, so they
-// hold all the same.
+// more when some are refused). It reads the customer's ledger once, on
+// the first offer that needs it — the channel caps' verdict and the
+// offers' last contacts, under one shard lock and one lookup — instead of
+// once per offer. A contact another decision records for the customer
+// after that read is missed by the gate's later offers, as it would be
+// had it come a moment later: Claim, which serve uses, checks and records
+// atomically, so caps and cooldowns hold all the same.
 type contactGate struct {
 	p        *Policy
 	customer features.Key
 	ch       features.Channel
 	now      int64
-	read     bool   // capsWhy holds the caps' verdict
-	capsWhy  string // why the caps deny; "" when they allow
+	read     bool   // the ledger is read into capsWhy and the contacts
+	capsWhy  string // why the channel's caps deny; "" when they allow
+	// The customer's last contact per offer, newest first: offers[:n],
+	// or spill when there are more than gateOffers (a slice into offers
+	// itself would move every gate to the heap).
+	offers [gateOffers]offerContact
+	n      int
+	spill  []offerContact
 }
+
+// gateOffers is how many offer contacts a gate holds without allocating:
+// the default PolicyOptions.MaxOffers.
+const gateOffers = 32
 
 // gate returns a contactGate for customer on ch at now. p may be nil for
 // a gate that is never asked (an unknown customer's decision).
@@ -283,8 +293,8 @@ func (p *Policy) gate(customer features.Key, ch features.Channel, now int64) con
 	return contactGate{p: p, customer: customer, ch: ch, now: now}
 }
 
-// allow is p.Allow(g.customer, g.ch, offer, store, history, g.now), the
-// caps read once per gate (see contactGate).
+// allow is p.Allow(g.customer, g.ch, offer, store, history, g.now), from
+// the ledger as the gate read it (see contactGate).
 func (g *contactGate) allow(offer OfferPolicy, store string, history []features.OfferStats) (bool, string) {
 	p := g.p
 	if ok, why := p.stateless(g.ch, offer, store, history, g.now); !ok {
@@ -293,25 +303,28 @@ func (g *contactGate) allow(offer OfferPolicy, store string, history []features.
 	if offer.Transactional || !p.ledgerCanDeny(g.ch, offer) {
 		return true, ""
 	}
-	if p.capped(g.ch) {
-		if !g.read {
-			s := p.shard(g.customer)
-			s.mu.Lock()
-			_, g.capsWhy = p.capsAllow(s.logs[g.customer], g.ch, g.now)
-			s.mu.Unlock()
-			g.read = true
+	if !g.read {
+		s := p.shard(g.customer)
+		s.mu.Lock()
+		if l := s.logs[g.customer]; l != nil {
+			_, g.capsWhy = p.capsAllow(l, g.ch, g.now)
+			if len(l.offers) <= gateOffers {
+				g.n = copy(g.offers[:], l.offers)
+			} else {
+				g.spill = slices.Clone(l.offers)
+			}
 		}
-		if g.capsWhy != "" {
-			return false, g.capsWhy
-		}
+		s.mu.Unlock()
+		g.read = true
 	}
-	if offer.Cooldown <= 0 {
-		return true, ""
+	if g.capsWhy != "" {
+		return false, g.capsWhy
 	}
-	s := p.shard(g.customer)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return p.cooldownAllows(s.logs[g.customer], offer, g.now)
+	contacts := g.offers[:g.n]
+	if g.spill != nil {
+		contacts = g.spill
+	}
+	return cooldownAllows(contacts, offer, g.now)
 }
 
 // ledgerCanDeny reports whether the ledger has a rule for the channel or
@@ -394,7 +407,7 @@ func (p *Policy) ledgerAllows(l *contactLog, ch features.Channel, offer OfferPol
 	if ok, why := p.capsAllow(l, ch, now); !ok {
 		return false, why
 	}
-	return p.cooldownAllows(l, offer, now)
+	return cooldownAllows(l.offers, offer, now)
 }
 
 // capsAllow checks the channel's caps against the customer's ledger l
@@ -414,10 +427,10 @@ func (p *Policy) capsAllow(l *contactLog, ch features.Channel, now int64) (bool,
 }
 
 // cooldownAllows checks the offer's cooldown against the customer's
-// ledger l (nil: no contacts).
-func (p *Policy) cooldownAllows(l *contactLog, offer OfferPolicy, now int64) (bool, string) {
-	if l != nil && offer.Cooldown > 0 {
-		for _, oc := range l.offers {
+// last contact per offer (a contactLog's offers).
+func cooldownAllows(offers []offerContact, offer OfferPolicy, now int64) (bool, string) {
+	if offer.Cooldown > 0 {
+		for _, oc := range offers {
 			if oc.offer == offer.ID {
 				if now < oc.ts+offer.Cooldown.Milliseconds() {
 					return false, DenyCooldown

@@ -11,12 +11,23 @@ import (
 	"nbo/features"
 )
 
-// A contactGate reads the caps once per decision; every answer it gives
+// A contactGate reads the ledger once per decision; every answer it gives
 // must be Allow's for the same offer at the same moment, whatever the
-// ledger, the channel, the offer's rules and the customer's history.
+// ledger, the channel, the offer's rules and the customer's history —
+// also when a ledger remembers more offers than a gate holds in place.
 func TestContactGateAnswersAsAllowDoes(t *testing.T) {
+	t.Run("default ledger", func(t *testing.T) { testContactGate(t, newTestPolicy(t), 0) })
+	t.Run("a ledger of more offers than a gate holds", func(t *testing.T) {
+		p, err := NewPolicy(PolicyOptions{MaxOffers: 2 * gateOffers})
+		require.NoError(t, err)
+		testContactGate(t, p, gateOffers+8)
+	})
+}
+
+// testContactGate compares gate and Allow over 3000 random decisions,
+// each customer's ledger also holding contacts with filler other offers.
+func testContactGate(t *testing.T, p *Policy, filler int) {
 	rng := rand.New(rand.NewPCG(4, 21))
-	p := newTestPolicy(t)
 	customers := []features.Key{"member:G1", "member:G2", "member:G3"}
 	offers := []OfferPolicy{
 		promo,
@@ -28,6 +39,11 @@ func TestContactGateAnswersAsAllowDoes(t *testing.T) {
 	stores := []string{"SH-1", "LDN-1", ""}
 	start := utc("2026-11-24T00:00:00Z")
 	at := start
+	for _, c := range customers {
+		for i := range filler {
+			p.Record(c, features.ChannelStore, fmt.Sprint("filler", i), start-int64(i+1)*hourMs)
+		}
+	}
 	seen := map[string]int{}
 	for decision := range 3000 {
 		at += int64(rng.IntN(int(3 * hourMs)))
