@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -192,6 +193,17 @@ func resolveConfig(fs *pflag.FlagSet, file string) (Config, error) {
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			errs = append(errs, o.Value.(pflag.SliceValue).Replace(sv.GetSlice()))
+			return
+		}
+		if f.Name == "store-time-zones" {
+			// A map flag's String() is "[k=v,…]", which Set would read
+			// back as key "[k" and value "v]": copy the map instead.
+			m, err := fs.GetStringToString(f.Name)
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			cfg.StoreTimeZones = maps.Clone(m)
 			return
 		}
 		errs = append(errs, over.Set(f.Name, f.Value.String()))

@@ -60,3 +60,15 @@ func TestDefaultsAreValid(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultConfig(), cfg)
 }
+
+func TestStoreTimeZonesFlagOverridesTheFile(t *testing.T) {
+	// The flag is a map: its String() form is "[S01=Asia/Urumqi]", which
+	// must not be parsed back as store "[S01" in zone "Asia/Urumqi]".
+	cfg, err := resolveConfig(flagsFor(t, "--store-time-zones", "S01=Asia/Urumqi,S03=Asia/Hong_Kong"), filepath.Join("testdata", "config", "full.good.yml"))
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"S01": "Asia/Urumqi", "S03": "Asia/Hong_Kong"}, cfg.StoreTimeZones)
+
+	cfg, err = resolveConfig(flagsFor(t, "--store-time-zones", "S01=Asia/Urumqi"), "")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"S01": "Asia/Urumqi"}, cfg.StoreTimeZones)
+}
