@@ -26,7 +26,15 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	for _, add := range subcommands {
-		root.AddCommand(add())
+		cmd := add()
+		if cmd.HasSubCommands() && !cmd.Runnable() {
+			// A group ("rules", "snapshot") alone prints its help; with a
+			// mistyped subcommand cobra would print the help too and exit
+			// 0, so an argument is an unknown command, which exits 1.
+			cmd.Args = cobra.NoArgs
+			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+		root.AddCommand(cmd)
 	}
 	return root
 }

@@ -101,7 +101,7 @@ func newRulesCheckCmd() *cobra.Command {
 					fmt.Fprintln(cmd.OutOrStdout(), les.Error())
 					return fmt.Errorf("%s: %d problem(s)", name, len(les))
 				}
-				return err
+				return fmt.Errorf("%s: %w", name, err) // os.DirFS's errors name only "."
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s, version %s, %d scenarios, %d offers\n", name, set.Version, len(set.Scenarios), len(set.Offers))
 			return nil

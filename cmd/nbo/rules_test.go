@@ -69,3 +69,21 @@ func TestRulesExportCheckTest(t *testing.T) {
 	require.ErrorContains(t, err, "2 problem(s)")
 	require.Equal(t, 2, strings.Count(out, `unknown trigger "always"`), out)
 }
+
+func TestAMistypedSubcommandFails(t *testing.T) {
+	// A typo such as "nbo rules chek lib" must not print help and exit 0:
+	// a deploy script would take it for a passing check.
+	for _, args := range [][]string{{"rules", "chek", "lib"}, {"snapshot", "dupm"}} {
+		_, err := runNbo(t, args...)
+		require.ErrorContains(t, err, `unknown command "`+args[1]+`"`, args)
+	}
+	out, err := runNbo(t, "rules")
+	require.NoError(t, err, "a group alone prints its help")
+	require.Contains(t, out, "Available Commands")
+}
+
+func TestRulesCheckNamesAMissingDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-lib")
+	_, err := runNbo(t, "rules", "check", missing)
+	require.ErrorContains(t, err, missing)
+}
