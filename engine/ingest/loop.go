@@ -207,7 +207,8 @@ func (l *Loop) Stats() Stats {
 
 // Run consumes until ctx ends, then writes a final snapshot and commits
 // its offsets. It returns nil after a clean stop, or the error that
-// stopped it.
+// stopped it; a broker that is unavailable (kafka.ErrUnavailable) does not
+// stop it: it logs a warning and keeps fetching until the broker is back.
 func (l *Loop) Run(ctx context.Context) error {
 	// The fetch goroutine also decodes, so decoding runs on the other
 	// core while this one applies: Apply is the only part that must be
@@ -220,11 +221,32 @@ func (l *Loop) Run(ctx context.Context) error {
 	go func() {
 		defer close(fetched)
 		defer close(recs)
+		down := false
 		for {
 			rec, err := l.opts.Source.Fetch(fctx)
+			if errors.Is(err, kafka.ErrUnavailable) && fctx.Err() == nil {
+				// The broker is down or unreachable (a restart, a network
+				// blip): the consumer keeps trying on every call, and the
+				// engine serves on with the state it holds meanwhile.
+				if !down {
+					l.opts.Logger.Warn("the events topic is unavailable; retrying", "err", err)
+					down = true
+				}
+				select {
+				case <-time.After(unavailableRetry):
+					continue
+				case <-fctx.Done():
+					fetchErr <- fctx.Err()
+					return
+				}
+			}
 			if err != nil {
 				fetchErr <- err
 				return
+			}
+			if down {
+				l.opts.Logger.Info("the events topic is available again")
+				down = false
 			}
 			d := decoded{rec: rec}
 			d.rej = features.DecodeEvent(rec.Value, l.opts.Now().UnixMilli(), &l.opts.Decode, &d.ev)
@@ -317,6 +339,11 @@ type decoded struct {
 	ev  features.Event
 	rej *features.Rejection
 }
+
+// unavailableRetry is the pause before fetching again after Fetch reported
+// the broker unavailable (the consumer itself already waited between its
+// attempts to reach it).
+const unavailableRetry = time.Second
 
 // batchMax is the most records applied in one ApplyBatch.
 const batchMax = 256

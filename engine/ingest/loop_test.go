@@ -797,3 +797,67 @@ func TestReadyFlipsOnlyAfterCatchingUpWithTheLog(t *testing.T) {
 		r.stop(t)
 	})
 }
+
+// watchedFetches passes the consumer through and counts the fetches that
+// failed because the broker was unavailable.
+type watchedFetches struct {
+	*kafka.Consumer
+	unavailable *atomic.Int64
+}
+
+func (w watchedFetches) Fetch(ctx context.Context) (kafka.Record, error) {
+	rec, err := w.Consumer.Fetch(ctx)
+	if errors.Is(err, kafka.ErrUnavailable) {
+		w.unavailable.Add(1)
+	}
+	return rec, err
+}
+
+func TestTheLoopRidesOutABrokerOutage(t *testing.T) {
+	t.Parallel()
+	// A broker that goes away (a restart, a network blip) must not stop
+	// the loop: `nbo serve` exited, taking the offer API down with it.
+	// The loop keeps the state it holds and resumes when the broker is back.
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: "127.0.0.1:0", DataDir: dataDir, Partitions: 2})
+	require.NoError(t, err)
+	brokers := e.Addrs()
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Topics(2)))
+
+	all := encode(interleave(9, journeys(9, 100, 8)))
+	before, after := all[:len(all)/2], all[len(all)/2:]
+	produce(t, brokers, before)
+	var unavailable atomic.Int64
+	r := startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: filepath.Join(t.TempDir(), "state.snap"),
+		source: func(c *kafka.Consumer) Source { return watchedFetches{c, &unavailable} }})
+	r.waitHandled(t, int64(len(before)))
+
+	require.NoError(t, e.Close())
+	deadline := time.Now().Add(time.Minute)
+	for unavailable.Load() == 0 {
+		select {
+		case err := <-r.done:
+			t.Fatalf("the loop stopped when the broker went away: %v", err)
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "Fetch never reported the broker unavailable")
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // time for the loop to act on it
+	select {
+	case err := <-r.done:
+		t.Fatalf("the loop stopped when the broker went away: %v", err)
+	default:
+	}
+
+	e, err = kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: brokers[0], DataDir: dataDir, Partitions: 2})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = e.Close() })
+	produce(t, brokers, after)
+	r.waitHandled(t, int64(len(all)))
+	r.stop(t)
+	require.Equal(t, int64(len(all)), r.loop.Stats().Applied, "every event applied once")
+	requireSameFeatures(t, referenceStore(t, all), r.store)
+}
