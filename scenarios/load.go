@@ -297,14 +297,25 @@ func (l *loader) str(n *yaml.Node, what string) (string, bool) {
 	return n.Value, true
 }
 
+// integer reads a whole non-negative number (a priority, a count).
 func (l *loader) integer(n *yaml.Node, what string) (int64, bool) {
+	return l.wholeNumber(n, what, "e.g. 3")
+}
+
+// money reads an amount in minor units: the hint says so, which a
+// priority's or a count's error must not.
+func (l *loader) money(n *yaml.Node, what string) (int64, bool) {
+	return l.wholeNumber(n, what, "money is in minor units (fen), e.g. 5000 for ¥50")
+}
+
+func (l *loader) wholeNumber(n *yaml.Node, what, hint string) (int64, bool) {
 	s, ok := l.str(n, what)
 	if !ok {
 		return 0, false
 	}
 	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
 	if err != nil || v < 0 {
-		l.errf(n, "%s %q is not a whole non-negative number; money is in minor units (fen), e.g. 5000 for ¥50", what, excerpt(s))
+		l.errf(n, "%s %q is not a whole non-negative number; %s", what, excerpt(s), hint)
 		return 0, false
 	}
 	return v, true
@@ -470,9 +481,9 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 		case "text":
 			l.localized(v, what+" text", &text)
 		case "value":
-			o.Value, _ = l.integer(v, what+" value")
+			o.Value, _ = l.money(v, what+" value")
 		case "cost":
-			o.Cost, _ = l.integer(v, what+" cost")
+			o.Cost, _ = l.money(v, what+" cost")
 		case "channels":
 			o.Channels, _ = l.channels(v, what+" channels")
 		case "stores":
@@ -511,19 +522,21 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 		case "budget":
 			l.mapping(v, what+" budget", []string{"total", "per_store"}, func(k string, bv *yaml.Node) {
 				if k == "total" {
-					o.Budget.Total, _ = l.integer(bv, what+" budget total")
+					o.Budget.Total, _ = l.money(bv, what+" budget total")
 				} else {
-					o.Budget.PerStore, _ = l.integer(bv, what+" budget per_store")
+					o.Budget.PerStore, _ = l.money(bv, what+" budget per_store")
 				}
 			})
 		case "cap":
 			var hasCount, hasPeriod bool
 			if l.mapping(v, what+" cap", []string{"count", "period"}, func(k string, cv *yaml.Node) {
+				// Present is enough here: a bad value has its own error.
 				if k == "count" {
-					n, ok := l.integer(cv, what+" cap count")
-					o.Cap.Count, hasCount = int(min(n, math.MaxInt32)), ok
+					n, _ := l.integer(cv, what+" cap count")
+					o.Cap.Count, hasCount = int(min(n, math.MaxInt32)), true
 				} else {
-					o.Cap.Period, hasPeriod = l.duration(cv, what+" cap period")
+					o.Cap.Period, _ = l.duration(cv, what+" cap period")
+					hasPeriod = true
 				}
 			}) && (!hasCount || !hasPeriod) {
 				l.errf(v, "%s cap needs both count and period, e.g. {count: 1, period: 7d}", what)
