@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -959,9 +958,9 @@ func (d *decideDecoder) request(allowNow bool, req *engine.DecideRequest) *Error
 		if !allowNow {
 			return &Error{Status: 403, Code: CodeForbidden, Field: "now", Message: "only admin keys may set now (it is for replays and tests)"}
 		}
-		t, err := time.Parse(time.RFC3339Nano, str(d.now))
-		if err != nil {
-			return &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be an RFC 3339 time such as 2026-11-20T10:00:00+08:00"}
+		t, e := parseNow(str(d.now))
+		if e != nil {
+			return e
 		}
 		req.Now = &t
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cloudwego/hertz/pkg/protocol"
@@ -125,6 +126,27 @@ func parseLocale(s, field string) (engine.Locale, *Error) {
 		return engine.LocaleEn, nil
 	}
 	return "", &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "locale must be zh-CN or en"}
+}
+
+// A decide request's "now" lies in [nowFrom, nowUntil): events before 2000
+// are refused too, and a decision's times (now plus an offer's validity)
+// must stay encodable — one at 9999-12-31 was made, with its budget
+// reserved and its contact recorded, and then failed to encode (500).
+var (
+	nowFrom  = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	nowUntil = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// parseNow parses a decide request's "now".
+func parseNow(s string) (time.Time, *Error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be an RFC 3339 time such as 2026-11-20T10:00:00+08:00"}
+	}
+	if t.Before(nowFrom) || !t.Before(nowUntil) {
+		return time.Time{}, &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be from 2000-01-01 to before 2100-01-01"}
+	}
+	return t, nil
 }
 
 func checkName(s, field string) *Error {

@@ -3,7 +3,6 @@ package api
 import (
 	"sort"
 	"strconv"
-	"time"
 
 	"nbo/engine"
 	"nbo/features"
@@ -116,9 +115,9 @@ func referenceDecodeDecideRequest(body []byte, allowNow bool, req *engine.Decide
 		if !allowNow {
 			return &Error{Status: 403, Code: CodeForbidden, Field: "now", Message: "only admin keys may set now (it is for replays and tests)"}
 		}
-		t, err := time.Parse(time.RFC3339Nano, *w.Now)
-		if err != nil {
-			return &Error{Status: 400, Code: CodeBadRequest, Field: "now", Message: "now must be an RFC 3339 time such as 2026-11-20T10:00:00+08:00"}
+		t, e := parseNow(*w.Now)
+		if e != nil {
+			return e
 		}
 		req.Now = &t
 	}

@@ -461,6 +461,12 @@ func TestStrictDecoding(t *testing.T) {
 			`{"ids":{"member":"M1"},"channel":"app","now":"2026-11-20T10:00:00Z"}`, 403, CodeForbidden, "now"},
 		{"a bad now from an admin key is 400", "POST", "/v1/decide", "admin",
 			`{"ids":{"member":"M1"},"channel":"app","now":"yesterday"}`, 400, CodeBadRequest, "now"},
+		// A decision at 9999-12-31 was made (budget reserved, contact
+		// recorded) and then answered 500: its expiry was past year 9999.
+		{"a now too far in the future is 400", "POST", "/v1/decide", "admin",
+			`{"ids":{"member":"M1"},"channel":"app","now":"9999-12-31T23:59:59Z"}`, 400, CodeBadRequest, "now"},
+		{"a now before 2000 is 400", "POST", "/v1/decide", "admin",
+			`{"ids":{"member":"M1"},"channel":"app","now":"1970-01-01T00:00:00Z"}`, 400, CodeBadRequest, "now"},
 		{"an unknown query parameter on offers is 400", "GET", "/v1/offers?customer=member:M1&channel=app&colour=red", "decide",
 			"", 400, CodeUnknownField, "colour"},
 		{"offers without a customer is 400", "GET", "/v1/offers?channel=app", "decide", "", 400, CodeMissingField, "customer"},
