@@ -244,6 +244,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		EndOffsets: func(ctx context.Context) (map[int]int64, error) {
 			return kafka.EndOffsets(ctx, brokers, kafka.TopicEvents)
 		},
+		CommittedOffsets: func(ctx context.Context) (map[int]int64, error) {
+			return kafka.CommittedOffsets(ctx, brokers, kafka.TopicEvents, cfg.GroupID)
+		},
 		OnApplied: func(ev *features.Event, a features.Applied) {
 			eng.OnApplied(ev, a)
 			if dm != nil {
@@ -302,6 +305,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 
 	if err := loop.Restore(ctx); err != nil {
+		if errors.Is(err, ingest.ErrSnapshotBehindGroup) {
+			return fmt.Errorf("%w\nrestore the newest snapshot to resume, or rebuild the state from the log with a consumer group that has no commits, e.g. --group-id %s-rebuild", err, cfg.GroupID)
+		}
 		return err
 	}
 	// The state offer requests made after the snapshot, from the decision

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,11 +69,22 @@ type Options struct {
 	// ready once it has applied everything below the end offsets read at
 	// start. Optional: without it the loop is ready after restore.
 	EndOffsets func(ctx context.Context) (map[int]int64, error)
+	// CommittedOffsets returns the offsets the consumer group has
+	// committed, from which the Source resumes. Restore compares them with
+	// the snapshot's and refuses a snapshot the group is past
+	// (ErrSnapshotBehindGroup). Optional: without it nothing is compared.
+	CommittedOffsets func(ctx context.Context) (map[int]int64, error)
 	// Now is the wall clock (future_ts checks). Default: time.Now.
 	Now func() time.Time
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
 }
+
+// ErrSnapshotBehindGroup is Restore's error when the consumer group has
+// committed offsets past the snapshot's (the snapshot was moved away, or an
+// older copy restored): the group would resume after records the state
+// never held, losing them, and readiness would wait for them forever.
+var ErrSnapshotBehindGroup = errors.New("ingest: the consumer group is past the snapshot")
 
 // Loop is the consume loop. Create it with New, call Restore once, then
 // Run.
@@ -136,7 +149,10 @@ func New(opts Options) (*Loop, error) {
 
 // Restore loads the snapshot, if any, and makes the source skip the
 // records it covers. A missing snapshot starts empty; a corrupt one is an
-// error (the operator decides: move it away to rebuild from the log).
+// error (the operator decides: move it away to rebuild from the log, which
+// takes a consumer group without commits). A snapshot the group has
+// committed past, or none when the group has commits, is
+// ErrSnapshotBehindGroup.
 func (l *Loop) Restore(ctx context.Context) error {
 	// A crash during a snapshot write leaves its temporary file behind.
 	if stale, _ := filepath.Glob(l.opts.SnapshotPath + ".tmp-*"); len(stale) > 0 {
@@ -161,6 +177,17 @@ func (l *Loop) Restore(ctx context.Context) error {
 			}
 		}
 		l.opts.Logger.Info("restored snapshot", "path", l.opts.SnapshotPath, "customers", meta.Customers, "created_at", meta.CreatedAt, "offsets", meta.Offsets)
+	}
+	if l.opts.CommittedOffsets != nil {
+		committed, err := l.opts.CommittedOffsets(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the consumer group's committed offsets: %w", err)
+		}
+		for _, p := range slices.Sorted(maps.Keys(committed)) {
+			if committed[p] > l.offsets[p] {
+				return fmt.Errorf("%w: partition %d is committed up to offset %d and the snapshot %s covers up to %d; consuming would skip the records in between", ErrSnapshotBehindGroup, p, committed[p], l.opts.SnapshotPath, l.offsets[p])
+			}
+		}
 	}
 	l.opts.Source.SkipBelow(l.offsets)
 	if l.opts.EndOffsets != nil {

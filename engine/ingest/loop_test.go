@@ -861,3 +861,61 @@ func TestTheLoopRidesOutABrokerOutage(t *testing.T) {
 	require.Equal(t, int64(len(all)), r.loop.Stats().Applied, "every event applied once")
 	requireSameFeatures(t, referenceStore(t, all), r.store)
 }
+
+func TestASnapshotTheGroupIsPastIsRefused(t *testing.T) {
+	t.Parallel()
+	// Moving the snapshot away (as the docs said, to rebuild from the log)
+	// or restoring an older copy left a loop that resumed at the group's
+	// commits: it never saw the records in between and was never ready.
+	brokers := startBroker(t, 2)
+	all := encode(interleave(4, journeys(4, 60, 6)))
+	a, b := all[:len(all)/2], all[len(all)/2:]
+	snap := filepath.Join(t.TempDir(), "state.snap")
+	committed := func(group string) func(context.Context) (map[int]int64, error) {
+		return func(ctx context.Context) (map[int]int64, error) {
+			return kafka.CommittedOffsets(ctx, brokers, kafka.TopicEvents, group)
+		}
+	}
+	restore := func(group, path string) error {
+		cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: group})
+		require.NoError(t, err)
+		defer cons.Close() // leave the group: a member left in it would take partitions
+		store, err := features.NewStore(features.Options{AllowedLateness: lateness})
+		require.NoError(t, err)
+		loop, err := New(Options{Store: store, Source: cons, DeadLetters: discardLetters{}, SnapshotPath: path,
+			CommittedOffsets: committed(group), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return loop.Restore(ctx)
+	}
+
+	require.NoError(t, restore("nbo", snap), "a first start: no snapshot, no commits")
+	produce(t, brokers, a)
+	r := startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: snap})
+	r.waitHandled(t, int64(len(a)))
+	r.stop(t) // the final snapshot, then the commit
+	older, err := os.ReadFile(snap)
+	require.NoError(t, err)
+	produce(t, brokers, b)
+	r = startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: snap})
+	r.waitHandled(t, int64(len(b)))
+	r.stop(t)
+
+	require.NoError(t, restore("nbo", snap), "the newest snapshot matches the group")
+	moved := filepath.Join(t.TempDir(), "state.snap")
+	require.ErrorIs(t, restore("nbo", moved), ErrSnapshotBehindGroup, "no snapshot, but the group has commits")
+	require.NoError(t, os.WriteFile(moved, older, 0o644))
+	require.ErrorIs(t, restore("nbo", moved), ErrSnapshotBehindGroup, "an older snapshot than the group's commits")
+
+	// Rebuilding from the log takes a group without commits.
+	r = startLoop(t, brokers, loopConfig{group: "nbo-rebuild", snapshotPath: filepath.Join(t.TempDir(), "state.snap")})
+	r.waitHandled(t, int64(len(all)))
+	r.stop(t)
+	requireSameFeatures(t, referenceStore(t, all), r.store)
+}
+
+// discardLetters is a dead-letter sink for loops that are only restored.
+type discardLetters struct{}
+
+func (discardLetters) Send(context.Context, []kafka.DeadLetter) error { return nil }

@@ -186,3 +186,48 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 	}
 	return out, nil
 }
+
+// CommittedOffsets returns, per partition of topic, the offset group has
+// committed (the next one it would read); partitions without a commit are
+// left out. A consumer of the group resumes from these offsets, so a state
+// restored from older offsets would never see the records in between. The
+// error wraps ErrUnavailable when the brokers cannot be reached.
+func CommittedOffsets(ctx context.Context, brokers []string, topic, group string) (map[int]int64, error) {
+	if len(brokers) == 0 {
+		return nil, errors.New("reading committed offsets: no brokers given")
+	}
+	client := adminClient(brokers)
+	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: reading metadata: %w", group, topic, classify(ctx, err))
+	}
+	i := slices.IndexFunc(md.Topics, func(mt kafkago.Topic) bool { return mt.Name == topic })
+	if i < 0 || md.Topics[i].Error != nil {
+		var terr error = kafkago.UnknownTopicOrPartition
+		if i >= 0 {
+			terr = md.Topics[i].Error
+		}
+		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: %w", group, topic, terr)
+	}
+	var parts []int
+	for _, p := range md.Topics[i].Partitions {
+		parts = append(parts, p.ID)
+	}
+	resp, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: %w", group, topic, classify(ctx, err))
+	}
+	out := make(map[int]int64, len(parts))
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("reading the committed offsets of group %s on %s partition %d: %w", group, topic, po.Partition, classify(ctx, po.Error))
+		}
+		if po.CommittedOffset >= 0 {
+			out[po.Partition] = po.CommittedOffset
+		}
+	}
+	return out, nil
+}
