@@ -61,9 +61,9 @@ type Options struct {
 	// Logger receives access logs (one line per request) and errors.
 	// Default: slog.Default().
 	Logger *slog.Logger
-	// AccessLogLevel is the level of access lines for answers below 400;
-	// 4xx are logged at Warn and 5xx at Error. Default: Info (the zero
-	// value).
+	// AccessLogLevel is the level of access lines for answers below 400
+	// and for /readyz's 503 (not ready); 4xx are logged at Warn and other
+	// 5xx at Error. Default: Info (the zero value).
 	AccessLogLevel slog.Level
 	// Registry receives the HTTP metrics (nbo_http_requests_total,
 	// nbo_http_request_duration_seconds) and nbo_events_rejected_total.
@@ -471,6 +471,9 @@ func (s *Server) finish(ctx context.Context, c *app.RequestContext, rt *route, s
 
 	level := s.opts.AccessLogLevel
 	switch {
+	case status == 503 && rt.path == "/readyz":
+		// Not ready is an answer, not a failure: a load balancer probes
+		// through every catch-up, and those lines must not bury errors.
 	case status >= 500:
 		level = slog.LevelError
 	case status >= 400:

@@ -885,3 +885,19 @@ func TestCustomerKeysAreStoredForms(t *testing.T) {
 	want := features.Key("phone:" + hashed)
 	require.Equal(t, []features.Key{want, want, want, "member:M-1.a_b"}, got)
 }
+
+func TestANotReadyProbeIsNotLoggedAsAnError(t *testing.T) {
+	// A load balancer probes /readyz every second or so; during a catch-up
+	// of minutes each 503 was an ERROR line, drowning real errors.
+	h := start(t, nil)
+	h.f.ready.Store(false)
+	requireError(t, h.do(t, "GET", "/readyz", "", nil), 503, CodeNotReady)
+	var line string
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, `"route":"/readyz"`) {
+			line = l
+		}
+	}
+	require.NotEmpty(t, line, "the probe is logged")
+	require.NotContains(t, line, `"level":"ERROR"`)
+}
