@@ -198,16 +198,21 @@ func SampleBeta(rng *rand.Rand, alpha, beta float64) float64 {
 	return x / (x + y)
 }
 
-// Reset forgets every segment's posterior of the offer.
-func (b *Bandit) Reset(offer string) {
+// Reset forgets every segment's posterior of the offer and returns how
+// many had outcomes (0: the bandit had learnt nothing of the offer).
+func (b *Bandit) Reset(offer string) (dropped int) {
 	s := b.shard(Arm{Offer: offer})
 	s.mu.Lock()
-	for a := range s.arms {
+	for a, n := range s.arms {
 		if a.Offer == offer {
+			if n.seen {
+				dropped++
+			}
 			delete(s.arms, a)
 		}
 	}
 	s.mu.Unlock()
+	return dropped
 }
 
 // gammaSample draws Gamma(shape, 1) by Marsaglia and Tsang's method.

@@ -80,7 +80,8 @@ func TestBanditResetForgetsOneOffer(t *testing.T) {
 	b.Update(Arm{"x", "s1"}, true)
 	b.Update(Arm{"x", "s2"}, false)
 	b.Update(Arm{"y", "s1"}, true)
-	b.Reset("x")
+	require.Equal(t, 2, b.Reset("x"), "the offer's two arms with outcomes")
+	require.Zero(t, b.Reset("never-seen"))
 	for _, a := range []Arm{{"x", "s1"}, {"x", "s2"}} {
 		alpha, beta := b.Posterior(a)
 		require.Equal(t, [2]float64{1, 1}, [2]float64{alpha, beta})

@@ -291,7 +291,11 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			return models.load(path)
 		}),
 		Bandit: api.BanditAdminFunc(func(ctx context.Context, offerID string) (any, error) {
-			bandit.Reset(offerID)
+			if bandit.Reset(offerID) == 0 && lib.Active().Offer(offerID) == nil {
+				// Most likely a typo: say so rather than report a reset.
+				return nil, &api.Error{Status: 404, Code: api.CodeNotFound, Field: "offer_id",
+					Message: fmt.Sprintf("offer %q is not in the catalog and the bandit has learnt nothing of it", offerID)}
+			}
 			return map[string]string{"reset": offerID}, nil
 		}),
 		Readiness: api.ReadinessFunc(loop.Ready),

@@ -193,5 +193,9 @@ func TestResetAnOffersLearning(t *testing.T) {
 	code, resp = call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{}`)
 	require.Equal(t, 400, code, "%v", resp)
 	require.Equal(t, "offer_id", resp["field"])
+	code, resp = call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{"offer_id":"instore_trial_cuopon"}`)
+	require.Equal(t, 404, code, "a mistyped offer is no reset: %v", resp)
+	require.Equal(t, "not_found", resp["code"])
+	require.Equal(t, "offer_id", resp["field"])
 	c.stop(t)
 }
