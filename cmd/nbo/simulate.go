@@ -62,6 +62,23 @@ live engine refuses events from the future.`,
 			if dests > 1 {
 				return errors.New("simulate: give one of --out, --http and --kafka")
 			}
+			// The simulator reads 0 as "the default"; on the command line
+			// the defaults are already the flags', so 0 is a mistake.
+			var bad []error
+			for _, f := range []struct {
+				name string
+				v    int
+			}{{"customers", customers}, {"stores", stores}, {"days", days}, {"batch", batch}} {
+				if f.v < 1 {
+					bad = append(bad, fmt.Errorf("simulate: --%s is %d, want at least 1", f.name, f.v))
+				}
+			}
+			if maxEvents < 0 || rate < 0 {
+				bad = append(bad, errors.New("simulate: --max-events and --rate must not be negative (0: no limit)"))
+			}
+			if err := errors.Join(bad...); err != nil {
+				return err
+			}
 			opts := bench.Options{Seed: seed, Customers: customers, Stores: stores, Days: days}
 			switch {
 			case start != "":
