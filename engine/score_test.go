@@ -97,26 +97,31 @@ func TestThompsonLearnsFromTheFacetsASegmentShares(t *testing.T) {
 			b.Update(models.Arm{Offer: bundle.ID, Segment: seg}, true)
 		}
 	}
-	e := r.eng
-	mean := func(segment string) float64 {
-		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
-		st.sreq.Now = day.UnixMilli()
-		var sum float64
-		const n = 4000
-		for range n {
-			st.cands = append(st.cands[:0], candidate{offer: bundle, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
-			st.props = append(st.props[:0], scenarios.Proposal{Scenario: &scenarios.Scenario{ID: "parents"}, Offer: bundle})
-			e.drawAll(st, -1, e.expect(st))
-			c := &st.cands[0]
-			require.InDelta(t, c.parts.Total, c.parts.Propensity+c.parts.Explore, 1e-12)
-			sum += c.parts.Total
-		}
-		return sum / n
-	}
+	mean := func(segment string) float64 { return meanDraw(t, r, bundle, segment, day) }
 	require.InDelta(t, 1.0/3, mean(probeParent), 0.05, "a parent never seen borrows the parents' response rate")
 	require.InDelta(t, 0.04, mean(probeOther), 0.02, "a non-parent never seen borrows the others'")
 	seen := segmentNames[segParent|segOnline][features.ChannelApp]
 	require.InDelta(t, 1.0/3, mean(seen), 0.05, "an arm with outcomes of its own follows them")
+}
+
+// meanDraw is the mean score a scenario's candidate of propensity 0.1
+// draws in segment, over 4000 decisions at day: what the bandit has learnt
+// for that arm, with the score's parts adding up on every draw.
+func meanDraw(t *testing.T, r *rig, offer *scenarios.Offer, segment string, day time.Time) float64 {
+	t.Helper()
+	st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
+	st.sreq.Now = day.UnixMilli()
+	var sum float64
+	const n = 4000
+	for range n {
+		st.cands = append(st.cands[:0], candidate{offer: offer, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
+		st.props = append(st.props[:0], scenarios.Proposal{Scenario: &scenarios.Scenario{ID: "targeted"}, Offer: offer})
+		r.eng.drawAll(st, -1, r.eng.expect(st))
+		c := &st.cands[0]
+		require.InDelta(t, c.parts.Total, c.parts.Propensity+c.parts.Explore, 1e-12)
+		sum += c.parts.Total
+	}
+	return sum / n
 }
 
 // TestThompsonLearnsWhichChannelSuitsAnOffer checks the channel facet:
@@ -144,20 +149,7 @@ func TestThompsonLearnsWhichChannelSuitsAnOffer(t *testing.T) {
 			b.Update(arm, true)
 		}
 	}
-	e := r.eng
-	mean := func(segment string) float64 {
-		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: segment}
-		st.sreq.Now = day.UnixMilli()
-		var sum float64
-		const n = 4000
-		for range n {
-			st.cands = append(st.cands[:0], candidate{offer: offer, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1}})
-			st.props = append(st.props[:0], scenarios.Proposal{Scenario: &scenarios.Scenario{ID: "any"}, Offer: offer})
-			e.drawAll(st, -1, e.expect(st))
-			sum += st.cands[0].parts.Total
-		}
-		return sum / n
-	}
+	mean := func(segment string) float64 { return meanDraw(t, r, offer, segment, day) }
 	require.InDelta(t, 1.0/3, mean(segmentNames[probe][features.ChannelTablet]), 0.05, "at the tablet a new customer borrows the tablet's rate")
 	require.InDelta(t, 0.04, mean(segmentNames[probe][features.ChannelApp]), 0.02, "in the app, the app's")
 }
