@@ -4,7 +4,10 @@
 // covers, and offsets are committed to the consumer group only after the
 // snapshot that covers them is durable. On start it restores the newest
 // snapshot and skips records below its offsets, so a crash at any moment
-// followed by a restart ends with the state of a clean replay.
+// followed by a restart ends with the state of a clean replay. Until it
+// has caught up with the log it merges the partitions by event time (see
+// catchUp), so a customer whose events sit in several partitions loses
+// none of them to too_late on a restart or a rebuild.
 //
 // It is not the HTTP ingest: events posted over HTTP are produced to the
 // same topic and come back through this loop like any other.
@@ -98,6 +101,9 @@ type Loop struct {
 	applied  atomic.Int64
 	rejected atomic.Int64
 	lastSnap atomic.Int64 // Unix ms of the newest durable snapshot
+	// The catch-up merge's figures, noted when it ends: the most records
+	// it held back at once, and how many a valve applied out of order.
+	mergePeak, mergeForced atomic.Int64
 
 	// The run's batch scratch: the valid events of the current run, the
 	// index of each in it, and the ApplyBatch callback (made once).
@@ -296,6 +302,13 @@ func (l *Loop) Run(ctx context.Context) error {
 	batch := make([]decoded, 0, batchMax)
 	var rec decoded
 	var ok bool
+	// While catching up, records go through the merge (see catchUp);
+	// afterwards merge is nil and records are applied as they arrive.
+	var merge *catchUp
+	if !l.ready.Load() {
+		merge = newCatchUp(l.target, l.offsets, time.Now())
+	}
+	defer func() { l.noteMerge(merge) }()
 	for {
 		select {
 		case rec, ok = <-recs:
@@ -305,6 +318,31 @@ func (l *Loop) Run(ctx context.Context) error {
 					return l.final()
 				}
 				return fmt.Errorf("consuming events: %w", err)
+			}
+			if merge != nil {
+				merge.push(&rec)
+				// Keep draining the reader into the queues: the
+				// partition the merge waits for comes behind them.
+				for n := 0; n < 4096; n++ {
+					select {
+					case rec, ok = <-recs:
+						if ok {
+							merge.push(&rec)
+							continue
+						}
+					default:
+					}
+					break
+				}
+				merge.lastIn = time.Now()
+				batch = merge.release(batch, false, l.handleBatch)
+				l.checkReady()
+				if merge.done() {
+					l.noteMerge(merge)
+					l.opts.Logger.Info("caught up merging partitions by event time", "peak_queued", merge.peak, "applied_out_of_order", merge.forced)
+					merge = nil
+				}
+				continue
 			}
 			batch = append(batch[:0], rec)
 			// Drain what is already buffered before looking at timers.
@@ -330,6 +368,16 @@ func (l *Loop) Run(ctx context.Context) error {
 		drained:
 			l.checkReady()
 		case <-flush.C:
+			if merge != nil && merge.queued > 0 && time.Since(merge.lastIn) > stallAfter {
+				// A partition with backlog is not being delivered (it
+				// moved to another member, or records below its end offset
+				// are missing): stop waiting for it.
+				batch = merge.release(batch, true, l.handleBatch)
+				l.checkReady()
+				l.noteMerge(merge)
+				l.opts.Logger.Warn("catch-up merge stalled waiting for a partition; applying in arrival order from here", "after", stallAfter, "peak_queued", merge.peak, "applied_out_of_order", merge.forced)
+				merge = nil
+			}
 			// Not the run's context: a stop must not cut a send half-way
 			// (the letters would stay queued and be sent again).
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -346,6 +394,14 @@ func (l *Loop) Run(ctx context.Context) error {
 			cancelFetch()
 			return l.final()
 		}
+	}
+}
+
+// noteMerge publishes the catch-up merge's figures (m may be nil).
+func (l *Loop) noteMerge(m *catchUp) {
+	if m != nil {
+		l.mergePeak.Store(int64(m.peak))
+		l.mergeForced.Store(m.forced)
 	}
 }
 

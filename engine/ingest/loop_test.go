@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -280,6 +281,9 @@ type loopConfig struct {
 	onRejected func(features.Reason)
 	// beforeRun sees the restored loop before Run starts.
 	beforeRun func(*Loop)
+	// snapshotEvery is the loop's SnapshotEvery. Default: an hour (no
+	// snapshot before the final one).
+	snapshotEvery time.Duration
 }
 
 // startLoop creates a consumer in cfg.group, a dead-letter writer and a
@@ -302,7 +306,7 @@ func startLoop(tb testing.TB, brokers []string, cfg loopConfig) *running {
 	}
 	opts := Options{
 		Store: store, Source: src, DeadLetters: dlq,
-		SnapshotPath: cfg.snapshotPath, SnapshotEvery: time.Hour,
+		SnapshotPath: cfg.snapshotPath, SnapshotEvery: cmp.Or(cfg.snapshotEvery, time.Hour),
 		Now:        func() time.Time { return testNow },
 		OnApplied:  cfg.onApplied,
 		OnRejected: cfg.onRejected,
