@@ -63,7 +63,7 @@ type CompareOptions struct {
 	// CapacityRate is the offered rate of the throughput runs, far above
 	// what the machine serves, so what completes is the capacity. A run
 	// that completes 95% of it or more is capped by the offered load, and
-	// the report says so. Default: 100000.
+	// the report says so. Default: 150000.
 	CapacityRate float64
 	// CapacityDuration of each throughput run. Default: 5s (quick: 3s).
 	CapacityDuration time.Duration
@@ -122,7 +122,7 @@ func (o *CompareOptions) EnsureDefaults() {
 		o.Duration = time.Duration(pick(10, 4)) * time.Second
 	}
 	if o.CapacityRate == 0 {
-		o.CapacityRate = 100_000
+		o.CapacityRate = 150_000
 	}
 	if o.CapacityDuration == 0 {
 		o.CapacityDuration = time.Duration(pick(5, 3)) * time.Second
