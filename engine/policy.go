@@ -303,20 +303,7 @@ func (g *contactGate) allow(offer OfferPolicy, store string, history []features.
 	if offer.Transactional || !p.ledgerCanDeny(g.ch, offer) {
 		return true, ""
 	}
-	if !g.read {
-		s := p.shard(g.customer)
-		s.mu.Lock()
-		if l := s.logs[g.customer]; l != nil {
-			_, g.capsWhy = p.capsAllow(l, g.ch, g.now)
-			if len(l.offers) <= gateOffers {
-				g.n = copy(g.offers[:], l.offers)
-			} else {
-				g.spill = slices.Clone(l.offers)
-			}
-		}
-		s.mu.Unlock()
-		g.read = true
-	}
+	g.readLedger()
 	if g.capsWhy != "" {
 		return false, g.capsWhy
 	}
@@ -325,6 +312,40 @@ func (g *contactGate) allow(offer OfferPolicy, store string, history []features.
 		contacts = g.spill
 	}
 	return cooldownAllows(contacts, offer, g.now)
+}
+
+// capped reports whether the channel's caps refuse offer to this customer
+// now, whatever else is true of it: a transactional offer, or one the
+// ledger has no rule for, never is. It reads the ledger as allow does
+// (once per gate).
+func (g *contactGate) capped(offer OfferPolicy) bool {
+	p := g.p
+	if p == nil || offer.Transactional || !p.ledgerCanDeny(g.ch, offer) {
+		return false
+	}
+	g.readLedger()
+	return g.capsWhy != ""
+}
+
+// readLedger reads the customer's caps verdict and offer contacts into
+// the gate, once.
+func (g *contactGate) readLedger() {
+	if g.read {
+		return
+	}
+	p := g.p
+	s := p.shard(g.customer)
+	s.mu.Lock()
+	if l := s.logs[g.customer]; l != nil {
+		_, g.capsWhy = p.capsAllow(l, g.ch, g.now)
+		if len(l.offers) <= gateOffers {
+			g.n = copy(g.offers[:], l.offers)
+		} else {
+			g.spill = slices.Clone(l.offers)
+		}
+	}
+	s.mu.Unlock()
+	g.read = true
 }
 
 // ledgerCanDeny reports whether the ledger has a rule for the channel or

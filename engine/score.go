@@ -6,6 +6,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 
 	"nbo/features"
 	"nbo/models"
@@ -372,6 +373,13 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		}
 		return a.offer.ID < b.offer.ID
 	}
+	gate := e.opts.Policy.gate(st.view.Customer, ch, st.sreq.Now)
+	if st.view.Known && e.opts.Policy != nil {
+		// Offers the channel's cap refuses whatever their score cannot be
+		// served: drop them before any draw (for a customer at their cap,
+		// every offer but the transactional ones).
+		st.cands = slices.DeleteFunc(st.cands, func(c candidate) bool { return gate.capped(offerPolicy(c.offer)) })
+	}
 	if explore && e.opts.Explorer != nil {
 		// Draw for the best `sampled` by expected score (all of them in
 		// an ordinary catalog); the rest keep their expected score,
@@ -404,7 +412,6 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 	// checked best first; a refused one is dropped and the pass runs again
 	// for the places left (budgets and caps are checked in the same order,
 	// and only as far as needed, as one selection at a time would).
-	gate := e.opts.Policy.gate(st.view.Customer, ch, st.sreq.Now)
 	k := 0
 	for k < ranked && k < len(st.cands) {
 		want := min(ranked-k, len(st.cands)-k)
