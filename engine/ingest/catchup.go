@@ -66,8 +66,7 @@ const (
 	// rebuild peaked at 83k-120k records (+60 MiB of heap). At roughly
 	// 1 KiB per queued record this bound is ~256 MiB.
 	maxQueued = 1 << 18
-	// stallAfter is how long the merge waits for a partition with backlog
-	// while nothing at all arrives.
+	// stallAfter is the default Options.CatchUpStall.
 	stallAfter = 5 * time.Second
 )
 

@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,8 +114,17 @@ func TestCatchUpAppliesACustomersPartitionsInEventTime(t *testing.T) {
 		{
 			name: "a clean stop in the middle of catch-up, then a restart",
 			interrupt: func(t *testing.T, brokers []string, snap string) {
-				r := startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: snap, endOffsets: true})
-				r.waitHandled(t, int64(len(msgs)/2))
+				// The last quarter of the log never arrives, so the stop
+				// is in the middle of catch-up however fast the loop is;
+				// the merge keeps waiting for it (no stall valve) until
+				// the stop.
+				var src *pausingSource
+				r := startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: snap, endOffsets: true, catchUpStall: time.Hour,
+					source: func(c *kafka.Consumer) Source {
+						src = &pausingSource{Consumer: c, limit: int64(len(msgs)) * 3 / 4}
+						return src
+					}})
+				require.Eventually(t, func() bool { return src.fetched.Load() > src.limit }, time.Minute, time.Millisecond)
 				r.stop(t)
 				require.False(t, r.loop.Ready(), "stopped before catching up")
 				require.Empty(t, r.store.Stats().Rejected)
@@ -156,6 +167,22 @@ func TestCatchUpAppliesACustomersPartitionsInEventTime(t *testing.T) {
 			requireSameFeatures(t, want, last.store)
 		})
 	}
+}
+
+// pausingSource delivers limit records and then blocks every Fetch until
+// the loop stops: a log whose tail has not arrived yet.
+type pausingSource struct {
+	*kafka.Consumer
+	limit   int64
+	fetched atomic.Int64
+}
+
+func (p *pausingSource) Fetch(ctx context.Context) (kafka.Record, error) {
+	if p.fetched.Add(1) > p.limit {
+		<-ctx.Done()
+		return kafka.Record{}, ctx.Err()
+	}
+	return p.Consumer.Fetch(ctx)
 }
 
 // catchUpPeak is the most records the loop's catch-up merge held back.

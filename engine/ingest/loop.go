@@ -77,6 +77,11 @@ type Options struct {
 	// the snapshot's and refuses a snapshot the group is past
 	// (ErrSnapshotBehindGroup). Optional: without it nothing is compared.
 	CommittedOffsets func(ctx context.Context) (map[int]int64, error)
+	// CatchUpStall is how long the catch-up merge waits for a partition
+	// that still has backlog while nothing at all arrives, before it
+	// applies what it holds in arrival order (and logs how many records
+	// that put out of order). Default: 5s.
+	CatchUpStall time.Duration
 	// Now is the wall clock (future_ts checks). Default: time.Now.
 	Now func() time.Time
 	// Logger. Default: slog.Default().
@@ -140,6 +145,9 @@ func New(opts Options) (*Loop, error) {
 	}
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = 30 * time.Second
+	}
+	if opts.CatchUpStall <= 0 {
+		opts.CatchUpStall = stallAfter
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -368,14 +376,14 @@ func (l *Loop) Run(ctx context.Context) error {
 		drained:
 			l.checkReady()
 		case <-flush.C:
-			if merge != nil && merge.queued > 0 && time.Since(merge.lastIn) > stallAfter {
+			if merge != nil && merge.queued > 0 && time.Since(merge.lastIn) > l.opts.CatchUpStall {
 				// A partition with backlog is not being delivered (it
 				// moved to another member, or records below its end offset
 				// are missing): stop waiting for it.
 				batch = merge.release(batch, true, l.handleBatch)
 				l.checkReady()
 				l.noteMerge(merge)
-				l.opts.Logger.Warn("catch-up merge stalled waiting for a partition; applying in arrival order from here", "after", stallAfter, "peak_queued", merge.peak, "applied_out_of_order", merge.forced)
+				l.opts.Logger.Warn("catch-up merge stalled waiting for a partition; applying in arrival order from here", "after", l.opts.CatchUpStall, "peak_queued", merge.peak, "applied_out_of_order", merge.forced)
 				merge = nil
 			}
 			// Not the run's context: a stop must not cut a send half-way

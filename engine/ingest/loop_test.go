@@ -284,6 +284,8 @@ type loopConfig struct {
 	// snapshotEvery is the loop's SnapshotEvery. Default: an hour (no
 	// snapshot before the final one).
 	snapshotEvery time.Duration
+	// catchUpStall is the loop's CatchUpStall. Default: the loop's.
+	catchUpStall time.Duration
 }
 
 // startLoop creates a consumer in cfg.group, a dead-letter writer and a
@@ -306,7 +308,7 @@ func startLoop(tb testing.TB, brokers []string, cfg loopConfig) *running {
 	}
 	opts := Options{
 		Store: store, Source: src, DeadLetters: dlq,
-		SnapshotPath: cfg.snapshotPath, SnapshotEvery: cmp.Or(cfg.snapshotEvery, time.Hour),
+		SnapshotPath: cfg.snapshotPath, SnapshotEvery: cmp.Or(cfg.snapshotEvery, time.Hour), CatchUpStall: cfg.catchUpStall,
 		Now:        func() time.Time { return testNow },
 		OnApplied:  cfg.onApplied,
 		OnRejected: cfg.onRejected,
