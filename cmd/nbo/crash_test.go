@@ -197,7 +197,10 @@ func crashLog(n int, now time.Time) [][]byte {
 	return out
 }
 
-func produceAll(t *testing.T, brokers []string, events [][]byte) {
+// produceAll writes events to nbo.events; serve is the process whose
+// embedded broker it writes to, whose output a failure shows (a broker
+// that went away means serve exited).
+func produceAll(t *testing.T, brokers []string, events [][]byte, serve fmt.Stringer) {
 	t.Helper()
 	p, err := kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: kafka.TopicEvents})
 	require.NoError(t, err)
@@ -214,7 +217,7 @@ func produceAll(t *testing.T, brokers []string, events [][]byte) {
 			k = k[:bytes.IndexByte(k, '"')]
 			msgs = append(msgs, kafka.Message{Key: k, Value: e})
 		}
-		require.NoError(t, p.Produce(ctx, msgs))
+		require.NoError(t, p.Produce(ctx, msgs), "serve's output:\n%s", serve)
 	}
 }
 
@@ -236,7 +239,7 @@ func TestCrashEquivalence(t *testing.T) {
 	for i := 0; i < chunks; i++ {
 		c := startChild(t, bin, args...)
 		require.True(t, c.stderr.wait(60*time.Second, "no snapshot", "restored snapshot"), "serve did not start:\n%s", c.stderr)
-		produceAll(t, []string{addr}, events[i*per:(i+1)*per])
+		produceAll(t, []string{addr}, events[i*per:(i+1)*per], c.stderr)
 		if i == chunks-1 {
 			c.stop(t)
 			break
