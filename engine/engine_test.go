@@ -414,25 +414,37 @@ func benchDecide(b *testing.B) {
 	r.eng.opts.Policy = policy
 	r.eng.opts.Scenarios = func() *scenarios.Set { return set }
 	r.clock = day.Add(time.Hour)
-	const customers = 1000
-	for c := 0; c < customers; c++ {
-		m := fmt.Sprintf(`{"member":"B%d"}`, c)
+	runDecideBench(b, r, benchCustomers(b, r, day, "B", 1000, "phones"))
+}
+
+// benchCustomers makes n app customers (members prefix0…) who consented
+// to marketing, viewed a product of category and bought at store S01, and
+// returns a request for each.
+func benchCustomers(b *testing.B, r *rig, day time.Time, prefix string, n int, category string) []DecideRequest {
+	for c := 0; c < n; c++ {
+		m := fmt.Sprintf(`{"member":"%s%d"}`, prefix, c)
 		r.apply(b,
-			ev(fmt.Sprintf("b%d-1", c), day.Add(-time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
-			ev(fmt.Sprintf("b%d-2", c), day, "product_view", "app", m, `,"category":"phones","sku":"P1"`),
-			ev(fmt.Sprintf("b%d-3", c), day.Add(time.Minute), "pos_purchase", "pos", m, `,"store":"S01","category":"phones","amount":1000`),
+			ev(fmt.Sprintf("%s%d-1", prefix, c), day.Add(-time.Hour), "consent", "app", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+			ev(fmt.Sprintf("%s%d-2", prefix, c), day, "product_view", "app", m, fmt.Sprintf(`,"category":%q,"sku":"P1"`, category)),
+			ev(fmt.Sprintf("%s%d-3", prefix, c), day.Add(time.Minute), "pos_purchase", "pos", m, `,"store":"S01","category":"phones","amount":1000`),
 		)
 	}
-	reqs := make([]DecideRequest, customers)
+	reqs := make([]DecideRequest, n)
 	for c := range reqs {
-		reqs[c] = DecideRequest{IDs: features.IDs{Member: fmt.Sprintf("B%d", c)}, Channel: features.ChannelApp, Limit: 3}
+		reqs[c] = DecideRequest{IDs: features.IDs{Member: fmt.Sprintf("%s%d", prefix, c)}, Channel: features.ChannelApp, Limit: 3}
 	}
+	return reqs
+}
+
+// runDecideBench decides for the requests in turn, b.N times, and reports
+// the median and 99th percentile latency besides ns/op.
+func runDecideBench(b *testing.B, r *rig, reqs []DecideRequest) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		d, err := r.eng.Decide(context.Background(), &reqs[i%customers])
+		d, err := r.eng.Decide(context.Background(), &reqs[i%len(reqs)])
 		lat = append(lat, time.Since(start))
 		if err != nil || len(d.Offers) == 0 {
 			b.Fatalf("decision %d: %v %+v", i, err, d)
