@@ -217,11 +217,19 @@ func CommittedOffsets(ctx context.Context, brokers []string, topic, group string
 	if err == nil {
 		err = resp.Error
 	}
+	if errors.Is(err, kafkago.GroupIdNotFound) {
+		// A group that does not exist (yet: its first member may still be
+		// joining) has committed nothing.
+		return map[int]int64{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: %w", group, topic, classify(ctx, err))
 	}
 	out := make(map[int]int64, len(parts))
 	for _, po := range resp.Topics[topic] {
+		if errors.Is(po.Error, kafkago.GroupIdNotFound) {
+			continue
+		}
 		if po.Error != nil {
 			return nil, fmt.Errorf("reading the committed offsets of group %s on %s partition %d: %w", group, topic, po.Partition, classify(ctx, po.Error))
 		}
