@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -353,14 +354,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 		var firstApplied time.Time
 		var firstCPUApplied, lastCPUApplied time.Duration
 		all := make(chan time.Time, 1)
-		cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: fmt.Sprintf("loop-%d", iter)})
-		require.NoError(b, err)
-		dlq, err := kafka.NewDeadLetters(kafka.ProducerOptions{Brokers: brokers})
-		require.NoError(b, err)
-		loop, err := New(Options{
-			Store: store, Source: cons, DeadLetters: dlq,
-			SnapshotPath: filepath.Join(b.TempDir(), "state.snap"), SnapshotEvery: time.Hour,
-			Now: func() time.Time { return testNow },
+		loop, closeLoop := newBenchLoop(b, brokers, fmt.Sprintf("loop-%d", iter), Options{
+			Store: store,
 			OnApplied: func(*features.Event, features.Applied) {
 				switch applied.Add(1) {
 				case 1:
@@ -370,9 +365,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					all <- time.Now()
 				}
 			},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
-		require.NoError(b, err)
 		require.NoError(b, loop.Restore(ctx))
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -392,8 +385,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.StopTimer()
 		cancel()
 		require.NoError(b, <-done)
-		require.NoError(b, cons.Close())
-		require.NoError(b, dlq.Close())
+		closeLoop()
 		st := store.Stats()
 		require.Equal(b, int64(n), st.Applied)
 		require.Empty(b, st.Rejected)
@@ -473,16 +465,8 @@ func freshnessOnce(b *testing.B) {
 	}
 	store, err := features.NewStore(features.Options{})
 	require.NoError(b, err)
-	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: "nbo"})
-	require.NoError(b, err)
-	defer cons.Close()
-	dlq, err := kafka.NewDeadLetters(kafka.ProducerOptions{Brokers: brokers})
-	require.NoError(b, err)
-	defer dlq.Close()
-	loop, err := New(Options{
-		Store: store, Source: cons, DeadLetters: dlq,
-		SnapshotPath: filepath.Join(b.TempDir(), "state.snap"), SnapshotEvery: snapshotEvery,
-		Now: func() time.Time { return testNow },
+	loop, closeLoop := newBenchLoop(b, brokers, "nbo", Options{
+		Store: store, SnapshotEvery: snapshotEvery,
 		OnApplied: func(ev *features.Event, _ features.Applied) {
 			t := since()
 			i, err := strconv.Atoi(ev.ID[2:])
@@ -498,9 +482,8 @@ func freshnessOnce(b *testing.B) {
 				close(allApplied)
 			}
 		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	require.NoError(b, err)
+	defer closeLoop()
 	ctx := context.Background()
 	require.NoError(b, loop.Restore(ctx))
 	runCtx, cancel := context.WithCancel(ctx)
@@ -713,20 +696,12 @@ func BenchmarkCatchUp(b *testing.B) {
 	for iter := 0; iter < b.N; iter++ {
 		store, err := features.NewStore(features.Options{})
 		require.NoError(b, err)
-		cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: fmt.Sprintf("catchup-%d", iter)})
-		require.NoError(b, err)
-		dlq, err := kafka.NewDeadLetters(kafka.ProducerOptions{Brokers: brokers})
-		require.NoError(b, err)
-		loop, err := New(Options{
-			Store: store, Source: cons, DeadLetters: dlq,
-			SnapshotPath: filepath.Join(b.TempDir(), "state.snap"), SnapshotEvery: time.Hour,
-			Now: func() time.Time { return testNow },
+		loop, closeLoop := newBenchLoop(b, brokers, fmt.Sprintf("catchup-%d", iter), Options{
+			Store: store,
 			EndOffsets: func(ctx context.Context) (map[int]int64, error) {
 				return kafka.EndOffsets(ctx, brokers, kafka.TopicEvents)
 			},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
-		require.NoError(b, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		start, startCPU := time.Now(), cpuTime()
 		require.NoError(b, loop.Restore(ctx))
@@ -748,8 +723,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.StopTimer()
 		cancel()
 		require.NoError(b, <-done)
-		require.NoError(b, cons.Close())
-		require.NoError(b, dlq.Close())
+		closeLoop()
 		st := store.Stats()
 		require.Equal(b, int64(n), st.Applied+st.Rejected[features.ReasonTooLate])
 		rate, cpuRate = float64(n)/took.Seconds(), float64(n)/tookCPU.Seconds()
@@ -762,4 +736,28 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(tooLate, "too-late")
 	b.ReportMetric(peak, "peak-queued")
 	b.ReportMetric(heapPeak, "peak-heap-MiB")
+}
+
+// newBenchLoop is a loop over the events topic for group, with o's store,
+// callbacks and (if set) snapshot interval: a dead-letter producer, a
+// snapshot in the benchmark's temporary directory (taken only at the end
+// by default), the test clock and a silent logger. closeLoop closes the
+// consumer and the producer once the loop has stopped.
+func newBenchLoop(b *testing.B, brokers []string, group string, o Options) (loop *Loop, closeLoop func()) {
+	b.Helper()
+	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: brokers, Topic: kafka.TopicEvents, GroupID: group})
+	require.NoError(b, err)
+	dlq, err := kafka.NewDeadLetters(kafka.ProducerOptions{Brokers: brokers})
+	require.NoError(b, err)
+	o.Source, o.DeadLetters = cons, dlq
+	o.SnapshotPath = filepath.Join(b.TempDir(), "state.snap")
+	o.SnapshotEvery = cmp.Or(o.SnapshotEvery, time.Hour)
+	o.Now = func() time.Time { return testNow }
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	loop, err = New(o)
+	require.NoError(b, err)
+	return loop, func() {
+		require.NoError(b, cons.Close())
+		require.NoError(b, dlq.Close())
+	}
 }
