@@ -247,11 +247,11 @@ func rowOf[K comparable](m map[K]*statsRow, k K) *statsRow {
 
 // RecordDecision logs one served (or held-out) offer. Recording the same
 // decision and offer again is ignored, so replaying the decision log is
-// safe.
-func (s *Stats) RecordDecision(d DecisionRecord) {
+// safe; recorded says whether it was recorded.
+func (s *Stats) RecordDecision(d DecisionRecord) (recorded bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.recordLocked(d)
+	return s.recordLocked(d)
 }
 
 // recordLocked records d and reports whether it did: a decision and

@@ -27,6 +27,14 @@ type BanditExplorer struct {
 	Spread float64
 }
 
+// weight is PriorWeight, or its default.
+func (b *BanditExplorer) weight() float64 {
+	if b.PriorWeight <= 0 {
+		return priorWeight
+	}
+	return b.PriorWeight
+}
+
 func (b *BanditExplorer) spread() float64 {
 	if b.Spread <= 0 {
 		return explorationSpread
@@ -38,10 +46,7 @@ var _ Explorer = (*BanditExplorer)(nil)
 
 // Sample draws a response rate for arm.
 func (b *BanditExplorer) Sample(offer, segment string, prior float64, rng *rand.Rand) float64 {
-	w := b.PriorWeight
-	if w <= 0 {
-		w = 10
-	}
+	w := b.weight()
 	prior = min(max(prior, 1e-4), 1-1e-4)
 	alpha, beta := b.Bandit.Posterior(models.Arm{Offer: offer, Segment: segment})
 	s, n := alpha-1, beta-1

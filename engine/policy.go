@@ -287,8 +287,7 @@ type contactGate struct {
 // the default PolicyOptions.MaxOffers.
 const gateOffers = 32
 
-// gate returns a contactGate for customer on ch at now. p may be nil for
-// a gate that is never asked (an unknown customer's decision).
+// gate returns a contactGate for customer on ch at now.
 func (p *Policy) gate(customer features.Key, ch features.Channel, now int64) contactGate {
 	return contactGate{p: p, customer: customer, ch: ch, now: now}
 }
@@ -314,13 +313,11 @@ func (g *contactGate) allow(offer OfferPolicy, store string, history []features.
 	return cooldownAllows(contacts, offer, g.now)
 }
 
-// capped reports whether the channel's caps refuse offer to this customer
-// now, whatever else is true of it: a transactional offer, or one the
-// ledger has no rule for, never is. It reads the ledger as allow does
-// (once per gate).
-func (g *contactGate) capped(offer OfferPolicy) bool {
-	p := g.p
-	if p == nil || offer.Transactional || !p.ledgerCanDeny(g.ch, offer) {
+// atCap reports whether the customer has reached the channel's cap now:
+// every offer but the transactional ones is refused, whatever else is
+// true of it. It reads the ledger as allow does (once per gate).
+func (g *contactGate) atCap() bool {
+	if !g.p.capped(g.ch) {
 		return false
 	}
 	g.readLedger()

@@ -268,17 +268,9 @@ func (r *Replayer) store(l *decisionLog, customer features.Key, ts int64) string
 }
 
 func (r *Replayer) record(d DecisionRecord) {
-	if s := r.e.opts.Stats; s != nil && s.replayRecord(d) {
+	if s := r.e.opts.Stats; s != nil && s.RecordDecision(d) {
 		r.Stats.Recorded++
 	}
-}
-
-// replayRecord records d unless Stats already holds its decision and
-// offer, and reports whether it did.
-func (s *Stats) replayRecord(d DecisionRecord) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.recordLocked(d)
 }
 
 type reservationReplay int

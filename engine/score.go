@@ -374,11 +374,10 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		return a.offer.ID < b.offer.ID
 	}
 	gate := e.opts.Policy.gate(st.view.Customer, ch, st.sreq.Now)
-	if st.view.Known && e.opts.Policy != nil {
-		// Offers the channel's cap refuses whatever their score cannot be
-		// served: drop them before any draw (for a customer at their cap,
-		// every offer but the transactional ones).
-		st.cands = slices.DeleteFunc(st.cands, func(c candidate) bool { return gate.capped(offerPolicy(c.offer)) })
+	if st.view.Known && gate.atCap() {
+		// Only transactional offers can be served to a customer at the
+		// channel's cap: drop the rest before any draw.
+		st.cands = slices.DeleteFunc(st.cands, func(c candidate) bool { return !c.offer.Transactional })
 	}
 	if explore && e.opts.Explorer != nil {
 		// Draw for the best `sampled` by expected score (all of them in
@@ -483,10 +482,7 @@ func (e *Engine) expect(st *decideState) float64 {
 	if !ok || be.Bandit == nil {
 		return 1
 	}
-	w := be.PriorWeight
-	if w <= 0 {
-		w = priorWeight
-	}
+	w := be.weight()
 	rates := e.offerRates(be.Bandit, st.set, st.sreq.Now)
 	var cal calibration
 	for i := range st.cands {
@@ -594,10 +590,7 @@ func (e *Engine) drawAll(st *decideState, cut, scale float64) {
 		}
 		return
 	}
-	w := be.PriorWeight
-	if w <= 0 {
-		w = priorWeight
-	}
+	w := be.weight()
 	spread := be.spread()
 	var (
 		which [sampled]int

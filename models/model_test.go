@@ -123,11 +123,11 @@ func TestSameSeedGivesSameModel(t *testing.T) {
 				// Trees grow on every core at once; four workers and one
 				// grow the same forest (whatever cores this machine has).
 				prev := runtime.GOMAXPROCS(4)
+				t.Cleanup(func() { runtime.GOMAXPROCS(prev) }) // also when a Train fails
 				four, err := Train(st.ds, o)
 				require.NoError(t, err)
 				runtime.GOMAXPROCS(1)
 				one, err := Train(st.ds, o)
-				runtime.GOMAXPROCS(prev)
 				require.NoError(t, err)
 				require.Equal(t, four, one, "the model does not depend on how many cores grew it")
 				require.Equal(t, a, one)
