@@ -492,9 +492,6 @@ func packIDs(ids []Key) {
 	buf := make([]byte, n)
 	off := 0
 	for i, k := range ids {
-		if len(k) == 0 {
-			continue // nothing to share (and &buf[off] may be past the end)
-		}
 		copy(buf[off:], k)
 		ids[i] = Key(unsafe.String(&buf[off], len(k)))
 		off += len(k)

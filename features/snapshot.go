@@ -296,15 +296,10 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	}
 	seen := make(map[Key]struct{}, len(customers))
 	for _, c := range customers {
-		if _, dup := seen[c.id]; dup || c.id == "" {
-			return meta, nil, fmt.Errorf("%w: customer %q recorded twice or without an ID", ErrCorruptSnapshot, c.id)
+		if _, dup := seen[c.id]; dup {
+			return meta, nil, fmt.Errorf("%w: customer %q recorded twice", ErrCorruptSnapshot, c.id)
 		}
 		seen[c.id] = struct{}{}
-		for _, k := range c.ids {
-			if k == "" {
-				return meta, nil, fmt.Errorf("%w: customer %q has an empty identifier", ErrCorruptSnapshot, c.id)
-			}
-		}
 	}
 	s.clear()
 	s.in.reset(names)
@@ -509,6 +504,15 @@ func decodeCustomer(b []byte) (*customer, error) {
 	c.ids = make([]Key, d.n(1<<10))
 	for i := range c.ids {
 		c.ids[i] = Key(d.s())
+		if c.ids[i] == "" && d.err == nil {
+			d.err = fmt.Errorf("%w: customer %q has an empty identifier", ErrCorruptSnapshot, c.id)
+		}
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if c.id == "" {
+		return nil, fmt.Errorf("%w: a customer without an ID", ErrCorruptSnapshot)
 	}
 	packIDs(c.ids)
 	for _, k := range c.ids {
