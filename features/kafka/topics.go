@@ -155,21 +155,13 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 		return nil, errors.New("listing end offsets: no brokers given")
 	}
 	client := adminClient(brokers)
-	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	parts, err := topicPartitions(ctx, client, topic)
 	if err != nil {
-		return nil, fmt.Errorf("listing end offsets of %s: reading metadata: %w", topic, classify(ctx, err))
-	}
-	i := slices.IndexFunc(md.Topics, func(mt kafkago.Topic) bool { return mt.Name == topic })
-	if i < 0 || md.Topics[i].Error != nil {
-		var terr error = kafkago.UnknownTopicOrPartition
-		if i >= 0 {
-			terr = md.Topics[i].Error
-		}
-		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, terr)
+		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)
 	}
 	var reqs []kafkago.OffsetRequest
-	for _, p := range md.Topics[i].Partitions {
-		reqs = append(reqs, kafkago.LastOffsetOf(p.ID))
+	for _, p := range parts {
+		reqs = append(reqs, kafkago.LastOffsetOf(p))
 	}
 	resp, err := client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{
 		Topics: map[string][]kafkago.OffsetRequest{topic: reqs},
@@ -197,21 +189,9 @@ func CommittedOffsets(ctx context.Context, brokers []string, topic, group string
 		return nil, errors.New("reading committed offsets: no brokers given")
 	}
 	client := adminClient(brokers)
-	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	parts, err := topicPartitions(ctx, client, topic)
 	if err != nil {
-		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: reading metadata: %w", group, topic, classify(ctx, err))
-	}
-	i := slices.IndexFunc(md.Topics, func(mt kafkago.Topic) bool { return mt.Name == topic })
-	if i < 0 || md.Topics[i].Error != nil {
-		var terr error = kafkago.UnknownTopicOrPartition
-		if i >= 0 {
-			terr = md.Topics[i].Error
-		}
-		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: %w", group, topic, terr)
-	}
-	var parts []int
-	for _, p := range md.Topics[i].Partitions {
-		parts = append(parts, p.ID)
+		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: %w", group, topic, err)
 	}
 	resp, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err == nil {
@@ -238,4 +218,25 @@ func CommittedOffsets(ctx context.Context, brokers []string, topic, group string
 		}
 	}
 	return out, nil
+}
+
+// topicPartitions lists topic's partition IDs from the brokers' metadata;
+// an unknown topic is kafka-go's UnknownTopicOrPartition.
+func topicPartitions(ctx context.Context, client *kafkago.Client, topic string) ([]int, error) {
+	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("reading metadata: %w", classify(ctx, err))
+	}
+	i := slices.IndexFunc(md.Topics, func(mt kafkago.Topic) bool { return mt.Name == topic })
+	if i < 0 {
+		return nil, kafkago.UnknownTopicOrPartition
+	}
+	if md.Topics[i].Error != nil {
+		return nil, md.Topics[i].Error
+	}
+	parts := make([]int, 0, len(md.Topics[i].Partitions))
+	for _, p := range md.Topics[i].Partitions {
+		parts = append(parts, p.ID)
+	}
+	return parts, nil
 }
