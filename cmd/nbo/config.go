@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,15 +197,15 @@ func resolveConfig(fs *pflag.FlagSet, file string) (Config, error) {
 			errs = append(errs, o.Value.(pflag.SliceValue).Replace(sv.GetSlice()))
 			return
 		}
-		if f.Name == "store-time-zones" {
+		if f.Value.Type() == "stringToString" {
 			// A map flag's String() is "[k=v,…]", which Set would read
-			// back as key "[k" and value "v]": copy the map instead.
+			// back as key "[k" and value "v]": hand Set the pairs, CSV
+			// quoted as it reads them.
 			m, err := fs.GetStringToString(f.Name)
-			if err != nil {
-				errs = append(errs, err)
-				return
+			if err == nil {
+				err = o.Value.Set(stringToStringArg(m))
 			}
-			cfg.StoreTimeZones = maps.Clone(m)
+			errs = append(errs, err)
 			return
 		}
 		errs = append(errs, over.Set(f.Name, f.Value.String()))
@@ -212,4 +214,18 @@ func resolveConfig(fs *pflag.FlagSet, file string) (Config, error) {
 		return cfg, err
 	}
 	return cfg, cfg.Validate()
+}
+
+// stringToStringArg renders m as a pflag stringToString argument: k=v
+// pairs as one CSV record, sorted by key.
+func stringToStringArg(m map[string]string) string {
+	pairs := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		pairs = append(pairs, k+"="+m[k])
+	}
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	_ = w.Write(pairs) // a strings.Builder does not fail
+	w.Flush()
+	return strings.TrimSuffix(b.String(), "\n")
 }
