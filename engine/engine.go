@@ -142,6 +142,9 @@ type decideState struct {
 	rng     *rand.Rand
 	sreq    scenarios.Request
 	segment string
+	// gate is the customer's contact ledger for the decision's channel,
+	// read at most once per decision (openGate).
+	gate contactGate
 	// Customer scores for rules: the vector is computed at most once.
 	scores    Scores
 	loc       *time.Location
@@ -359,6 +362,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	}
 	st.begin(set, v, req.Channel)
 	d.segment = st.segment
+	st.openGate(e.opts.Policy)
 	st.props = st.props[:0]
 	if group == GroupTreatment && known {
 		st.props = set.Evaluate(v, &st.sreq, st.props)
@@ -374,7 +378,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	// proposals of a 100-offer catalog cost ~1 µs per decision).
 	first := len(st.props)
 	for _, o := range set.Offers {
-		if st.stamp[o.Index] == st.gen {
+		if st.stamp[o.Index] == st.gen || st.sreq.TransactionalOnly && !o.Transactional {
 			continue
 		}
 		st.props = append(st.props, scenarios.Proposal{Offer: o})
@@ -382,7 +386,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	for i := first; i < len(st.props); i++ {
 		e.consider(st, i, req.Channel, d)
 	}
-	e.arbitrate(st, req.Channel, group == GroupTreatment)
+	e.arbitrate(st, group == GroupTreatment)
 	e.serve(st, set, req, v, d, now)
 	e.stats.decisions.Add(1)
 	if d.Fallback {
@@ -412,6 +416,16 @@ func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.C
 		clear(st.stamp)
 		st.gen = 1
 	}
+}
+
+// openGate opens the contact gate for the decision's customer, channel
+// and time (st.view and st.sreq are set). A known customer at the
+// channel's cap can be served transactional offers only, so the request
+// asks for those only: the scenarios that propose none are not evaluated,
+// and the untargeted catalog shrinks to its transactional offers.
+func (st *decideState) openGate(p *Policy) {
+	st.gate = p.gate(st.view.Customer, st.sreq.Channel, st.sreq.Now)
+	st.sreq.TransactionalOnly = st.view.Known && st.gate.atCap()
 }
 
 // outbound reports whether the channel reaches out to the customer

@@ -455,3 +455,43 @@ func runDecideBench(b *testing.B, r *rig, reqs []DecideRequest) {
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }
+
+// At the channel's cap a customer can still be served transactional
+// offers, and the scenarios that propose them still fire; nothing else is
+// served (Decide evaluates only those scenarios, see openGate).
+func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing.T) {
+	day := time.Date(2026, 11, 20, 11, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Triggers = nil
+	r.eng.opts.Explorer = nil
+	policy, err := NewPolicy(PolicyOptions{Caps: map[features.Channel]ChannelCap{features.ChannelSMS: {PerDay: 3}}})
+	require.NoError(t, err)
+	r.eng.opts.Policy, r.policy = policy, policy
+	r.clock = day.Add(23 * time.Hour)
+	m := `{"member":"M1"}`
+	r.apply(t,
+		ev("j1", day, "signup", "store", m, `,"store":"S01"`),
+		ev("c1", day.Add(time.Minute), "consent", "store", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+	)
+	req := DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelSMS, Limit: 3, Locale: LocaleEn}
+
+	before := decide(t, r, req)
+	var promos int
+	for _, o := range before.Offers {
+		if off := r.set.Offer(o.OfferID); !off.Transactional {
+			promos++
+		}
+	}
+	require.Positive(t, promos, "below the cap, marketing offers are served too: %+v", before.Offers)
+	require.Equal(t, "new_store_member_onboarding", before.Offers[0].Scenario, "%+v", before.Offers)
+
+	// The first decision used the SMS channel's three contacts a day.
+	g := r.policy.gate(features.Key(before.Customer), features.ChannelSMS, r.clock.UnixMilli())
+	require.True(t, g.atCap())
+
+	at := decide(t, r, req)
+	require.Len(t, at.Offers, 1, "only the transactional offer: %+v", at.Offers)
+	require.Equal(t, "app_onboarding", at.Offers[0].OfferID)
+	require.Equal(t, "new_store_member_onboarding", at.Offers[0].Scenario, "its scenario still fires at the cap")
+	require.False(t, at.Fallback)
+}

@@ -92,6 +92,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		return
 	}
 	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location, Score: st.scoreFn}
+	st.openGate(e.opts.Policy)
 	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 	if len(st.props) == 0 {
 		return
@@ -101,7 +102,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	for i := range st.props {
 		e.consider(st, i, features.ChannelPush, &d)
 	}
-	e.arbitrate(st, features.ChannelPush, false) // no exploration: a replay must choose the same
+	e.arbitrate(st, false) // no exploration: a replay must choose the same
 	for i := range st.cands[:min(len(st.cands), ranked)] {
 		c := &st.cands[i]
 		prop := &st.props[c.prop]

@@ -6,7 +6,6 @@ package engine
 
 import (
 	"math/rand/v2"
-	"slices"
 
 	"nbo/features"
 	"nbo/models"
@@ -366,18 +365,12 @@ const sampled = 8
 // with a Thompson draw of their response rate (see thompson); serve then
 // takes them in order, one per offer category (diversity), up to the
 // limit.
-func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
+func (e *Engine) arbitrate(st *decideState, explore bool) {
 	better := func(a, b *candidate) bool {
 		if a.parts.Total != b.parts.Total {
 			return a.parts.Total > b.parts.Total
 		}
 		return a.offer.ID < b.offer.ID
-	}
-	gate := e.opts.Policy.gate(st.view.Customer, ch, st.sreq.Now)
-	if st.view.Known && gate.atCap() {
-		// Only transactional offers can be served to a customer at the
-		// channel's cap: drop the rest before any draw.
-		st.cands = slices.DeleteFunc(st.cands, func(c candidate) bool { return !c.offer.Transactional })
 	}
 	if explore && e.opts.Explorer != nil {
 		// Draw for the best `sampled` by expected score (all of them in
@@ -444,7 +437,7 @@ func (e *Engine) arbitrate(st *decideState, ch features.Channel, explore bool) {
 		}
 		refused := false
 		for t := 0; t < m; t++ {
-			if !e.allowed(st, &st.cands[k], &gate) {
+			if !e.allowed(st, &st.cands[k], &st.gate) {
 				last := len(st.cands) - 1
 				st.cands[k] = st.cands[last]
 				st.cands = st.cands[:last]

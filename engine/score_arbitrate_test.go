@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"nbo/features"
 	"nbo/scenarios"
 )
 
@@ -53,7 +52,7 @@ func TestArbitrateHeadsTheBestAllowedCandidatesInOrder(t *testing.T) {
 		want = slices.DeleteFunc(want, func(c candidate) bool { return refused[c.offer.ID] })
 		want = want[:min(len(want), ranked)]
 
-		e.arbitrate(st, features.ChannelApp, false)
+		e.arbitrate(st, false)
 		got := st.cands[:min(len(st.cands), ranked)]
 		require.Len(t, got, len(want), "round %d", round)
 		for i := range want {

@@ -91,6 +91,10 @@ type Request struct {
 	// InStock reports whether store stocks sku; nil means no inventory
 	// feed is wired and in_stock() is true.
 	InStock func(store, sku string) bool
+	// TransactionalOnly asks for transactional offers only (the customer
+	// is at the channel's contact cap, which only they bypass): scenarios
+	// that propose none are not evaluated at all.
+	TransactionalOnly bool
 }
 
 // Proposal is one offer a firing scenario proposes. It points into the
@@ -183,6 +187,9 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 		if sc.Trigger&trigger == 0 || !sc.Channels.Has(req.Channel) {
 			continue
 		}
+		if req.TransactionalOnly && !sc.proposesTransactional() {
+			continue
+		}
 		n := items(sc.ForEach, v)
 		for i := 0; i < n; i++ {
 			if sc.ForEach != NoForEach {
@@ -196,6 +203,9 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 			}
 			item := st.env.itemName(sc.ForEach)
 			for _, o := range sc.Offers {
+				if req.TransactionalOnly && !o.Transactional {
+					continue
+				}
 				why := o.EligibleFor(v, req)
 				if why != Eligible && !explain {
 					continue
@@ -210,6 +220,17 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 	vmPool.Put(m)
 	s.release(st)
 	return out
+}
+
+// proposesTransactional reports whether any of the scenario's offers is
+// transactional.
+func (sc *Scenario) proposesTransactional() bool {
+	for _, o := range sc.Offers {
+		if o.Transactional {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *evalState) run(m *vm.VM, p *vm.Program) bool {
