@@ -458,7 +458,8 @@ func runDecideBench(b *testing.B, r *rig, reqs []DecideRequest) {
 
 // At the channel's cap a customer can still be served transactional
 // offers, and the scenarios that propose them still fire; nothing else is
-// served (Decide evaluates only those scenarios, see openGate).
+// served (Decide evaluates only those scenarios, see openGate). The
+// transactional offer keeps its own cap.
 func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing.T) {
 	day := time.Date(2026, 11, 20, 11, 0, 0, 0, shanghai)
 	r := newRig(t, day)
@@ -468,30 +469,35 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 	require.NoError(t, err)
 	r.eng.opts.Policy, r.policy = policy, policy
 	r.clock = day.Add(23 * time.Hour)
-	m := `{"member":"M1"}`
-	r.apply(t,
-		ev("j1", day, "signup", "store", m, `,"store":"S01"`),
-		ev("c1", day.Add(time.Minute), "consent", "store", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
-	)
-	req := DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelSMS, Limit: 3, Locale: LocaleEn}
-
-	before := decide(t, r, req)
-	var promos int
-	for _, o := range before.Offers {
-		if off := r.set.Offer(o.OfferID); !off.Transactional {
-			promos++
-		}
+	now := r.clock.UnixMilli()
+	for _, member := range []string{"M1", "M2"} {
+		m := `{"member":"` + member + `"}`
+		r.apply(t,
+			ev("j-"+member, day, "signup", "store", m, `,"store":"S01"`),
+			ev("c-"+member, day.Add(time.Minute), "consent", "store", m, `,"attrs":{"purpose":"marketing","granted":"true"}`),
+		)
 	}
-	require.Positive(t, promos, "below the cap, marketing offers are served too: %+v", before.Offers)
-	require.Equal(t, "new_store_member_onboarding", before.Offers[0].Scenario, "%+v", before.Offers)
+	ask := func(member string) *Decision {
+		return decide(t, r, DecideRequest{IDs: features.IDs{Member: member}, Channel: features.ChannelSMS, Limit: 3, Locale: LocaleEn})
+	}
 
-	// The first decision used the SMS channel's three contacts a day.
-	g := r.policy.gate(features.Key(before.Customer), features.ChannelSMS, r.clock.UnixMilli())
+	below := ask("M1")
+	require.Equal(t, "new_store_member_onboarding", below.Offers[0].Scenario, "%+v", below.Offers)
+	require.True(t, slices.ContainsFunc(below.Offers, func(o OfferResult) bool { return !r.set.Offer(o.OfferID).Transactional }),
+		"below the cap, marketing offers are served too: %+v", below.Offers)
+
+	// M2 has had the SMS channel's three contacts today.
+	for i := range 3 {
+		r.policy.Record("member:M2", features.ChannelSMS, fmt.Sprintf("earlier-%d", i), now-int64(i+1)*60_000)
+	}
+	g := r.policy.gate("member:M2", features.ChannelSMS, now)
 	require.True(t, g.atCap())
-
-	at := decide(t, r, req)
+	at := ask("M2")
 	require.Len(t, at.Offers, 1, "only the transactional offer: %+v", at.Offers)
 	require.Equal(t, "app_onboarding", at.Offers[0].OfferID)
 	require.Equal(t, "new_store_member_onboarding", at.Offers[0].Scenario, "its scenario still fires at the cap")
 	require.False(t, at.Fallback)
+
+	again := ask("M2")
+	require.Empty(t, again.Offers, "app_onboarding is capped at once in 30 days, transactional or not")
 }

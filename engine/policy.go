@@ -164,10 +164,14 @@ type OfferPolicy struct {
 	// for no limit.
 	MaxRedemptions uint32
 	// Transactional offers (pick-up ready, booking confirmations) bypass
-	// channel caps, cooldowns and dismissal suppression. They do NOT
-	// bypass quiet hours: a 3 a.m. push wakes a customer whatever its
-	// purpose, and messages too urgent to wait belong to the transactional
-	// messaging system, not to the offer engine.
+	// channel caps and dismissal suppression: the marketing pressure of
+	// every other offer is not theirs to count against. They keep their
+	// own cooldown and redemption limit — rules their catalog entry sets
+	// for this very offer, which an onboarding offer capped at once a
+	// month relies on. Nor do they bypass quiet hours: a 3 a.m. push wakes
+	// a customer whatever its purpose, and messages too urgent to wait
+	// belong to the transactional messaging system, not to the offer
+	// engine.
 	Transactional bool
 }
 
@@ -250,7 +254,7 @@ func (p *Policy) Allow(customer features.Key, ch features.Channel, offer OfferPo
 	if ok, why := p.stateless(ch, offer, store, history, now); !ok {
 		return false, why
 	}
-	if offer.Transactional || !p.ledgerCanDeny(ch, offer) {
+	if !p.ledgerCanDeny(ch, offer) {
 		return true, "" // no need to lock the customer's shard
 	}
 	s := p.shard(customer)
@@ -299,11 +303,11 @@ func (g *contactGate) allow(offer OfferPolicy, store string, history []features.
 	if ok, why := p.stateless(g.ch, offer, store, history, g.now); !ok {
 		return false, why
 	}
-	if offer.Transactional || !p.ledgerCanDeny(g.ch, offer) {
+	if !p.ledgerCanDeny(g.ch, offer) {
 		return true, ""
 	}
 	g.readLedger()
-	if g.capsWhy != "" {
+	if g.capsWhy != "" && !offer.Transactional {
 		return false, g.capsWhy
 	}
 	contacts := g.offers[:g.n]
@@ -350,7 +354,7 @@ func (g *contactGate) readLedger() {
 // every customer. Allow runs for each of the best candidates of every
 // decision, most of them on uncapped channels.
 func (p *Policy) ledgerCanDeny(ch features.Channel, offer OfferPolicy) bool {
-	return offer.Cooldown > 0 || p.capped(ch)
+	return offer.Cooldown > 0 || !offer.Transactional && p.capped(ch)
 }
 
 // capped reports whether the channel has a cap.
@@ -387,15 +391,12 @@ func (p *Policy) stateless(ch features.Channel, offer OfferPolicy, store string,
 			}
 		}
 	}
-	if offer.Transactional {
-		return true, ""
-	}
 	for i := range history {
 		h := &history[i]
 		if h.Offer != offer.ID {
 			continue
 		}
-		if h.DismissStreak >= p.opts.DismissLimit && now < h.LastShown+p.opts.SuppressFor.Milliseconds() {
+		if !offer.Transactional && h.DismissStreak >= p.opts.DismissLimit && now < h.LastShown+p.opts.SuppressFor.Milliseconds() {
 			return false, DenySuppressed
 		}
 		if offer.MaxRedemptions > 0 && h.Redemptions >= offer.MaxRedemptions {
@@ -419,11 +420,13 @@ func (p *Policy) zone(store string) *time.Location {
 }
 
 func (p *Policy) ledgerAllows(l *contactLog, ch features.Channel, offer OfferPolicy, now int64) (bool, string) {
-	if l == nil || offer.Transactional {
+	if l == nil {
 		return true, ""
 	}
-	if ok, why := p.capsAllow(l, ch, now); !ok {
-		return false, why
+	if !offer.Transactional {
+		if ok, why := p.capsAllow(l, ch, now); !ok {
+			return false, why
+		}
 	}
 	return cooldownAllows(l.offers, offer, now)
 }

@@ -131,8 +131,14 @@ func TestPolicyCooldownsSuppressionAndTransactional(t *testing.T) {
 			[]features.OfferStats{{Offer: "promo", DismissStreak: 3, LastShown: now - 30*day}}, ""},
 		{"a redemption limit is enforced from the history", OfferPolicy{ID: "once", MaxRedemptions: 1}, features.ChannelApp, nil,
 			[]features.OfferStats{{Offer: "once", Redemptions: 1}}, DenyRedeemedLimit},
-		{"a transactional offer bypasses cooldown and suppression", OfferPolicy{ID: "cool", Cooldown: 72 * time.Hour, Transactional: true}, features.ChannelApp,
+		{"a transactional offer bypasses suppression", OfferPolicy{ID: "cool", Transactional: true}, features.ChannelApp,
 			[]int64{now - day}, []features.OfferStats{{Offer: "cool", DismissStreak: 5, LastShown: now - day}}, ""},
+		{"a transactional offer keeps its own cooldown", OfferPolicy{ID: "cool", Cooldown: 72 * time.Hour, Transactional: true}, features.ChannelApp,
+			[]int64{now - day}, nil, DenyCooldown},
+		{"and its own cooldown from the history", OfferPolicy{ID: "cool", Cooldown: 72 * time.Hour, Transactional: true}, features.ChannelApp,
+			nil, []features.OfferStats{{Offer: "cool", LastShown: now - day}}, DenyCooldown},
+		{"and its redemption limit", OfferPolicy{ID: "once", MaxRedemptions: 1, Transactional: true}, features.ChannelApp, nil,
+			[]features.OfferStats{{Offer: "once", Redemptions: 1}}, DenyRedeemedLimit},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -150,7 +150,8 @@ type Offer struct {
 	// Category groups offers for diversity in arbitration.
 	Category string
 	// Transactional offers (service confirmations, onboarding) bypass
-	// marketing contact caps.
+	// the channels' contact caps and dismissal suppression; their own Cap
+	// and Cooldown still apply.
 	Transactional bool
 
 	// Index is the offer's position in its Set's Offers, so per-offer
