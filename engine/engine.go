@@ -477,21 +477,11 @@ func (e *Engine) release(c *candidate, decisionID string) {
 	}
 }
 
-// allowed checks what needs shared state — the offer's budget and the
-// customer's contact policy — for one candidate. It runs only for
-// candidates that reach the top, not for every proposal. gate is the
-// decision's contact policy for the customer (see contactGate).
-func (e *Engine) allowed(st *decideState, c *candidate, gate *contactGate) bool {
-	if budgeted(c.offer) && !e.opts.Budgets.Available(c.offer.ID, c.store, st.sreq.Now) {
-		return false
-	}
-	v := &st.view
-	if v.Known {
-		if ok, _ := gate.allow(offerPolicy(c.offer), c.store, v.Offers); !ok {
-			return false
-		}
-	}
-	return true
+// inBudget reports whether the candidate's offer has budget left at its
+// store (Budgets is shared state, so it is read only for candidates that
+// reach the top, not for every proposal).
+func (e *Engine) inBudget(st *decideState, c *candidate) bool {
+	return !budgeted(c.offer) || e.opts.Budgets.Available(c.offer.ID, c.store, st.sreq.Now)
 }
 
 // serve reserves budget and contact for the best candidates, up to the
