@@ -143,8 +143,11 @@ type decideState struct {
 	sreq    scenarios.Request
 	segment string
 	// gate is the customer's contact ledger for the decision's channel,
-	// read at most once per decision (openGate).
-	gate contactGate
+	// read at most once per decision (openGate); refused[offer index] is
+	// its verdict on each offer of the set (sreq.Refused, for a known
+	// customer).
+	gate    contactGate
+	refused []bool
 	// Customer scores for rules: the vector is computed at most once.
 	scores    Scores
 	loc       *time.Location
@@ -362,7 +365,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	}
 	st.begin(set, v, req.Channel)
 	d.segment = st.segment
-	st.openGate(e.opts.Policy)
+	st.openGate(e.opts.Policy, set)
 	st.props = st.props[:0]
 	if group == GroupTreatment && known {
 		st.props = set.Evaluate(v, &st.sreq, st.props)
@@ -378,7 +381,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	// proposals of a 100-offer catalog cost ~1 µs per decision).
 	first := len(st.props)
 	for _, o := range set.Offers {
-		if st.stamp[o.Index] == st.gen || st.sreq.TransactionalOnly && !o.Transactional {
+		if st.stamp[o.Index] == st.gen || st.sreq.Refused != nil && st.sreq.Refused[o.Index] {
 			continue
 		}
 		st.props = append(st.props, scenarios.Proposal{Offer: o})
@@ -419,19 +422,32 @@ func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.C
 }
 
 // openGate opens the contact gate for the decision's customer, channel
-// and time (st.view and st.sreq are set). A known customer at the
-// channel's cap can be served transactional offers only, so the request
-// asks for those only: the scenarios that propose none are not evaluated,
-// and the untargeted catalog shrinks to its transactional offers.
-func (st *decideState) openGate(p *Policy) {
-	st.gate = p.gate(st.view.Customer, st.sreq.Channel, st.sreq.Now)
-	st.sreq.TransactionalOnly = st.view.Known && st.gate.atCap()
-}
-
-// outbound reports whether the channel reaches out to the customer
-// (rather than answering the customer's own visit).
-func outbound(ch features.Channel) bool {
-	return ch == features.ChannelPush || ch == features.ChannelSMS
+// and time (st.view and st.sreq are set) and, for a known customer, asks
+// it about every offer of the set before any scenario is evaluated: the
+// gate holds the customer's ledger, so each answer is a scan of a few
+// contacts. Refused offers are then not proposed, a scenario with none
+// left is not evaluated, and nothing is drawn for an offer that cannot be
+// served — a customer at the channel's cap can have transactional offers
+// only, and one asked often has most offers on their cooldowns.
+func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
+	v := &st.view
+	st.gate = p.gate(v.Customer, st.sreq.Channel, st.sreq.Now)
+	st.sreq.Refused = nil
+	if !v.Known {
+		return
+	}
+	st.refused = slices.Grow(st.refused[:0], len(set.Offers))[:len(set.Offers)]
+	store := scenarios.FulfilmentStore(v, &st.sreq)
+	atCap := st.gate.atCap()
+	for _, o := range set.Offers {
+		if atCap && !o.Transactional {
+			st.refused[o.Index] = true // what allow would say, sooner
+			continue
+		}
+		ok, _ := st.gate.allow(offerPolicy(o), store, v.Offers)
+		st.refused[o.Index] = !ok
+	}
+	st.sreq.Refused = st.refused
 }
 
 // offerPolicy is what contact policy enforces for an offer. The offer's

@@ -492,8 +492,8 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 	for i := range 3 {
 		r.policy.Record("member:M2", features.ChannelSMS, fmt.Sprintf("earlier-%d", i), now-int64(i+1)*60_000)
 	}
-	g := r.policy.gate("member:M2", features.ChannelSMS, now)
-	require.True(t, g.atCap())
+	_, why := r.policy.Allow("member:M2", features.ChannelSMS, OfferPolicy{ID: "promo"}, "S01", nil, now)
+	require.Equal(t, DenyCapDay, why)
 	at := ask("M2")
 	require.Len(t, at.Offers, 1, "only the transactional offer: %+v", at.Offers)
 	require.Equal(t, "app_onboarding", at.Offers[0].OfferID)

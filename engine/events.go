@@ -92,7 +92,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		return
 	}
 	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location, Score: st.scoreFn}
-	st.openGate(e.opts.Policy)
+	st.openGate(e.opts.Policy, set)
 	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 	if len(st.props) == 0 {
 		return

@@ -264,8 +264,8 @@ func (p *Policy) Allow(customer features.Key, ch features.Channel, offer OfferPo
 }
 
 // contactGate is Allow for the offers one decision weighs for one
-// customer on one channel (arbitrate asks for up to `ranked` of them, and
-// more when some are refused). It reads the customer's ledger once, on
+// customer on one channel (openGate asks about every offer of the
+// scenario set before evaluating). It reads the customer's ledger once, on
 // the first offer that needs it — the channel caps' verdict and the
 // offers' last contacts, under one shard lock and one lookup — instead of
 // once per offer. A contact another decision records for the customer
@@ -318,8 +318,8 @@ func (g *contactGate) allow(offer OfferPolicy, store string, history []features.
 }
 
 // atCap reports whether the customer has reached the channel's cap now:
-// every offer but the transactional ones is refused, whatever else is
-// true of it. It reads the ledger as allow does (once per gate).
+// allow refuses every offer but the transactional ones, whatever else is
+// true of them. It reads the ledger as allow does (once per gate).
 func (g *contactGate) atCap() bool {
 	if !g.p.capped(g.ch) {
 		return false
@@ -351,8 +351,7 @@ func (g *contactGate) readLedger() {
 
 // ledgerCanDeny reports whether the ledger has a rule for the channel or
 // the offer (a cap or a cooldown); without one ledgerAllows says yes to
-// every customer. Allow runs for each of the best candidates of every
-// decision, most of them on uncapped channels.
+// every customer, and the ledger need not be read.
 func (p *Policy) ledgerCanDeny(ch features.Channel, offer OfferPolicy) bool {
 	return offer.Cooldown > 0 || !offer.Transactional && p.capped(ch)
 }

@@ -66,8 +66,8 @@ func testContactGate(t *testing.T, p *Policy, filler int) {
 			ok, why := g.allow(o, store, history)
 			require.Equal(t, want, why, "decision %d: %s on %s", decision, o.ID, ch)
 			require.Equal(t, wantOK, ok, "decision %d: %s on %s", decision, o.ID, ch)
-			// atCap for a non-transactional offer (what arbitrate drops
-			// before drawing) refuses only what Allow refuses, and
+			// atCap for a non-transactional offer (what openGate refuses
+			// without asking allow) refuses only what Allow refuses, and
 			// everything Allow refuses for a cap.
 			capped := !o.Transactional && g.atCap()
 			if capped {

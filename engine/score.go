@@ -360,8 +360,9 @@ func distanceFacet(v *features.View) int {
 // half a microsecond).
 const sampled = 8
 
-// arbitrate orders candidates best first, dropping those whose contact
-// policy or budget says no. With explore, candidates are first re-scored
+// arbitrate orders candidates best first, dropping those out of budget
+// (contact policy refused offers before they became candidates: see
+// openGate). With explore, candidates are first re-scored
 // with a Thompson draw of their response rate (see thompson); serve then
 // takes them in order, one per offer category (diversity), up to the
 // limit.
@@ -371,23 +372,6 @@ func (e *Engine) arbitrate(st *decideState, explore bool) {
 			return a.parts.Total > b.parts.Total
 		}
 		return a.offer.ID < b.offer.ID
-	}
-	if st.view.Known {
-		// Contact policy first, for every candidate: the gate holds the
-		// customer's ledger, so a check is a scan of a few contacts,
-		// where a draw costs about half a microsecond — and a customer
-		// asked often has most offers on their cooldowns.
-		n := 0
-		for i := range st.cands {
-			c := &st.cands[i]
-			if ok, _ := st.gate.allow(offerPolicy(c.offer), c.store, st.view.Offers); ok {
-				if n != i {
-					st.cands[n] = *c
-				}
-				n++
-			}
-		}
-		st.cands = st.cands[:n]
 	}
 	if explore && e.opts.Explorer != nil {
 		// Draw for the best `sampled` by expected score (all of them in

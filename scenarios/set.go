@@ -91,10 +91,11 @@ type Request struct {
 	// InStock reports whether store stocks sku; nil means no inventory
 	// feed is wired and in_stock() is true.
 	InStock func(store, sku string) bool
-	// TransactionalOnly asks for transactional offers only (the customer
-	// is at the channel's contact cap, which only they bypass): scenarios
-	// that propose none are not evaluated at all.
-	TransactionalOnly bool
+	// Refused, indexed by Offer.Index, marks the offers that cannot be
+	// served (the engine's contact policy refuses them: caps, cooldowns,
+	// suppression): they are not proposed, and a scenario whose offers are
+	// all refused is not evaluated at all. nil refuses none.
+	Refused []bool
 }
 
 // Proposal is one offer a firing scenario proposes. It points into the
@@ -187,7 +188,7 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 		if sc.Trigger&trigger == 0 || !sc.Channels.Has(req.Channel) {
 			continue
 		}
-		if req.TransactionalOnly && !sc.proposesTransactional() {
+		if req.Refused != nil && !sc.proposesAny(req.Refused) {
 			continue
 		}
 		n := items(sc.ForEach, v)
@@ -203,7 +204,7 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 			}
 			item := st.env.itemName(sc.ForEach)
 			for _, o := range sc.Offers {
-				if req.TransactionalOnly && !o.Transactional {
+				if req.Refused != nil && req.Refused[o.Index] {
 					continue
 				}
 				why := o.EligibleFor(v, req)
@@ -222,11 +223,11 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 	return out
 }
 
-// proposesTransactional reports whether any of the scenario's offers is
-// transactional.
-func (sc *Scenario) proposesTransactional() bool {
+// proposesAny reports whether any of the scenario's offers is not
+// refused.
+func (sc *Scenario) proposesAny(refused []bool) bool {
 	for _, o := range sc.Offers {
-		if o.Transactional {
+		if !refused[o.Index] {
 			return true
 		}
 	}
