@@ -722,7 +722,7 @@ func writeWeeks(b *strings.Builder, rep QualityReport) {
 		}
 	}
 	random, hasRandom := rep.Result(PolicyRandom)
-	engine, hasEngine := rep.Result(PolicyEngine)
+	eng, hasEngine := rep.Result(PolicyEngine)
 	b.WriteString("\n### Week by week\n\nEach policy's realised net revenue over the oracle's, for the decisions made in each week of offers (a redemption counts in the week of its decision). The learning policies start from priors and improve as outcomes come in; the reference policies do not learn.\n\n| week of offers | days | decisions |")
 	for _, r := range cols {
 		fmt.Fprintf(b, " %s × oracle |", r.Card.Policy)
@@ -736,7 +736,7 @@ func writeWeeks(b *strings.Builder, rep QualityReport) {
 	}
 	b.WriteString("\n")
 	o := rep.Options
-	ratio := func(a PolicyResult, base PolicyResult, i int) string {
+	weekRatio := func(a PolicyResult, base PolicyResult, i int) string {
 		if i >= len(a.Weeks) || i >= len(base.Weeks) || base.Weeks[i].Net <= 0 {
 			return "–"
 		}
@@ -747,10 +747,10 @@ func writeWeeks(b *strings.Builder, rep QualityReport) {
 		last := min(first+6, o.Days)
 		fmt.Fprintf(b, "| %d | %d–%d | %d |", i+1, first, last, w.Decisions)
 		for _, r := range cols {
-			fmt.Fprintf(b, " %s |", ratio(r, oracle, i))
+			fmt.Fprintf(b, " %s |", weekRatio(r, oracle, i))
 		}
 		if hasRandom && hasEngine {
-			fmt.Fprintf(b, " %s |", ratio(engine, random, i))
+			fmt.Fprintf(b, " %s |", weekRatio(eng, random, i))
 		}
 		b.WriteString("\n")
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,16 +42,7 @@ func TestACrashDoesNotOverIssueABudget(t *testing.T) {
 	bin := nboBinary(t)
 	dir := t.TempDir()
 	rules := t.TempDir()
-	require.NoError(t, fs.WalkDir(scenarios.Builtin(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(scenarios.Builtin(), p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(rules, filepath.Base(p)), data, 0o644)
-	}))
+	require.NoError(t, os.CopyFS(rules, scenarios.Builtin()))
 	require.NoError(t, os.WriteFile(filepath.Join(rules, "crash_offers.yaml"), []byte(fmt.Sprintf(`offers:
   - id: crash_coupon
     type: coupon
