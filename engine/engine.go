@@ -116,7 +116,7 @@ type Engine struct {
 	seq   atomic.Uint64
 	node  uint64
 	stats struct {
-		decisions, fallbacks, holdouts, triggers, cacheHits atomic.Int64
+		decisions, fallbacks, empty, holdouts, triggers, cacheHits atomic.Int64
 	}
 	seeded    *rand.Rand // with Options.Seed: the one generator, under seedMu
 	seedMu    sync.Mutex
@@ -394,6 +394,9 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	e.stats.decisions.Add(1)
 	if d.Fallback {
 		e.stats.fallbacks.Add(1)
+	}
+	if len(d.Offers) == 0 {
+		e.stats.empty.Add(1)
 	}
 	if group == GroupHoldout {
 		e.stats.holdouts.Add(1)

@@ -502,4 +502,8 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 
 	again := ask("M2")
 	require.Empty(t, again.Offers, "app_onboarding is capped at once in 30 days, transactional or not")
+	c := r.eng.Counters()
+	require.Equal(t, int64(3), c.Decisions)
+	require.Equal(t, int64(1), c.Empty, "the last decision served nothing")
+	require.Equal(t, int64(1), c.Fallbacks, "and so served no scenario's offer either")
 }

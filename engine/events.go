@@ -147,15 +147,18 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	}
 }
 
-// Counters are the engine's counters, pulled by the caller.
+// Counters are the engine's counters, pulled by the caller. Fallbacks
+// count the decisions that served no scenario's offer, Empty those that
+// served no offer at all (contact policy, budgets or eligibility left
+// none); an empty decision is a fallback too.
 type Counters struct {
-	Decisions, Fallbacks, Holdouts, Triggers, CacheHits int64
+	Decisions, Fallbacks, Empty, Holdouts, Triggers, CacheHits int64
 }
 
 // Counters returns the engine's counters.
 func (e *Engine) Counters() Counters {
 	return Counters{
-		Decisions: e.stats.decisions.Load(), Fallbacks: e.stats.fallbacks.Load(), Holdouts: e.stats.holdouts.Load(),
+		Decisions: e.stats.decisions.Load(), Fallbacks: e.stats.fallbacks.Load(), Empty: e.stats.empty.Load(), Holdouts: e.stats.holdouts.Load(),
 		Triggers: e.stats.triggers.Load(), CacheHits: e.stats.cacheHits.Load(),
 	}
 }

@@ -93,6 +93,7 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 	})
 	counter("nbo_decisions_total", "Decisions made.", func() float64 { return float64(eng.Counters().Decisions) })
 	counter("nbo_decisions_fallback_total", "Decisions answered with fallback offers.", func() float64 { return float64(eng.Counters().Fallbacks) })
+	counter("nbo_decisions_empty_total", "Decisions that served no offer (contact policy, budgets or eligibility left none).", func() float64 { return float64(eng.Counters().Empty) })
 	counter("nbo_decisions_holdout_total", "Decisions for the holdout group.", func() float64 { return float64(eng.Counters().Holdouts) })
 	counter("nbo_decision_cache_hits_total", "Decisions served from the cache.", func() float64 { return float64(eng.Counters().CacheHits) })
 	counter("nbo_triggers_total", "Push triggers published.", func() float64 { return float64(eng.Counters().Triggers) })
