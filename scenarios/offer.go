@@ -49,13 +49,13 @@ const (
 	VIPService
 	Bundle
 	Points
-	numOfferTypes
+	NumOfferTypes // how many types there are
 )
 
-var offerTypeNames = [numOfferTypes]string{"coupon", "experience", "service_booking", "product", "vip_service", "bundle", "points"}
+var offerTypeNames = [NumOfferTypes]string{"coupon", "experience", "service_booking", "product", "vip_service", "bundle", "points"}
 
 func (t OfferType) String() string {
-	if t < numOfferTypes {
+	if t < NumOfferTypes {
 		return offerTypeNames[t]
 	}
 	return "unknown"
