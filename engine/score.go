@@ -81,6 +81,26 @@ func fadedLever(n, w float64) float64 {
 	return 1 - (1-untargetedLever)*w/(w+max(n, 0))
 }
 
+// fadedBoost is the lever of an offer a scenario proposed with lever l
+// (1 + priority/100), once the offer has n trials across every segment:
+// the boost above 1 shrinks as w/(w+n), like the untargeted discount
+// (fadedLever). Both are trust in a prior: a scenario's priority says
+// how much better than its propensity the rules expect their offer to do
+// for this customer, and the bandit measures that (the customer's
+// segment, their own responses) as the offer's outcomes accumulate. A
+// boost that never faded ranked a scenario's offer above offers the
+// bandit had learnt to be better for this customer — up to 1.8 times
+// better at priority 80 — long after the evidence was in. On the
+// simulated retailer (10k customers, 56 days) fading it raised the
+// engine's expected net revenue from 1.484 to 1.501× the random
+// policy's over seeds 1–6 and from 1.488 to 1.505× over seeds 7–12
+// (realised 1.478 → 1.488 and 1.463 → 1.470); dropping the boost outright
+// did as well (1.500), keeping it where the arm itself had few trials
+// did not help (1.494–1.499).
+func fadedBoost(l, n, w float64) float64 {
+	return 1 + (l-1)*w/(w+max(n, 0))
+}
+
 // defaultBasket is the purchase a response is expected to bring for a
 // customer with no purchase history, minor units.
 const defaultBasket = 20_000
@@ -464,9 +484,10 @@ const priorWeight = 10
 //
 // Each candidate's expected response rate becomes its offer's rate
 // across every segment, starting from the calibrated propensity as w
-// pseudo-trials, and an untargeted offer's lever fades with the offer's
-// trials (fadedLever). Both keep the candidates that drawAll does not
-// draw for comparable with those it does: a propensity is a redemption
+// pseudo-trials, and an untargeted offer's discount and a scenario's
+// boost fade with the offer's trials (fadedLever, fadedBoost). The rates
+// keep the candidates that drawAll does not draw for comparable with
+// those it does: a propensity is a redemption
 // rate, a learnt rate counts clicks too, so raw propensities would never
 // win against drawn rates; and they choose which candidates are drawn
 // by what has been learnt, not by the priors. Other explorers leave the
@@ -490,6 +511,8 @@ func (e *Engine) expect(st *decideState) float64 {
 		p := &c.parts
 		if st.props[c.prop].Scenario == nil {
 			p.Lever = fadedLever(c.learnt.Beta-1, w)
+		} else {
+			p.Lever = fadedBoost(p.Lever, c.learnt.Beta-1, w)
 		}
 		c.draw(shrink(c.learnt, p.Propensity*scale, w)) // the learnt rate, without a draw
 	}

@@ -202,6 +202,55 @@ func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
 	require.Greater(t, b, a, "drawn: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
 }
 
+// TestAScenariosBoostFadesWithEvidence checks that a scenario's
+// priority boosts its offer only while little is known of it: with no
+// outcomes a priority-80 scenario's offer outranks an untargeted one of
+// the same propensity, and once the bandit has seen the untargeted offer
+// do half as well again, it wins — drawn or only expected. Without the
+// fade the boost of 1.8 kept the worse offer ahead for good.
+func TestAScenariosBoostFadesWithEvidence(t *testing.T) {
+	require.Equal(t, 1.8, fadedBoost(1.8, 0, priorWeight))
+	require.InDelta(t, 1.4, fadedBoost(1.8, priorWeight, priorWeight), 1e-12, "half the boost is gone after w trials")
+	require.InDelta(t, 1, fadedBoost(1.8, 1e6, priorWeight), 1e-4)
+	require.Equal(t, 1.0, fadedBoost(1, 0, priorWeight), "priority 0: no boost to fade")
+
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
+	seg := "/online/member/noparent/nobeauty/notech"
+	rank := func(cut float64) (target, untarget float64) {
+		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(3, 4)), segment: seg}
+		st.sreq.Now = day.UnixMilli()
+		st.props = []scenarios.Proposal{{Scenario: &scenarios.Scenario{ID: "s"}, Offer: targeted, Priority: 80}, {Offer: untargeted}}
+		st.cands = []candidate{
+			{prop: 0, offer: targeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1.8}},
+			{prop: 1, offer: untargeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: untargetedLever}},
+		}
+		r.eng.drawAll(st, cut, r.eng.expect(st))
+		for _, c := range st.cands {
+			p := c.parts
+			require.InDelta(t, (p.Propensity+p.Explore)*p.ContextWeight*p.Value*p.Lever, p.Total, 1e-12, "the parts explain the score, drawn or not")
+		}
+		return st.cands[0].parts.Total, st.cands[1].parts.Total
+	}
+	a, b := rank(2) // a cut above every score: expected scores only
+	require.Greater(t, a, b, "nothing learnt: the scenario's offer leads")
+
+	for i := range 4000 {
+		for _, o := range []*scenarios.Offer{targeted, untargeted} {
+			r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, false)
+			if i%20 < 2 || o == untargeted && i%20 == 2 {
+				r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, true)
+			}
+		}
+	}
+	r.eng.rates.Store(nil) // read the rates afresh rather than wait ratesMaxAge
+	a, b = rank(2)
+	require.Greater(t, b, a, "expected: a 15%% offer outranks a 10%% one whoever proposed it (without the fade, 1 × 15%% < 1.8 × 10%%)")
+	a, b = rank(-1)
+	require.Greater(t, b, a, "drawn: a 15%% offer outranks a 10%% one whoever proposed it (without the fade, 1 × 15%% < 1.8 × 10%%)")
+}
+
 // TestALateResponseIsCreditedToTheSegmentThatDecided checks that a
 // response counts for the bandit arm its trial went to — the customer's
 // segment at the decision — even when the customer's behaviour has moved
