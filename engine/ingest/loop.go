@@ -328,28 +328,8 @@ func (l *Loop) Run(ctx context.Context) error {
 				return fmt.Errorf("consuming events: %w", err)
 			}
 			if merge != nil {
-				merge.push(&rec)
-				// Keep draining the reader into the queues: the
-				// partition the merge waits for comes behind them.
-				for n := 0; n < 4096; n++ {
-					select {
-					case rec, ok = <-recs:
-						if ok {
-							merge.push(&rec)
-							continue
-						}
-					default:
-					}
-					break
-				}
-				merge.lastIn = time.Now()
-				batch = merge.release(batch, false, l.handleBatch)
-				l.checkReady()
-				if merge.done() {
-					l.noteMerge(merge)
-					l.opts.Logger.Info("caught up merging partitions by event time", "peak_queued", merge.peak, "applied_out_of_order", merge.forced)
-					merge = nil
-				}
+				mergeArrivals(merge, &rec, recs)
+				merge, batch = l.advanceMerge(merge, batch, false)
 				continue
 			}
 			batch = append(batch[:0], rec)
@@ -380,11 +360,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				// A partition with backlog is not being delivered (it
 				// moved to another member, or records below its end offset
 				// are missing): stop waiting for it.
-				batch = merge.release(batch, true, l.handleBatch)
-				l.checkReady()
-				l.noteMerge(merge)
-				l.opts.Logger.Warn("catch-up merge stalled waiting for a partition; applying in arrival order from here", "after", l.opts.CatchUpStall, "peak_queued", merge.peak, "applied_out_of_order", merge.forced)
-				merge = nil
+				merge, batch = l.advanceMerge(merge, batch, true)
 			}
 			// Not the run's context: a stop must not cut a send half-way
 			// (the letters would stay queued and be sent again).
@@ -403,6 +379,46 @@ func (l *Loop) Run(ctx context.Context) error {
 			return l.final()
 		}
 	}
+}
+
+// mergeArrivals queues rec, and what else the reader has already
+// delivered (up to 4096 records), in the catch-up merge. It does not
+// wait: a closed recs is left for Run to see.
+func mergeArrivals(m *catchUp, rec *decoded, recs <-chan decoded) {
+	m.push(rec)
+	// Keep draining the reader into the queues: the partition the merge
+	// waits for comes behind them.
+	for n := 0; n < 4096; n++ {
+		select {
+		case d, ok := <-recs:
+			if ok {
+				m.push(&d)
+				continue
+			}
+		default:
+		}
+		break
+	}
+	m.lastIn = time.Now()
+}
+
+// advanceMerge applies what the catch-up merge may release now — with
+// stalled, everything it holds — and ends the merge when it is done or
+// stalled: it returns the merge, or nil once it has ended (records are
+// applied in arrival order from then on), and the batch buffer.
+func (l *Loop) advanceMerge(m *catchUp, batch []decoded, stalled bool) (*catchUp, []decoded) {
+	batch = m.release(batch, stalled, l.handleBatch)
+	l.checkReady()
+	if !stalled && !m.done() {
+		return m, batch
+	}
+	l.noteMerge(m)
+	if stalled {
+		l.opts.Logger.Warn("catch-up merge stalled waiting for a partition; applying in arrival order from here", "after", l.opts.CatchUpStall, "peak_queued", m.peak, "applied_out_of_order", m.forced)
+	} else {
+		l.opts.Logger.Info("caught up merging partitions by event time", "peak_queued", m.peak, "applied_out_of_order", m.forced)
+	}
+	return nil, batch
 }
 
 // noteMerge publishes the catch-up merge's figures (m may be nil).
