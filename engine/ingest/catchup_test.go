@@ -3,10 +3,14 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,3 +191,185 @@ func (p *pausingSource) Fetch(ctx context.Context) (kafka.Record, error) {
 
 // catchUpPeak is the most records the loop's catch-up merge held back.
 func catchUpPeak(l *Loop) int64 { return l.mergePeak.Load() }
+
+// withholdingSource holds back every record of one partition until
+// release is closed, and then delivers them (in offset order) before that
+// partition's later records: a partition with backlog that is not being
+// delivered — moved to another member, or a slow broker — and comes back.
+// The consumer is woken by the next record of any partition, so a test
+// that releases must produce one.
+type withholdingSource struct {
+	*kafka.Consumer
+	partition int
+	release   chan struct{}
+	held      []kafka.Record // only the loop's fetch goroutine touches it
+	withheld  atomic.Int64   // records held back so far
+}
+
+func (w *withholdingSource) Fetch(ctx context.Context) (kafka.Record, error) {
+	for {
+		released := false
+		select {
+		case <-w.release:
+			released = true
+		default:
+		}
+		if released && len(w.held) > 0 {
+			rec := w.held[0]
+			w.held = w.held[1:]
+			return rec, nil
+		}
+		rec, err := w.Consumer.Fetch(ctx)
+		if err != nil || rec.Partition != w.partition {
+			return rec, err
+		}
+		w.held = append(w.held, rec)
+		w.withheld.Add(1)
+	}
+}
+
+// lockedBuffer is a log destination read while the loop writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// liveEvents returns the events of n customers whose records do not go to
+// partition skip (-1: any partition), none of them a customer of the
+// backlog's or of another seed's.
+func liveEvents(seed uint64, n, skip, partitions int) []features.Event {
+	var out []features.Event
+	for c, evs := range journeys(seed, n*partitions, 4) {
+		ids := customerIDs(int(seed)*1_000_000 + c)
+		if skip >= 0 && kafka.PartitionOf(customerKey(&ids), partitions) == skip {
+			continue
+		}
+		for _, ev := range evs {
+			ev.ID, ev.IDs = fmt.Sprintf("live-%d-%s", seed, ev.ID), ids
+			out = append(out, ev)
+		}
+		if n--; n == 0 {
+			break
+		}
+	}
+	return out
+}
+
+// TestTheStallValveStopsWaitingForAWithheldPartition: a partition with
+// backlog that is not delivered does not hold the others' records back
+// for more than CatchUpStall (plus the 250 ms check), the valve is logged
+// and counted, the loop stays unready until that partition's backlog is
+// applied, and once it comes every record is applied exactly once. Each
+// customer's events sit in one partition here, so the order across
+// partitions does not change the state.
+func TestTheStallValveStopsWaitingForAWithheldPartition(t *testing.T) {
+	t.Parallel()
+	const partitions, withheld = 4, 0
+	const stall = 500 * time.Millisecond
+	msgs := encode(interleave(31, journeys(31, 300, 12)))
+	inWithheld := 0
+	for _, m := range msgs {
+		if kafka.PartitionOf(m.Key, partitions) == withheld {
+			inWithheld++
+		}
+	}
+	require.NotZero(t, inWithheld)
+	others := len(msgs) - inWithheld
+
+	cases := []struct {
+		name string
+		// live keeps producing to the other partitions (never the
+		// withheld one) while the test waits for the valve.
+		live bool
+	}{
+		{name: "nothing else arrives"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			brokers := startBroker(t, partitions)
+			produce(t, brokers, msgs)
+			var logs lockedBuffer
+			src := &withholdingSource{partition: withheld, release: make(chan struct{})}
+			r := startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: filepath.Join(t.TempDir(), "state.snap"), endOffsets: true,
+				catchUpStall: stall, logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				source: func(c *kafka.Consumer) Source { src.Consumer = c; return src }})
+
+			all := slices.Clone(msgs)
+			stopLive := make(chan struct{})
+			stop := sync.OnceFunc(func() { close(stopLive) })
+			var sent []kafka.Message // the live records produced, once liveDone is closed
+			liveDone := make(chan struct{})
+			if tc.live {
+				// Live traffic every 50 ms, far less than the stall, for
+				// longer than the wait below: before the per-partition
+				// valve something always arrived, and the merge held every
+				// record back while the withheld partition was silent.
+				live := encode(liveEvents(32, 800, withheld, partitions))
+				p, err := kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: kafka.TopicEvents})
+				require.NoError(t, err)
+				t.Cleanup(func() { stop(); <-liveDone; _ = p.Close() })
+				go func() {
+					defer close(liveDone)
+					for i := 0; i < len(live); i += 5 {
+						select {
+						case <-stopLive:
+							return
+						case <-time.After(50 * time.Millisecond):
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						err := p.Produce(ctx, live[i:min(i+5, len(live))])
+						cancel()
+						if err != nil {
+							t.Errorf("producing live traffic: %v", err)
+							return
+						}
+						sent = append(sent, live[i:min(i+5, len(live))]...)
+					}
+					t.Errorf("the live traffic (%d records) ran out before the test stopped it", len(live))
+				}()
+			} else {
+				close(liveDone)
+			}
+			start := time.Now()
+			require.Eventually(t, func() bool { return r.loop.Stats().Applied >= int64(others) }, 15*time.Second, 5*time.Millisecond,
+				"the other partitions' backlog (%d records) is applied while one partition is withheld", others)
+			t.Logf("the other partitions' backlog applied %v after the loop started", time.Since(start).Round(time.Millisecond))
+			require.Eventually(t, func() bool { return src.withheld.Load() == int64(inWithheld) }, time.Minute, 5*time.Millisecond,
+				"the whole backlog of the withheld partition was fetched and held back")
+			require.Eventually(t, func() bool {
+				return regexp.MustCompile(`level=WARN msg="catch-up merge[^"]*" `).MatchString(logs.String())
+			}, 10*time.Second, 5*time.Millisecond, "the valve is logged")
+			require.False(t, r.loop.Ready(), "not ready while the withheld partition's backlog is missing")
+			stop()
+			<-liveDone
+			all = append(all, sent...)
+
+			// The withheld partition comes back; one more record wakes the
+			// consumer.
+			close(src.release)
+			wake := encode(liveEvents(33, 1, -1, partitions))
+			produce(t, brokers, wake)
+			all = append(all, wake...)
+			r.waitHandled(t, int64(len(all)))
+			r.waitReady(t)
+			r.stop(t)
+			require.Equal(t, int64(len(all)), r.loop.Stats().Applied, "every record applied once")
+			require.Empty(t, r.store.Stats().Rejected)
+			require.Positive(t, r.loop.mergeForced.Load(), "the records the valve let through are counted")
+			requireSameFeatures(t, referenceStore(t, all), r.store)
+		})
+	}
+}

@@ -286,6 +286,8 @@ type loopConfig struct {
 	snapshotEvery time.Duration
 	// catchUpStall is the loop's CatchUpStall. Default: the loop's.
 	catchUpStall time.Duration
+	// logger is the loop's logger. Default: one that discards.
+	logger *slog.Logger
 }
 
 // startLoop creates a consumer in cfg.group, a dead-letter writer and a
@@ -312,7 +314,7 @@ func startLoop(tb testing.TB, brokers []string, cfg loopConfig) *running {
 		Now:        func() time.Time { return testNow },
 		OnApplied:  cfg.onApplied,
 		OnRejected: cfg.onRejected,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:     cmp.Or(cfg.logger, slog.New(slog.NewTextHandler(io.Discard, nil))),
 	}
 	if cfg.endOffsets {
 		opts.EndOffsets = func(ctx context.Context) (map[int]int64, error) {
