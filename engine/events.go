@@ -92,12 +92,12 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		return
 	}
 	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location, Score: st.scoreFn}
-	st.openGate(e.opts.Policy, set)
 	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
 	if len(st.props) == 0 {
-		return
+		return // most events: no need to read the contact ledger
 	}
 	st.begin(set, v, features.ChannelPush)
+	st.openGate(e.opts.Policy, set) // consider drops what it refuses
 	var d Decision
 	for i := range st.props {
 		e.consider(st, i, features.ChannelPush, &d)
