@@ -30,10 +30,14 @@ import (
 //
 // Two valves keep it from stalling or growing without bound, at the price
 // of order in a situation that should not occur: when more than maxQueued
-// records wait, the smallest head is applied anyway; and when nothing has
-// arrived for stallAfter while records wait (a partition with backlog is
-// not being delivered: reassigned, or records missing below its end
-// offset), everything queued is applied in merged order.
+// records wait, the smallest head is applied anyway; and when a partition
+// with backlog and an empty queue has delivered nothing for
+// Options.CatchUpStall while records wait (it is not being delivered:
+// reassigned, or records missing below its end offset), the merge stops
+// waiting for it (stopWaiting) — whether or not the other partitions
+// keep delivering — and merges the others on; its records, if they come,
+// are merged with what is queued then, or applied as they arrive once the
+// merge is over.
 type catchUp struct {
 	parts   []partQueue // by partition number
 	free    [][]decoded // emptied chunks, for reuse
@@ -41,8 +45,10 @@ type catchUp struct {
 	peak    int         // most records queued at once
 	backlog int         // partitions whose next offset is below their target
 	blocked int         // partitions with backlog and an empty queue
-	forced  int64       // records applied by a valve, out of merged order
-	lastIn  time.Time   // when the last record arrived
+	// skipping counts the partitions the merge stopped waiting for that
+	// have not yet delivered up to their end offset read at start.
+	skipping int
+	forced   int64 // records applied by a valve, out of merged order
 }
 
 // partQueue is one partition's queue of fetched, not yet applied
@@ -54,6 +60,13 @@ type partQueue struct {
 	n      int   // records queued
 	next   int64 // one past the newest offset fetched (or restored)
 	target int64 // the end offset read at start; 0: no backlog
+	// since is when the partition last delivered a record or, if later,
+	// when its queue ran empty: how long a blocked partition has been
+	// holding the merge back.
+	since time.Time
+	// skippedTo is the target of a partition the merge stopped waiting
+	// for, until it has delivered up to it; 0 otherwise.
+	skippedTo int64
 }
 
 // chunkLen is the records per queue chunk (about 100 KiB).
@@ -74,13 +87,13 @@ const (
 // (target) and the offsets restored from the snapshot (next), or nil when
 // nothing is behind.
 func newCatchUp(target, next map[int]int64, now time.Time) *catchUp {
-	m := &catchUp{lastIn: now}
+	m := &catchUp{}
 	for p, end := range target {
 		if p < 0 || end <= next[p] {
 			continue
 		}
 		q := m.part(p)
-		q.target, q.next = end, next[p]
+		q.target, q.next, q.since = end, next[p], now
 		m.backlog++
 		m.blocked++
 	}
@@ -97,8 +110,8 @@ func (m *catchUp) part(p int) *partQueue {
 	return &m.parts[p]
 }
 
-// push queues a fetched record.
-func (m *catchUp) push(d *decoded) {
+// push queues a record fetched at now.
+func (m *catchUp) push(d *decoded, now time.Time) {
 	q := m.part(d.rec.Partition)
 	behind := q.next < q.target
 	if behind && q.n == 0 {
@@ -118,16 +131,21 @@ func (m *catchUp) push(d *decoded) {
 	q.chunks[last] = append(q.chunks[last], *d)
 	q.n++
 	q.next = max(q.next, d.rec.Offset+1)
+	q.since = now
 	if behind && q.next >= q.target {
 		m.backlog--
+	}
+	if q.skippedTo > 0 && q.next >= q.skippedTo {
+		q.skippedTo = 0
+		m.skipping--
 	}
 	m.queued++
 	m.peak = max(m.peak, m.queued)
 }
 
-// pop moves the queued head with the smallest event time to out. The
-// caller makes sure something is queued.
-func (m *catchUp) pop(out []decoded) []decoded {
+// pop moves the queued head with the smallest event time to out, at now.
+// The caller makes sure something is queued.
+func (m *catchUp) pop(out []decoded, now time.Time) []decoded {
 	best, bestTS := -1, int64(math.MaxInt64)
 	for p := range m.parts {
 		q := &m.parts[p]
@@ -157,20 +175,41 @@ func (m *catchUp) pop(out []decoded) []decoded {
 	}
 	if q.n == 0 && q.next < q.target {
 		m.blocked++
+		q.since = now
 	}
 	return out
 }
 
+// stopWaiting stops waiting for the partitions with backlog and an empty
+// queue that have delivered nothing for longer than after, at now, if
+// records wait for them. It calls stopped for each, with the records it
+// had not delivered yet (below its end offset read at start).
+func (m *catchUp) stopWaiting(now time.Time, after time.Duration, stopped func(partition int, missing int64)) {
+	if m.queued == 0 || m.blocked == 0 {
+		return
+	}
+	for p := range m.parts {
+		q := &m.parts[p]
+		if q.n > 0 || q.next >= q.target || now.Sub(q.since) <= after {
+			continue
+		}
+		q.skippedTo, q.target = q.target, 0
+		m.skipping++
+		m.backlog--
+		m.blocked--
+		stopped(p, q.skippedTo-q.next)
+	}
+}
+
 // release applies, through apply in runs of up to batchMax, every record
-// the merge may release now; with force, everything queued. It returns
-// the batch buffer for reuse.
-func (m *catchUp) release(batch []decoded, force bool, apply func([]decoded)) []decoded {
+// the merge may release at now. It returns the batch buffer for reuse.
+func (m *catchUp) release(batch []decoded, now time.Time, apply func([]decoded)) []decoded {
 	batch = batch[:0]
-	for m.queued > 0 && (force || m.blocked == 0 || m.queued > maxQueued) {
-		if m.blocked > 0 {
+	for m.queued > 0 && (m.blocked == 0 || m.queued > maxQueued) {
+		if m.blocked > 0 || m.skipping > 0 {
 			m.forced++
 		}
-		batch = m.pop(batch)
+		batch = m.pop(batch, now)
 		if len(batch) == batchMax {
 			apply(batch)
 			batch = batch[:0]

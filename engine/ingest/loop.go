@@ -78,9 +78,11 @@ type Options struct {
 	// (ErrSnapshotBehindGroup). Optional: without it nothing is compared.
 	CommittedOffsets func(ctx context.Context) (map[int]int64, error)
 	// CatchUpStall is how long the catch-up merge waits for a partition
-	// that still has backlog while nothing at all arrives, before it
-	// applies what it holds in arrival order (and logs how many records
-	// that put out of order). Default: 5s.
+	// that still has backlog and delivers nothing, while records of other
+	// partitions wait for it, before it stops waiting for that partition
+	// (and logs it, and how many records it applied without waiting).
+	// Whether the other partitions keep delivering does not matter.
+	// Default: 5s.
 	CatchUpStall time.Duration
 	// Now is the wall clock (future_ts checks). Default: time.Now.
 	Now func() time.Time
@@ -328,8 +330,9 @@ func (l *Loop) Run(ctx context.Context) error {
 				return fmt.Errorf("consuming events: %w", err)
 			}
 			if merge != nil {
-				mergeArrivals(merge, &rec, recs)
-				merge, batch = l.advanceMerge(merge, batch, false)
+				now := time.Now()
+				mergeArrivals(merge, &rec, recs, now)
+				merge, batch = l.advanceMerge(merge, batch, now)
 				continue
 			}
 			batch = append(batch[:0], rec)
@@ -356,11 +359,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		drained:
 			l.checkReady()
 		case <-flush.C:
-			if merge != nil && merge.queued > 0 && time.Since(merge.lastIn) > l.opts.CatchUpStall {
-				// A partition with backlog is not being delivered (it
-				// moved to another member, or records below its end offset
-				// are missing): stop waiting for it.
-				merge, batch = l.advanceMerge(merge, batch, true)
+			if merge != nil {
+				merge, batch = l.mergeValve(merge, batch, time.Now())
 			}
 			// Not the run's context: a stop must not cut a send half-way
 			// (the letters would stay queued and be sent again).
@@ -382,42 +382,53 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 // mergeArrivals queues rec, and what else the reader has already
-// delivered (up to 4096 records), in the catch-up merge. It does not
-// wait: a closed recs is left for Run to see.
-func mergeArrivals(m *catchUp, rec *decoded, recs <-chan decoded) {
-	m.push(rec)
+// delivered (up to 4096 records), in the catch-up merge, as arrived at now.
+// It does not wait: a closed recs is left for Run to see.
+func mergeArrivals(m *catchUp, rec *decoded, recs <-chan decoded, now time.Time) {
+	m.push(rec, now)
 	// Keep draining the reader into the queues: the partition the merge
 	// waits for comes behind them.
 	for n := 0; n < 4096; n++ {
 		select {
 		case d, ok := <-recs:
 			if ok {
-				m.push(&d)
+				m.push(&d, now)
 				continue
 			}
 		default:
 		}
 		break
 	}
-	m.lastIn = time.Now()
 }
 
-// advanceMerge applies what the catch-up merge may release now — with
-// stalled, everything it holds — and ends the merge when it is done or
-// stalled: it returns the merge, or nil once it has ended (records are
-// applied in arrival order from then on), and the batch buffer.
-func (l *Loop) advanceMerge(m *catchUp, batch []decoded, stalled bool) (*catchUp, []decoded) {
-	batch = m.release(batch, stalled, l.handleBatch)
+// mergeValve stops waiting for the partitions with backlog that have
+// delivered nothing for CatchUpStall while records wait for them (moved to
+// another member, or records below the end offset missing), whether or
+// not the others deliver, and applies what that releases.
+func (l *Loop) mergeValve(m *catchUp, batch []decoded, now time.Time) (*catchUp, []decoded) {
+	stopped := false
+	m.stopWaiting(now, l.opts.CatchUpStall, func(p int, missing int64) {
+		stopped = true
+		l.opts.Logger.Warn("catch-up merge stopped waiting for a partition that delivers nothing; its records are applied as they come", "partition", p, "missing", missing, "after", l.opts.CatchUpStall, "queued", m.queued)
+	})
+	if !stopped {
+		return m, batch
+	}
+	return l.advanceMerge(m, batch, now)
+}
+
+// advanceMerge applies what the catch-up merge may release at now and ends
+// the merge when it is done: it returns the merge, or nil once it has
+// ended (records are applied in arrival order from then on), and the
+// batch buffer.
+func (l *Loop) advanceMerge(m *catchUp, batch []decoded, now time.Time) (*catchUp, []decoded) {
+	batch = m.release(batch, now, l.handleBatch)
 	l.checkReady()
-	if !stalled && !m.done() {
+	if !m.done() {
 		return m, batch
 	}
 	l.noteMerge(m)
-	if stalled {
-		l.opts.Logger.Warn("catch-up merge stalled waiting for a partition; applying in arrival order from here", "after", l.opts.CatchUpStall, "peak_queued", m.peak, "applied_out_of_order", m.forced)
-	} else {
-		l.opts.Logger.Info("caught up merging partitions by event time", "peak_queued", m.peak, "applied_out_of_order", m.forced)
-	}
+	l.opts.Logger.Info("caught up merging partitions by event time", "peak_queued", m.peak, "applied_out_of_order", m.forced)
 	return nil, batch
 }
 
