@@ -144,8 +144,8 @@ type decideState struct {
 	segment string
 	// gate is the customer's contact ledger for the decision's channel,
 	// read at most once per decision (openGate); refused[offer index] is
-	// its verdict on each offer of the set (sreq.Refused, for a known
-	// customer).
+	// whether the offer cannot be served: ineligible, or refused by the
+	// gate (sreq.Refused).
 	gate    contactGate
 	refused []bool
 	// Customer scores for rules: the vector is computed at most once.
@@ -381,7 +381,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	// proposals of a 100-offer catalog cost ~1 µs per decision).
 	first := len(st.props)
 	for _, o := range set.Offers {
-		if st.stamp[o.Index] == st.gen || st.sreq.Refused != nil && st.sreq.Refused[o.Index] {
+		if st.stamp[o.Index] == st.gen || st.sreq.Refused[o.Index] {
 			continue
 		}
 		st.props = append(st.props, scenarios.Proposal{Offer: o})
@@ -425,30 +425,28 @@ func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.C
 }
 
 // openGate opens the contact gate for the decision's customer, channel
-// and time (st.view and st.sreq are set) and, for a known customer, asks
-// it about every offer of the set before any scenario is evaluated: the
-// gate holds the customer's ledger, so each answer is a scan of a few
-// contacts. Refused offers are then not proposed, a scenario with none
-// left is not evaluated, and nothing is drawn for an offer that cannot be
-// served — a customer at the channel's cap can have transactional offers
-// only, and one asked often has most offers on their cooldowns.
+// and time (st.view and st.sreq are set) and decides, before any scenario
+// is evaluated, which offers of the set can be served: those eligible
+// (validity, channel, store, consent) that, for a known customer, the
+// gate allows — it holds the customer's ledger, so each answer is a scan
+// of a few contacts. The others are not proposed, a scenario with none
+// left is not evaluated, and nothing is drawn for them: a customer at the
+// channel's cap can have transactional offers only, one asked often has
+// most offers on their cooldowns, and one who declined marketing none of
+// the promotions.
 func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 	v := &st.view
 	st.gate = p.gate(v.Customer, st.sreq.Channel, st.sreq.Now)
-	st.sreq.Refused = nil
-	if !v.Known {
-		return
-	}
 	st.refused = slices.Grow(st.refused[:0], len(set.Offers))[:len(set.Offers)]
 	store := scenarios.FulfilmentStore(v, &st.sreq)
-	atCap := st.gate.atCap()
+	atCap := v.Known && st.gate.atCap()
 	for _, o := range set.Offers {
-		if atCap && !o.Transactional {
-			st.refused[o.Index] = true // what allow would say, sooner
-			continue
+		refused := atCap && !o.Transactional || o.EligibleFor(v, &st.sreq) != scenarios.Eligible
+		if !refused && v.Known {
+			ok, _ := st.gate.allow(offerPolicy(o), store, v.Offers)
+			refused = !ok
 		}
-		ok, _ := st.gate.allow(offerPolicy(o), store, v.Offers)
-		st.refused[o.Index] = !ok
+		st.refused[o.Index] = refused
 	}
 	st.sreq.Refused = st.refused
 }

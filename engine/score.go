@@ -31,8 +31,8 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	if p.Scenario == nil && st.stamp[o.Index] == st.gen {
 		return // a scenario proposed it already, with a higher lever
 	}
-	if st.sreq.Refused != nil && st.sreq.Refused[o.Index] || o.EligibleFor(v, &st.sreq) != scenarios.Eligible {
-		return // contact policy refuses it (see openGate), or it is not eligible
+	if st.sreq.Refused[o.Index] {
+		return // not eligible, or contact policy refuses it (see openGate)
 	}
 	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior, Value: expectedNet(o, v)}
 	if p.Scenario != nil {

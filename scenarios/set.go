@@ -92,9 +92,11 @@ type Request struct {
 	// feed is wired and in_stock() is true.
 	InStock func(store, sku string) bool
 	// Refused, indexed by Offer.Index, marks the offers that cannot be
-	// served (the engine's contact policy refuses them: caps, cooldowns,
-	// suppression): they are not proposed, and a scenario whose offers are
-	// all refused is not evaluated at all. nil refuses none.
+	// served to this request: those EligibleFor refuses and those the
+	// caller's own rules refuse (the engine's contact policy: caps,
+	// cooldowns, suppression). They are not proposed, a scenario whose
+	// offers are all refused is not evaluated at all, and eligibility is
+	// not checked again. nil: Evaluate checks eligibility itself.
 	Refused []bool
 }
 
@@ -204,11 +206,12 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 			}
 			item := st.env.itemName(sc.ForEach)
 			for _, o := range sc.Offers {
-				if req.Refused != nil && req.Refused[o.Index] {
-					continue
-				}
-				why := o.EligibleFor(v, req)
-				if why != Eligible && !explain {
+				why := Eligible
+				if req.Refused != nil {
+					if req.Refused[o.Index] {
+						continue
+					}
+				} else if why = o.EligibleFor(v, req); why != Eligible && !explain {
 					continue
 				}
 				out = append(out, Proposal{Scenario: sc, Offer: o, Item: item, Priority: sc.Priority, Blocked: why, itemIndex: i})
