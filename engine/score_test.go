@@ -169,21 +169,7 @@ func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
 	r := newRig(t, day)
 	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
 	seg := "/online/member/noparent/nobeauty/notech"
-	rank := func(cut float64) (target, untarget float64) {
-		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(3, 4)), segment: seg}
-		st.sreq.Now = day.UnixMilli()
-		st.props = []scenarios.Proposal{{Scenario: &scenarios.Scenario{ID: "s"}, Offer: targeted, Priority: 20}, {Offer: untargeted}}
-		st.cands = []candidate{
-			{prop: 0, offer: targeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1.2}},
-			{prop: 1, offer: untargeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: untargetedLever}},
-		}
-		r.eng.drawAll(st, cut, r.eng.expect(st))
-		for _, c := range st.cands {
-			p := c.parts
-			require.InDelta(t, (p.Propensity+p.Explore)*p.ContextWeight*p.Value*p.Lever, p.Total, 1e-12, "the parts explain the score, drawn or not")
-		}
-		return st.cands[0].parts.Total, st.cands[1].parts.Total
-	}
+	rank := rankPair(t, r, day, seg, 20)
 	a, b := rank(2) // a cut above every score: expected scores only
 	require.Greater(t, a, b, "nothing learnt: the scenario's offer leads")
 
@@ -202,6 +188,31 @@ func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
 	require.Greater(t, b, a, "drawn: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
 }
 
+// rankPair returns a ranking of the rig's first offer, proposed by a
+// scenario at priority, against its second, untargeted, both with a
+// propensity of 0.1, for a customer of segment seg: their scores after
+// expect and drawAll with the given cut (above every score: expected
+// scores only; -1: both drawn), each checked to be explained by its
+// parts.
+func rankPair(t *testing.T, r *rig, day time.Time, seg string, priority int) func(cut float64) (target, untarget float64) {
+	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
+	return func(cut float64) (target, untarget float64) {
+		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(3, 4)), segment: seg}
+		st.sreq.Now = day.UnixMilli()
+		st.props = []scenarios.Proposal{{Scenario: &scenarios.Scenario{ID: "s"}, Offer: targeted, Priority: priority}, {Offer: untargeted}}
+		st.cands = []candidate{
+			{prop: 0, offer: targeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1 + float64(priority)/100}},
+			{prop: 1, offer: untargeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: untargetedLever}},
+		}
+		r.eng.drawAll(st, cut, r.eng.expect(st))
+		for _, c := range st.cands {
+			p := c.parts
+			require.InDelta(t, (p.Propensity+p.Explore)*p.ContextWeight*p.Value*p.Lever, p.Total, 1e-12, "the parts explain the score, drawn or not")
+		}
+		return st.cands[0].parts.Total, st.cands[1].parts.Total
+	}
+}
+
 // TestAScenariosBoostFadesWithEvidence checks that a scenario's
 // priority boosts its offer only while little is known of it: with no
 // outcomes a priority-80 scenario's offer outranks an untargeted one of
@@ -218,21 +229,7 @@ func TestAScenariosBoostFadesWithEvidence(t *testing.T) {
 	r := newRig(t, day)
 	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
 	seg := "/online/member/noparent/nobeauty/notech"
-	rank := func(cut float64) (target, untarget float64) {
-		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(3, 4)), segment: seg}
-		st.sreq.Now = day.UnixMilli()
-		st.props = []scenarios.Proposal{{Scenario: &scenarios.Scenario{ID: "s"}, Offer: targeted, Priority: 80}, {Offer: untargeted}}
-		st.cands = []candidate{
-			{prop: 0, offer: targeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: 1.8}},
-			{prop: 1, offer: untargeted, parts: ScoreParts{Propensity: 0.1, ContextWeight: 1, Value: 1, Lever: untargetedLever}},
-		}
-		r.eng.drawAll(st, cut, r.eng.expect(st))
-		for _, c := range st.cands {
-			p := c.parts
-			require.InDelta(t, (p.Propensity+p.Explore)*p.ContextWeight*p.Value*p.Lever, p.Total, 1e-12, "the parts explain the score, drawn or not")
-		}
-		return st.cands[0].parts.Total, st.cands[1].parts.Total
-	}
+	rank := rankPair(t, r, day, seg, 80)
 	a, b := rank(2) // a cut above every score: expected scores only
 	require.Greater(t, a, b, "nothing learnt: the scenario's offer leads")
 
