@@ -162,7 +162,7 @@ type decideState struct {
 	gen   uint32
 }
 
-// ranked is how many of the best allowed candidates arbitrate orders at
+// ranked is how many of the best candidates within budget arbitrate orders at
 // the head of the list; serve takes offers from them only (one per
 // category, up to the request's limit), so the rest is never sorted.
 const ranked = 8

@@ -460,8 +460,7 @@ func runDecideBench(b *testing.B, r *rig, reqs []DecideRequest, serving bool) {
 
 // At the channel's cap a customer can still be served transactional
 // offers, and the scenarios that propose them still fire; nothing else is
-// served (Decide evaluates only those scenarios, see openGate). The
-// transactional offer keeps its own cap.
+// served. The transactional offer keeps its own cap.
 func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing.T) {
 	day := time.Date(2026, 11, 20, 11, 0, 0, 0, shanghai)
 	r := newRig(t, day)

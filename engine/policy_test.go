@@ -132,7 +132,7 @@ func TestPolicyCooldownsSuppressionAndTransactional(t *testing.T) {
 		{"a redemption limit is enforced from the history", OfferPolicy{ID: "once", MaxRedemptions: 1}, features.ChannelApp, nil,
 			[]features.OfferStats{{Offer: "once", Redemptions: 1}}, DenyRedeemedLimit},
 		{"a transactional offer bypasses suppression", OfferPolicy{ID: "cool", Transactional: true}, features.ChannelApp,
-			[]int64{now - day}, []features.OfferStats{{Offer: "cool", DismissStreak: 5, LastShown: now - day}}, ""},
+			nil, []features.OfferStats{{Offer: "cool", DismissStreak: 5, LastShown: now - day}}, ""},
 		{"a transactional offer keeps its own cooldown", OfferPolicy{ID: "cool", Cooldown: 72 * time.Hour, Transactional: true}, features.ChannelApp,
 			[]int64{now - day}, nil, DenyCooldown},
 		{"and its own cooldown from the history", OfferPolicy{ID: "cool", Cooldown: 72 * time.Hour, Transactional: true}, features.ChannelApp,

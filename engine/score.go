@@ -12,11 +12,13 @@ import (
 	"nbo/scenarios"
 )
 
-// consider checks proposal i's eligibility and scores it into st.cands,
-// keeping one candidate per offer (the best-scoring proposal).
+// consider scores proposal i into st.cands, keeping one candidate per
+// offer (the best-scoring proposal), unless openGate found its offer
+// cannot be served (st.sreq.Refused).
 //
 // Every proposal, a scenario's or the untargeted catalog's, must pass the
-// same pure eligibility rules (scenarios.Offer.EligibleFor): validity and
+// same pure eligibility rules (scenarios.Offer.EligibleFor, which
+// openGate applies to every offer of the set): validity and
 // phase, channel, store, and the consent the offer's catalog entry
 // requires on the request's channel. An offer that requires marketing
 // consent needs it whoever proposed it: the engine chooses untargeted

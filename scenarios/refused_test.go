@@ -9,9 +9,10 @@ import (
 	"nbo/features"
 )
 
-// Evaluate given Refused proposes exactly what it proposes without, less
-// the refused offers, and does not evaluate a scenario whose offers are
-// all refused (here: its proposals are gone, though its condition holds).
+// Evaluate given Refused (which includes every ineligible offer, as the
+// contract says) proposes exactly what it proposes without, less the
+// refused offers; Explain ignores Refused and still says why each
+// proposal is blocked.
 func TestEvaluateLeavesOutRefusedOffers(t *testing.T) {
 	joined := time.Date(2026, 11, 20, 11, 0, 0, 0, defaultLoc)
 	now := joined.Add(23 * time.Hour).UnixMilli()
@@ -34,8 +35,12 @@ func TestEvaluateLeavesOutRefusedOffers(t *testing.T) {
 	onboarding := set.Offer("app_onboarding")
 	require.True(t, containsOffer(all, onboarding), "the onboarding scenario fires: %v", all)
 
+	explained := set.Explain(&v, &req)
 	req.Refused = make([]bool, len(set.Offers))
-	require.Equal(t, all, set.Evaluate(&v, &req, nil), "nothing refused: the same proposals")
+	for _, o := range set.Offers {
+		req.Refused[o.Index] = o.EligibleFor(&v, &req) != Eligible
+	}
+	require.Equal(t, all, set.Evaluate(&v, &req, nil), "only the ineligible refused: the same proposals")
 
 	req.Refused[onboarding.Index] = true
 	got := set.Evaluate(&v, &req, nil)
@@ -47,6 +52,7 @@ func TestEvaluateLeavesOutRefusedOffers(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got)
+	require.Equal(t, explained, set.Explain(&v, &req), "Explain ignores Refused")
 }
 
 func containsOffer(ps []Proposal, o *Offer) bool {

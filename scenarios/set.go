@@ -179,6 +179,10 @@ func (s *Set) Explain(v *features.View, req *Request) []Proposal {
 }
 
 func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain bool) []Proposal {
+	refused := req.Refused
+	if explain {
+		refused = nil // every proposal, with why it is blocked
+	}
 	st := s.state()
 	m := vmPool.Get().(*vm.VM)
 	st.fill(v, req)
@@ -190,7 +194,7 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 		if sc.Trigger&trigger == 0 || !sc.Channels.Has(req.Channel) {
 			continue
 		}
-		if req.Refused != nil && !sc.proposesAny(req.Refused) {
+		if refused != nil && !sc.proposesAny(refused) {
 			continue
 		}
 		n := items(sc.ForEach, v)
@@ -207,8 +211,8 @@ func (s *Set) evaluate(v *features.View, req *Request, out []Proposal, explain b
 			item := st.env.itemName(sc.ForEach)
 			for _, o := range sc.Offers {
 				why := Eligible
-				if req.Refused != nil {
-					if req.Refused[o.Index] {
+				if refused != nil {
+					if refused[o.Index] {
 						continue
 					}
 				} else if why = o.EligibleFor(v, req); why != Eligible && !explain {
