@@ -148,6 +148,9 @@ type decideState struct {
 	// gate (sreq.Refused).
 	gate    contactGate
 	refused []bool
+	// histAt[offer index] is 1 + the index of the offer's entry in the
+	// customer's offer history (View.Offers), 0 for none (openGate).
+	histAt []int32
 	// Customer scores for rules: the vector is computed at most once.
 	scores    Scores
 	loc       *time.Location
@@ -437,13 +440,29 @@ func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.C
 func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 	v := &st.view
 	st.gate = p.gate(v.Customer, st.sreq.Channel, st.sreq.Now)
-	st.refused = slices.Grow(st.refused[:0], len(set.Offers))[:len(set.Offers)]
+	n := len(set.Offers)
+	st.refused = slices.Grow(st.refused[:0], n)[:n]
 	store := scenarios.FulfilmentStore(v, &st.sreq)
 	atCap := v.Known && st.gate.atCap()
+	if v.Known {
+		// Each offer's own history entry, found with one catalog lookup
+		// per entry rather than a scan of the history per offer.
+		st.histAt = slices.Grow(st.histAt[:0], n)[:n]
+		clear(st.histAt)
+		for i := range v.Offers {
+			if o := set.Offer(v.Offers[i].Offer); o != nil && st.histAt[o.Index] == 0 {
+				st.histAt[o.Index] = int32(i + 1)
+			}
+		}
+	}
 	for _, o := range set.Offers {
 		refused := atCap && !o.Transactional || o.EligibleFor(v, &st.sreq) != scenarios.Eligible
 		if !refused && v.Known {
-			ok, _ := st.gate.allow(offerPolicy(o), store, v.Offers)
+			var own []features.OfferStats
+			if i := st.histAt[o.Index]; i > 0 {
+				own = v.Offers[i-1 : i]
+			}
+			ok, _ := st.gate.allow(offerPolicy(o), store, own)
 			refused = !ok
 		}
 		st.refused[o.Index] = refused
