@@ -163,6 +163,20 @@ func facets(segment string) func(yield func(string) bool) {
 // faceted reports whether a segment is a set of facets.
 func faceted(segment string) bool { return len(segment) > 1 && segment[0] == '/' }
 
+// Len returns how many posteriors the bandit holds: arms and the facet
+// and offer nodes of their lineages, including those only read so far.
+// Its memory grows with them (a few hundred bytes each).
+func (b *Bandit) Len() int {
+	n := 0
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		n += len(s.arms)
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // Posterior returns the arm's Beta parameters.
 func (b *Bandit) Posterior(a Arm) (alpha, beta float64) {
 	s := b.shard(a)

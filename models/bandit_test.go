@@ -273,3 +273,21 @@ func BenchmarkSampleBeta(b *testing.B) {
 		})
 	}
 }
+
+// Len counts every node an arm's lineage creates — the offer across
+// segments, each facet, the arm — once, however often it is reached, and
+// Reset drops an offer's.
+func TestBanditLenCountsLineageNodes(t *testing.T) {
+	b := NewBandit()
+	require.Zero(t, b.Len())
+	b.Update(Arm{Offer: "o1", Segment: "/a/b"}, true) // "", "/a", "/b", "/a/b"
+	require.Equal(t, 4, b.Len())
+	b.Lineage(Arm{Offer: "o1", Segment: "/a/c"}, nil) // adds "/c", "/a/c"
+	require.Equal(t, 6, b.Len())
+	b.Update(Arm{Offer: "o1", Segment: "/a/b"}, false)
+	require.Equal(t, 6, b.Len())
+	b.Update(Arm{Offer: "o2", Segment: "plain"}, true) // not faceted: the arm alone
+	require.Equal(t, 7, b.Len())
+	b.Reset("o1")
+	require.Equal(t, 1, b.Len())
+}

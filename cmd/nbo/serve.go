@@ -261,7 +261,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	registerEngineMetrics(metrics, store, loop, eng)
+	registerEngineMetrics(metrics, store, loop, eng, bandit)
 
 	httpAPI, err := api.New(api.Options{
 		Addr:   cfg.HTTP,

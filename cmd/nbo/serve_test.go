@@ -148,26 +148,7 @@ func TestMalformedCorpusOverHTTP(t *testing.T) {
 	require.Equal(t, 202, code, "%v", resp)
 	require.EqualValues(t, nGood, resp["accepted"])
 
-	metric := func(name string) map[string]float64 {
-		r, err := http.Get("http://" + adminAddr + "/metrics")
-		require.NoError(t, err)
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		out := map[string]float64{}
-		for _, l := range strings.Split(string(b), "\n") {
-			if !strings.HasPrefix(l, name) {
-				continue
-			}
-			var label string
-			var v float64
-			if i := strings.Index(l, `reason="`); i >= 0 {
-				label = l[i+8 : i+8+strings.IndexByte(l[i+8:], '"')]
-			}
-			fmt.Sscanf(l[strings.LastIndexByte(l, ' ')+1:], "%g", &v)
-			out[label] = v
-		}
-		return out
-	}
+	metric := func(name string) map[string]float64 { return scrapeMetric(t, adminAddr, name) }
 	require.Eventually(t, func() bool { return metric("nbo_events_applied_total")[""] == float64(nGood) }, 20*time.Second, 50*time.Millisecond, "every valid event is applied: applied %v, rejected %v", metric("nbo_events_applied_total"), metric("nbo_events_rejected_total"))
 	rej := metric("nbo_events_rejected_total")
 	for code, n := range counted {
@@ -176,18 +157,55 @@ func TestMalformedCorpusOverHTTP(t *testing.T) {
 	c.stop(t)
 }
 
+// scrapeMetric reads a metric from the admin listener's /metrics, by its
+// reason label ("" without one).
+func scrapeMetric(t *testing.T, adminAddr, name string) map[string]float64 {
+	t.Helper()
+	r, err := http.Get("http://" + adminAddr + "/metrics")
+	require.NoError(t, err)
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, name+" ") && !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		var label string
+		var v float64
+		if i := strings.Index(l, `reason="`); i >= 0 {
+			label = l[i+8 : i+8+strings.IndexByte(l[i+8:], '"')]
+		}
+		fmt.Sscanf(l[strings.LastIndexByte(l, ' ')+1:], "%g", &v)
+		out[label] = v
+	}
+	return out
+}
+
 // TestResetAnOffersLearning resets an offer's bandit posteriors through
 // the admin API of a running engine.
 func TestResetAnOffersLearning(t *testing.T) {
 	bin := nboBinary(t)
 	dir := t.TempDir()
 	httpAddr := freePort(t)
-	c := startChild(t, bin, "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", httpAddr, "--admin", freePort(t))
+	adminAddr := freePort(t)
+	c := startChild(t, bin, "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", httpAddr, "--admin", adminAddr)
 	require.True(t, c.stderr.wait(60*time.Second, "caught up with the log"), "serve did not become ready:\n%s", c.stderr)
 	keyBytes, err := os.ReadFile(filepath.Join(dir, "admin.key"))
 	require.NoError(t, err)
 	key := strings.TrimSpace(string(keyBytes))
-	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{"offer_id":"instore_trial_coupon"}`)
+	posteriors := func() float64 { return scrapeMetric(t, adminAddr, "nbo_bandit_posteriors")[""] }
+	require.Zero(t, posteriors(), "nothing learnt or drawn yet")
+	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/decide", key, `{"ids":{"member":"M-new"},"channel":"app","limit":3}`)
+	require.Equal(t, 200, code, "%v", resp)
+	offers, _ := resp["offers"].([]any)
+	require.NotEmpty(t, offers, "a stranger gets the fallback offers: %v", resp)
+	drawn := offers[0].(map[string]any)["offer_id"].(string)
+	before := posteriors()
+	require.Positive(t, before, "the decision's draws read (and so hold) posteriors")
+	code, resp = call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{"offer_id":"`+drawn+`"}`)
+	require.Equal(t, 200, code, "%v", resp)
+	require.Less(t, posteriors(), before, "a reset offer's posteriors are dropped")
+	code, resp = call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{"offer_id":"instore_trial_coupon"}`)
 	require.Equal(t, 200, code, "%v", resp)
 	require.Equal(t, "instore_trial_coupon", resp["reset"])
 	code, resp = call(t, "POST", "http://"+httpAddr+"/v1/admin/bandit/reset", key, `{}`)

@@ -68,9 +68,9 @@ func (l *scenarioLibrary) ReloadScenarios(ctx context.Context) (any, error) {
 	return scenarioStatus{l.Status(), l.source}, nil
 }
 
-// registerEngineMetrics exposes the store's, the loop's and the engine's
-// counters on the admin listener.
-func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop *ingest.Loop, eng *engine.Engine) {
+// registerEngineMetrics exposes the store's, the loop's, the engine's and
+// the bandit's counters on the admin listener.
+func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop *ingest.Loop, eng *engine.Engine, bandit *models.Bandit) {
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
@@ -78,6 +78,7 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
 	gauge("nbo_customers", "Customers in the feature store.", func() float64 { return float64(store.Len()) })
+	gauge("nbo_bandit_posteriors", "Posteriors the bandit holds (arms and their facet nodes, ~300 B each).", func() float64 { return float64(bandit.Len()) })
 	counter("nbo_events_applied_total", "Events applied to the feature store.", func() float64 { return float64(loop.Stats().Applied) })
 	gauge("nbo_ready", "1 once the snapshot is restored and the log caught up.", func() float64 {
 		if loop.Ready() {
