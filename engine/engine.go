@@ -149,8 +149,10 @@ type decideState struct {
 	gate    contactGate
 	refused []bool
 	// histAt[offer index] is 1 + the index of the offer's entry in the
-	// customer's offer history (View.Offers), 0 for none (openGate).
+	// customer's offer history (View.Offers), 0 for none; own sums that
+	// history per offer type (both by openGate, in one pass).
 	histAt []int32
+	own    [scenarios.NumOfferTypes]responses
 	// Customer scores for rules: the vector is computed at most once.
 	scores    Scores
 	loc       *time.Location
@@ -444,14 +446,26 @@ func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 	st.refused = slices.Grow(st.refused[:0], n)[:n]
 	store := scenarios.FulfilmentStore(v, &st.sreq)
 	atCap := v.Known && st.gate.atCap()
+	st.own = [scenarios.NumOfferTypes]responses{}
 	if v.Known {
-		// Each offer's own history entry, found with one catalog lookup
-		// per entry rather than a scan of the history per offer.
+		// One pass over the customer's offer history, one catalog lookup
+		// per entry: each offer's own entry (for the gate, rather than a
+		// scan of the history per offer) and the responses per offer type
+		// (for drawAll's shrinkage towards the customer's own).
 		st.histAt = slices.Grow(st.histAt[:0], n)[:n]
 		clear(st.histAt)
 		for i := range v.Offers {
-			if o := set.Offer(v.Offers[i].Offer); o != nil && st.histAt[o.Index] == 0 {
+			h := &v.Offers[i]
+			o := set.Offer(h.Offer)
+			if o == nil {
+				continue
+			}
+			if st.histAt[o.Index] == 0 {
 				st.histAt[o.Index] = int32(i + 1)
+			}
+			if h.Impressions > 0 {
+				st.own[o.Type].successes += float64(h.Clicks + h.Redemptions)
+				st.own[o.Type].trials += float64(h.Impressions)
 			}
 		}
 	}

@@ -201,6 +201,8 @@ func TestDrawsFollowTheCustomersOwnResponsesToTheOfferType(t *testing.T) {
 	mean := func(history []features.OfferStats, o *scenarios.Offer) float64 {
 		st := &decideState{set: r.set, rng: rand.New(rand.NewPCG(1, 2)), segment: "/online/guest/noparent/nobeauty/notech"}
 		st.view = features.View{Known: true, Offers: history}
+		st.sreq = scenarios.Request{Channel: features.ChannelApp, Now: day.UnixMilli()}
+		st.openGate(r.policy, r.set) // reads the history
 		var sum float64
 		const n = 2000
 		for range n {

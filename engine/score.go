@@ -594,7 +594,7 @@ func (e *Engine) offerRates(b *models.Bandit, set *scenarios.Set, now int64) []m
 // candidates with outcomes did against theirs (calibration).
 //
 // The drawn rate is then moved towards the customer's own responses to
-// offers of the candidate's type (ownResponses, ownWeight): the segment
+// offers of the candidate's type (decideState.own, ownWeight): the segment
 // says what customers like this one do, their offer history what this
 // one does.
 //
@@ -626,15 +626,11 @@ func (e *Engine) drawAll(st *decideState, cut, scale float64) {
 		which[n], lens[n] = i, len(path)
 		n++
 	}
-	var own [scenarios.NumOfferTypes]responses
-	if n > 0 {
-		own = ownResponses(&st.view, st.set)
-	}
 	for j := range n {
 		c := &st.cands[which[j]]
 		r := thompson(paths[j][:lens[j]], c.parts.Propensity*scale, w, spread, st.rng)
-		if t := c.offer.Type; t < scenarios.NumOfferTypes && own[t].trials > 0 {
-			r = (ownWeight*r + own[t].successes) / (ownWeight + own[t].trials)
+		if own := &st.own[c.offer.Type]; own.trials > 0 {
+			r = (ownWeight*r + own.successes) / (ownWeight + own.trials)
 		}
 		c.draw(r)
 	}
@@ -642,7 +638,7 @@ func (e *Engine) drawAll(st *decideState, cut, scale float64) {
 
 // ownWeight is the weight, in pseudo-impressions, of the segment's drawn
 // rate against the customer's own responses to offers of the same type
-// (see ownResponses). Customers of one segment differ — in taste, and in
+// (decideState.own, from their offer history). Customers of one segment differ — in taste, and in
 // what their behaviour does not show — and what a customer did with the
 // offers of a type they were shown is the best evidence of that; a small
 // weight lets a few impressions count. Measured on the simulated retailer
@@ -653,28 +649,6 @@ const ownWeight = 2
 // responses are successes (clicks and redemptions, as the bandit counts
 // them) out of trials (impressions).
 type responses struct{ successes, trials float64 }
-
-// ownResponses counts the customer's own responses to offers of each
-// type, from their offer history: one pass and one catalog lookup per
-// offer shown, for all the decision's draws.
-func ownResponses(v *features.View, set *scenarios.Set) (own [scenarios.NumOfferTypes]responses) {
-	if set == nil {
-		return own
-	}
-	for i := range v.Offers {
-		h := &v.Offers[i]
-		if h.Impressions == 0 {
-			continue
-		}
-		o := set.Offer(h.Offer)
-		if o == nil || o.Type >= scenarios.NumOfferTypes {
-			continue
-		}
-		own[o.Type].successes += float64(h.Clicks + h.Redemptions)
-		own[o.Type].trials += float64(h.Impressions)
-	}
-	return own
-}
 
 // lineageMax bounds the levels of a segment (the offer, its facets, the
 // arm): segmentNames have up to eight facets.
