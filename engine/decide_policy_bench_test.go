@@ -10,8 +10,8 @@ import (
 
 // BenchmarkDecideDefaultPolicy is one decision with the built-in library
 // alone and the default contact policy (the app capped at 10 a day and
-// 50 a week), as `nbo bench --only api` decides: every candidate that
-// reaches the top is checked against the customer's contact ledger. A
+// 50 a week), as `nbo bench --only api` decides: every offer is checked
+// against the customer's contact ledger before the scenarios run. A
 // decision serves up to 3 offers, 3 contacts, and the offers' own caps
 // and cooldowns allow about 3 decisions per customer: there are b.N/3
 // customers (at least 20,000), so every decision does the whole pipeline.
