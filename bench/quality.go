@@ -142,6 +142,10 @@ type PolicyResult struct {
 	// revenue of the best eligible offer at the same points, under the
 	// policy's own budgets and contact history. Regret is the difference.
 	ExpectedNet, OracleNet float64
+	// RegretByType breaks the regret of the decision points with an
+	// eligible offer down by the best offer's type and the type of the
+	// offer made (NumOfferTypes: none): where the policy confuses what.
+	RegretByType [NumOfferTypes][NumOfferTypes + 1]TypeRegret
 	// Holdouts are decisions that fell in the engine's control group;
 	// Fallbacks those the engine answered with its fallback offers; Empty
 	// those where the policy made no offer although some offer was
@@ -178,6 +182,13 @@ func (r *PolicyResult) week(offersFrom, now int64) *WeekTally {
 type OfferTally struct {
 	Deliveries, Redemptions int64
 	Net                     int64 // revenue − cost of its redemptions, minor units
+}
+
+// TypeRegret is the regret of the decision points of one cell of
+// PolicyResult.RegretByType.
+type TypeRegret struct {
+	Decisions int64
+	Regret    float64 // minor units
 }
 
 // Regret is the expected net revenue lost against the best eligible offer
@@ -554,6 +565,13 @@ func (q *qualityRun) decide(res *PolicyResult, wk *WeekTally, ev *features.Event
 	}
 	if best != nil {
 		res.OracleNet += max(bestV, 0)
+		made, madeV := NumOfferTypes, 0.0
+		if chosen != nil && q.types[chosen.Index] < NumOfferTypes {
+			made, madeV = q.types[chosen.Index], q.value(idx, chosen, ch)
+		}
+		cell := &res.RegretByType[q.types[best.Index]][made]
+		cell.Decisions++
+		cell.Regret += max(bestV, 0) - madeV
 	}
 	if chosen == nil {
 		if len(cands) > 0 {
@@ -680,6 +698,7 @@ Response rate is redemptions per impression. Revenue is the purchases that came 
 		}
 	}
 	writeWeeks(&b, rep)
+	writeRegretByType(&b, rep)
 	b.WriteString("\n### Where each policy's offers went\n\n")
 	b.WriteString("| policy | fallback answers | no offer although one was eligible | holdout | most-made offers (share of offers made, redemptions per offer made, net) |\n|---|---:|---:|---:|---|\n")
 	for _, r := range rep.Results {
@@ -751,6 +770,70 @@ func writeWeeks(b *strings.Builder, rep QualityReport) {
 		}
 		if hasRandom && hasEngine {
 			fmt.Fprintf(b, " %s |", weekRatio(eng, random, i))
+		}
+		b.WriteString("\n")
+	}
+}
+
+// writeRegretByType writes where the engine's regret goes: the cells of
+// its RegretByType that hold the most, against the same cells under
+// the oracle without taste (what knowing the traits recovers).
+func writeRegretByType(b *strings.Builder, rep QualityReport) {
+	eng, ok := rep.Result(PolicyEngine)
+	if !ok {
+		return
+	}
+	traits, hasTraits := rep.Result(PolicyOracleTraits)
+	type cell struct{ best, made OfferType }
+	var cells []cell
+	var total float64
+	for bt := range NumOfferTypes {
+		for mt := range NumOfferTypes + 1 {
+			if r := eng.RegretByType[bt][mt].Regret; r > 0 {
+				cells = append(cells, cell{bt, mt})
+				total += r
+			}
+		}
+	}
+	if total <= 0 {
+		return
+	}
+	at := func(r *PolicyResult, c cell) TypeRegret { return r.RegretByType[c.best][c.made] }
+	slices.SortFunc(cells, func(x, y cell) int {
+		rx, ry := at(&eng, x).Regret, at(&eng, y).Regret
+		switch {
+		case rx > ry:
+			return -1
+		case rx < ry:
+			return 1
+		}
+		return int(x.best)*16 + int(x.made) - int(y.best)*16 - int(y.made)
+	})
+	b.WriteString("\n### Where the engine's regret goes\n\nThe engine's regret by the type of the best eligible offer and the type of the offer it made, largest first")
+	if hasTraits {
+		b.WriteString(", with the same cells under the oracle without taste (which knows every trait: what reading the customer better could recover)")
+	}
+	b.WriteString(".\n\n| best offer's type | offer made | decisions | regret | share of the engine's regret |")
+	if hasTraits {
+		b.WriteString(" oracle-without-taste: decisions | its regret |")
+	}
+	b.WriteString("\n|---|---|---:|---:|---:|")
+	if hasTraits {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("\n")
+	name := func(t OfferType) string {
+		if t >= NumOfferTypes {
+			return "none"
+		}
+		return t.String()
+	}
+	for _, c := range cells[:min(len(cells), 8)] {
+		e := at(&eng, c)
+		fmt.Fprintf(b, "| %s | %s | %d | %s | %.0f%% |", name(c.best), name(c.made), e.Decisions, yuan(int64(e.Regret)), 100*e.Regret/total)
+		if hasTraits {
+			t := at(&traits, c)
+			fmt.Fprintf(b, " %d | %s |", t.Decisions, yuan(int64(t.Regret)))
 		}
 		b.WriteString("\n")
 	}

@@ -39,11 +39,38 @@ func TestQualityRanksTheOracleFirst(t *testing.T) {
 	require.Greater(t, oracle.Card.NetRevenue(), random.Card.NetRevenue())
 	require.GreaterOrEqual(t, oracle.Card.NetRevenue(), eng.Card.NetRevenue())
 
+	// The regret breakdown by offer type adds up to the regret of the
+	// policies that only ever choose among the eligible offers.
+	cells := func(r PolicyResult) (decisions int64, regret float64, offDiagonal float64) {
+		for bt := range NumOfferTypes {
+			for mt := range NumOfferTypes + 1 {
+				c := r.RegretByType[bt][mt]
+				decisions += c.Decisions
+				regret += c.Regret
+				if mt != bt {
+					offDiagonal += c.Regret
+				}
+			}
+		}
+		return decisions, regret, offDiagonal
+	}
+	for _, r := range []PolicyResult{random, oracle, traits} {
+		n, regret, _ := cells(r)
+		require.InDelta(t, r.Regret(), regret, 1e-6*max(r.OracleNet, 1), r.Card.Policy)
+		require.Positive(t, n, r.Card.Policy)
+		require.LessOrEqual(t, n, r.Decisions, r.Card.Policy)
+	}
+	_, _, off := cells(random)
+	require.Positive(t, off, "random offers the wrong type of offer")
+	_, _, off = cells(oracle)
+	require.Zero(t, off, "the oracle offers the best offer's type")
+
 	var b bytes.Buffer
 	require.NoError(t, WriteQuality(&b, CurrentMachine(DefaultStart), rep))
 	for _, p := range QualityPolicies {
 		require.Contains(t, b.String(), "| "+p+" |")
 	}
+	require.Contains(t, b.String(), "### Where the engine's regret goes")
 }
 
 func TestQualityOptionsReportEveryProblem(t *testing.T) {
