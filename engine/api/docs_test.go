@@ -1,0 +1,88 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The docs outside this package describe the API too; these tests hold
+// them to what the server answers.
+
+// repoFile reads a file of the repository (the tests run in engine/api).
+func repoFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", path))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// docChunks splits markdown into paragraphs, and tables into their rows:
+// the units a statement about the API must be complete in.
+func docChunks(md string) []string {
+	var out []string
+	for _, para := range strings.Split(md, "\n\n") {
+		if strings.HasPrefix(strings.TrimSpace(para), "|") {
+			out = append(out, strings.Split(para, "\n")...)
+			continue
+		}
+		out = append(out, para)
+	}
+	return out
+}
+
+// openapiOp is one operation of the served document, for the tests that
+// read descriptions.
+type openapiOp struct {
+	Description string `json:"description"`
+	Responses   map[string]struct {
+		Ref         string `json:"$ref"`
+		Description string `json:"description"`
+	} `json:"responses"`
+}
+
+func openapiOps(t *testing.T) map[string]map[string]openapiOp {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]openapiOp `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(openapiDoc, &doc))
+	return doc.Paths
+}
+
+// TestBatchLimitDocsMatchTheCode: docs/events.md said a batch over 500
+// events is rejected too_large, while the server answers 413
+// payload_too_large. Every place that states the limit must name the
+// answer the server gives.
+func TestBatchLimitDocsMatchTheCode(t *testing.T) {
+	h := start(t, nil)
+	evs := make([]string, h.srv.opts.MaxBatch+1)
+	for i := range evs {
+		evs[i] = event(fmt.Sprintf("l%d", i), "page_view")
+	}
+	a := h.do(t, "POST", "/v1/events", testTokens["ingest"], str("["+strings.Join(evs, ",")+"]"))
+	requireError(t, a, 413, CodePayloadTooLarge)
+
+	limit := strconv.Itoa(h.srv.opts.MaxBatch) + " events"
+	for _, path := range []string{"README.md", "docs/events.md"} {
+		found := false
+		for _, chunk := range docChunks(repoFile(t, path)) {
+			if !strings.Contains(chunk, limit) {
+				continue
+			}
+			found = true
+			require.Contains(t, chunk, "413", "%s: %q states the batch limit without its answer", path, chunk)
+			require.Contains(t, chunk, CodePayloadTooLarge, "%s: %q states the batch limit without its answer", path, chunk)
+		}
+		require.True(t, found, "%s states the batch limit", path)
+	}
+	d := openapiOps(t)["/v1/events"]["post"].Responses["413"].Description
+	require.Contains(t, d, limit)
+	require.Contains(t, d, CodePayloadTooLarge)
+}
