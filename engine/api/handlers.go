@@ -32,6 +32,10 @@ func (s *Server) registerRoutes() {
 	add("POST", "/v1/admin/bandit/reset", ScopeAdmin, s.handleBanditReset)
 	add("GET", "/healthz", 0, s.handleHealthz)
 	add("GET", "/readyz", 0, s.handleReadyz)
+	// Load balancers probe with HEAD: the same status and headers as GET,
+	// and hertz sends no body for a HEAD request.
+	add("HEAD", "/healthz", 0, s.handleHealthz)
+	add("HEAD", "/readyz", 0, s.handleReadyz)
 	add("GET", "/openapi.json", 0, s.handleOpenAPI)
 
 	s.h.NoRoute(s.wrap(s.newRoute("", "(no route)", 0, func(_ context.Context, c *app.RequestContext, _ Scope) {

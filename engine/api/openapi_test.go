@@ -65,6 +65,10 @@ func TestOpenAPIMatchesTheRouter(t *testing.T) {
 			} else {
 				require.Empty(t, op.Security, "%s needs no key", key)
 			}
+			// Every path answers a method it does not take with 405
+			// method_not_allowed, so every operation documents it.
+			_, ok = op.Responses["405"]
+			require.True(t, ok, "%s documents 405", key)
 			// Every {param} in the path is declared as a path parameter.
 			for _, seg := range strings.Split(path, "/") {
 				if strings.HasPrefix(seg, "{") {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -298,6 +300,8 @@ var routeCases = []routeCase{
 	{"POST", "/v1/admin/bandit/reset", `{"offer_id":"o1"}`, 200},
 	{"GET", "/healthz", "", 200},
 	{"GET", "/readyz", "", 200},
+	{"HEAD", "/healthz", "", 200},
+	{"HEAD", "/readyz", "", 200},
 	{"GET", "/openapi.json", "", 200},
 }
 
@@ -900,4 +904,51 @@ func TestANotReadyProbeIsNotLoggedAsAnError(t *testing.T) {
 	}
 	require.NotEmpty(t, line, "the probe is logged")
 	require.NotContains(t, line, `"level":"ERROR"`)
+}
+
+// TestHeadProbes: load balancers probe /healthz and /readyz with HEAD,
+// which answered 405. HEAD gets GET's status and headers and no body;
+// the test reads the raw connection, so a body sent anyway would be read
+// as the start of the next answer and fail it.
+func TestHeadProbes(t *testing.T) {
+	h := start(t, nil)
+	conn, err := net.Dial("tcp", h.srv.Addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	probe := func(method, path string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, h.base+path, nil)
+		require.NoError(t, err)
+		require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+		require.NoError(t, req.Write(conn))
+		resp, err := http.ReadResponse(br, req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		resp.Body.Close()
+		if method == "HEAD" {
+			require.Empty(t, b)
+		}
+		return resp
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp := probe("HEAD", path)
+		require.Equal(t, 200, resp.StatusCode, path)
+		require.NotEmpty(t, resp.Header.Get("X-Request-ID"))
+		// The same connection still answers: the HEAD left no body behind.
+		require.Equal(t, 200, probe("GET", path).StatusCode, path)
+	}
+	h.f.ready.Store(false)
+	resp := probe("HEAD", "/readyz")
+	require.Equal(t, 503, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Equal(t, 200, probe("HEAD", "/healthz").StatusCode, "healthz does not wait for readiness")
+	h.f.ready.Store(true)
+	require.Equal(t, 200, probe("HEAD", "/readyz").StatusCode)
+
+	// Other routes still refuse HEAD, as any method they do not take.
+	requireError(t, h.do(t, "GET", "/v1/decide", testTokens["decide"], nil), 405, CodeMethodNotAllowed)
+	requireError(t, h.do(t, "DELETE", "/v1/stats", testTokens["admin"], nil), 405, CodeMethodNotAllowed)
+	require.Equal(t, 405, h.do(t, "HEAD", "/v1/stats", testTokens["admin"], nil).status)
 }
