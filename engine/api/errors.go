@@ -22,6 +22,14 @@ const (
 	CodeInternal         = "internal"          // a bug; the request ID finds it in the logs
 )
 
+// Stable codes the shipped components (cmd/nbo) return through Error, 422
+// from the admin routes. They are listed here so the OpenAPI document and
+// its test see every code a client can get.
+const (
+	CodeScenariosInvalid = "scenarios_invalid" // a scenario reload that does not compile; the old set stays
+	CodeBadModel         = "bad_model"         // a model artifact that cannot be loaded; the old model stays
+)
+
 // ErrUnavailable marks an error of a dependency that is down for now
 // (Kafka unreachable, overloaded). The API answers 503 with Retry-After.
 // Implementations wrap it: fmt.Errorf("producing events: %w", api.ErrUnavailable).

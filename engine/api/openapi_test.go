@@ -2,11 +2,19 @@ package api
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"nbo/features"
 )
 
 type oaDoc struct {
@@ -127,4 +135,99 @@ func TestOpenAPIMatchesTheRouter(t *testing.T) {
 	a := h.do(t, "GET", "/openapi.json", "", nil)
 	require.Equal(t, 200, a.status)
 	require.JSONEq(t, string(openapiDoc), string(a.body))
+}
+
+// emittedCodes collects the error codes a client can get: the string
+// constants named Code* in this package, string literals given as an
+// Error's Code or as writeError's code in this package, and the Code
+// literals of the api.Errors cmd/nbo's components return (read from
+// source: a code added there without documenting it fails this test).
+func emittedCodes(t *testing.T) map[string]string {
+	t.Helper()
+	codes := map[string]string{}
+	fset := token.NewFileSet()
+	collect := func(dir string, inAPI bool) {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files, dir)
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			require.NoError(t, err)
+			lit := func(e ast.Expr) (string, bool) {
+				bl, ok := e.(*ast.BasicLit)
+				if !ok || bl.Kind != token.STRING {
+					return "", false
+				}
+				s, err := strconv.Unquote(bl.Value)
+				return s, err == nil
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch x := n.(type) {
+				case *ast.ValueSpec:
+					for i, name := range x.Names {
+						if inAPI && strings.HasPrefix(name.Name, "Code") && i < len(x.Values) {
+							if s, ok := lit(x.Values[i]); ok {
+								codes[s] = fset.Position(name.Pos()).String()
+							}
+						}
+					}
+				case *ast.KeyValueExpr:
+					if k, ok := x.Key.(*ast.Ident); ok && k.Name == "Code" {
+						if s, ok := lit(x.Value); ok {
+							codes[s] = fset.Position(x.Pos()).String()
+						}
+					}
+				case *ast.CallExpr:
+					if id, ok := x.Fun.(*ast.Ident); inAPI && ok && id.Name == "writeError" && len(x.Args) > 2 {
+						if s, ok := lit(x.Args[2]); ok {
+							codes[s] = fset.Position(x.Pos()).String()
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	collect(".", true)
+	collect(filepath.Join("..", "..", "cmd", "nbo"), false)
+	// POST /v1/events answers a body that is not a batch with the event
+	// reason code features.SplitBatch gives.
+	_, _, _, e := decodeBatch(nil, 0, &features.DecodeOptions{}, 500)
+	require.NotNil(t, e)
+	codes[e.Code] = "decodeBatch"
+	return codes
+}
+
+// TestOpenAPIListsEveryErrorCode: bad_model (422 from POST
+// /v1/admin/models) was missing from the Error schema's list of stable
+// codes. Every code a client can get must be in it.
+func TestOpenAPIListsEveryErrorCode(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Error struct {
+					Properties struct {
+						Code struct {
+							Description string `json:"description"`
+						} `json:"code"`
+					} `json:"properties"`
+				} `json:"Error"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openapiDoc, &doc))
+	listed := map[string]bool{}
+	for _, w := range regexp.MustCompile(`[a-z_]+`).FindAllString(doc.Components.Schemas.Error.Properties.Code.Description, -1) {
+		listed[w] = true
+	}
+	codes := emittedCodes(t)
+	for _, want := range []string{CodeMethodNotAllowed, CodeBadModel, CodeScenariosInvalid, "bad_json"} {
+		require.Contains(t, codes, want, "the collector finds %s", want)
+	}
+	for code, where := range codes {
+		require.True(t, listed[code], "code %s (%s) is missing from the OpenAPI Error schema's list of stable codes", code, where)
+	}
 }
