@@ -86,3 +86,32 @@ func TestBatchLimitDocsMatchTheCode(t *testing.T) {
 	require.Contains(t, d, limit)
 	require.Contains(t, d, CodePayloadTooLarge)
 }
+
+// TestRateLimitIsDocumented: the README named 429 rate_limited but not
+// the limit. The README's API section and the OpenAPI's 429 state the
+// defaults nbo serve runs with.
+func TestRateLimitIsDocumented(t *testing.T) {
+	var o Options
+	o.EnsureDefaults()
+	rate := strconv.Itoa(int(o.RateLimit)) + " requests/s"
+	burst := strconv.Itoa(o.RateBurst)
+	readme := repoFile(t, "README.md")
+	_, api, ok := strings.Cut(readme, "\n## API\n")
+	require.True(t, ok, "the README has an API section")
+	api, _, _ = strings.Cut(api, "\n## ")
+	require.Contains(t, api, rate)
+	require.Contains(t, api, "bursts of up to "+burst)
+	require.Contains(t, api, "RateLimit", "the README says how the limit is set")
+
+	var doc struct {
+		Components struct {
+			Responses map[string]struct {
+				Description string `json:"description"`
+			} `json:"responses"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openapiDoc, &doc))
+	d := doc.Components.Responses["RateLimited"].Description
+	require.Contains(t, d, rate)
+	require.Contains(t, d, "bursts of up to "+burst)
+}
