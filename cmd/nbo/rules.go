@@ -32,11 +32,23 @@ embedded in the binary.`,
 }
 
 // rulesFS returns the library directory named by args, or the built-in one.
-func rulesFS(args []string) (fs.FS, string) {
+// A DIR that is missing or not a directory is an error naming it: os.DirFS
+// would fail later with "open .", which names nothing the user typed.
+func rulesFS(args []string) (fs.FS, string, error) {
 	if len(args) == 0 {
-		return scenarios.Builtin(), "built-in library"
+		return scenarios.Builtin(), "built-in library", nil
 	}
-	return os.DirFS(args[0]), args[0]
+	dir := args[0]
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, dir, fmt.Errorf("%s: no such directory", dir)
+	case err != nil:
+		return nil, dir, err // *fs.PathError: names dir
+	case !fi.IsDir():
+		return nil, dir, fmt.Errorf("%s is not a directory; give the directory holding the scenario and offer files", dir)
+	}
+	return os.DirFS(dir), dir, nil
 }
 
 func newRulesExportCmd() *cobra.Command {
@@ -93,7 +105,10 @@ func newRulesCheckCmd() *cobra.Command {
 		Short: "Load and type-check every scenario and offer file; print every problem (exit 1 on any)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fsys, name := rulesFS(args)
+			fsys, name, err := rulesFS(args)
+			if err != nil {
+				return err
+			}
 			set, err := scenarios.Load(fsys, time.Now())
 			if err != nil {
 				var les scenarios.LoadErrors
@@ -116,7 +131,10 @@ func newRulesTestCmd() *cobra.Command {
 		Short: "Run the golden tests DIR/testdata/*.txt against the library in DIR (-rewrite to regenerate)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fsys, name := rulesFS(args)
+			fsys, name, err := rulesFS(args)
+			if err != nil {
+				return err
+			}
 			if rewrite && len(args) == 0 {
 				return errors.New("-rewrite needs a DIR; the built-in library is read-only (nbo rules export DIR first)")
 			}

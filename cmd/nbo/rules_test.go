@@ -87,3 +87,18 @@ func TestRulesCheckNamesAMissingDirectory(t *testing.T) {
 	_, err := runNbo(t, "rules", "check", missing)
 	require.ErrorContains(t, err, missing)
 }
+
+// TestRulesSayWhatIsWrongWithDIR: "nbo rules check /nonexistent" said
+// "open .: no such file or directory", naming a "." the user never typed.
+func TestRulesSayWhatIsWrongWithDIR(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-lib")
+	file := filepath.Join(t.TempDir(), "offers.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("offers: []\n"), 0o600))
+	for _, sub := range []string{"check", "test"} {
+		_, err := runNbo(t, "rules", sub, missing)
+		require.EqualError(t, err, missing+": no such directory", sub)
+		_, err = runNbo(t, "rules", sub, file)
+		require.ErrorContains(t, err, file+" is not a directory", sub)
+		require.NotContains(t, err.Error(), "open .", sub)
+	}
+}
