@@ -189,7 +189,7 @@ func (d *decideDecoder) syntax() *Error {
 func (d *decideDecoder) atEnd() *Error { return copyErr(errBodyEndsEarly) }
 
 // wrongType records a value of the wrong JSON type (got: "string",
-// "number 1.5", …) for field (want: "object", "string", "number").
+// "number 1.5", …) for field (want: "object", "string", "integer").
 func (d *decideDecoder) wrongType(field, got, want string) {
 	if d.err == nil {
 		d.err = &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "wrong JSON type: got " + excerpt(got) + ", want " + want}
@@ -397,14 +397,14 @@ func (d *decideDecoder) field(f int) *Error {
 			if n, ok := parseInt(lit); ok {
 				d.limit, d.hasLimit = n, true
 			} else {
-				d.wrongType("limit", "number "+string(lit), "number")
+				d.wrongType("limit", "number "+string(lit), "integer")
 			}
 			return nil
 		}
 		if e := d.skipValue(1); e != nil {
 			return e
 		}
-		d.wrongType("limit", valueKind(c), "number")
+		d.wrongType("limit", valueKind(c), "integer")
 		return nil
 	}
 	return d.skipValue(1)

@@ -112,7 +112,7 @@ func (s *Server) handleEvents(ctx context.Context, c *app.RequestContext, _ Scop
 	}
 	bp := bodyPool.Get().(*[]byte)
 	defer putBody(bp)
-	body, ok := readBody(c, s.opts.MaxBodyBytes, (*bp)[:0])
+	body, ok := readBody(c, s.opts.MaxBodyBytes, (*bp)[:0], true)
 	if !ok {
 		return
 	}
@@ -194,7 +194,7 @@ func (s *Server) handleDecide(ctx context.Context, c *app.RequestContext, scope 
 		return
 	}
 	bp := bodyPool.Get().(*[]byte)
-	body, ok := readBody(c, s.opts.MaxRequestBytes, (*bp)[:0])
+	body, ok := readBody(c, s.opts.MaxRequestBytes, (*bp)[:0], false)
 	if !ok {
 		putBody(bp)
 		return
@@ -353,7 +353,7 @@ func (s *Server) handleScenarioReload(ctx context.Context, c *app.RequestContext
 		notImplemented(c, "scenario admin")
 		return
 	}
-	body, ok := readBody(c, s.opts.MaxRequestBytes, nil)
+	body, ok := readBody(c, s.opts.MaxRequestBytes, nil, false)
 	if !ok {
 		return
 	}
@@ -382,7 +382,7 @@ func (s *Server) handleBanditReset(ctx context.Context, c *app.RequestContext, _
 		notImplemented(c, "bandit admin")
 		return
 	}
-	body, ok := readBody(c, s.opts.MaxRequestBytes, nil)
+	body, ok := readBody(c, s.opts.MaxRequestBytes, nil, false)
 	if !ok {
 		return
 	}
@@ -417,7 +417,7 @@ func (s *Server) handleModelLoad(ctx context.Context, c *app.RequestContext, _ S
 		notImplemented(c, "model admin")
 		return
 	}
-	body, ok := readBody(c, s.opts.MaxRequestBytes, nil)
+	body, ok := readBody(c, s.opts.MaxRequestBytes, nil, false)
 	if !ok {
 		return
 	}

@@ -76,7 +76,9 @@ func jsonError(err error) *Error {
 
 func jsonKind(k string) string {
 	switch k {
-	case "int", "int64", "int32", "uint", "uint64", "uint32", "float64":
+	case "int", "int64", "int32", "uint", "uint64", "uint32":
+		return "integer"
+	case "float64":
 		return "number"
 	case "map", "struct":
 		return "object"
@@ -186,7 +188,7 @@ func normalizeID(ns features.Namespace, v, field string) (string, *Error) {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "identifiers may hold only letters, digits and . _ : -"}
+			return "", &Error{Status: 400, Code: CodeBadID, Field: field, Message: "identifiers may hold only ASCII letters and digits (A-Z a-z 0-9) and . _ : -"}
 		}
 	}
 	return v, nil

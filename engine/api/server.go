@@ -622,16 +622,17 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 
 // readBody reads the request body into buf, up to limit bytes. Over the
 // limit it answers 413 and closes the connection (the rest of the body is
-// not read), and returns false.
-func readBody(c *app.RequestContext, limit int, buf []byte) ([]byte, bool) {
+// not read), and returns false. batch says the route takes a batch, which
+// the client can split.
+func readBody(c *app.RequestContext, limit int, buf []byte, batch bool) ([]byte, bool) {
 	if cl := c.Request.Header.ContentLength(); cl > limit {
-		tooLarge(c, limit)
+		tooLarge(c, limit, batch)
 		return nil, false
 	}
 	if !c.Request.IsBodyStream() {
 		b := c.Request.Body()
 		if len(b) > limit {
-			tooLarge(c, limit)
+			tooLarge(c, limit, batch)
 			return nil, false
 		}
 		return append(buf, b...), true
@@ -644,7 +645,7 @@ func readBody(c *app.RequestContext, limit int, buf []byte) ([]byte, bool) {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > limit {
-			tooLarge(c, limit)
+			tooLarge(c, limit, batch)
 			return nil, false
 		}
 		if err == io.EOF {
@@ -658,9 +659,16 @@ func readBody(c *app.RequestContext, limit int, buf []byte) ([]byte, bool) {
 	}
 }
 
-func tooLarge(c *app.RequestContext, limit int) {
+func tooLarge(c *app.RequestContext, limit int, batch bool) {
 	c.SetConnectionClose()
-	writeError(c, 413, CodePayloadTooLarge, "", "the body is over this route's limit of "+strconv.Itoa(limit)+" bytes; send smaller batches")
+	msg := "the body is over this route's limit of " + strconv.Itoa(limit) + " bytes"
+	if limit%1024 == 0 {
+		msg += " (" + strconv.Itoa(limit/1024) + " KiB)"
+	}
+	if batch {
+		msg += "; send smaller batches"
+	}
+	writeError(c, 413, CodePayloadTooLarge, "", msg)
 }
 
 // hertzLog turns hertz's log lines into slog records.

@@ -952,3 +952,41 @@ func TestHeadProbes(t *testing.T) {
 	requireError(t, h.do(t, "DELETE", "/v1/stats", testTokens["admin"], nil), 405, CodeMethodNotAllowed)
 	require.Equal(t, 405, h.do(t, "HEAD", "/v1/stats", testTokens["admin"], nil).status)
 }
+
+// TestErrorMessagesSayWhatToSend: messages a new user found misleading —
+// a fractional limit "want number", "send smaller batches" for a decide
+// body, and "letters" for identifiers that must be ASCII.
+func TestErrorMessagesSayWhatToSend(t *testing.T) {
+	h := start(t, nil)
+	msg := func(a answer, status int, code string) string {
+		t.Helper()
+		m := requireError(t, a, status, code)
+		return m["message"].(string)
+	}
+	decide := func(body string) answer {
+		return h.do(t, "POST", "/v1/decide", testTokens["decide"], str(body))
+	}
+
+	m := msg(decide(`{"ids":{"member":"M1"},"channel":"app","limit":2.5}`), 400, CodeBadRequest)
+	require.Contains(t, m, "want integer")
+	m = msg(decide(`{"ids":{"member":"M1"},"channel":"app","limit":"3"}`), 400, CodeBadRequest)
+	require.Contains(t, m, "want integer")
+
+	big := `{"ids":{"member":"M1"},"channel":"app","placement":"` + strings.Repeat("x", 70<<10) + `"}`
+	m = msg(decide(big), 413, CodePayloadTooLarge)
+	require.Contains(t, m, "65536 bytes (64 KiB)")
+	require.NotContains(t, m, "batch", "decide takes no batch")
+	m = msg(h.do(t, "POST", "/v1/admin/models", testTokens["admin"], str(big)), 413, CodePayloadTooLarge)
+	require.NotContains(t, m, "batch")
+	events := `[` + strings.Repeat(event("e1", "page_view")+",", (1<<20)/100) + event("e2", "page_view") + `]`
+	m = msg(h.do(t, "POST", "/v1/events", testTokens["ingest"], str(events)), 413, CodePayloadTooLarge)
+	require.Contains(t, m, "1024 KiB")
+	require.Contains(t, m, "smaller batches", "the events route takes a batch, which the client can split")
+
+	for _, id := range []string{"会员", "M%C3%A91"} {
+		m = msg(h.do(t, "GET", "/v1/customers/member:"+id, testTokens["clienteling"], nil), 400, CodeBadID)
+		require.Contains(t, m, "ASCII letters")
+	}
+	m = msg(decide(`{"ids":{"member":"会员"},"channel":"app"}`), 400, CodeBadID)
+	require.Contains(t, m, "ASCII letters")
+}
