@@ -28,24 +28,28 @@ import (
 // obvious rules, kept because clients may rely on them:
 //   - field names match case-insensitively when no name matches exactly
 //     (with Unicode folding: "ſtore" is store);
-//   - a repeated field: the last value wins, a repeated ids or context
-//     object merges into the earlier one, and null resets ids, context,
-//     limit and now but leaves a string field as it was;
+//   - null resets ids, context, limit and now but leaves a string field
+//     as it was;
 //   - null as an identifier or context value is the empty string;
 //   - invalid UTF-8 in a string becomes U+FFFD, a lone surrogate escape
 //     becomes U+FFFD;
 //   - errors, in order: the first syntax error (or the end of the body
-//     inside the value) anywhere in the value; else the first wrong type
-//     or unknown field; else data after the value; then the checks of
-//     decodeDecideRequest in their order. A body that is a bare number,
+//     inside the value) anywhere in the value; else the first duplicate
+//     key; else the first wrong type or unknown field; else data after
+//     the value; then the checks of decodeDecideRequest in their order. A body that is a bare number,
 //     string or literal ends where that token ends ("12x" is a wrong
 //     type, "null x" is data after the value);
 //   - syntax errors name the offending byte counting from 1, as
 //     encoding/json's Decoder does;
 //   - at most 10000 levels of nesting.
 //
-// One deliberate difference from plain encoding/json, made in both paths:
-// a type error quotes at most an excerpt of a long number.
+// Two deliberate differences from plain encoding/json, made in both paths:
+// a type error quotes at most an excerpt of a long number; and a key given
+// twice — a field (two keys naming the same field, "store" and "Store",
+// count), an identifier namespace, or a context key — is refused
+// bad_request, as POST /v1/events refuses it (bad_json there), rather than
+// the last value winning. Unknown fields and namespaces are not compared:
+// they are refused anyway.
 
 // idFields are the error fields of identifiers, "ids.member" …, made once
 // rather than per request.
@@ -88,6 +92,14 @@ type decideDecoder struct {
 	// err is the first wrong type or unknown field. Decoding goes on, as
 	// encoding/json does: a syntax error later in the body wins over it.
 	err *Error
+	// dup is the first duplicate key; it wins over err, a syntax error
+	// over it.
+	dup *Error
+	// seen are the fields (bit f) and namespaces (bit 16+ns) met so far.
+	seen uint32
+	// ctxMore holds the context keys past maxContextKeys, only to find a
+	// duplicate among them (a body that has them is refused anyway).
+	ctxMore map[string]struct{}
 	// arena holds the unescaped bytes of every string the request may
 	// keep; it becomes one string at the end.
 	arena   []byte
@@ -157,6 +169,9 @@ func (d *decideDecoder) decode() *Error {
 			d.wrongType("", kind, "object")
 		}
 	}
+	if d.dup != nil {
+		return d.dup
+	}
 	if d.err != nil {
 		return d.err
 	}
@@ -165,6 +180,13 @@ func (d *decideDecoder) decode() *Error {
 		return copyErr(errBodyTrailing)
 	}
 	return nil
+}
+
+// duplicate records a key given twice (field: the JSON path at fault).
+func (d *decideDecoder) duplicate(field, what string) {
+	if d.dup == nil {
+		d.dup = &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "duplicate key " + what + "; send each key once"}
+	}
 }
 
 // copyErr returns a copy of a shared error, so callers may keep or change
@@ -262,6 +284,12 @@ func (d *decideDecoder) object() *Error {
 		f := lookupField(key)
 		if f == fieldUnknown && d.err == nil {
 			d.err = &Error{Status: 400, Code: CodeUnknownField, Field: excerpt(string(key)), Message: "unknown field; see /openapi.json for the fields this route takes"}
+		}
+		if f != fieldUnknown {
+			if d.seen&(1<<f) != 0 {
+				d.duplicate(decideFieldNames[f], "“"+decideFieldNames[f]+"”")
+			}
+			d.seen |= 1 << f
 		}
 		if e := d.field(f); e != nil {
 			return e
@@ -524,6 +552,11 @@ func (d *decideDecoder) stringMap(ids bool) *Error {
 func (d *decideDecoder) putID(key []byte, v span) {
 	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
 		if string(key) == ns.String() {
+			if bit := uint32(1) << (16 + ns); d.seen&bit != 0 {
+				d.duplicate(idFields[ns], "“"+ns.String()+"” in ids")
+			} else {
+				d.seen |= bit
+			}
 			d.ids[ns], d.idSet[ns] = v, true
 			return
 		}
@@ -539,14 +572,22 @@ func (d *decideDecoder) putContext(k, v span) {
 	for i := 0; i < d.nctx; i++ {
 		e := &d.ctx[i]
 		if bytes.Equal(d.arena[e.k.off:e.k.end], key) {
+			d.duplicate("context", "in context")
 			e.v = v
 			return
 		}
 	}
 	if d.nctx == len(d.ctx) {
-		// Too many keys already: the request will be refused unless a
-		// later "context": null clears them, so the rest need no record.
+		// Too many keys already: the request will be refused, so the
+		// rest are kept only to find a duplicate among them.
 		d.ctxOverflow = true
+		if d.ctxMore == nil {
+			d.ctxMore = make(map[string]struct{})
+		}
+		if _, ok := d.ctxMore[string(key)]; ok {
+			d.duplicate("context", "in context")
+		}
+		d.ctxMore[string(key)] = struct{}{}
 		return
 	}
 	d.ctx[d.nctx] = ctxEntry{k, v}

@@ -254,20 +254,13 @@ func TestDecodeDecideRequest(t *testing.T) {
 		{"whitespace anywhere between tokens is fine", " \r\n\t{ \"ids\" :\n{ \"member\" : \"M1\" } ,\t\"channel\" : \"app\" , \"limit\" : 7 } \n", func(t *testing.T, r *engine.DecideRequest) {
 			require.Equal(t, 7, r.Limit)
 		}},
-		{"null leaves a string field as it was", `{` + ids + `,"channel":"app","placement":"p","placement":null}`, func(t *testing.T, r *engine.DecideRequest) {
-			require.Equal(t, "p", r.Placement)
+		{"null for a string field is the empty string", `{` + ids + `,"channel":"app","placement":null}`, func(t *testing.T, r *engine.DecideRequest) {
+			require.Equal(t, "", r.Placement)
 		}},
-		{"null unsets limit", `{` + ids + `,"channel":"app","limit":7,"limit":null}`, func(t *testing.T, r *engine.DecideRequest) {
+		{"null for limit is the default", `{` + ids + `,"channel":"app","limit":null}`, func(t *testing.T, r *engine.DecideRequest) {
 			require.Equal(t, engine.DefaultLimit, r.Limit)
 		}},
-		{"the last of a repeated field wins", `{` + ids + `,"channel":"sms","channel":"app","limit":2,"limit":9}`, func(t *testing.T, r *engine.DecideRequest) {
-			require.Equal(t, 9, r.Limit)
-		}},
-		{"repeated ids objects merge", `{"ids":{"member":"M1"},"ids":{"card":"C1","member":"M2"},"channel":"app"}`, func(t *testing.T, r *engine.DecideRequest) {
-			require.Equal(t, "M2", r.IDs.Member)
-			require.Equal(t, "C1", r.IDs.Card)
-		}},
-		{"repeated context objects merge and null clears them", `{` + ids + `,"channel":"app","context":{"a":"1"},"context":null,"context":{"b":"2","c":null},"context":{"b":"3"}}`, func(t *testing.T, r *engine.DecideRequest) {
+		{"null context values are empty strings", `{` + ids + `,"channel":"app","context":{"b":"3","c":null}}`, func(t *testing.T, r *engine.DecideRequest) {
 			require.Equal(t, map[string]string{"b": "3", "c": ""}, r.Context)
 		}},
 		{"a null identifier is empty and skipped", `{"ids":{"member":null,"card":"C1"},"channel":"app"}`, func(t *testing.T, r *engine.DecideRequest) {
@@ -314,7 +307,19 @@ func TestDecodeDecideRequestErrors(t *testing.T) {
 		{"data after the object is refused", pre + `} {}`, CodeBadRequest, "", "the body holds data after its JSON value"},
 		{"nesting deeper than 10000 is refused", pre + `,"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, CodeBadRequest, "", "malformed JSON at byte 10043"},
 		{"the smallest unknown namespace is named", `{"ids":{"zz":"1","member":"M1","passport":"P"},"channel":"app"}`, CodeUnknownField, "ids.passport", "unknown identifier namespace"},
-		{"more than 32 context keys are refused even when repeated objects carry them", pre + `,"context":{` + strings.Repeat(`"a":"1",`, 40) + `"b":"2"},"context":{` + contextKeys(32) + `}}`, CodeBadRequest, "context", "context holds more than 32"},
+		{"more than 32 context keys are refused", pre + `,"context":{` + contextKeys(33) + `}}`, CodeBadRequest, "context", "context holds more than 32"},
+		// A key given twice is refused, as POST /v1/events refuses it;
+		// the last value used to win.
+		{"a repeated field is refused", pre + `,"limit":2,"limit":9}`, CodeBadRequest, "limit", "duplicate key “limit”; send each key once"},
+		{"a field repeated as null is refused", pre + `,"placement":"p","placement":null}`, CodeBadRequest, "placement", "duplicate key “placement”"},
+		{"two spellings of one field are refused", pre + `,"Channel":"sms"}`, CodeBadRequest, "channel", "duplicate key “channel”"},
+		{"repeated ids objects are refused", `{"ids":{"member":"M1"},"ids":{"card":"C1"},"channel":"app"}`, CodeBadRequest, "ids", "duplicate key “ids”"},
+		{"a repeated namespace is refused", `{"ids":{"member":"M1","member":"M2"},"channel":"app"}`, CodeBadRequest, "ids.member", "duplicate key “member” in ids"},
+		{"a repeated context key is refused", pre + `,"context":{"a":"1","a":"2"}}`, CodeBadRequest, "context", "duplicate key in context"},
+		{"a repeated context key past 32 is refused as a duplicate", pre + `,"context":{` + contextKeys(40) + `,"k39":"w"}}`, CodeBadRequest, "context", "duplicate key in context"},
+		{"a duplicate wins over an unknown field and a wrong type", pre + `,"colour":"red","limit":"x","channel":"web"}`, CodeBadRequest, "channel", "duplicate key “channel”"},
+		{"a syntax error wins over a duplicate", pre + `,"channel":"web",}`, CodeBadRequest, "", "malformed JSON at byte"},
+		{"unknown fields are not compared", pre + `,"x":1,"x":2}`, CodeUnknownField, "x", "unknown field"},
 		{"the smallest bad context key is named", pre + `,"context":{"z":"\u0001","b":"\u0000","a":"ok"}}`, CodeBadRequest, "context.b", "context values must be"},
 	}
 	for _, tc := range tests {

@@ -110,6 +110,9 @@ func (s *Server) handleEvents(ctx context.Context, c *app.RequestContext, _ Scop
 		notImplemented(c, "event ingest")
 		return
 	}
+	if !noQuery(c) {
+		return
+	}
 	bp := bodyPool.Get().(*[]byte)
 	defer putBody(bp)
 	body, ok := readBody(c, s.opts.MaxBodyBytes, (*bp)[:0], true)
@@ -191,6 +194,9 @@ func putBody(bp *[]byte) {
 func (s *Server) handleDecide(ctx context.Context, c *app.RequestContext, scope Scope) {
 	if s.opts.Decider == nil {
 		notImplemented(c, "deciding")
+		return
+	}
+	if !noQuery(c) {
 		return
 	}
 	bp := bodyPool.Get().(*[]byte)
@@ -300,7 +306,10 @@ func (s *Server) answer(ctx context.Context, c *app.RequestContext, v any) {
 	s.writeJSON(ctx, c, 200, v)
 }
 
-// noQuery answers 400 when a route that takes no parameters gets some.
+// noQuery answers 400 unknown_field when a route that takes no
+// parameters gets some: every route but GET /v1/offers (and the health
+// routes, which ignore them). POST routes take their input in the body
+// only; a parameter there is a client's mistake, not something to drop.
 func noQuery(c *app.RequestContext) bool {
 	if c.QueryArgs().Len() == 0 {
 		return true
@@ -353,6 +362,9 @@ func (s *Server) handleScenarioReload(ctx context.Context, c *app.RequestContext
 		notImplemented(c, "scenario admin")
 		return
 	}
+	if !noQuery(c) {
+		return
+	}
 	body, ok := readBody(c, s.opts.MaxRequestBytes, nil, false)
 	if !ok {
 		return
@@ -382,12 +394,15 @@ func (s *Server) handleBanditReset(ctx context.Context, c *app.RequestContext, _
 		notImplemented(c, "bandit admin")
 		return
 	}
+	if !noQuery(c) {
+		return
+	}
 	body, ok := readBody(c, s.opts.MaxRequestBytes, nil, false)
 	if !ok {
 		return
 	}
 	var r banditReset
-	if e := decodeStrict(body, &r); e != nil {
+	if e := decodeStrict(body, &r, "offer_id"); e != nil {
 		writeAPIError(c, e)
 		return
 	}
@@ -417,12 +432,15 @@ func (s *Server) handleModelLoad(ctx context.Context, c *app.RequestContext, _ S
 		notImplemented(c, "model admin")
 		return
 	}
+	if !noQuery(c) {
+		return
+	}
 	body, ok := readBody(c, s.opts.MaxRequestBytes, nil, false)
 	if !ok {
 		return
 	}
 	var m modelLoad
-	if e := decodeStrict(body, &m); e != nil {
+	if e := decodeStrict(body, &m, "path"); e != nil {
 		writeAPIError(c, e)
 		return
 	}

@@ -35,17 +35,83 @@ const (
 )
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data.
-func decodeStrict(body []byte, v any) *Error {
+// fields and trailing data, and, when fields names v's JSON fields, a
+// field given twice (POST /v1/events and POST /v1/decide refuse that too,
+// where encoding/json lets the last value win).
+func decodeStrict(body []byte, v any, fields ...string) *Error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err != nil && !isSchemaError(err) {
+		return jsonError(err)
+	}
+	// The value is well-formed: a duplicate wins over a wrong type, an
+	// unknown field and trailing data, as in the decide decoder.
+	if e := duplicateField(body, fields); e != nil {
+		return e
+	}
+	if err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &Error{Status: 400, Code: CodeBadRequest, Message: "the body holds data after its JSON value; send exactly one JSON object"}
 	}
 	return nil
+}
+
+// isSchemaError says whether encoding/json refused a well-formed value:
+// a wrong type or an unknown field (it checks the syntax of the whole
+// value first).
+func isSchemaError(err error) bool {
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te) || strings.HasPrefix(err.Error(), "json: unknown field ")
+}
+
+// duplicateField finds the first of fields given twice in the top-level
+// object of a well-formed body, keys matched to fields as encoding/json
+// matches them (exactly, else case-insensitively).
+func duplicateField(body []byte, fields []string) *Error {
+	if len(fields) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var seen uint64
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := t.(string)
+		if f := matchField(key, fields); f >= 0 {
+			if seen&(1<<f) != 0 {
+				return &Error{Status: 400, Code: CodeBadRequest, Field: fields[f], Message: "duplicate key “" + fields[f] + "”; send each key once"}
+			}
+			seen |= 1 << f
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// matchField is the index of the field key names, or -1.
+func matchField(key string, fields []string) int {
+	for i, f := range fields {
+		if key == f {
+			return i
+		}
+	}
+	for i, f := range fields {
+		if strings.EqualFold(key, f) {
+			return i
+		}
+	}
+	return -1
 }
 
 // jsonError translates encoding/json's errors into API errors without

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"sort"
 	"strconv"
+	"strings"
 
 	"nbo/engine"
 	"nbo/features"
@@ -29,7 +32,16 @@ type decideWire struct {
 func referenceDecodeDecideRequest(body []byte, allowNow bool, req *engine.DecideRequest) *Error {
 	var w decideWire
 	if e := decodeStrict(body, &w); e != nil {
+		// A duplicate key wins over the errors of a well-formed value.
+		if e.Code == CodeUnknownField || strings.HasPrefix(e.Message, "wrong JSON type") || strings.HasPrefix(e.Message, "the body holds data after") {
+			if d := referenceDuplicate(body); d != nil {
+				return d
+			}
+		}
 		return e
+	}
+	if d := referenceDuplicate(body); d != nil {
+		return d
 	}
 	if len(w.IDs) == 0 {
 		return &Error{Status: 400, Code: CodeMissingField, Field: "ids", Message: `ids needs at least one identifier, e.g. {"member": "M1"}`}
@@ -120,6 +132,84 @@ func referenceDecodeDecideRequest(body []byte, allowNow bool, req *engine.Decide
 			return e
 		}
 		req.Now = &t
+	}
+	return nil
+}
+
+// referenceDuplicate finds the first key given twice in a well-formed
+// decide body, walking it with encoding/json's tokens: a field (matched as
+// encoding/json matches fields), a namespace in ids, a key in context.
+func referenceDuplicate(body []byte) *Error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	names := []string{"ids", "channel", "placement", "store", "limit", "locale", "context", "now"}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key := t.(string)
+		name := ""
+		for _, n := range names {
+			if key == n {
+				name = n
+				break
+			}
+		}
+		if name == "" {
+			for _, n := range names {
+				if strings.EqualFold(key, n) {
+					name = n
+					break
+				}
+			}
+		}
+		if name != "" {
+			if seen[name] {
+				return &Error{Status: 400, Code: CodeBadRequest, Field: name, Message: "duplicate key “" + name + "”; send each key once"}
+			}
+			seen[name] = true
+		}
+		if (name == "ids" || name == "context") && dec.More() {
+			var raw json.RawMessage
+			if dec.Decode(&raw) != nil {
+				return nil
+			}
+			inner := json.NewDecoder(bytes.NewReader(raw))
+			if t, err := inner.Token(); err != nil || t != json.Delim('{') {
+				continue
+			}
+			keys := map[string]bool{}
+			for inner.More() {
+				t, err := inner.Token()
+				if err != nil {
+					return nil
+				}
+				k := t.(string)
+				if name == "context" {
+					if keys[k] {
+						return &Error{Status: 400, Code: CodeBadRequest, Field: "context", Message: "duplicate key in context; send each key once"}
+					}
+				} else if _, ok := features.ParseNamespace(k); ok {
+					if keys[k] {
+						return &Error{Status: 400, Code: CodeBadRequest, Field: "ids." + k, Message: "duplicate key “" + k + "” in ids; send each key once"}
+					}
+				}
+				keys[k] = true
+				var skip json.RawMessage
+				if inner.Decode(&skip) != nil {
+					return nil
+				}
+			}
+			continue
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
 	}
 	return nil
 }

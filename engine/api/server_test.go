@@ -990,3 +990,55 @@ func TestErrorMessagesSayWhatToSend(t *testing.T) {
 	m = msg(decide(`{"ids":{"member":"会员"},"channel":"app"}`), 400, CodeBadID)
 	require.Contains(t, m, "ASCII letters")
 }
+
+// TestBodiesAndQueriesAreStrictOnEveryRoute: POST /v1/decide took a key
+// given twice (the last won) where POST /v1/events refuses it, and POST
+// routes ignored query parameters where GET routes refuse them.
+func TestBodiesAndQueriesAreStrictOnEveryRoute(t *testing.T) {
+	h := start(t, nil)
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+		code, field                     string
+	}{
+		{"a repeated field on decide is 400", "POST", "/v1/decide", "decide",
+			`{"ids":{"member":"M1"},"channel":"sms","channel":"app"}`, 400, CodeBadRequest, "channel"},
+		{"a repeated namespace on decide is 400", "POST", "/v1/decide", "decide",
+			`{"ids":{"member":"M1","member":"M2"},"channel":"app"}`, 400, CodeBadRequest, "ids.member"},
+		{"a repeated context key on decide is 400", "POST", "/v1/decide", "decide",
+			`{"ids":{"member":"M1"},"channel":"app","context":{"a":"1","a":"2"}}`, 400, CodeBadRequest, "context"},
+		{"a repeated field on a model load is 400", "POST", "/v1/admin/models", "admin",
+			`{"path":"a.model","path":"b.model"}`, 400, CodeBadRequest, "path"},
+		{"a repeated field on a bandit reset is 400", "POST", "/v1/admin/bandit/reset", "admin",
+			`{"offer_id":"o1","Offer_ID":"o2"}`, 400, CodeBadRequest, "offer_id"},
+		{"a repeated key in an event is bad_json, as before", "POST", "/v1/events", "ingest",
+			`{"event_id":"d1","event_id":"d2","ts":"2026-11-20T09:59:00Z","type":"page_view","channel":"web","ids":{"member":"M1"}}`, 400, CodeNoValidEvents, ""},
+		{"a query parameter on decide is 400", "POST", "/v1/decide?foo=1", "decide",
+			`{"ids":{"member":"M1"},"channel":"app"}`, 400, CodeUnknownField, "foo"},
+		{"a query parameter on events is 400", "POST", "/v1/events?dry_run=1", "ingest", event("q1", "page_view"), 400, CodeUnknownField, "dry_run"},
+		{"a query parameter on a scenario reload is 400", "POST", "/v1/admin/scenarios?x=1", "admin", "", 400, CodeUnknownField, "x"},
+		{"a query parameter on a model load is 400", "POST", "/v1/admin/models?force=1", "admin", `{"path":"m"}`, 400, CodeUnknownField, "force"},
+		{"a query parameter on a bandit reset is 400", "POST", "/v1/admin/bandit/reset?x", "admin", `{"offer_id":"o1"}`, 400, CodeUnknownField, "x"},
+	}
+	before := h.f.count()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = str(tc.body)
+			}
+			m := requireError(t, h.do(t, tc.method, tc.path, testTokens[tc.token], body), tc.status, tc.code)
+			field, _ := m["field"].(string)
+			require.Equal(t, tc.field, field)
+			if tc.code == CodeNoValidEvents {
+				rej := m["rejected"].([]any)[0].(map[string]any)
+				require.Equal(t, string(features.ReasonBadJSON), rej["code"])
+				require.Contains(t, rej["message"], "duplicate key")
+			}
+		})
+	}
+	require.Equal(t, before, h.f.count(), "nothing refused reached the broker")
+	// The connections stay usable after a body left unread.
+	require.Equal(t, 200, h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"app"}`)).status)
+	require.Equal(t, 202, h.do(t, "POST", "/v1/events", testTokens["ingest"], str(event("q2", "page_view"))).status)
+}
