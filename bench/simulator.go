@@ -262,14 +262,70 @@ func (s *Simulator) End() int64 { return s.end }
 func (s *Simulator) Next(ev *features.Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	injected, ok := s.head()
+	switch {
+	case !ok:
+		return false
+	case injected:
+		*ev = s.injected.pop()
+		s.emit(ev)
+		return true
+	}
+	top := &s.sched[0]
+	j := s.journeys[top.buf]
+	*ev = j.events[j.pos]
+	j.pos++
+	if j.pos == len(j.events) {
+		more := j.more
+		c := Customer{MeanGap: j.meanGap, LapseAfter: j.lapseAfter}
+		s.release(top.buf)
+		top.buf = -1
+		if more {
+			// The next leg starts from where this one ended.
+			top.leg++
+			top.t = ev.TS
+		} else {
+			top.t = s.nextJourneyStart(&c, int(top.journey), int(top.idx), ev.TS)
+			top.journey++
+			top.leg = 0
+		}
+	} else {
+		top.t = j.events[j.pos].TS
+	}
+	s.down(0)
+	s.emit(ev)
+	return true
+}
+
+// NextTime is the event time (Unix ms) of the event Next would return
+// now; false means simulated time is over. An event injected meanwhile
+// may come out first. A live feed peeks with it, so that it can wait for
+// a simulated event that lies in the future without holding it while
+// feedback injected in the meantime is due.
+func (s *Simulator) NextTime() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	injected, ok := s.head()
+	switch {
+	case !ok:
+		return 0, false
+	case injected:
+		return s.injected[0].TS, true
+	}
+	return s.sched[0].t, true
+}
+
+// head readies the next event: the oldest injected one (injected true),
+// or the schedule's top with its journey leg generated and sched[0].t
+// the time of its next event. ok is false when simulated time is over.
+// s.mu is held.
+func (s *Simulator) head() (injected, ok bool) {
 	for {
 		if len(s.sched) == 0 && len(s.injected) == 0 {
-			return false
+			return false, false
 		}
 		if len(s.injected) > 0 && (len(s.sched) == 0 || s.injected[0].TS <= s.sched[0].t) {
-			*ev = s.injected.pop()
-			s.emit(ev)
-			return true
+			return true, true
 		}
 		top := &s.sched[0]
 		if top.t >= s.end {
@@ -282,29 +338,7 @@ func (s *Simulator) Next(ev *features.Event) bool {
 			s.down(0)
 			continue
 		}
-		j := s.journeys[top.buf]
-		*ev = j.events[j.pos]
-		j.pos++
-		if j.pos == len(j.events) {
-			more := j.more
-			c := Customer{MeanGap: j.meanGap, LapseAfter: j.lapseAfter}
-			s.release(top.buf)
-			top.buf = -1
-			if more {
-				// The next leg starts from where this one ended.
-				top.leg++
-				top.t = ev.TS
-			} else {
-				top.t = s.nextJourneyStart(&c, int(top.journey), int(top.idx), ev.TS)
-				top.journey++
-				top.leg = 0
-			}
-		} else {
-			top.t = j.events[j.pos].TS
-		}
-		s.down(0)
-		s.emit(ev)
-		return true
+		return false, true
 	}
 }
 

@@ -251,6 +251,39 @@ func TestInjectedEventsMergeInEventTimeOrder(t *testing.T) {
 	require.Equal(t, []string{"x-1", "x-2"}, got)
 }
 
+func TestNextTimeIsTheTimeOfTheEventNextReturns(t *testing.T) {
+	opts := Options{Seed: 5, Customers: 50, Days: 3}
+	peeked, plain := newSim(t, opts), newSim(t, opts)
+	at := opts.Start
+	if at.IsZero() {
+		at = DefaultStart
+	}
+	feedback := features.Event{ID: "x-1", TS: at.UnixMilli() + 36*3_600_000, Type: features.PushOpen, Channel: features.ChannelApp, IDs: features.IDs{Device: "d"}}
+	var a, b features.Event
+	n := 0
+	for {
+		ts, ok := peeked.NextTime()
+		require.Equal(t, ok, peeked.Next(&a), "NextTime says whether Next has an event")
+		require.Equal(t, ok, plain.Next(&b))
+		if !ok {
+			break
+		}
+		require.Equal(t, ts, a.TS, "event %d", n)
+		require.Equal(t, b, a, "peeking changes nothing (event %d)", n)
+		if n == 100 {
+			// Feedback older than the stream comes out next, and NextTime
+			// says so.
+			feedback.TS = a.TS
+			peeked.Inject(feedback)
+			plain.Inject(feedback)
+		}
+		n++
+	}
+	require.Greater(t, n, 100)
+	_, ok := peeked.NextTime()
+	require.False(t, ok, "simulated time is over")
+}
+
 // binomialOK checks k successes of n against probability p within six
 // standard deviations (plus one count for tiny p).
 func binomialOK(t *testing.T, what string, k, n int, p float64) {

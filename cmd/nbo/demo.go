@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -38,16 +39,23 @@ type demo struct {
 	hmu      sync.Mutex
 	produced atomic.Int64
 	pushes   atomic.Int64
-	live     atomic.Bool // the stream caught up with the wall clock
+	live     atomic.Bool    // the stream caught up with the wall clock
+	zone     *time.Location // of the first store, for the quiet-hours notice
 }
 
-func newDemo(now time.Time) (*demo, error) {
-	sim, err := bench.New(bench.Options{Seed: 1, Customers: 20_000, Start: now.Add(-3 * 24 * time.Hour), Days: 30})
+// demoHistory is how much simulated history the demo streams before it
+// goes live.
+const demoHistory = 3 * 24 * time.Hour
+
+// newDemo simulates 20,000 customers from start on.
+func newDemo(start time.Time) (*demo, error) {
+	sim, err := bench.New(bench.Options{Seed: 1, Customers: 20_000, Start: start, Days: 30})
 	if err != nil {
 		return nil, err
 	}
 	return &demo{
 		sim:   sim,
+		zone:  sim.Stores()[0].Location(),
 		rng:   rand.New(rand.NewPCG(1, 2)),
 		fresh: hdrhistogram.New(1, 60_000_000, 3),
 		lat:   hdrhistogram.New(1, 60_000_000, 3),
@@ -119,10 +127,9 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 			offerTypes.Store(o.ID, t)
 		}
 	}
-	// A sample member to try (anonymous customers have only a device ID).
-	member := ""
-	for i := 0; member == "" && i < d.sim.Options().Customers; i++ {
-		member = d.sim.CustomerIDs(i).Member
+	member, err := d.sampleMember()
+	if err != nil {
+		return err
 	}
 	curl := fmt.Sprintf(`curl -s -H "Authorization: Bearer $(cat %s)" -d '{"ids":{"member":"%s"},"channel":"app","locale":"en"}' http://%s/v1/decide`,
 		"<data-dir>/admin.key", member, apiAddr)
@@ -148,16 +155,52 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); d.pump(ctx, events, resume) }()
+	produce := func(batch []features.Event) error { return produceEvents(ctx, events, batch) }
+	go func() { defer wg.Done(); d.pump(ctx, produce, resume, out) }()
 	go func() { defer wg.Done(); d.shop(ctx, apiAddr, key) }()
 	d.status(ctx, store, loop, eng, stats, out)
 	wg.Wait()
 	return nil
 }
 
-// pump produces the simulated stream: as fast as 5,000 events/s while
-// catching up with the wall clock, then in real time.
-func (d *demo) pump(ctx context.Context, p *kafka.Producer, resume int64) {
+// sampleMember is the member ID the printed curls ask about: of the
+// customers with a member ID, the one with the most events in the
+// simulated history, so the customer API finds them and the offer API
+// has a profile to work with (most customers have no event in the first
+// days, and anonymous ones have only a device ID). It replays the history
+// with a second simulator of the same options: about 100k events.
+func (d *demo) sampleMember() (string, error) {
+	sim, err := bench.New(d.sim.Options())
+	if err != nil {
+		return "", err
+	}
+	until := sim.Options().Start.Add(demoHistory).UnixMilli()
+	counts := map[string]int{}
+	best := ""
+	var ev features.Event
+	for sim.Next(&ev) && ev.TS < until {
+		if m := ev.IDs.Member; m != "" {
+			counts[m]++
+			if counts[m] > counts[best] || counts[m] == counts[best] && m < best {
+				best = m
+			}
+		}
+	}
+	if best == "" {
+		return "", errors.New("demo: no member in the simulated history")
+	}
+	return best, nil
+}
+
+// livePoll bounds how long pump sleeps towards a future simulated event
+// before it looks again: the customers' responses to offers are injected
+// meanwhile, and must not wait behind tomorrow morning's first journey.
+const livePoll = 100 * time.Millisecond
+
+// pump produces the simulated stream through produce: as fast as 5,000
+// events/s while catching up with the wall clock, then in real time,
+// skipping the events up to resume (an earlier run produced them).
+func (d *demo) pump(ctx context.Context, produce func([]features.Event) error, resume int64, out io.Writer) {
 	lim := bench.NewLimiter(5000, 500, time.Now())
 	batch := make([]features.Event, 0, 500)
 	lastSample := time.Now()
@@ -165,37 +208,56 @@ func (d *demo) pump(ctx context.Context, p *kafka.Producer, resume int64) {
 		if len(batch) == 0 {
 			return
 		}
-		if err := produceEvents(ctx, p, batch); err == nil {
+		if err := produce(batch); err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintf(out, "\ndemo: %d simulated events not produced: %v\n", len(batch), err)
+			}
+		} else {
 			d.produced.Add(int64(len(batch)))
 		}
 		batch = batch[:0]
 	}
+	sleep := func(wait time.Duration) bool {
+		select {
+		case <-time.After(wait):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	quiet := false // said that the customers are asleep
 	var ev features.Event
 	for ctx.Err() == nil {
 		d.mu.Lock()
-		ok := d.sim.Next(&ev)
+		ts, ok := d.sim.NextTime()
 		d.mu.Unlock()
 		if !ok {
 			flush()
 			return
 		}
+		if wait := time.Until(time.UnixMilli(ts)); ts > resume && wait > 0 {
+			d.live.Store(true)
+			flush()
+			if wait > time.Minute && !quiet {
+				quiet = true
+				fmt.Fprintf(out, "\ndemo: the simulated customers are quiet until %s (their stores' local time %s); offer responses still stream\n",
+					time.UnixMilli(ts).Format(time.TimeOnly), time.UnixMilli(ts).In(d.zone).Format("15:04 MST"))
+			}
+			if !sleep(min(wait, livePoll)) {
+				return
+			}
+			continue
+		}
+		quiet = false
+		d.mu.Lock()
+		d.sim.Next(&ev)
+		d.mu.Unlock()
 		if ev.TS <= resume {
 			continue
 		}
-		if wait := time.Until(time.UnixMilli(ev.TS)); wait > 0 {
-			d.live.Store(true)
-			flush()
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return
-			}
-		}
 		if wait := lim.Reserve(time.Now(), 1); wait > 0 {
 			flush()
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
+			if !sleep(wait) {
 				return
 			}
 		}

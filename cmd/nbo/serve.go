@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	var triggerSink engine.Publisher = triggers
 	var dm *demo
 	if cfg.Demo {
-		if dm, err = newDemo(time.Now()); err != nil {
+		if dm, err = newDemo(time.Now().Add(-demoHistory)); err != nil {
 			return err
 		}
 		triggerSink = engine.PublisherFunc(func(key, value []byte) {

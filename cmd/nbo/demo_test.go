@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/features"
+)
+
+// syncBuffer is an io.Writer safe for the pump's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// While the simulated customers are quiet (their next journey starts in an
+// hour), the responses to offers made now still stream: the pump does not
+// sleep holding the future event while feedback is due.
+func TestTheDemoStreamsResponsesWhileTheCustomersAreQuiet(t *testing.T) {
+	d, err := newDemo(time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	got := make(chan features.Event, 16)
+	produce := func(batch []features.Event) error {
+		for _, ev := range batch {
+			got <- ev
+		}
+		return nil
+	}
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.pump(ctx, produce, 0, &out) }()
+	defer func() { cancel(); <-done }()
+
+	require.Eventually(t, func() bool { return d.live.Load() }, 10*time.Second, 10*time.Millisecond, "the pump waits for the first journey")
+	time.Sleep(300 * time.Millisecond) // it is asleep towards the future event
+	response := features.Event{ID: "response-1", TS: time.Now().UnixMilli(), Type: features.PushOpen, Channel: features.ChannelApp, IDs: features.IDs{Device: "d"}}
+	d.mu.Lock()
+	d.sim.Inject(response)
+	d.mu.Unlock()
+	select {
+	case ev := <-got:
+		require.Equal(t, "response-1", ev.ID, "the response, not a journey event of the future")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the response waited behind the customers' next journey")
+	}
+	require.Contains(t, out.String(), "the simulated customers are quiet until")
+	require.Empty(t, got, "nothing of the future was produced")
+}
+
+// A restarted demo skips what an earlier run produced and streams the
+// rest.
+func TestTheDemoResumesAfterTheNewestAppliedEvent(t *testing.T) {
+	start := time.Now().Add(-demoHistory)
+	d, err := newDemo(start)
+	require.NoError(t, err)
+	resume := start.Add(demoHistory - 12*time.Hour).UnixMilli()
+	var mu sync.Mutex
+	var first, n int64
+	produce := func(batch []features.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range batch {
+			if first == 0 {
+				first = ev.TS
+			}
+			n++
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.pump(ctx, produce, resume, &syncBuffer{}) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return n >= 500
+	}, 30*time.Second, 10*time.Millisecond, "the stream after the resume point is produced")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Greater(t, first, resume, "events up to the resume point are skipped")
+}
+
+func TestTheDemoSamplesAMemberWithHistory(t *testing.T) {
+	d, err := newDemo(time.Now().Add(-demoHistory))
+	require.NoError(t, err)
+	member, err := d.sampleMember()
+	require.NoError(t, err)
+	require.NotEmpty(t, member)
+	seen := 0
+	var ev features.Event
+	until := d.sim.Options().Start.Add(demoHistory).UnixMilli()
+	for d.sim.Next(&ev) && ev.TS < until {
+		if ev.IDs.Member == member {
+			seen++
+		}
+	}
+	require.GreaterOrEqual(t, seen, 10, "the sample member has a profile in the history")
+}
