@@ -63,7 +63,7 @@ func (l *scenarioLibrary) ScenarioStatus(ctx context.Context) (any, error) {
 // old set and reports every problem.
 func (l *scenarioLibrary) ReloadScenarios(ctx context.Context) (any, error) {
 	if err := l.Reload(l.fsys, time.Now()); err != nil {
-		return nil, &api.Error{Status: 422, Code: "scenarios_invalid", Message: "the scenario files do not compile; the previous set stays active: " + err.Error()}
+		return nil, &api.Error{Status: 422, Code: api.CodeScenariosInvalid, Message: "the scenario files do not compile; the previous set stays active: " + err.Error()}
 	}
 	return scenarioStatus{l.Status(), l.source}, nil
 }
@@ -160,20 +160,20 @@ func (m *modelSet) registries() map[string]namedRegistry {
 func (m *modelSet) load(path string) (any, error) {
 	a, err := models.LoadArtifact(path)
 	if err != nil {
-		return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: err.Error()}
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: err.Error()}
 	}
 	name := "propensity"
 	if a.SchemaHash != engine.PropensitySchema.Hash() {
 		name = a.Label
 		if _, ok := m.scores[name]; !ok || a.SchemaHash != engine.CustomerSchema.Hash() {
-			return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: fmt.Sprintf(
+			return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
 				"the model (label %q, schema %.12s…) is neither an offer-propensity model (schema %.12s…) nor a customer score named one of %v on the customer features (schema %.12s…); train it with nbo train on the engine's decision log",
 				a.Label, a.SchemaHash, engine.PropensitySchema.Hash(), scoreNames, engine.CustomerSchema.Hash())}
 		}
 	}
 	reg := m.registries()[name]
 	if err := reg.load(path); err != nil {
-		return nil, &api.Error{Status: 422, Code: "bad_model", Field: "path", Message: err.Error()}
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: err.Error()}
 	}
 	out := map[string]any{"name": name, "version": a.Version, "algorithm": a.Algorithm, "schema_hash": a.SchemaHash, "metrics": a.Metrics, "path": path}
 	if err := copyFile(path, filepath.Join(m.dir, name+".json")); err != nil {
