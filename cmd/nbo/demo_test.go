@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -11,24 +12,6 @@ import (
 
 	"nbo/features"
 )
-
-// syncBuffer is an io.Writer safe for the pump's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // While the simulated customers are quiet (their next journey starts in an
 // hour), the responses to offers made now still stream: the pump does not
@@ -43,11 +26,12 @@ func TestTheDemoStreamsResponsesWhileTheCustomersAreQuiet(t *testing.T) {
 		}
 		return nil
 	}
-	var out syncBuffer
+	var out bytes.Buffer // read once the pump has stopped
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.pump(ctx, produce, 0, &out) }()
-	defer func() { cancel(); <-done }()
+	stop := func() { cancel(); <-done }
+	defer stop()
 
 	require.Eventually(t, func() bool { return d.live.Load() }, 10*time.Second, 10*time.Millisecond, "the pump waits for the first journey")
 	time.Sleep(300 * time.Millisecond) // it is asleep towards the future event
@@ -61,6 +45,7 @@ func TestTheDemoStreamsResponsesWhileTheCustomersAreQuiet(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the response waited behind the customers' next journey")
 	}
+	stop()
 	require.Contains(t, out.String(), "the simulated customers are quiet until")
 	require.Empty(t, got, "nothing of the future was produced")
 }
@@ -87,7 +72,7 @@ func TestTheDemoResumesAfterTheNewestAppliedEvent(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); d.pump(ctx, produce, resume, &syncBuffer{}) }()
+	go func() { defer close(done); d.pump(ctx, produce, resume, io.Discard) }()
 	defer func() { cancel(); <-done }()
 	require.Eventually(t, func() bool {
 		mu.Lock()
