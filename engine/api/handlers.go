@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -42,8 +43,37 @@ func (s *Server) registerRoutes() {
 		writeError(c, 404, CodeNotFound, "", "no such route; see /openapi.json")
 	})))
 	s.h.NoMethod(s.wrap(s.newRoute("", "(no method)", 0, func(_ context.Context, c *app.RequestContext, _ Scope) {
+		c.Response.Header.Set("Allow", s.allowed(string(c.Path())))
 		writeError(c, 405, CodeMethodNotAllowed, "", "this route does not take that method; see /openapi.json")
 	})))
+}
+
+// allowed lists the methods the routes matching path take, for a 405's
+// Allow header ("GET, HEAD").
+func (s *Server) allowed(path string) string {
+	var methods []string
+	for _, rt := range s.routes {
+		if routeMatches(rt.path, path) && !slices.Contains(methods, rt.method) {
+			methods = append(methods, rt.method)
+		}
+	}
+	return strings.Join(methods, ", ")
+}
+
+// routeMatches reports whether path matches a route pattern, where a
+// ":name" segment matches any one non-empty segment.
+func routeMatches(pattern, path string) bool {
+	for {
+		p, pRest, pMore := strings.Cut(strings.TrimPrefix(pattern, "/"), "/")
+		q, qRest, qMore := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		if pMore != qMore || p != q && (!strings.HasPrefix(p, ":") || q == "") {
+			return false
+		}
+		if !pMore {
+			return true
+		}
+		pattern, path = "/"+pRest, "/"+qRest
+	}
 }
 
 // Route is a registered route, as Routes lists it.

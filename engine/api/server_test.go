@@ -947,10 +947,23 @@ func TestHeadProbes(t *testing.T) {
 	h.f.ready.Store(true)
 	require.Equal(t, 200, probe("HEAD", "/readyz").StatusCode)
 
-	// Other routes still refuse HEAD, as any method they do not take.
-	requireError(t, h.do(t, "GET", "/v1/decide", testTokens["decide"], nil), 405, CodeMethodNotAllowed)
-	requireError(t, h.do(t, "DELETE", "/v1/stats", testTokens["admin"], nil), 405, CodeMethodNotAllowed)
-	require.Equal(t, 405, h.do(t, "HEAD", "/v1/stats", testTokens["admin"], nil).status)
+	// Other routes still refuse HEAD, as any method they do not take, and
+	// a 405 says which methods the route takes (RFC 9110 §15.5.6).
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/v1/decide", "POST"},
+		{"DELETE", "/v1/stats", "GET"},
+		{"HEAD", "/v1/stats", "GET"},
+		{"PUT", "/v1/admin/scenarios", "GET, POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/v1/customers/member:M1", "GET"},
+	} {
+		a := h.do(t, tc.method, tc.path, testTokens["admin"], nil)
+		if tc.method != "HEAD" {
+			requireError(t, a, 405, CodeMethodNotAllowed)
+		}
+		require.Equal(t, 405, a.status, "%s %s", tc.method, tc.path)
+		require.Equal(t, tc.allow, a.header.Get("Allow"), "%s %s", tc.method, tc.path)
+	}
 }
 
 // TestErrorMessagesSayWhatToSend: messages a new user found misleading —
