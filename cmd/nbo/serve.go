@@ -38,7 +38,8 @@ func newServeCmd() *cobra.Command {
 external Kafka/Redpanda cluster, or from the embedded Kafka-protocol broker it
 starts when no brokers are configured), keeps every customer's features,
 answers the HTTP API and publishes triggers. SIGINT/SIGTERM stop it cleanly
-with a final snapshot.`,
+with a final snapshot; SIGHUP reloads the scenario files (as POST
+/v1/admin/scenarios does) and never stops it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			resolved, err := resolveConfig(cmd.Flags(), configFile)
@@ -110,6 +111,12 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	budgets.SetCatalog(lib.Active())
+	// A hang-up (an operator's kill -HUP, or the terminal of a foreground
+	// serve closing) reloads the scenarios rather than ending the process
+	// without a snapshot, which is SIGHUP's default.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	// Kafka: an external cluster, or the embedded broker.
 	brokers := cfg.KafkaBrokers
@@ -335,6 +342,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	go func() { errc <- httpAPI.Serve(runCtx) }()
 	go func() { errc <- admin.Serve(runCtx) }()
 	go func() { errc <- expireLoop(runCtx, budgets) }()
+	go func() { errc <- reloadOnHangup(runCtx, hup, lib, log) }()
 	if dm != nil {
 		dctx := context.WithValue(runCtx, dataDirKey{}, cfg.DataDir)
 		key := readKey(filepath.Join(cfg.DataDir, "admin.key"))
@@ -352,6 +360,24 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	return nil
 }
 
+// reloadOnHangup reloads the scenario files on every signal from hup,
+// keeping the active set when they do not compile, and logs the outcome.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, lib *scenarioLibrary, log *slog.Logger) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			if err := lib.Reload(lib.fsys, time.Now()); err != nil {
+				log.Error("SIGHUP: the scenario files do not compile; the previous set stays active", "source", lib.source, "err", err)
+				continue
+			}
+			st := lib.Status()
+			log.Info("SIGHUP: scenarios reloaded", "source", lib.source, "version", st.Version, "scenarios", st.Scenarios, "offers", st.Offers)
+		}
+	}
+}
+
 // expireLoop returns unredeemed budget reservations whose time is up.
 func expireLoop(ctx context.Context, b *engine.Budgets) error {
 	t := time.NewTicker(time.Minute)
@@ -367,19 +393,13 @@ func expireLoop(ctx context.Context, b *engine.Budgets) error {
 }
 
 // produceEvents writes validated events to nbo.events, keyed by the best
-// identifier, and returns once the broker acknowledged all of them.
+// identifier of their customer as far as the batch tells (batchKeys), and
+// returns once the broker acknowledged all of them.
 func produceEvents(ctx context.Context, p *kafka.Producer, events []features.Event) error {
+	keys := batchKeys(events)
 	msgs := make([]kafka.Message, len(events))
 	for i := range events {
-		ev := &events[i]
-		var key string
-		for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
-			if v := ev.IDs.Get(ns); v != "" {
-				key = string(features.MakeKey(ns, v))
-				break
-			}
-		}
-		msgs[i] = kafka.Message{Key: []byte(key), Value: features.EncodeEvent(nil, ev)}
+		msgs[i] = kafka.Message{Key: []byte(keys[i]), Value: features.EncodeEvent(nil, &events[i])}
 	}
 	if err := p.Produce(ctx, msgs); err != nil {
 		if errors.Is(err, kafka.ErrUnavailable) {
@@ -388,6 +408,97 @@ func produceEvents(ctx context.Context, p *kafka.Producer, events []features.Eve
 		return fmt.Errorf("producing events: %w", err)
 	}
 	return nil
+}
+
+// batchKeys returns each event's partition key: the best identifier
+// (member, then card, phone, device, …) among the identifiers the batch
+// links to the event's own. An anonymous browse followed by a login in
+// one batch — device-only events, then one carrying the member and the
+// device — is then keyed by the member throughout and lands in one
+// partition in the batch's order. Keyed one by one, the device-only
+// events would go to another partition, which the ingest loop may read
+// after the member's, and refuse as too_late behind the login.
+func batchKeys(events []features.Event) []string {
+	keys := make([]string, len(events))
+	linked := false
+	for i := range events {
+		keys[i] = bestKey(&events[i].IDs)
+		linked = linked || idCount(&events[i].IDs) > 1
+	}
+	if !linked {
+		return keys // nothing in the batch links two identifiers
+	}
+	// Union-find over the batch's identifiers; each set's root is its
+	// best identifier (the smallest namespace, then value).
+	parent := map[features.Key]features.Key{}
+	var find func(k features.Key) features.Key
+	find = func(k features.Key) features.Key {
+		p, ok := parent[k]
+		if !ok || p == k {
+			return k
+		}
+		r := find(p)
+		parent[k] = r
+		return r
+	}
+	better := func(a, b features.Key) bool {
+		na, _, _ := features.ParseKey(string(a))
+		nb, _, _ := features.ParseKey(string(b))
+		if na != nb {
+			return na < nb
+		}
+		return a < b
+	}
+	for i := range events {
+		ids := &events[i].IDs
+		var first features.Key
+		for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+			v := ids.Get(ns)
+			if v == "" {
+				continue
+			}
+			k := features.MakeKey(ns, v)
+			if first == "" {
+				first = k
+				continue
+			}
+			a, b := find(first), find(k)
+			switch {
+			case a == b:
+			case better(a, b):
+				parent[b] = a
+			default:
+				parent[a] = b
+			}
+		}
+	}
+	for i := range events {
+		if keys[i] != "" {
+			keys[i] = string(find(features.Key(keys[i])))
+		}
+	}
+	return keys
+}
+
+// bestKey is the key of the event's best identifier, "" when it has none.
+func bestKey(ids *features.IDs) string {
+	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+		if v := ids.Get(ns); v != "" {
+			return string(features.MakeKey(ns, v))
+		}
+	}
+	return ""
+}
+
+// idCount is how many identifiers the event carries.
+func idCount(ids *features.IDs) int {
+	n := 0
+	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+		if ids.Get(ns) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // snapshotParts are the engine's state sections in the snapshot file.

@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"nbo/features"
 
 	"github.com/stretchr/testify/require"
 )
@@ -79,6 +82,28 @@ func TestServeEndToEnd(t *testing.T) {
 
 	code, _ = call(t, "POST", base+"/v1/decide", key, `{"ids":{"card":"C9"},"channel":"app","colour":"red"}`)
 	require.Equal(t, 400, code, "unknown fields are refused")
+
+	// An anonymous browse, then a login, in one batch: every event counts
+	// for the member, the cart included (the device-only events were once
+	// refused as too_late behind the login, read from another partition).
+	body = strings.Join([]string{
+		fmt.Sprintf(`{"event_id":"j1","ts":%q,"type":"product_view","channel":"app","ids":{"device":"D10"},"sku":"SKU-1","category":"shoes"}`, ts(-time.Hour)),
+		fmt.Sprintf(`{"event_id":"j2","ts":%q,"type":"add_to_cart","channel":"app","ids":{"device":"D10"},"sku":"SKU-1","category":"shoes","quantity":1,"amount":39900}`, ts(-50*time.Minute)),
+		fmt.Sprintf(`{"event_id":"j3","ts":%q,"type":"page_view","channel":"app","ids":{"member":"M10","device":"D10"}}`, ts(-5*time.Minute)),
+	}, "\n")
+	code, resp = call(t, "POST", base+"/v1/events", key, body)
+	require.Equal(t, 202, code, "%v", resp)
+	require.Eventually(t, func() bool {
+		code, cust = call(t, "GET", base+"/v1/customers/member:M10", key, "")
+		return code == 200 && cust["version"] == float64(3)
+	}, 20*time.Second, 20*time.Millisecond, "all three events apply to the member")
+	require.EqualValues(t, 39900, cust["cart_value"])
+
+	// A hang-up reloads the scenarios and does not stop the service.
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGHUP))
+	require.True(t, c.stderr.wait(20*time.Second, "SIGHUP: scenarios reloaded"), "no reload logged:\n%s", c.stderr)
+	code, _ = call(t, "GET", base+"/readyz", "", "")
+	require.Equal(t, 200, code, "still serving after SIGHUP")
 
 	c.stop(t)
 	_, err = os.Stat(filepath.Join(dir, "state.snap"))
@@ -216,4 +241,21 @@ func TestResetAnOffersLearning(t *testing.T) {
 	require.Equal(t, "not_found", resp["code"])
 	require.Equal(t, "offer_id", resp["field"])
 	c.stop(t)
+}
+
+func TestBatchKeysFollowTheLinksInTheBatch(t *testing.T) {
+	ev := func(ids features.IDs) features.Event { return features.Event{IDs: ids} }
+	events := []features.Event{
+		ev(features.IDs{Device: "D1"}),               // anonymous browse …
+		ev(features.IDs{Device: "D1"}),               // … and cart
+		ev(features.IDs{Member: "M1", Device: "D1"}), // the login links them
+		ev(features.IDs{Device: "D2"}),               // someone else
+		ev(features.IDs{Card: "C3"}),                 // a till purchase by card …
+		ev(features.IDs{Phone: "p3", Card: "C3"}),    // … linked to a phone …
+		ev(features.IDs{Member: "M3", Phone: "p3"}),  // … linked to a member
+		ev(features.IDs{}),                           // no identifier (refused later)
+	}
+	require.Equal(t, []string{"member:M1", "member:M1", "member:M1", "device:D2", "member:M3", "member:M3", "member:M3", ""}, batchKeys(events))
+	// Without links every event keeps its own best identifier.
+	require.Equal(t, []string{"device:D1", "member:M9"}, batchKeys([]features.Event{ev(features.IDs{Device: "D1"}), ev(features.IDs{Member: "M9"})}))
 }
