@@ -221,18 +221,8 @@ func (l *loader) parseFile(data []byte) {
 		}
 	}
 	if err != nil {
-		line := 0
-		msg := err.Error()
-		// yaml.v3 reports "yaml: line N: …".
-		if rest, ok := strings.CutPrefix(msg, "yaml: line "); ok {
-			if i := strings.IndexByte(rest, ':'); i > 0 {
-				if n, err := strconv.Atoi(rest[:i]); err == nil {
-					line, msg = n, strings.TrimSpace(rest[i+1:])
-				}
-			}
-		} else {
-			msg = strings.TrimPrefix(msg, "yaml: ")
-		}
+		line, msg := yamlErrorLine(err)
+		line = yamlProblemLine(data, msg, line)
 		l.errs = append(l.errs, &LoadError{File: l.file, Line: line, Msg: "invalid YAML: " + msg + "; check the indentation and quoting around this line"})
 		return
 	}
@@ -255,6 +245,103 @@ func (l *loader) parseFile(data []byte) {
 			}
 		}
 	})
+}
+
+// yamlErrorLine splits a yaml.v3 syntax error, "yaml: line N: problem",
+// into N and the problem. N is not where the problem is: the library
+// reports the line of its context mark (where the enclosing block or flow
+// collection, or the token being scanned, started), and for parser errors
+// that line is 0-based, so a misindented key on line 17 of a list that
+// starts on line 1 is reported as line 1. yamlProblemLine finds the line.
+func yamlErrorLine(err error) (int, string) {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "yaml: line "); ok {
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				return n, strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	return 0, strings.TrimPrefix(msg, "yaml: ")
+}
+
+// byteReader hands the YAML library one byte per read and counts them: the
+// library reads only as far as it looks ahead, so when it fails the problem
+// lies within the bytes read.
+type byteReader struct {
+	data []byte
+	n    int
+}
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if r.n == len(r.data) {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0] = r.data[r.n]
+	r.n++
+	return 1, nil
+}
+
+// yamlProblemLine returns the line of data on which the YAML problem msg
+// is: the first line L such that the first L lines alone fail to parse with
+// the same problem (a prefix that stops before the problem parses, or
+// fails with another complaint about its cut-off end). The problem is not
+// before the context line the library reported (from) and lies within the
+// bytes the library had read when it failed, usually on the last line read
+// or just before: the search starts there and walks back in growing steps,
+// then bisects, a few parses rather than one per line.
+func yamlProblemLine(data []byte, msg string, from int) int {
+	var ends []int // ends[i]: the end of line i+1, after its newline
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] < len(data) {
+		ends = append(ends, len(data))
+	}
+	fails := func(lines int) bool {
+		var n yaml.Node
+		err := yaml.NewDecoder(bytes.NewReader(data[:ends[lines-1]])).Decode(&n)
+		if err == nil || errors.Is(err, io.EOF) {
+			return false
+		}
+		_, m := yamlErrorLine(err)
+		return m == msg
+	}
+	lo := min(max(from, 1)-1, len(ends)-1) // lines taken to parse
+	// hi: a prefix that fails, through the last line read or, should that
+	// not reproduce the problem, the whole file (which is what failed).
+	r := &byteReader{data: data}
+	var n yaml.Node
+	_ = yaml.NewDecoder(r).Decode(&n)
+	hi, _ := slices.BinarySearch(ends, max(r.n, 1))
+	hi++
+	if hi <= lo || hi > len(ends) || !fails(hi) {
+		hi = len(ends)
+	}
+	for step := 1; hi-lo > 1; step *= 2 {
+		if hi-step <= lo {
+			break
+		}
+		if !fails(hi - step) {
+			lo = hi - step
+			break
+		}
+		hi -= step
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 // mapping walks a mapping node strictly: unknown and repeated keys are
