@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -43,7 +44,7 @@ import (
 //   - wake at=TS <id>=…: the next absence timer (NextWake) after TS.
 //
 // RunGolden returns the file with every expected block recomputed; the
-// test (go test ./scenarios -rewrite) and `nbo rules test -rewrite` write
+// test (go test ./scenarios -rewrite) and `nbo rules test DIR --rewrite` write
 // it back, and reviewers read the diff.
 func RunGolden(set *Set, data []byte) ([]byte, error) {
 	store, err := features.NewStore(features.Options{})
@@ -99,7 +100,12 @@ func RunGolden(set *Set, data []byte) ([]byte, error) {
 		}
 		result, err := g.run(cmd, input, cmdLine)
 		if err != nil {
-			return nil, fmt.Errorf("golden: line %d: %w", cmdLine, err)
+			errLine := cmdLine
+			var le *lineError
+			if errors.As(err, &le) {
+				errLine, err = le.line, le.err
+			}
+			return nil, fmt.Errorf("golden: line %d: %w", errLine, err)
 		}
 		out.WriteString(cmd + "\n")
 		for _, l := range input {
@@ -114,6 +120,16 @@ func RunGolden(set *Set, data []byte) ([]byte, error) {
 	}
 	return append(bytes.TrimRight(out.Bytes(), "\n"), '\n'), nil
 }
+
+// lineError is a problem on one input line of a command (an event), not
+// on the command's own line.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return e.err.Error() }
+func (e *lineError) Unwrap() error { return e.err }
 
 type golden struct {
 	set   *Set
@@ -174,74 +190,14 @@ func (g *golden) run(cmd string, input []string, line int) (string, error) {
 func (g *golden) events(input []string, line int) (string, error) {
 	var b strings.Builder
 	for i, l := range input {
-		fields := strings.Fields(l)
-		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+		ev, ok, err := g.event(l)
+		if err != nil {
+			return "", &lineError{line: line + 1 + i, err: err}
+		}
+		if !ok {
 			continue
 		}
-		if len(fields) < 3 {
-			return "", fmt.Errorf("event %q needs TS CHANNEL TYPE key=value…", l)
-		}
-		ts, err := parseTS(fields[0])
-		if err != nil {
-			return "", err
-		}
-		ch, ok := features.ParseChannel(fields[1])
-		if !ok {
-			return "", fmt.Errorf("unknown channel %q", fields[1])
-		}
-		typ, ok := features.ParseEventType(fields[2])
-		if !ok {
-			return "", fmt.Errorf("unknown event type %q", fields[2])
-		}
-		args, err := parseArgs(fields[3:])
-		if err != nil {
-			return "", err
-		}
-		g.seq++
-		ev := features.Event{ID: "golden-" + strconv.Itoa(g.seq), TS: ts, Type: typ, Channel: ch}
-		takeIDs(args, &ev.IDs)
-		for k, v := range args {
-			switch k {
-			case "sku":
-				ev.SKU = v
-			case "category":
-				ev.Category = v
-			case "store":
-				ev.Store = v
-			case "offer_id":
-				ev.OfferID = v
-			case "query":
-				ev.Query = v
-			case "amount", "quantity", "dwell_s":
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return "", fmt.Errorf("%s=%q is not a number", k, v)
-				}
-				switch k {
-				case "amount":
-					ev.Amount = n
-				case "quantity":
-					ev.Quantity = int32(n)
-				default:
-					ev.DwellS = int32(n)
-				}
-			case "purpose", "granted", "channels":
-				if ev.Attrs == nil {
-					ev.Attrs = map[string]string{}
-				}
-				ev.Attrs[k] = v
-			default:
-				name, ok := strings.CutPrefix(k, "attr.")
-				if !ok {
-					return "", fmt.Errorf("unknown event field %q; use member, card, phone, email, device, sku, category, store, amount, quantity, dwell_s, offer_id, query, purpose, granted, channels or attr.NAME", k)
-				}
-				if ev.Attrs == nil {
-					ev.Attrs = map[string]string{}
-				}
-				ev.Attrs[name] = v
-			}
-		}
-		if _, rej := g.store.Apply(&ev); rej != nil {
+		if _, rej := g.store.Apply(ev); rej != nil {
 			fmt.Fprintf(&b, "line %d: rejected %s: %s\n", line+1+i, rej.Code, rej.Message)
 		}
 	}
@@ -249,6 +205,78 @@ func (g *golden) events(input []string, line int) (string, error) {
 		return "ok\n", nil
 	}
 	return b.String(), nil
+}
+
+// event parses one events line; ok is false for a blank or comment line.
+func (g *golden) event(l string) (ev *features.Event, ok bool, err error) {
+	fields := strings.Fields(l)
+	if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+		return nil, false, nil
+	}
+	if len(fields) < 3 {
+		return nil, false, fmt.Errorf("event %q needs TS CHANNEL TYPE key=value…", l)
+	}
+	ts, err := parseTS(fields[0])
+	if err != nil {
+		return nil, false, err
+	}
+	ch, ok := features.ParseChannel(fields[1])
+	if !ok {
+		return nil, false, fmt.Errorf("unknown channel %q", fields[1])
+	}
+	typ, ok := features.ParseEventType(fields[2])
+	if !ok {
+		return nil, false, fmt.Errorf("unknown event type %q", fields[2])
+	}
+	args, err := parseArgs(fields[3:])
+	if err != nil {
+		return nil, false, err
+	}
+	g.seq++
+	ev = &features.Event{ID: "golden-" + strconv.Itoa(g.seq), TS: ts, Type: typ, Channel: ch}
+	takeIDs(args, &ev.IDs)
+	for k, v := range args {
+		switch k {
+		case "sku":
+			ev.SKU = v
+		case "category":
+			ev.Category = v
+		case "store":
+			ev.Store = v
+		case "offer_id":
+			ev.OfferID = v
+		case "query":
+			ev.Query = v
+		case "amount", "quantity", "dwell_s":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, false, fmt.Errorf("%s=%q is not a number", k, v)
+			}
+			switch k {
+			case "amount":
+				ev.Amount = n
+			case "quantity":
+				ev.Quantity = int32(n)
+			default:
+				ev.DwellS = int32(n)
+			}
+		case "purpose", "granted", "channels":
+			if ev.Attrs == nil {
+				ev.Attrs = map[string]string{}
+			}
+			ev.Attrs[k] = v
+		default:
+			name, ok := strings.CutPrefix(k, "attr.")
+			if !ok {
+				return nil, false, fmt.Errorf("unknown event field %q; use member, card, phone, email, device, sku, category, store, amount, quantity, dwell_s, offer_id, query, purpose, granted, channels or attr.NAME", k)
+			}
+			if ev.Attrs == nil {
+				ev.Attrs = map[string]string{}
+			}
+			ev.Attrs[name] = v
+		}
+	}
+	return ev, true, nil
 }
 
 func (g *golden) decide(args map[string]string) (string, error) {

@@ -66,3 +66,25 @@ func TestFeaturesDocIsCurrent(t *testing.T) {
 	require.NoError(t, err, "run go test ./scenarios -rewrite")
 	require.Equal(t, string(want), got, "FEATURES.md is stale; run go test ./scenarios -rewrite")
 }
+
+// TestGoldenErrorsNameTheLine: an error in an event said "line 1", the
+// events command's line, whichever event line it was on.
+func TestGoldenErrorsNameTheLine(t *testing.T) {
+	set, err := LoadBuiltin(time.Unix(0, 0))
+	require.NoError(t, err)
+	const ok = "2026-11-20T10:00:00+08:00 app product_view member=M1 category=phones sku=P1"
+	cases := []struct{ file, want string }{
+		{"events\n" + ok + "\n2026-11-20T11:00:00+08:00 store store_entr member=M1 store=S1\n----\nok\n",
+			`golden: line 3: unknown event type "store_entr"`},
+		{"events\n2026-11-20T11:00:00 store store_enter member=M1 store=S1\n----\nok\n",
+			`golden: line 2: time "2026-11-20T11:00:00" is not RFC 3339`},
+		{"# dwell\n\nevents\n" + ok + "\n# a comment\n2026-11-20T11:00:00+08:00 store dwell member=M1 store=S1 dwell_s=abc\n----\nok\n",
+			`golden: line 6: dwell_s="abc" is not a number`},
+		{"events\n" + ok + "\n----\nok\n\ndecide at=2026-11-22T11:00:00+08:00 channel=ap member=M1\n----\n",
+			`golden: line 6: unknown channel "ap"`},
+	}
+	for _, c := range cases {
+		_, err := RunGolden(set, []byte(c.file))
+		require.ErrorContains(t, err, c.want, c.file)
+	}
+}
