@@ -128,7 +128,7 @@ func newRulesTestCmd() *cobra.Command {
 	var rewrite bool
 	cmd := &cobra.Command{
 		Use:   "test [DIR]",
-		Short: "Run the golden tests DIR/testdata/*.txt against the library in DIR (-rewrite to regenerate)",
+		Short: "Run the golden tests DIR/testdata/*.txt against the library in DIR (--rewrite to regenerate)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fsys, name, err := rulesFS(args)
@@ -136,7 +136,7 @@ func newRulesTestCmd() *cobra.Command {
 				return err
 			}
 			if rewrite && len(args) == 0 {
-				return errors.New("-rewrite needs a DIR; the built-in library is read-only (nbo rules export DIR first)")
+				return errors.New("--rewrite needs a DIR; the built-in library is read-only (nbo rules export DIR first)")
 			}
 			set, err := scenarios.Load(fsys, time.Now())
 			if err != nil {
@@ -177,7 +177,11 @@ func newRulesTestCmd() *cobra.Command {
 				}
 			}
 			if failed > 0 {
-				return fmt.Errorf("%d of %d golden files failed; review, then accept with: nbo rules test DIR -rewrite", failed, len(files))
+				dir := "DIR"
+				if len(args) > 0 {
+					dir = args[0]
+				}
+				return fmt.Errorf("%d of %d golden files failed; review, then accept with: nbo rules test %s --rewrite", failed, len(files), dir)
 			}
 			return nil
 		},

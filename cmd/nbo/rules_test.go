@@ -58,7 +58,11 @@ func TestRulesExportCheckTest(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "FAIL testdata/lapsed_60d_winback.txt")
 	require.Contains(t, out, "+lapsed_60d_winback → winback_coupon (priority 25)")
-	out, err = runNbo(t, "rules", "test", dir, "--rewrite")
+	// The hint is a command that works (it said -rewrite: "unknown
+	// shorthand flag 'r'").
+	hint := "accept with: nbo rules test " + dir + " --rewrite"
+	require.ErrorContains(t, err, hint)
+	out, err = runNbo(t, strings.Fields(hint[len("accept with: nbo "):])...)
 	require.NoError(t, err, out)
 	out, err = runNbo(t, "rules", "test", dir)
 	require.NoError(t, err, out)
