@@ -32,23 +32,12 @@ embedded in the binary.`,
 }
 
 // rulesFS returns the library directory named by args, or the built-in one.
-// A DIR that is missing or not a directory is an error naming it: os.DirFS
-// would fail later with "open .", which names nothing the user typed.
 func rulesFS(args []string) (fs.FS, string, error) {
 	if len(args) == 0 {
 		return scenarios.Builtin(), "built-in library", nil
 	}
-	dir := args[0]
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, dir, fmt.Errorf("%s: no such directory", dir)
-	case err != nil:
-		return nil, dir, err // *fs.PathError: names dir
-	case !fi.IsDir():
-		return nil, dir, fmt.Errorf("%s is not a directory; give the directory holding the scenario and offer files", dir)
-	}
-	return os.DirFS(dir), dir, nil
+	fsys, err := scenarioDir(args[0])
+	return fsys, args[0], err
 }
 
 func newRulesExportCmd() *cobra.Command {

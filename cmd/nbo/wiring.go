@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -34,7 +35,11 @@ var _ api.ScenarioAdmin = (*scenarioLibrary)(nil)
 func newScenarioLibrary(dir string, onSwap func(*scenarios.Set)) (*scenarioLibrary, error) {
 	l := &scenarioLibrary{fsys: scenarios.Builtin(), source: "built-in"}
 	if dir != "" {
-		l.fsys, l.source = os.DirFS(dir), dir
+		fsys, err := scenarioDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("scenarios: %w", err)
+		}
+		l.fsys, l.source = fsys, dir
 	}
 	set, err := scenarios.Load(l.fsys, time.Now())
 	if err != nil {
@@ -44,6 +49,23 @@ func newScenarioLibrary(dir string, onSwap func(*scenarios.Set)) (*scenarioLibra
 		return nil, err
 	}
 	return l, nil
+}
+
+// scenarioDir opens a directory of scenario and offer files (nbo rules
+// check|test DIR, nbo serve --scenarios DIR). A DIR that is missing or not
+// a directory is an error naming it: os.DirFS would fail later with
+// "open .", which names nothing the user typed.
+func scenarioDir(dir string) (fs.FS, error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: no such directory", dir)
+	case err != nil:
+		return nil, err // *fs.PathError: names dir
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s is not a directory; give the directory holding the scenario and offer files", dir)
+	}
+	return os.DirFS(dir), nil
 }
 
 // Active returns the active set (the engine loads it once per decision).
