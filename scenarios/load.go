@@ -619,8 +619,13 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 			if l.mapping(v, what+" cap", []string{"count", "period"}, func(k string, cv *yaml.Node) {
 				// Present is enough here: a bad value has its own error.
 				if k == "count" {
-					n, _ := l.integer(cv, what+" cap count")
+					n, ok := l.integer(cv, what+" cap count")
 					o.Cap.Count, hasCount = int(min(n, math.MaxInt32)), true
+					if ok && n == 0 {
+						// Cap{} (no cap: key) is uncapped: "0 per 7d"
+						// would silently mean "any number", not "never".
+						l.errf(cv, "%s cap count is 0; a cap allows 1 or more per period — remove cap: for no per-customer cap, or remove the offer (or end it with valid_to) to stop giving it", what)
+					}
 				} else {
 					o.Cap.Period, _ = l.duration(cv, what+" cap period")
 					hasPeriod = true

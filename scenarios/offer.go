@@ -115,7 +115,9 @@ type Budget struct {
 }
 
 // Cap limits how often one customer gets an offer: at most Count within
-// Period. A zero Count is uncapped. The engine keeps the counters.
+// Period. The zero Cap (no cap: in the file) is uncapped; a file's cap has
+// a Count of 1 or more (count: 0 is a load error, not "never"). The engine
+// keeps the counters.
 type Cap struct {
 	Count  int
 	Period time.Duration
