@@ -32,44 +32,54 @@ var (
 	ErrCorruptState = errors.New("engine: corrupt snapshot section")
 )
 
-// Reservation is one unit of an offer's budget held for a decision until it
-// is redeemed, released or expires.
+// Reservation is one issued offer held against its budgets for a decision
+// until it is redeemed, released or expires.
 type Reservation struct {
 	OfferID    string
 	Store      string // "" when the offer is served without a fulfilment store
 	DecisionID string
 	Expires    int64 // Unix ms; unredeemed after this the unit returns to the budget
-	Value      int64 // value units held (the offer's unit value; 0 without a value budget)
+	Value      int64 // money held, minor units: the offer's unit value (its cost, from SetCatalog)
 }
 
-// BudgetUsage is a read-only report of one offer's budget.
+// BudgetUsage is a read-only report of one offer's budget: counts of
+// issued offers (Total, Spent, Reserved, Stores) and money in minor units
+// (ValueTotal, ValueSpent, ValueHeld, StoreValues). A catalog budget
+// (SetCatalog) is money; its count limits are Unlimited.
 type BudgetUsage struct {
 	OfferID    string                `json:"offer_id"`
-	Total      int64                 `json:"total"` // Unlimited (-1) or the limit
+	Total      int64                 `json:"total"` // Unlimited (-1) or the limit, a count
 	Spent      int64                 `json:"spent"`
 	Reserved   int64                 `json:"reserved"`
-	ValueTotal int64                 `json:"value_total"`
+	ValueTotal int64                 `json:"value_total"` // Unlimited (-1) or the limit, minor units
 	ValueSpent int64                 `json:"value_spent"`
 	ValueHeld  int64                 `json:"value_reserved"`
-	Stores     map[string]StoreUsage `json:"stores,omitempty"`
+	Stores     map[string]StoreUsage `json:"stores,omitempty"`      // counts
+	StoreValue map[string]StoreUsage `json:"store_value,omitempty"` // money, minor units
 }
 
-// StoreUsage is one store's part of an offer's budget.
+// StoreUsage is one store's part of an offer's budget, as a count of
+// issued offers (BudgetUsage.Stores) or as money (BudgetUsage.StoreValue).
 type StoreUsage struct {
 	Limit    int64 `json:"limit"` // the store's own budget, else the every-store ("*") one, else Unlimited (-1)
 	Spent    int64 `json:"spent"`
 	Reserved int64 `json:"reserved"`
 }
 
-// Budgets is the ledger of offer budgets: per offer a total count of issued
-// offers, optional per-store counts and an optional value budget. A unit is
-// reserved when an offer is served on any channel, becomes spent when the
-// coupon is redeemed and returns to the budget when the reservation is
-// released or expires unredeemed.
+// Budgets is the ledger of offer budgets. Per offer it keeps two kinds of
+// limit side by side: counts of issued offers (total and per store,
+// SetLimits) and money in minor units (total and per store,
+// SetValueLimit and SetStoreValueLimits), where each issued offer takes
+// the offer's unit value. The catalog's budgets are money and its unit
+// value is the offer's cost (SetCatalog). A unit is reserved when an offer
+// is served on any channel, becomes spent when the coupon is redeemed and
+// returns to the budget when the reservation is released or expires
+// unredeemed.
 //
-// Issued = spent + reserved never exceeds a limit: Reserve checks and takes
-// the total, the store's and the value budget under the offer's own lock,
-// all or nothing. Offers are independently locked, and finding an offer
+// Issued = spent + reserved never exceeds a limit, in count or in money:
+// Reserve checks and takes the total, the store's and the value budgets
+// under the offer's own lock, all or nothing. A unit value of 0 (a
+// zero-cost offer) takes no money, so a money budget never binds it. Offers are independently locked, and finding an offer
 // takes no lock at all: the offer map is an immutable value replaced
 // (copy on write, under mu) only when an offer is first seen, which
 // happens when the catalog loads.
@@ -85,14 +95,25 @@ type offerBudget struct {
 	total      int64            // Unlimited or limit
 	perStore   map[string]int64 // store → limit; stores not listed have no own budget
 	valueTotal int64            // Unlimited or limit in value units
+	storeValue map[string]int64 // store → limit in value units; AnyStore for every store
 	unitValue  int64            // value units each reservation takes
+	// configured says limits were set (SetLimits, SetValueLimit,
+	// SetStoreValueLimits): a restored snapshot keeps them.
+	configured bool
+	// unpriced says the money of the spent and held units is not known:
+	// restored from a version 1 snapshot, which counted catalog budgets
+	// in issued offers and kept no money for them. The first unit value
+	// set prices them (count × unit value).
+	unpriced bool
 
-	spent      int64
-	reserved   int64
-	valueSpent int64
-	valueHeld  int64
-	storeSpent map[string]int64
-	storeHeld  map[string]int64
+	spent           int64
+	reserved        int64
+	valueSpent      int64
+	valueHeld       int64
+	storeSpent      map[string]int64
+	storeHeld       map[string]int64
+	storeValueSpent map[string]int64
+	storeValueHeld  map[string]int64
 
 	live map[string]*heldUnit // by decision ID
 	exp  expiryHeap
@@ -142,11 +163,13 @@ func NewBudgets() *Budgets {
 
 func newOfferBudget() *offerBudget {
 	return &offerBudget{
-		total:      Unlimited,
-		valueTotal: Unlimited,
-		storeSpent: map[string]int64{},
-		storeHeld:  map[string]int64{},
-		live:       map[string]*heldUnit{},
+		total:           Unlimited,
+		valueTotal:      Unlimited,
+		storeSpent:      map[string]int64{},
+		storeHeld:       map[string]int64{},
+		storeValueSpent: map[string]int64{},
+		storeValueHeld:  map[string]int64{},
+		live:            map[string]*heldUnit{},
 	}
 }
 
@@ -178,32 +201,45 @@ func (b *Budgets) getOrCreate(offerID string) *offerBudget {
 // named in the map.
 const AnyStore = "*"
 
-// SetLimits sets an offer's total budget and per-store budgets (counts of
-// issued offers; Unlimited or any negative number for none). Stores not in
-// perStore have no own budget, unless perStore has an AnyStore entry. Counts already issued are kept: lowering a
-// limit below them stops new reservations until enough expire. perStore is
-// copied.
+// SetLimits sets an offer's total budget and per-store budgets as counts
+// of issued offers (Unlimited or any negative number for none). Stores not
+// in perStore have no own budget, unless perStore has an AnyStore entry.
+// Counts already issued are kept: lowering a limit below them stops new
+// reservations until enough expire. perStore is copied. The catalog's
+// budgets are money, not counts: see SetCatalog.
 func (b *Budgets) SetLimits(offerID string, total int64, perStore map[string]int64) {
 	ob := b.getOrCreate(offerID)
-	ps := make(map[string]int64, len(perStore))
-	for s, l := range perStore {
-		if l >= 0 {
-			ps[s] = l
-		}
-	}
+	ps := limitMap(perStore)
 	if total < 0 {
 		total = Unlimited
 	}
 	ob.mu.Lock()
 	ob.total = total
 	ob.perStore = ps
+	ob.configured = true
 	ob.mu.Unlock()
 }
 
+func limitMap(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for s, l := range m {
+		if l >= 0 {
+			out[s] = l
+		}
+	}
+	return out
+}
+
 // SetCatalog sets the limits of every offer of a scenario set from its
-// catalog: budget.total (none when 0) and budget.per_store, which applies to
-// each store separately. Call it on every load and reload; issued counts are
-// kept. A nil set changes nothing.
+// catalog. An offer's budget is money in minor units, as scenarios
+// documents: each issued offer takes the offer's cost from budget.total
+// (none when 0) and from budget.per_store (none when 0), which applies to
+// each store separately; an offer with cost 1500 and total 3000 is issued
+// twice. A budget on an offer with cost 0 never binds (each issue takes
+// nothing); it is still counted. The catalog sets no count limits: any set
+// earlier by SetLimits are removed. Call it on every load and reload;
+// issued counts and money are kept (units already held keep the cost they
+// were reserved at). A nil set changes nothing.
 func (b *Budgets) SetCatalog(set *scenarios.Set) {
 	if set == nil {
 		return
@@ -217,13 +253,16 @@ func (b *Budgets) SetCatalog(set *scenarios.Set) {
 		if o.Budget.PerStore > 0 {
 			perStore = map[string]int64{AnyStore: o.Budget.PerStore}
 		}
-		b.SetLimits(o.ID, total, perStore)
+		b.SetLimits(o.ID, Unlimited, nil)
+		b.SetStoreValueLimits(o.ID, perStore)
+		b.SetValueLimit(o.ID, total, o.Cost)
 	}
 }
 
-// SetValueLimit sets an offer's value budget (for example the face value of
-// coupons in minor currency units) and the value each issued offer takes.
-// valueTotal Unlimited (or negative) removes the value budget.
+// SetValueLimit sets an offer's value budget (money in minor currency
+// units) and the value each issued offer takes. valueTotal Unlimited (or
+// negative) removes the value budget; the unit value still counts towards
+// per-store value budgets and the reported value.
 func (b *Budgets) SetValueLimit(offerID string, valueTotal, unitValue int64) {
 	ob := b.getOrCreate(offerID)
 	if valueTotal < 0 {
@@ -235,7 +274,47 @@ func (b *Budgets) SetValueLimit(offerID string, valueTotal, unitValue int64) {
 	ob.mu.Lock()
 	ob.valueTotal = valueTotal
 	ob.unitValue = unitValue
+	ob.configured = true
+	ob.priceLocked()
 	ob.mu.Unlock()
+}
+
+// SetStoreValueLimits sets an offer's per-store value budgets (money in
+// minor units; an AnyStore entry is the budget of every store without its
+// own; negative entries are dropped). Each issued offer served for a store
+// takes the offer's unit value (SetValueLimit) from that store's budget.
+// perStore is copied.
+func (b *Budgets) SetStoreValueLimits(offerID string, perStore map[string]int64) {
+	ob := b.getOrCreate(offerID)
+	ps := limitMap(perStore)
+	ob.mu.Lock()
+	ob.storeValue = ps
+	ob.configured = true
+	ob.mu.Unlock()
+}
+
+// priceLocked gives the units of an unpriced offer (restored from a
+// version 1 snapshot) the offer's unit value, once it has one: spent money
+// is the spent count times it, and each held unit holds it.
+func (ob *offerBudget) priceLocked() {
+	if !ob.unpriced || ob.unitValue <= 0 {
+		return
+	}
+	ob.unpriced = false
+	ob.valueSpent = ob.spent * ob.unitValue
+	ob.storeValueSpent = make(map[string]int64, len(ob.storeSpent))
+	for s, n := range ob.storeSpent {
+		ob.storeValueSpent[s] = n * ob.unitValue
+	}
+	ob.valueHeld = 0
+	ob.storeValueHeld = map[string]int64{}
+	for _, u := range ob.live {
+		u.r.Value = ob.unitValue
+		ob.valueHeld += u.r.Value
+		if u.r.Store != "" {
+			ob.storeValueHeld[u.r.Store] += u.r.Value
+		}
+	}
 }
 
 // Available reports whether one more unit of the offer could be reserved
@@ -267,12 +346,20 @@ func (ob *offerBudget) fitsLocked(store string) bool {
 		if ok && ob.storeSpent[store]+ob.storeHeld[store] >= lim {
 			return false
 		}
+		lim, ok = ob.storeValue[store]
+		if !ok {
+			lim, ok = ob.storeValue[AnyStore]
+		}
+		if ok && ob.storeValueSpent[store]+ob.storeValueHeld[store]+ob.unitValue > lim {
+			return false
+		}
 	}
 	return true
 }
 
-// Reserve takes one unit of the offer's total budget and, when store has
-// its own budget, of the store's budget — both or neither — for decisionID
+// Reserve takes one unit (one issued offer, worth the offer's unit value)
+// of the offer's total budgets and, when store has its own budgets, of the
+// store's — all or none — for decisionID
 // until now+ttl. It reports false when a budget is exhausted. Reserving
 // again for the same offer and decision is idempotent: it returns the live
 // reservation (with its original expiry) without taking another unit, so a
@@ -310,6 +397,7 @@ func (ob *offerBudget) holdLocked(u *heldUnit) {
 	ob.valueHeld += u.r.Value
 	if u.r.Store != "" {
 		ob.storeHeld[u.r.Store]++
+		ob.storeValueHeld[u.r.Store] += u.r.Value
 	}
 }
 
@@ -328,12 +416,17 @@ func (ob *offerBudget) dropLocked(u *heldUnit, spend bool) {
 		} else {
 			delete(ob.storeHeld, u.r.Store)
 		}
+		ob.storeValueHeld[u.r.Store] -= u.r.Value
+		if ob.storeHeld[u.r.Store] == 0 {
+			delete(ob.storeValueHeld, u.r.Store)
+		}
 	}
 	if spend {
 		ob.spent++
 		ob.valueSpent += u.r.Value
 		if u.r.Store != "" {
 			ob.storeSpent[u.r.Store]++
+			ob.storeValueSpent[u.r.Store] += u.r.Value
 		}
 	}
 }
@@ -425,26 +518,35 @@ func (b *Budgets) Usage(offerID string) (BudgetUsage, bool) {
 		ValueTotal: ob.valueTotal, ValueSpent: ob.valueSpent, ValueHeld: ob.valueHeld,
 		Stores: map[string]StoreUsage{},
 	}
-	anyLim, anyOK := ob.perStore[AnyStore]
-	add := func(s string) {
-		lim, ok := ob.perStore[s]
-		switch {
-		case ok:
-		case anyOK:
-			lim = anyLim // the budget of every store without its own
-		default:
-			lim = Unlimited
+	limit := func(limits map[string]int64, s string) int64 {
+		if lim, ok := limits[s]; ok {
+			return lim
 		}
-		u.Stores[s] = StoreUsage{Limit: lim, Spent: ob.storeSpent[s], Reserved: ob.storeHeld[s]}
+		if lim, ok := limits[AnyStore]; ok {
+			return lim // the budget of every store without its own
+		}
+		return Unlimited
 	}
-	for s := range ob.perStore {
-		add(s)
+	add := func(s string) {
+		u.Stores[s] = StoreUsage{Limit: limit(ob.perStore, s), Spent: ob.storeSpent[s], Reserved: ob.storeHeld[s]}
 	}
-	for s := range ob.storeSpent {
-		add(s)
+	addValue := func(s string) {
+		if u.StoreValue == nil {
+			u.StoreValue = map[string]StoreUsage{}
+		}
+		u.StoreValue[s] = StoreUsage{Limit: limit(ob.storeValue, s), Spent: ob.storeValueSpent[s], Reserved: ob.storeValueHeld[s]}
 	}
-	for s := range ob.storeHeld {
-		add(s)
+	for _, m := range []map[string]int64{ob.perStore, ob.storeSpent, ob.storeHeld} {
+		for s := range m {
+			add(s)
+		}
+	}
+	if len(ob.storeValue) > 0 || ob.unitValue > 0 || ob.valueSpent+ob.valueHeld > 0 {
+		for _, m := range []map[string]int64{ob.storeValue, ob.storeSpent, ob.storeHeld} {
+			for s := range m {
+				addValue(s)
+			}
+		}
 	}
 	return u, true
 }
@@ -460,11 +562,15 @@ func (b *Budgets) Offers() []string {
 	return out
 }
 
-const budgetsSnapshotVersion = 1
+// budgetsSnapshotVersion is the snapshot section's version. Version 1
+// (before budgets were money) has no per-store money and no flags, and its
+// count limits are the catalog's money amounts misread as counts; see
+// UnmarshalBinary.
+const budgetsSnapshotVersion = 2
 
-// MarshalBinary encodes the ledger — limits, spent counts and live
-// reservations — for the state snapshot. Offers are written in sorted
-// order, so equal ledgers encode to equal bytes.
+// MarshalBinary encodes the ledger — limits, spent counts and money and
+// live reservations — for the state snapshot. Offers are written in
+// sorted order, so equal ledgers encode to equal bytes.
 func (b *Budgets) MarshalBinary() ([]byte, error) {
 	w := snapWriter{buf: []byte{budgetsSnapshotVersion}}
 	ids := b.Offers()
@@ -480,6 +586,13 @@ func (b *Budgets) MarshalBinary() ([]byte, error) {
 		w.varint(ob.valueSpent)
 		w.strInt64Map(ob.perStore)
 		w.strInt64Map(ob.storeSpent)
+		w.strInt64Map(ob.storeValue)
+		w.strInt64Map(ob.storeValueSpent)
+		var flags uint64
+		if ob.unpriced {
+			flags |= flagUnpriced
+		}
+		w.uvarint(flags)
 		units := make([]*heldUnit, 0, len(ob.live))
 		for _, u := range ob.live {
 			units = append(units, u)
@@ -497,12 +610,25 @@ func (b *Budgets) MarshalBinary() ([]byte, error) {
 	return w.buf, nil
 }
 
-// UnmarshalBinary replaces the ledger's state with a snapshot written by
-// MarshalBinary. Call SetLimits afterwards to apply the current catalog's
-// limits; the restored counts are kept.
+const flagUnpriced = 1 // offerBudget.unpriced
+
+// UnmarshalBinary replaces the ledger's state — issued counts, money and
+// live reservations — with a snapshot written by MarshalBinary. Limits are
+// configuration, not state: an offer whose limits were set on this ledger
+// before the restore (SetCatalog, SetLimits, SetValueLimit,
+// SetStoreValueLimits) keeps them; other offers take the snapshot's.
+// SetCatalog afterwards applies the current catalog's limits in any case.
+//
+// A version 1 snapshot (written when catalog budgets were counted in
+// issued offers) is read without its count limits — they were the
+// catalog's money amounts misread as counts — and, for an offer without a
+// unit value then, with its money unknown: the offer's first unit value
+// (this ledger's, or the next SetValueLimit or SetCatalog) prices it as
+// the issued counts times the unit value (the offer's current cost).
 func (b *Budgets) UnmarshalBinary(data []byte) error {
 	r := snapReader{buf: data}
-	if v := r.byte(); v != budgetsSnapshotVersion {
+	v := r.byte()
+	if v != 1 && v != budgetsSnapshotVersion {
 		return fmt.Errorf("restoring budgets: version %d: %w", v, ErrCorruptState)
 	}
 	n := r.count()
@@ -517,6 +643,24 @@ func (b *Budgets) UnmarshalBinary(data []byte) error {
 		ob.valueSpent = r.varint()
 		ob.perStore = r.strInt64Map()
 		ob.storeSpent = r.strInt64Map()
+		if v == 1 {
+			ob.total, ob.perStore = Unlimited, map[string]int64{}
+			if ob.unitValue > 0 {
+				for s, c := range ob.storeSpent {
+					ob.storeValueSpent[s] = c * ob.unitValue
+				}
+			} else {
+				ob.unpriced = true
+			}
+		} else {
+			ob.storeValue = r.strInt64Map()
+			ob.storeValueSpent = r.strInt64Map()
+			flags := r.uvarint()
+			if flags&^flagUnpriced != 0 {
+				r.fail()
+			}
+			ob.unpriced = flags&flagUnpriced != 0
+		}
 		m := r.count()
 		for j := 0; j < m && r.err == nil; j++ {
 			u := &heldUnit{r: Reservation{OfferID: id, DecisionID: r.str(), Store: r.str(), Expires: r.varint(), Value: r.varint()}}
@@ -526,14 +670,34 @@ func (b *Budgets) UnmarshalBinary(data []byte) error {
 			}
 			ob.holdLocked(u)
 		}
+		if _, dup := offers[id]; dup {
+			r.fail()
+		}
 		offers[id] = ob
 	}
 	if err := r.done(); err != nil {
 		return fmt.Errorf("restoring budgets: %w", err)
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, cur := range *b.offers.Load() {
+		cur.mu.Lock()
+		configured := cur.configured
+		total, perStore, valueTotal, storeValue, unitValue := cur.total, cur.perStore, cur.valueTotal, cur.storeValue, cur.unitValue
+		cur.mu.Unlock()
+		if !configured {
+			continue
+		}
+		ob := offers[id]
+		if ob == nil {
+			ob = newOfferBudget()
+			offers[id] = ob
+		}
+		ob.total, ob.perStore, ob.valueTotal, ob.storeValue, ob.unitValue = total, perStore, valueTotal, storeValue, unitValue
+		ob.configured = true
+		ob.priceLocked()
+	}
 	b.offers.Store(&offers)
-	b.mu.Unlock()
 	return nil
 }
 

@@ -257,6 +257,7 @@ func FuzzBudgetsUnmarshal(f *testing.F) {
 	b.Reserve("o", "A", "d", t0, time.Minute)
 	data, _ := b.MarshalBinary()
 	f.Add(data)
+	f.Add(v1Snapshot())
 	f.Add([]byte{1, 200, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := NewBudgets()
@@ -326,10 +327,19 @@ func TestSetCatalogTakesLimitsFromTheOffers(t *testing.T) {
 	for _, o := range set.Offers {
 		u, ok := b.Usage(o.ID)
 		require.True(t, ok, o.ID)
+		// The catalog's budget is money (minor units), each issue taking
+		// the offer's cost; it sets no count limit.
+		require.Equal(t, Unlimited, u.Total, o.ID)
 		if o.Budget.Total > 0 {
-			require.Equal(t, o.Budget.Total, u.Total, o.ID)
+			require.Equal(t, o.Budget.Total, u.ValueTotal, o.ID)
 		} else {
-			require.Equal(t, Unlimited, u.Total, o.ID)
+			require.Equal(t, Unlimited, u.ValueTotal, o.ID)
+		}
+		if o.Budget.PerStore > 0 {
+			_, _ = b.Reserve(o.ID, "S01", "probe", t0, time.Minute)
+			u, _ = b.Usage(o.ID)
+			require.Equal(t, o.Budget.PerStore, u.StoreValue["S01"].Limit, o.ID)
+			require.Equal(t, o.Cost, u.StoreValue["S01"].Reserved, o.ID)
 		}
 	}
 }

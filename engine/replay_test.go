@@ -29,7 +29,7 @@ func replaySet(t testing.TB, at time.Time) *scenarios.Set {
     cost: 700
     channels: [app, web]
     fulfilment: in_store
-    budget: {total: 9, per_store: 4}
+    budget: {total: 6300, per_store: 2800} # money: 9 and 4 issues at cost 700
     prior: 0.9
     category: replay_a
   - id: replay_online
@@ -40,7 +40,7 @@ func replaySet(t testing.TB, at time.Time) *scenarios.Set {
     cost: 500
     channels: [app, web]
     fulfilment: online
-    budget: {total: 7}
+    budget: {total: 3500} # money: 7 issues at cost 500
     prior: 0.9
     category: replay_b
 `)}
