@@ -152,7 +152,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 				l.errf(ref, "scenario %q proposes unknown offer %q%s; define it under offers: or fix the id", sc.ID, ref.Value, suggest(ref.Value, offerIDs))
 				continue
 			}
-			if o.Channels&sc.Channels == 0 {
+			if o.Channels&sc.Channels == 0 && o.Channels != 0 && sc.Channels != 0 { // no channels: reported
 				l.errf(ref, "scenario %q proposes offer %q on channels the offer is never shown on; add a shared channel to one of them", sc.ID, ref.Value)
 			}
 			sc.Offers = append(sc.Offers, o)
@@ -472,6 +472,12 @@ func (l *loader) instant(n *yaml.Node, what string, end bool) (int64, bool) {
 	return 0, false
 }
 
+// servedChannelNames are the channels offers and scenarios may name.
+var servedChannelNames = slices.DeleteFunc(slices.Clone(channelNames), func(n string) bool {
+	ch, _ := features.ParseChannel(n)
+	return !ServedChannels.Has(ch)
+})
+
 func (l *loader) channels(n *yaml.Node, what string) (features.ChannelMask, bool) {
 	if n.Kind == yaml.ScalarNode && n.Value == "all" {
 		return features.AllChannels, true
@@ -485,7 +491,12 @@ func (l *loader) channels(n *yaml.Node, what string) (features.ChannelMask, bool
 	for _, c := range n.Content {
 		ch, valid := features.ParseChannel(c.Value)
 		if c.Kind != yaml.ScalarNode || !valid {
-			l.errf(c, "unknown channel %q in %s%s; use %s", c.Value, what, suggest(c.Value, channelNames), quoteList(channelNames))
+			l.errf(c, "unknown channel %q in %s%s; use %s", c.Value, what, suggest(c.Value, servedChannelNames), quoteList(servedChannelNames))
+			ok = false
+			continue
+		}
+		if !ServedChannels.Has(ch) {
+			l.errf(c, "channel %q in %s never shows an offer: events happen there, but /v1/decide refuses it and triggers send on push; use %s, or all", c.Value, what, quoteList(servedChannelNames))
 			ok = false
 			continue
 		}

@@ -114,6 +114,14 @@ type Budget struct {
 	PerStore int64
 }
 
+// ServedChannels are the channels an offer can be shown on: those
+// /v1/decide takes (engine/api's offer channels: web, app, miniapp, pos,
+// tablet, push and sms) and push, on which event triggers send. The other
+// channels (store, social) are only where events happen: an offer or a
+// scenario naming one could never be served there, so loading refuses it.
+const ServedChannels features.ChannelMask = 1<<features.ChannelWeb | 1<<features.ChannelApp | 1<<features.ChannelMiniapp |
+	1<<features.ChannelPOS | 1<<features.ChannelTablet | 1<<features.ChannelPush | 1<<features.ChannelSMS
+
 // Cap limits how often one customer gets an offer: at most Count within
 // Period. The zero Cap (no cap: in the file) is uncapped; a file's cap has
 // a Count of 1 or more (count: 0 is a load error, not "never"). The engine
