@@ -1,10 +1,6 @@
 package scenarios
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -202,22 +198,3 @@ func TestEvaluateListensToTriggerAndChannel(t *testing.T) {
 	require.Len(t, set.Explain(&v, &Request{Channel: features.ChannelWeb, Trigger: OnRequest, Now: 1}), 1)
 }
 
-// TestServedChannelsAreTheDecideAPIs keeps ServedChannels equal to the
-// channels engine/api's /v1/decide takes (its offerChannels, read from the
-// source: engine/api imports this package).
-func TestServedChannelsAreTheDecideAPIs(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "../engine/api/request.go", nil, 0)
-	require.NoError(t, err)
-	var api []string
-	ast.Inspect(f, func(n ast.Node) bool {
-		if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Names) == 1 && vs.Names[0].Name == "offerChannels" {
-			s, err := strconv.Unquote(vs.Values[0].(*ast.BasicLit).Value)
-			require.NoError(t, err)
-			api = strings.Fields(s)
-		}
-		return true
-	})
-	require.NotEmpty(t, api, "engine/api/request.go has no offerChannels; update this test")
-	require.ElementsMatch(t, api, servedChannelNames)
-	require.True(t, ServedChannels.Has(features.ChannelPush), "event triggers send on push")
-}

@@ -14,6 +14,7 @@ import (
 
 	"nbo/engine"
 	"nbo/features"
+	"nbo/scenarios"
 )
 
 // Request bodies are decoded with encoding/json and DisallowUnknownFields
@@ -166,20 +167,25 @@ func checkContext(k, v string) *Error {
 	return nil
 }
 
-// offerChannels are the channels offers can be shown on.
-var offerChannels = "app web miniapp tablet pos push sms"
+// offerChannels names the channels offers can be shown on
+// (scenarios.ServedChannels, the set scenario loading checks offers
+// against), for messages.
+var offerChannels = func() string {
+	var names []string
+	for ch := range features.NumChannels {
+		if scenarios.ServedChannels.Has(ch) {
+			names = append(names, ch.String())
+		}
+	}
+	return strings.Join(names, " ")
+}()
 
 func parseOfferChannel(s, field string) (features.Channel, *Error) {
 	if s == "" {
 		return 0, &Error{Status: 400, Code: CodeMissingField, Field: field, Message: "channel is required: one of " + offerChannels}
 	}
-	ch, ok := features.ParseChannel(s)
-	if ok {
-		switch ch {
-		case features.ChannelApp, features.ChannelWeb, features.ChannelMiniapp, features.ChannelTablet,
-			features.ChannelPOS, features.ChannelPush, features.ChannelSMS:
-			return ch, nil
-		}
+	if ch, ok := features.ParseChannel(s); ok && scenarios.ServedChannels.Has(ch) {
+		return ch, nil
 	}
 	return 0, &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "unknown channel; use one of " + offerChannels}
 }
