@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	"nbo/features"
 )
@@ -16,12 +17,27 @@ import (
 // within 48 h") must fire when the window closes, not when the customer
 // happens to come back. After every evaluation the engine asks the scenario
 // set when the customer could next newly fire and keeps one pending wake-up
-// per customer. Wake-ups fire in event time: when the stream's event time
-// (the newest event time the engine has applied) passes a wake-up, the
-// customer is re-evaluated at that instant. Firing on event time rather
-// than the wall clock keeps replays exact: the same events fire the same
-// wake-ups with the same trigger IDs. A quiet stream delays wake-ups until
-// the next event arrives.
+// per customer. A wake-up re-evaluates the customer at the instant it is
+// due (its trigger's ts), with the cause "wake@<instant>" in the trigger
+// ID, so however it is reached it yields the same trigger ID, and the
+// dedup drops a second publication.
+//
+// Wake-ups are reached two ways:
+//
+//   - In event time (fireWakes, from OnApplied): when the stream's event
+//     time (the newest event time the engine has applied) passes a
+//     wake-up. This is what catch-up and replays use, so they are exact:
+//     the same events fire the same wake-ups with the same trigger IDs.
+//   - On the wall clock (OnIdle, from the ingest loop once it is live and
+//     the stream idle, about every second): wake-ups due by the wall clock
+//     fire without waiting for the next event, so a quiet stream (at night)
+//     still pushes within about a second of a window closing. The stream's
+//     event time does not move: later events are applied exactly as
+//     before.
+//
+// The one difference a wall-clock wake-up can make: an event dated before
+// the wake-up but delivered after it fired (a late purchase) is not seen
+// by that evaluation, where a replay, in event time, would see it.
 
 type wakeEntry struct {
 	at       int64
@@ -111,13 +127,41 @@ func (e *Engine) fireWakes(ts int64) {
 		if !ok {
 			return
 		}
-		id, ok := e.opts.Store.ResolveKey(w.customer)
-		if !ok {
-			continue // erased
-		}
-		e.evaluateTriggers(id, w.at, "wake@"+strconv.FormatInt(w.at, 10))
+		e.wake(w)
 	}
 }
+
+// OnIdle fires the wake-ups due at or before the wall-clock instant now,
+// each evaluated at its own instant as fireWakes does, without moving the
+// stream's event time. The ingest loop calls it on its goroutine (the one
+// OnApplied runs on) while it is live and the stream idle; during catch-up
+// it must not be called, so old wake-ups fire in event-time order.
+func (e *Engine) OnIdle(now time.Time) {
+	if e.opts.Triggers == nil {
+		return
+	}
+	wall := now.UnixMilli()
+	for {
+		w, ok := e.wakes.due(wall)
+		if !ok {
+			return
+		}
+		e.wake(w)
+	}
+}
+
+// wake re-evaluates the customer of a due wake-up at its instant.
+func (e *Engine) wake(w wakeEntry) {
+	id, ok := e.opts.Store.ResolveKey(w.customer)
+	if !ok {
+		return // erased
+	}
+	e.evaluateTriggers(id, w.at, wakeCause(w.at))
+}
+
+// wakeCause is the cause, in the trigger ID and the trigger's event_id, of
+// a wake-up due at instant at (Unix ms): "wake@<at>".
+func wakeCause(at int64) string { return "wake@" + strconv.FormatInt(at, 10) }
 
 // PendingWakes is the number of scheduled wake-ups.
 func (e *Engine) PendingWakes() int { return e.wakes.Len() }
