@@ -66,6 +66,16 @@ type Options struct {
 	RestoreExtras func(map[string][]byte) error
 	// OnApplied is called after each applied event. Optional.
 	OnApplied AppliedFunc
+	// OnIdle is called with the wall clock (Now) on the loop's goroutine,
+	// about every IdleEvery, while the loop is live (caught up with the
+	// log, the catch-up merge over) and no record arrived since the last
+	// call: the engine fires the wake-ups the wall clock has reached
+	// (engine.Engine.OnIdle), which a quiet stream's event time would
+	// hold back. It is never called while catching up, so that wake-ups
+	// then fire in event time. It must not block for long. Optional.
+	OnIdle func(now time.Time)
+	// IdleEvery is the interval between idle checks (OnIdle). Default: 1s.
+	IdleEvery time.Duration
 	// OnRejected is called for each rejected record. Optional.
 	OnRejected func(r features.Reason)
 	// EndOffsets returns the log's end offsets, for readiness: the loop is
@@ -147,6 +157,9 @@ func New(opts Options) (*Loop, error) {
 	}
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = 30 * time.Second
+	}
+	if opts.IdleEvery <= 0 {
+		opts.IdleEvery = time.Second
 	}
 	if opts.CatchUpStall <= 0 {
 		opts.CatchUpStall = stallAfter
@@ -306,6 +319,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	defer tick.Stop()
 	flush := time.NewTicker(250 * time.Millisecond)
 	defer flush.Stop()
+	idle := time.NewTicker(l.opts.IdleEvery)
+	defer idle.Stop()
+	// received says a record arrived since the last idle check: the stream
+	// is not idle, and its event time moves the wake-ups on.
+	received := false
 	// Records are applied in runs: what is already buffered (up to
 	// batchMax) goes to the store in one ApplyBatch, which overlaps the
 	// cache misses of consecutive customers.
@@ -322,6 +340,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	for {
 		select {
 		case rec, ok = <-recs:
+			received = true
 			if !ok {
 				err := <-fetchErr
 				if ctx.Err() != nil {
@@ -370,6 +389,11 @@ func (l *Loop) Run(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				l.opts.Logger.Warn("sending dead letters; will retry", "err", err)
 			}
+		case <-idle.C:
+			if !received && merge == nil && l.ready.Load() && l.opts.OnIdle != nil {
+				l.opts.OnIdle(l.opts.Now())
+			}
+			received = false
 		case <-tick.C:
 			if err := l.snapshotInBackground(ctx); err != nil && ctx.Err() == nil {
 				l.opts.Logger.Error("snapshot failed; offsets not committed", "err", err)

@@ -279,6 +279,10 @@ type loopConfig struct {
 	endOffsets bool
 	onApplied  AppliedFunc
 	onRejected func(features.Reason)
+	// onIdle is the loop's OnIdle.
+	onIdle func(time.Time)
+	// now is the loop's wall clock. Default: testNow, fixed.
+	now func() time.Time
 	// beforeRun sees the restored loop before Run starts.
 	beforeRun func(*Loop)
 	// snapshotEvery is the loop's SnapshotEvery. Default: an hour (no
@@ -314,7 +318,11 @@ func startLoop(tb testing.TB, brokers []string, cfg loopConfig) *running {
 		Now:        func() time.Time { return testNow },
 		OnApplied:  cfg.onApplied,
 		OnRejected: cfg.onRejected,
+		OnIdle:     cfg.onIdle,
 		Logger:     cmp.Or(cfg.logger, slog.New(slog.NewTextHandler(io.Discard, nil))),
+	}
+	if cfg.now != nil {
+		opts.Now = cfg.now
 	}
 	if cfg.endOffsets {
 		opts.EndOffsets = func(ctx context.Context) (map[int]int64, error) {
