@@ -32,7 +32,7 @@ func waitReady(t *testing.T, c *child, base string) {
 	t.Fatalf("serve never became ready:\n%s", c.stderr)
 }
 
-// TestACrashDoesNotOverIssueABudget serves an offer with a budget of 5
+// TestACrashDoesNotOverIssueABudget serves an offer with a budget of 5 coupons
 // to strangers, kills the engine with SIGKILL after the budget ran out
 // and long before its next snapshot, restarts it, and requires that the
 // offer is not issued again: the reservations made since the snapshot
@@ -55,7 +55,7 @@ func TestACrashDoesNotOverIssueABudget(t *testing.T) {
     budget: {total: %d}
     prior: 0.95
     category: crash
-`, budget)), 0o644))
+`, budget*500)), 0o644)) // the budget is money: budget coupons at cost 500
 	httpAddr, kafkaAddr := freePort(t), freePort(t)
 	base := "http://" + httpAddr
 	args := []string{"--data-dir", dir, "--embedded-kafka-addr", kafkaAddr, "--http", httpAddr, "--admin", freePort(t),
