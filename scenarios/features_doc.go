@@ -54,6 +54,8 @@ func FeaturesMarkdown() string {
 	b.WriteString("`after: {types: [...], class: online|offline|any, category: NAME|each|any, within: 7d}` and\n")
 	b.WriteString("`absent: {types: [...], within: 48h, category: same|any}`: the newest `after` event, then no\n")
 	b.WriteString("`absent` event on any channel for `within`. The scenario can fire once the window has closed;\n")
-	b.WriteString("`Set.NextWake` tells the engine when that is so push triggers fire on time.\n")
+	b.WriteString("`Set.NextWake` tells the engine when that is, so push triggers fire on time: while `serve` is\n")
+	b.WriteString("live, within about a second of the window closing, even when no other event arrives; while it\n")
+	b.WriteString("catches up or replays the log, in event time (when the log's event time passes the close).\n")
 	return b.String()
 }
