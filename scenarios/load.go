@@ -555,7 +555,7 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 	what := fmt.Sprintf("the offer at line %d", n.Line)
 	var title, text [NumLocales]*yaml.Node
 	var phaseNodes [NumPhases]*yaml.Node
-	var validNode *yaml.Node
+	var validNode, budgetNode *yaml.Node
 	seen := map[string]bool{}
 	l.mapping(n, "an offer", offerKeys, func(key string, v *yaml.Node) {
 		seen[key] = true
@@ -618,6 +618,7 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 				})
 			})
 		case "budget":
+			budgetNode = v
 			l.mapping(v, what+" budget", []string{"total", "per_store"}, func(k string, bv *yaml.Node) {
 				if k == "total" {
 					o.Budget.Total, _ = l.money(bv, what+" budget total")
@@ -693,6 +694,16 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 		if text[loc] != nil {
 			o.Text[loc] = text[loc].Value
 		}
+	}
+	// A budget is money each issued offer spends its cost from: on an
+	// offer that costs nothing it would never bind, and one smaller than
+	// the cost would never let the offer out.
+	switch b := o.Budget; {
+	case budgetNode == nil || b.Total <= 0 && b.PerStore <= 0:
+	case o.Cost <= 0:
+		l.errf(budgetNode, "%s has a budget but costs nothing, so the budget would never bind; set its cost (minor units each issued offer spends) or remove the budget", what)
+	case b.Total > 0 && b.Total < o.Cost || b.PerStore > 0 && b.PerStore < o.Cost:
+		l.errf(budgetNode, "%s budget is smaller than its cost %d, so it could never be given; budgets are money in minor units (e.g. total: %d for 100 offers)", what, o.Cost, 100*o.Cost)
 	}
 	if o.Valid.From != 0 && o.Valid.To != 0 && o.Valid.To <= o.Valid.From {
 		l.errf(validNode, "%s valid_to is not after valid_from; the offer could never be given — fix the dates", what)
