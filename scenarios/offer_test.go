@@ -197,4 +197,3 @@ func TestEvaluateListensToTriggerAndChannel(t *testing.T) {
 	require.Empty(t, set.Evaluate(&v, &Request{Channel: features.ChannelWeb, Trigger: OnRequest, Now: 1}, nil), "the offer is not shown on the web")
 	require.Len(t, set.Explain(&v, &Request{Channel: features.ChannelWeb, Trigger: OnRequest, Now: 1}), 1)
 }
-
