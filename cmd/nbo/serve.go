@@ -260,6 +260,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 				dm.applied(ev)
 			}
 		},
+		// Absence wake-ups due by the wall clock fire while the stream is
+		// quiet, not only when the next event's time passes them.
+		OnIdle:        eng.OnIdle,
 		OnRejected:    func(r features.Reason) { rejected.WithLabelValues(string(r)).Inc() },
 		Extras:        replay.extras(snapshotSections),
 		RestoreExtras: replay.restoreExtras(snapshotSections),

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"nbo/features"
-
 	"github.com/stretchr/testify/require"
+
+	"nbo/engine"
+	"nbo/features"
 )
 
 func call(t *testing.T, method, url, key, body string) (int, map[string]any) {
@@ -258,4 +259,76 @@ func TestBatchKeysFollowTheLinksInTheBatch(t *testing.T) {
 	require.Equal(t, []string{"member:M1", "member:M1", "member:M1", "device:D2", "member:M3", "member:M3", "member:M3", ""}, batchKeys(events))
 	// Without links every event keeps its own best identifier.
 	require.Equal(t, []string{"device:D1", "member:M9"}, batchKeys([]features.Event{ev(features.IDs{Device: "D1"}), ev(features.IDs{Member: "M9"})}))
+}
+
+// TestServePushesWhenAnAbsenceWindowClosesOnAQuietStream: a customer
+// enters a store and buys nothing for 3 s; no other event arrives, and
+// the push goes out anyway (the ingest loop's idle hook fires the
+// wake-up by the wall clock).
+func TestServePushesWhenAnAbsenceWindowClosesOnAQuietStream(t *testing.T) {
+	bin := nboBinary(t)
+	dir, rules := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(rules, "offers.yaml"), []byte(`offers:
+  - id: come_back
+    type: coupon
+    title: {zh-CN: 回来看看, en: Come back}
+    text: {zh-CN: 线上立减, en: Money off online}
+    cost: 500
+    channels: [push]
+    fulfilment: online
+    requires_consent: marketing
+`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(rules, "scenarios.yaml"), []byte(`scenarios:
+  - id: left_without_buying
+    description: Entered a store and bought nothing within 3 seconds.
+    after: {types: [store_enter], class: offline, within: 1h}
+    absent: {types: [order, pos_purchase], within: 3s}
+    when: true
+    offers: [come_back]
+    channels: [push]
+    trigger: on_event
+    priority: 50
+    reason: {zh-CN: 进店未购买, en: Left without buying}
+`), 0o644))
+	// Pushes are quiet 22:00-08:00 in the store's zone: pick a zone where
+	// it is daytime now.
+	zone := ""
+	for _, z := range []string{"Asia/Shanghai", "Europe/London", "America/New_York", "America/Los_Angeles", "Pacific/Auckland", "Asia/Kolkata"} {
+		loc, err := time.LoadLocation(z)
+		require.NoError(t, err)
+		if h := time.Now().In(loc).Hour(); h >= 9 && h < 20 {
+			zone = z
+			break
+		}
+	}
+	require.NotEmpty(t, zone, "one of the zones is in daytime")
+	httpAddr, adminAddr := freePort(t), freePort(t)
+	c := startChild(t, bin, "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", httpAddr, "--admin", adminAddr,
+		"--scenarios", rules, "--time-zone", zone)
+	require.True(t, c.stderr.wait(60*time.Second, "caught up with the log"), "serve did not become ready:\n%s", c.stderr)
+	keyBytes, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+	require.NoError(t, err)
+	key := strings.TrimSpace(string(keyBytes))
+
+	// A customer outside the holdout, which gets no pushes.
+	holdout := engine.Holdout{}
+	holdout.EnsureDefaults()
+	member := ""
+	for i := 20; member == ""; i++ {
+		if m := fmt.Sprintf("M%d", i); !holdout.InHoldout(features.MakeKey(features.NSMember, m)) {
+			member = m
+		}
+	}
+	now := time.Now().UTC()
+	body := strings.Join([]string{
+		fmt.Sprintf(`{"event_id":"q1","ts":%q,"type":"consent","channel":"app","ids":{"member":%q},"attrs":{"purpose":"marketing","granted":"true"}}`, now.Add(-time.Minute).Format(time.RFC3339Nano), member),
+		fmt.Sprintf(`{"event_id":"q2","ts":%q,"type":"store_enter","channel":"store","ids":{"member":%q},"store":"S01"}`, now.Format(time.RFC3339Nano), member),
+	}, "\n")
+	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/events", key, body)
+	require.Equal(t, 202, code, "%v", resp)
+	require.Eventually(t, func() bool {
+		return scrapeMetric(t, adminAddr, "nbo_triggers_total")[""] >= 1
+	}, 30*time.Second, 100*time.Millisecond, "the push goes out once the window closes, with no further event:\n%s", c.stderr)
+	require.Equal(t, float64(2), scrapeMetric(t, adminAddr, "nbo_events_applied_total")[""], "no other event arrived")
+	c.stop(t)
 }
