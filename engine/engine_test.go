@@ -98,6 +98,7 @@ func (r *rig) apply(t testing.TB, lines ...string) {
 	for _, l := range lines {
 		var ev features.Event
 		require.Nil(t, features.DecodeEvent([]byte(l), r.clock.Add(time.Hour).UnixMilli(), &opts, &ev), l)
+		r.eng.ResolveCoupon(&ev) // the ingest loop's Prepare hook
 		a, rej := r.store.Apply(&ev)
 		require.Nil(t, rej, l)
 		r.eng.OnApplied(&ev, a)
@@ -251,6 +252,18 @@ func TestAStoreRedemptionOfAPushedCouponIsCreditedToThePush(t *testing.T) {
 	u, ok := r.budgets.Usage(pushed[0].OfferID)
 	require.True(t, ok)
 	require.EqualValues(t, 1, u.Spent, "the redemption spent the reservation")
+
+	// The customer's offer history counts it too (redeemed() in rules, the
+	// offer's redemption limit), although the till named only the code.
+	var v features.View
+	require.True(t, r.store.ViewKey("member:M1", redeem.UnixMilli(), &v))
+	var redeemed uint32
+	for _, o := range v.Offers {
+		if o.Offer == pushed[0].OfferID {
+			redeemed = o.Redemptions
+		}
+	}
+	require.EqualValues(t, 1, redeemed, "the code resolves to its offer before the event is applied: %+v", v.Offers)
 }
 
 func TestNoPushDuringQuietHours(t *testing.T) {

@@ -42,6 +42,26 @@ func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 	e.fireWakes(ev.TS)
 }
 
+// ResolveCoupon completes, before it is applied, a redemption that names
+// only its coupon code (a till scanning the code, as docs/events.md
+// shows) with the offer and decision the code was issued for, so the
+// customer's offer history counts it as it counts one naming the offer:
+// redeemed(offer) in rules, the offer's redemption limit, the
+// own-response shrinkage. A code the engine did not issue, or whose
+// decision has left the attribution window, leaves the event as it is.
+// It is the ingest loop's Prepare hook and runs on the loop's goroutine.
+func (e *Engine) ResolveCoupon(ev *features.Event) {
+	if ev.Type != features.CouponRedeem || ev.CouponCode == "" || ev.OfferID != "" || e.opts.Stats == nil {
+		return
+	}
+	if e.records != nil {
+		e.records.flush() // decisions served just before are findable
+	}
+	if decision, offer, ok := e.opts.Stats.Coupon(ev.CouponCode); ok && (ev.DecisionID == "" || ev.DecisionID == decision) {
+		ev.OfferID, ev.DecisionID = offer, decision
+	}
+}
+
 func (e *Engine) outcome(ev *features.Event, a features.Applied) {
 	success := ev.Type == features.OfferClick || ev.Type == features.CouponRedeem
 	if ev.Type == features.CouponRedeem && ev.OfferID != "" && ev.DecisionID != "" {

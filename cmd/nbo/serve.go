@@ -254,6 +254,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		CommittedOffsets: func(ctx context.Context) (map[int]int64, error) {
 			return kafka.CommittedOffsets(ctx, brokers, kafka.TopicEvents, cfg.GroupID)
 		},
+		Prepare: eng.ResolveCoupon,
 		OnApplied: func(ev *features.Event, a features.Applied) {
 			eng.OnApplied(ev, a)
 			if dm != nil {

@@ -84,6 +84,26 @@ func TestServeEndToEnd(t *testing.T) {
 	code, _ = call(t, "POST", base+"/v1/decide", key, `{"ids":{"card":"C9"},"channel":"app","colour":"red"}`)
 	require.Equal(t, 400, code, "unknown fields are refused")
 
+	// A till scans the coupon: only the code. The customer's offer
+	// history counts the redemption of the offer the code was issued for.
+	offers := dec["offers"].([]any)
+	require.NotEmpty(t, offers, "%v", dec)
+	offer := offers[0].(map[string]any)
+	code, resp = call(t, "POST", base+"/v1/events", key, fmt.Sprintf(`{"event_id":"h5","ts":%q,"type":"coupon_redeem","channel":"pos","ids":{"card":"C9"},"store":"S01","coupon_code":%q,"amount":19900}`, ts(0), offer["coupon_code"]))
+	require.Equal(t, 202, code, "%v", resp)
+	require.Eventually(t, func() bool {
+		code, cust = call(t, "GET", base+"/v1/customers/card:C9", key, "")
+		if code != 200 {
+			return false
+		}
+		for _, o := range cust["offers"].([]any) {
+			if o := o.(map[string]any); o["offer_id"] == offer["offer_id"] && o["redemptions"] == float64(1) {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "the redemption counts for offer %v", offer["offer_id"])
+
 	// An anonymous browse, then a login, in one batch: every event counts
 	// for the member, the cart included (the device-only events were once
 	// refused as too_late behind the login, read from another partition).

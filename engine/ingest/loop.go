@@ -64,6 +64,11 @@ type Options struct {
 	// hands them back through RestoreExtras. Both optional.
 	Extras        func() map[string][]byte
 	RestoreExtras func(map[string][]byte) error
+	// Prepare is called on the loop's goroutine for each valid event
+	// before it goes to the store, and may complete it: the engine fills
+	// in the offer a redeemed coupon code was issued for
+	// (engine.Engine.ResolveCoupon). Optional.
+	Prepare func(ev *features.Event)
 	// OnApplied is called after each applied event. Optional.
 	OnApplied AppliedFunc
 	// OnIdle is called with the wall clock (Now) on the loop's goroutine,
@@ -510,6 +515,9 @@ func (l *Loop) handleBatch(batch []decoded) {
 			continue
 		}
 		l.evs = append(l.evs, d.ev)
+		if l.opts.Prepare != nil {
+			l.opts.Prepare(&l.evs[len(l.evs)-1])
+		}
 		l.which = append(l.which, int32(i))
 	}
 	l.applyPending(batch)
