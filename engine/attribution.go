@@ -471,22 +471,6 @@ func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
 	return a, r != nil
 }
 
-// Coupon returns the decision and offer coupon code was issued for,
-// while that decision is within the attribution window.
-func (s *Stats) Coupon(code string) (decisionID, offerID string, ok bool) {
-	k, ok := parseCoupon(code)
-	if !ok {
-		return "", "", false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.coupons[k]
-	if r == nil {
-		return "", "", false
-	}
-	return r.DecisionID, r.OfferID, true
-}
-
 func (s *Stats) findLocked(o Outcome) *decRec {
 	if o.DecisionID != "" {
 		// Without an offer ID the decision's first offer is meant.

@@ -48,7 +48,8 @@ func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 // customer's offer history counts it as it counts one naming the offer:
 // redeemed(offer) in rules, the offer's redemption limit, the
 // own-response shrinkage. A code the engine did not issue, or whose
-// decision has left the attribution window, leaves the event as it is.
+// decision record Stats no longer keeps (it keeps the newest
+// StatsOptions.MaxDecisions), leaves the event as it is.
 // It is the ingest loop's Prepare hook and runs on the loop's goroutine.
 func (e *Engine) ResolveCoupon(ev *features.Event) {
 	if ev.Type != features.CouponRedeem || ev.CouponCode == "" || ev.OfferID != "" || e.opts.Stats == nil {
@@ -57,7 +58,7 @@ func (e *Engine) ResolveCoupon(ev *features.Event) {
 	if e.records != nil {
 		e.records.flush() // decisions served just before are findable
 	}
-	if decision, offer, ok := e.opts.Stats.Coupon(ev.CouponCode); ok && (ev.DecisionID == "" || ev.DecisionID == decision) {
+	if decision, offer, ok := e.opts.Stats.LookupCoupon(ev.CouponCode); ok && (ev.DecisionID == "" || ev.DecisionID == decision) {
 		ev.OfferID, ev.DecisionID = offer, decision
 	}
 }

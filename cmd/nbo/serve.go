@@ -421,37 +421,36 @@ func produceEvents(ctx context.Context, p *kafka.Producer, events []features.Eve
 // device — is then keyed by the member throughout and lands in one
 // partition in the batch's order. Keyed one by one, the device-only
 // events would go to another partition, which the ingest loop may read
-// after the member's, and refuse as too_late behind the login.
+// after the member's, and refuse as too_late behind the login. Links
+// never join two members (the store never merges them either): on a
+// shared device, each member's events keep the member's key.
 func batchKeys(events []features.Event) []string {
 	keys := make([]string, len(events))
 	linked := false
 	for i := range events {
-		keys[i] = bestKey(&events[i].IDs)
-		linked = linked || idCount(&events[i].IDs) > 1
+		var n int
+		keys[i], n = bestKey(&events[i].IDs)
+		linked = linked || n > 1
 	}
 	if !linked {
 		return keys // nothing in the batch links two identifiers
 	}
 	// Union-find over the batch's identifiers; each set's root is its
-	// best identifier (the smallest namespace, then value).
-	parent := map[features.Key]features.Key{}
-	var find func(k features.Key) features.Key
-	find = func(k features.Key) features.Key {
-		p, ok := parent[k]
-		if !ok || p == k {
-			return k
-		}
-		r := find(p)
-		parent[k] = r
-		return r
+	// best identifier: the smallest namespace, then the smallest value.
+	type node struct {
+		parent features.Key
+		ns     features.Namespace
 	}
-	better := func(a, b features.Key) bool {
-		na, _, _ := features.ParseKey(string(a))
-		nb, _, _ := features.ParseKey(string(b))
-		if na != nb {
-			return na < nb
+	nodes := map[features.Key]*node{}
+	var find func(k features.Key) (features.Key, *node)
+	find = func(k features.Key) (features.Key, *node) {
+		n := nodes[k]
+		if n.parent == k {
+			return k, n
 		}
-		return a < b
+		r, rn := find(n.parent)
+		n.parent = r
+		return r, rn
 	}
 	for i := range events {
 		ids := &events[i].IDs
@@ -462,47 +461,47 @@ func batchKeys(events []features.Event) []string {
 				continue
 			}
 			k := features.MakeKey(ns, v)
+			if nodes[k] == nil {
+				nodes[k] = &node{parent: k, ns: ns}
+			}
 			if first == "" {
 				first = k
 				continue
 			}
-			a, b := find(first), find(k)
+			a, an := find(first)
+			b, bn := find(k)
 			switch {
 			case a == b:
-			case better(a, b):
-				parent[b] = a
+			case an.ns == features.NSMember && bn.ns == features.NSMember:
+				// Two members: a shared device or card, not one customer.
+			case bn.ns < an.ns || bn.ns == an.ns && b < a:
+				an.parent = b
 			default:
-				parent[a] = b
+				bn.parent = a
 			}
 		}
 	}
 	for i := range events {
 		if keys[i] != "" {
-			keys[i] = string(find(features.Key(keys[i])))
+			r, _ := find(features.Key(keys[i]))
+			keys[i] = string(r)
 		}
 	}
 	return keys
 }
 
-// bestKey is the key of the event's best identifier, "" when it has none.
-func bestKey(ids *features.IDs) string {
+// bestKey is the key of the event's best identifier ("" when it has
+// none) and how many identifiers the event carries.
+func bestKey(ids *features.IDs) (key string, n int) {
 	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
 		if v := ids.Get(ns); v != "" {
-			return string(features.MakeKey(ns, v))
-		}
-	}
-	return ""
-}
-
-// idCount is how many identifiers the event carries.
-func idCount(ids *features.IDs) int {
-	n := 0
-	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
-		if ids.Get(ns) != "" {
+			if n == 0 {
+				key = string(features.MakeKey(ns, v))
+			}
 			n++
 		}
 	}
-	return n
+	return key, n
 }
 
 // snapshotParts are the engine's state sections in the snapshot file.

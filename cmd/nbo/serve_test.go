@@ -277,6 +277,13 @@ func TestBatchKeysFollowTheLinksInTheBatch(t *testing.T) {
 		ev(features.IDs{}),                           // no identifier (refused later)
 	}
 	require.Equal(t, []string{"member:M1", "member:M1", "member:M1", "device:D2", "member:M3", "member:M3", "member:M3", ""}, batchKeys(events))
+	// A shared device does not join two members: each keeps their key.
+	require.Equal(t, []string{"member:M1", "member:M2", "member:M2", "member:M1"}, batchKeys([]features.Event{
+		ev(features.IDs{Member: "M1", Device: "T1"}),
+		ev(features.IDs{Member: "M2", Device: "T1"}),
+		ev(features.IDs{Member: "M2", Card: "C2"}),
+		ev(features.IDs{Device: "T1"}), // the device is the first member's, as far as this batch tells
+	}))
 	// Without links every event keeps its own best identifier.
 	require.Equal(t, []string{"device:D1", "member:M9"}, batchKeys([]features.Event{ev(features.IDs{Device: "D1"}), ev(features.IDs{Member: "M9"})}))
 }

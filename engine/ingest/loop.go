@@ -77,7 +77,9 @@ type Options struct {
 	// call: the engine fires the wake-ups the wall clock has reached
 	// (engine.Engine.OnIdle), which a quiet stream's event time would
 	// hold back. It is never called while catching up, so that wake-ups
-	// then fire in event time. It must not block for long. Optional.
+	// then fire in event time, nor while records the log holds are not
+	// yet handled (EndOffsets, read on each idle tick: a stalled fetch is
+	// not a quiet stream). It must not block for long. Optional.
 	OnIdle func(now time.Time)
 	// IdleEvery is the interval between idle checks (OnIdle). Default: 1s.
 	IdleEvery time.Duration
@@ -248,6 +250,30 @@ func (l *Loop) checkReady() {
 	l.opts.Logger.Info("caught up with the log; ready", "applied", l.applied.Load())
 }
 
+// atEnd reports whether every record the log held a moment ago has been
+// handled (EndOffsets; true without it). A quiet stream is one that is at
+// its end: no record for a second can also mean a fetch stalled behind a
+// broker outage or lag, and wake-ups fired by the wall clock then would
+// push "no purchase within 48 h" while the purchase waits in the log. An
+// error reading the offsets counts as not at the end.
+func (l *Loop) atEnd(ctx context.Context) bool {
+	if l.opts.EndOffsets == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opts.IdleEvery/2)
+	defer cancel()
+	end, err := l.opts.EndOffsets(ctx)
+	if err != nil {
+		return false
+	}
+	for p, e := range end {
+		if e > 0 && l.offsets[p] < e {
+			return false
+		}
+	}
+	return true
+}
+
 // Ready reports whether restore and catch-up are done.
 func (l *Loop) Ready() bool { return l.ready.Load() }
 
@@ -395,7 +421,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				l.opts.Logger.Warn("sending dead letters; will retry", "err", err)
 			}
 		case <-idle.C:
-			if !received && merge == nil && l.ready.Load() && l.opts.OnIdle != nil {
+			if !received && merge == nil && l.ready.Load() && l.opts.OnIdle != nil && l.atEnd(ctx) {
 				l.opts.OnIdle(l.opts.Now())
 			}
 			received = false

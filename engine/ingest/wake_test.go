@@ -191,3 +191,43 @@ func TestIdleWakeUpsWaitForTheLoopToCatchUp(t *testing.T) {
 	require.Zero(t, idleBeforeReady.Load(), "OnIdle was called while catching up")
 	r.stop(t)
 }
+
+func TestIdleWakeUpsWaitWhileTheLogHoldsUnreadRecords(t *testing.T) {
+	t.Parallel()
+	// Live and caught up, the fetch then stalls (a broker outage, lag)
+	// while a record waits in the log: no record for a second is not a
+	// quiet stream, and OnIdle waits until the record is handled.
+	brokers := startBroker(t, 1)
+	msgs := encode(interleave(4, journeys(4, 1, 4)))
+	require.GreaterOrEqual(t, len(msgs), 2)
+	msgs = msgs[:2]
+	var applied, idles, idlesWhileBehind atomic.Int64
+	var idlesAtFirst atomic.Int64
+	slow := &atomic.Int64{}
+	r := startLoop(t, brokers, loopConfig{group: "nbo", snapshotPath: filepath.Join(t.TempDir(), "state.snap"), endOffsets: true,
+		source: func(c *kafka.Consumer) Source {
+			return slowFetches{Consumer: c, n: slow, delay: 3500 * time.Millisecond}
+		},
+		onApplied: func(*features.Event, features.Applied) {
+			switch applied.Add(1) {
+			case 1:
+				idlesAtFirst.Store(idles.Load())
+			case 2:
+				idlesWhileBehind.Store(idles.Load() - idlesAtFirst.Load())
+			}
+		},
+		onIdle: func(time.Time) { idles.Add(1) },
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for idles.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "OnIdle is called on the empty, quiet log")
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The fetch waiting now returns the first record; the next one sleeps
+	// 3.5 s before it fetches the second, which is in the log all along.
+	slow.Store(1)
+	produce(t, brokers, msgs)
+	r.waitHandled(t, 2)
+	require.Zero(t, idlesWhileBehind.Load(), "OnIdle was called while a record waited in the log")
+	r.stop(t)
+}
