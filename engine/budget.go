@@ -253,9 +253,18 @@ func (b *Budgets) SetCatalog(set *scenarios.Set) {
 		if o.Budget.PerStore > 0 {
 			perStore = map[string]int64{AnyStore: o.Budget.PerStore}
 		}
-		b.SetLimits(o.ID, Unlimited, nil)
-		b.SetStoreValueLimits(o.ID, perStore)
-		b.SetValueLimit(o.ID, total, o.Cost)
+		// All of an offer's limits change under its lock at once: a
+		// Reserve during a reload sees the old limits or the new, never a
+		// mix.
+		ob := b.getOrCreate(o.ID)
+		ps := limitMap(perStore)
+		ob.mu.Lock()
+		ob.total, ob.perStore = Unlimited, map[string]int64{}
+		ob.storeValue = ps
+		ob.valueTotal, ob.unitValue = total, max(o.Cost, 0)
+		ob.configured = true
+		ob.priceLocked()
+		ob.mu.Unlock()
 	}
 }
 
