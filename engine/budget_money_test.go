@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -13,14 +12,11 @@ import (
 )
 
 // moneySet is the built-in library plus offers whose budgets are money:
-// cost 1500 (¥15) against a total of 3000 (two issues) online, against
-// 3000 per store (two issues in each store) in store, and a zero-cost
-// offer with a budget of 1 fen (never binds). An always-true scenario
-// proposes them first.
+// cost 1500 (¥15) against a total of 3000 (two issues) online, and
+// against 3000 per store (two issues in each store) in store. An
+// always-true scenario proposes them first.
 func moneySet(t testing.TB, at time.Time) *scenarios.Set {
-	t.Helper()
-	fsys := builtinFS(t)
-	fsys["money_offers.yaml"] = &fstest.MapFile{Data: []byte(`offers:
+	return withOffersForEveryone(t, at, "money", "app", `
   - id: money_online
     type: coupon
     title: {zh-CN: 线上券, en: Online coupon}
@@ -43,20 +39,7 @@ func moneySet(t testing.TB, at time.Time) *scenarios.Set {
     budget: {per_store: 3000}
     prior: 0.9
     category: money_b
-`)}
-	fsys["money_scenarios.yaml"] = &fstest.MapFile{Data: []byte(`scenarios:
-  - id: money_all
-    description: Proposes the money offers to everyone.
-    when: orders >= 0
-    offers: [money_online, money_instore]
-    channels: [app]
-    trigger: on_request
-    priority: 90
-    reason: {zh-CN: 测试, en: money}
-`)}
-	set, err := scenarios.Load(fsys, at)
-	require.NoError(t, err)
-	return set
+`, "money_online", "money_instore")
 }
 
 func TestSetCatalogBudgetsAreMoneyEachIssueTakesTheCost(t *testing.T) {

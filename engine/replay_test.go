@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -18,9 +19,7 @@ import (
 // in store (a per-store budget too) and one online, that an always-true
 // scenario proposes first.
 func replaySet(t testing.TB, at time.Time) *scenarios.Set {
-	t.Helper()
-	fsys := builtinFS(t)
-	fsys["replay_offers.yaml"] = &fstest.MapFile{Data: []byte(`offers:
+	return withOffersForEveryone(t, at, "replay", "app, web", `
   - id: replay_instore
     type: coupon
     title: {zh-CN: 到店券, en: In-store coupon}
@@ -43,17 +42,26 @@ func replaySet(t testing.TB, at time.Time) *scenarios.Set {
     budget: {total: 3500} # money: 7 issues at cost 500
     prior: 0.9
     category: replay_b
-`)}
-	fsys["replay_scenarios.yaml"] = &fstest.MapFile{Data: []byte(`scenarios:
-  - id: replay_all
-    description: Proposes the replay offers to everyone.
+`, "replay_instore", "replay_online")
+}
+
+// withOffersForEveryone is the built-in library plus the offers (a YAML
+// list) that a scenario NAME_all, true for everyone on channels, proposes
+// at priority 90.
+func withOffersForEveryone(t testing.TB, at time.Time, name, channels, offers string, ids ...string) *scenarios.Set {
+	t.Helper()
+	fsys := builtinFS(t)
+	fsys[name+"_offers.yaml"] = &fstest.MapFile{Data: []byte("offers:" + offers)}
+	fsys[name+"_scenarios.yaml"] = &fstest.MapFile{Data: []byte(fmt.Sprintf(`scenarios:
+  - id: %s_all
+    description: Proposes the %s offers to everyone.
     when: orders >= 0
-    offers: [replay_instore, replay_online]
-    channels: [app, web]
+    offers: [%s]
+    channels: [%s]
     trigger: on_request
     priority: 90
-    reason: {zh-CN: 测试, en: replay}
-`)}
+    reason: {zh-CN: 测试, en: %s}
+`, name, name, strings.Join(ids, ", "), channels, name))}
 	set, err := scenarios.Load(fsys, at)
 	require.NoError(t, err)
 	return set
