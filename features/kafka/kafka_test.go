@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -306,6 +307,27 @@ func TestEndOffsetsCountProducedRecords(t *testing.T) {
 
 	_, err = EndOffsets(ctx, e.Addrs(), "no.such.topic")
 	require.Error(t, err)
+}
+
+// TestEndOffsetsLeavesNoConnectionsBehind: the ingest loop asks for end
+// offsets every second while the stream is quiet; each call's client
+// must close its connections rather than keep them until they idle out.
+func TestEndOffsetsLeavesNoConnectionsBehind(t *testing.T) {
+	e := startBroker(t, "")
+	ctx := testCtx(t, time.Minute)
+	require.NoError(t, EnsureTopics(ctx, e.Addrs(), []TopicSpec{{Name: TopicEvents, Partitions: 3}}))
+	_, err := EndOffsets(ctx, e.Addrs(), TopicEvents)
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for range 30 {
+		_, err := EndOffsets(ctx, e.Addrs(), TopicEvents)
+		require.NoError(t, err)
+	}
+	// Closed connections' goroutines end shortly after; 30 calls' worth
+	// kept open would be dozens more.
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+5 }, 5*time.Second, 20*time.Millisecond,
+		"goroutines grew from %d to %d over 30 calls", before, runtime.NumGoroutine())
 }
 
 func TestOptionsValidation(t *testing.T) {

@@ -67,7 +67,8 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) err
 		return err
 	}
 
-	client := adminClient(brokers)
+	client, done := adminClient(brokers)
+	defer done()
 	missing, err := missingTopics(ctx, client, topics)
 	if err != nil {
 		return fmt.Errorf("ensuring topics on %v: listing topics: %w", brokers, classify(ctx, err))
@@ -137,12 +138,13 @@ func missingTopics(ctx context.Context, client *kafkago.Client, topics []TopicSp
 }
 
 // adminClient returns a kafka-go client for metadata and admin requests.
-func adminClient(brokers []string) *kafkago.Client {
-	return &kafkago.Client{
-		Addr:      kafkago.TCP(brokers...),
-		Timeout:   10 * time.Second,
-		Transport: &kafkago.Transport{DialTimeout: 3 * time.Second, ClientID: "nbo"},
-	}
+// adminClient is a client for one admin call; done closes its
+// connections (its transport would otherwise keep them open until they
+// idle out, one set per call: the ingest loop asks for end offsets every
+// second while the stream is quiet).
+func adminClient(brokers []string) (client *kafkago.Client, done func()) {
+	t := &kafkago.Transport{DialTimeout: 3 * time.Second, ClientID: "nbo"}
+	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, t.CloseIdleConnections
 }
 
 // EndOffsets returns, per partition of topic, the offset the next produced
@@ -154,7 +156,8 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 	if len(brokers) == 0 {
 		return nil, errors.New("listing end offsets: no brokers given")
 	}
-	client := adminClient(brokers)
+	client, done := adminClient(brokers)
+	defer done()
 	parts, err := topicPartitions(ctx, client, topic)
 	if err != nil {
 		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)
@@ -188,7 +191,8 @@ func CommittedOffsets(ctx context.Context, brokers []string, topic, group string
 	if len(brokers) == 0 {
 		return nil, errors.New("reading committed offsets: no brokers given")
 	}
-	client := adminClient(brokers)
+	client, done := adminClient(brokers)
+	defer done()
 	parts, err := topicPartitions(ctx, client, topic)
 	if err != nil {
 		return nil, fmt.Errorf("reading the committed offsets of group %s on %s: %w", group, topic, err)
