@@ -213,6 +213,26 @@ func (s *Simulator) CustomerIDs(idx int) features.IDs {
 	return ids
 }
 
+// PartitionKey is the record key of a simulated customer's event: the
+// customer's best identifier over their life ("member:…" for members,
+// whose anonymous and pre-signup events too go under it, else
+// "device:…"), so all of one customer's events share a partition and
+// keep their order, whichever identifiers each event carries. Keyed by
+// each event's own identifiers, a device-only event goes to another
+// partition than the identify that links the device, and an ingest loop
+// reading that partition first refuses the identify as too_late. "" for
+// an event of no simulated customer.
+func (s *Simulator) PartitionKey(ev *features.Event) string {
+	idx, ok := s.CustomerIndex(ev.IDs)
+	if !ok {
+		return ""
+	}
+	if c := s.customer(idx); c.Member {
+		return string(features.MakeKey(features.NSMember, s.memberID(idx)))
+	}
+	return string(features.MakeKey(features.NSDevice, s.deviceID(idx)))
+}
+
 // InStock reports whether a store has a SKU on its shelves: the store
 // carries the category and the SKU is not one of the fifth it is out of.
 func (s *Simulator) InStock(store, sku string) bool {

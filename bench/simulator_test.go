@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -508,4 +509,30 @@ func TestMemoryPerCustomerIsSmall(t *testing.T) {
 	t.Logf("%.1f bytes per customer, %d leg buffers", perCustomer, len(s.journeys))
 	require.Less(t, perCustomer, 64.0)
 	runtime.KeepAlive(s)
+}
+
+func TestPartitionKeyIsOnePerCustomer(t *testing.T) {
+	s := newSim(t, Options{Seed: 3, Customers: 300, Days: 4})
+	keys := map[int]map[string]bool{}
+	anonymousMemberEvents := 0
+	var ev features.Event
+	for s.Next(&ev) {
+		idx, ok := s.CustomerIndex(ev.IDs)
+		require.True(t, ok, "every simulated event names its customer")
+		k := s.PartitionKey(&ev)
+		require.NotEmpty(t, k)
+		if keys[idx] == nil {
+			keys[idx] = map[string]bool{}
+		}
+		keys[idx][k] = true
+		if ev.IDs.Member == "" && strings.HasPrefix(k, "member:") {
+			anonymousMemberEvents++
+		}
+	}
+	require.Greater(t, len(keys), 100)
+	for idx, ks := range keys {
+		require.Len(t, ks, 1, "customer %d's events go under one key: %v", idx, ks)
+	}
+	require.Positive(t, anonymousMemberEvents, "a member's device-only events go under the member")
+	require.Empty(t, s.PartitionKey(&features.Event{IDs: features.IDs{Device: "someone-else"}}))
 }

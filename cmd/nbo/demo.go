@@ -155,7 +155,17 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	produce := func(batch []features.Event) error { return produceEvents(ctx, events, batch) }
+	// Every event of a simulated customer under the customer's best
+	// identifier, as a producer that knows its customers keys them.
+	produce := func(batch []features.Event) error {
+		keys := make([]string, len(batch))
+		for i := range batch {
+			if keys[i] = d.sim.PartitionKey(&batch[i]); keys[i] == "" {
+				keys[i], _ = bestKey(&batch[i].IDs)
+			}
+		}
+		return produceKeyed(ctx, events, batch, keys)
+	}
 	go func() { defer wg.Done(); d.pump(ctx, produce, resume, out) }()
 	go func() { defer wg.Done(); d.shop(ctx, apiAddr, key) }()
 	d.status(ctx, store, loop, eng, stats, out)

@@ -400,7 +400,11 @@ func expireLoop(ctx context.Context, b *engine.Budgets) error {
 // identifier of their customer as far as the batch tells (batchKeys), and
 // returns once the broker acknowledged all of them.
 func produceEvents(ctx context.Context, p *kafka.Producer, events []features.Event) error {
-	keys := batchKeys(events)
+	return produceKeyed(ctx, p, events, batchKeys(events))
+}
+
+// produceKeyed writes events[i] to nbo.events under keys[i].
+func produceKeyed(ctx context.Context, p *kafka.Producer, events []features.Event, keys []string) error {
 	msgs := make([]kafka.Message, len(events))
 	for i := range events {
 		msgs[i] = kafka.Message{Key: []byte(keys[i]), Value: features.EncodeEvent(nil, &events[i])}
