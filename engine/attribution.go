@@ -610,6 +610,10 @@ func (s *Stats) Rekey(from, to features.Key) {
 }
 
 // Uplift compares the conversion rates of treatment and holdout.
+//
+// The units are offers served (StatsRow.Decisions), and the interval
+// treats them as independent: when decisions serve several offers each,
+// one customer's offers respond together and the true interval is wider.
 type Uplift struct {
 	TreatmentN    int64   `json:"treatment_n"`
 	HoldoutN      int64   `json:"holdout_n"`
@@ -643,13 +647,17 @@ func UpliftCI(convT, nT, convH, nH int64) (Uplift, bool) {
 
 // StatsRow is one line of the report.
 type StatsRow struct {
-	Key         string `json:"key"`
-	Decisions   int64  `json:"decisions"`         // treatment offers served
-	Holdout     int64  `json:"holdout_decisions"` // held-out (control) decisions
-	Impressions int64  `json:"impressions"`
-	Clicks      int64  `json:"clicks"` // clicks and push opens
-	Dismissals  int64  `json:"dismissals"`
-	Redemptions int64  `json:"redemptions"`
+	Key string `json:"key"`
+	// Decisions counts the treatment group's offers served (a decision
+	// serving three offers counts three; a holdout decision that served
+	// nothing counts one), Holdout the holdout group's: the units the
+	// response rates and Uplift are per.
+	Decisions   int64 `json:"decisions"`
+	Holdout     int64 `json:"holdout_decisions"`
+	Impressions int64 `json:"impressions"`
+	Clicks      int64 `json:"clicks"` // clicks and push opens
+	Dismissals  int64 `json:"dismissals"`
+	Redemptions int64 `json:"redemptions"`
 	// ResponseRate is the share of served offers clicked, opened or
 	// redeemed at least once.
 	ResponseRate float64 `json:"response_rate"`
@@ -720,7 +728,7 @@ func rowsOf[K comparable](m map[K]*statsRow, name func(K) string) []StatsRow {
 }
 
 func credits(c *[features.NumChannels]credit) []ChannelCredit {
-	var out []ChannelCredit
+	out := []ChannelCredit{} // an empty list, not null, before any conversion
 	for ch := range c {
 		if c[ch].conversions != 0 {
 			out = append(out, ChannelCredit{Channel: features.Channel(ch).String(), Conversions: c[ch].conversions, Revenue: c[ch].revenue})

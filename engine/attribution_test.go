@@ -396,3 +396,13 @@ func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "/online/member/noparent/nobeauty/notech/web", a.Segment)
 }
+
+func TestAnEmptyStatsReportHasListsNotNulls(t *testing.T) {
+	s, err := NewStats(StatsOptions{})
+	require.NoError(t, err)
+	b, err := json.Marshal(s.Snapshot())
+	require.NoError(t, err)
+	for _, k := range []string{"first_touch", "last_touch", "position_based"} {
+		require.Contains(t, string(b), `"`+k+`":[]`, "clients iterate the list before any conversion")
+	}
+}
