@@ -315,6 +315,9 @@ func (s *Server) handleCustomer(ctx context.Context, c *app.RequestContext, _ Sc
 		notImplemented(c, "customer lookup")
 		return
 	}
+	if !noQuery(c) {
+		return
+	}
 	key, e := parseCustomerKey(c.Param("key"), "key")
 	if e != nil {
 		writeAPIError(c, e)

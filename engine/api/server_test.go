@@ -1032,6 +1032,7 @@ func TestBodiesAndQueriesAreStrictOnEveryRoute(t *testing.T) {
 		{"a query parameter on a scenario reload is 400", "POST", "/v1/admin/scenarios?x=1", "admin", "", 400, CodeUnknownField, "x"},
 		{"a query parameter on a model load is 400", "POST", "/v1/admin/models?force=1", "admin", `{"path":"m"}`, 400, CodeUnknownField, "force"},
 		{"a query parameter on a bandit reset is 400", "POST", "/v1/admin/bandit/reset?x", "admin", `{"offer_id":"o1"}`, 400, CodeUnknownField, "x"},
+		{"a query parameter on a customer lookup is 400", "GET", "/v1/customers/member:M1?x=1", "clienteling", "", 400, CodeUnknownField, "x"},
 	}
 	before := h.f.count()
 	for _, tc := range tests {
