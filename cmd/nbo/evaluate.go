@@ -160,6 +160,17 @@ good. Weights are clipped at --clip.`,
 			if !(temp > 0) {
 				return fmt.Errorf("evaluate: --temperature %v must be positive", temp)
 			}
+			// Every flag is checked before the logs are read (which can
+			// take minutes), so a typo fails at once.
+			if !(clip >= 0) {
+				return fmt.Errorf("evaluate: --clip %v must not be negative (0: no clipping)", clip)
+			}
+			if reward != "value" && reward != "response" {
+				return fmt.Errorf("evaluate: unknown --reward %q (use value or response)", reward)
+			}
+			if hist.target != targetPropensity && hist.target != targetPurchase {
+				return fmt.Errorf("evaluate: unknown --target %q (use propensity or purchase_15d)", hist.target)
+			}
 			var scorer *models.Scorer
 			var art *models.Artifact
 			if modelPath != "" {
@@ -227,9 +238,6 @@ good. Weights are clipped at --clip.`,
 					p[i] = decs[ref.Decision].Offers[ref.Offer].Propensity
 				}
 				sum.Logged = fit(p, y)
-				if reward != "value" && reward != "response" {
-					return fmt.Errorf("evaluate: unknown --reward %q (use value or response)", reward)
-				}
 				pe, err := evaluatePolicy(decs, hd, rows, scorer, temp, clip, reward)
 				if err != nil {
 					return fmt.Errorf("evaluate: %w", err)

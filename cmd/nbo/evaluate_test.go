@@ -93,3 +93,36 @@ func TestEvaluateReportsTheModelOnTheLatestPeriodAndEstimatesThePolicy(t *testin
 	_, _, err = runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", purchase)
 	require.ErrorIs(t, err, models.ErrSchemaMismatch)
 }
+
+// TestEvaluateChecksFlagsBeforeReadingTheLogs: a negative --clip was
+// accepted, and a bad --reward or --target was reported only after both
+// logs were read. The logs here do not exist: reading them would fail
+// with another error.
+func TestEvaluateChecksFlagsBeforeReadingTheLogs(t *testing.T) {
+	dir := t.TempDir()
+	logs := []string{"evaluate", "--decisions", filepath.Join(dir, "decisions.ndjson"), "--events", filepath.Join(dir, "events.ndjson")}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--clip", "-1"}, "--clip -1 must not be negative (0: no clipping)"},
+		{[]string{"--reward", "money"}, `unknown --reward "money"`},
+		{[]string{"--target", "foo"}, `unknown --target "foo"`},
+	}
+	for _, tt := range tests {
+		_, stderr, err := runModelCmd(t, append(logs, tt.args...)...)
+		require.ErrorContains(t, err, tt.want)
+		require.Empty(t, stderr)
+	}
+}
+
+// TestEvaluateProgressDoesNotReadLikeAnError: errors print as "nbo: …",
+// so progress lines on stderr must not start with "nbo".
+func TestEvaluateProgressDoesNotReadLikeAnError(t *testing.T) {
+	h := genEngineHistory(t, 200, 24, 1)
+	decisions, events := h.write(t)
+	_, stderr, err := runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events)
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, "decisions")
+	requireNoErrorLikeLines(t, stderr)
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,7 +179,7 @@ func (h *historyFlags) read(ctx context.Context, stderr io.Writer) ([]models.Log
 		n := sort.Search(len(decs), func(i int) bool { return decs[i].TS >= t.UnixMilli() })
 		decs = decs[:n]
 	}
-	fmt.Fprintf(stderr, "nbo: %d decisions, %d events (%d rejected), newest event %s\n",
+	fmt.Fprintf(stderr, "read %d decisions, %d events (%d rejected), newest event %s\n",
 		len(decs), out.Events, out.Rejected, time.UnixMilli(out.Newest).UTC().Format(time.RFC3339))
 	return decs, out, nil
 }
@@ -277,6 +278,15 @@ Decisions whose window has not closed by the newest event are left out
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stderr := cmd.ErrOrStderr()
+			// Check what needs no input before reading or training: a bad
+			// flag or an unwritable --out once failed only after the
+			// whole model was trained.
+			if trees < 1 || trees > 10000 {
+				return fmt.Errorf("train: --trees %d out of range 1..10000", trees)
+			}
+			if err := checkWritable(out); err != nil {
+				return fmt.Errorf("train: --out: %w", err)
+			}
 			var (
 				ds    *models.Dataset
 				stats *models.HistoryStats
@@ -298,7 +308,7 @@ Decisions whose window has not closed by the newest event are left out
 				} else {
 					label = hist.outcome + "_" + hist.window
 				}
-				fmt.Fprintf(stderr, "nbo train: %s: %d rows, %d positive, %d censored\n", hist.target, stats.Rows, stats.Positives, stats.Censored)
+				fmt.Fprintf(stderr, "training on %s: %d rows, %d positive, %d censored\n", hist.target, stats.Rows, stats.Positives, stats.Censored)
 				if stats.Rows == 0 {
 					return fmt.Errorf("train: no labelled rows yet: %d decisions, %d censored (windows still open at the newest event, %s)", stats.Decisions, stats.Censored, stats.Horizon.Format(time.RFC3339))
 				}
@@ -318,7 +328,7 @@ Decisions whose window has not closed by the newest event are left out
 				if err != nil {
 					return fmt.Errorf("train: reading %s: %w", csvPath, err)
 				}
-				fmt.Fprintf(stderr, "nbo train: %d rows, %d features, positive label %q\n", len(ds.Y), len(ds.Schema.Features), ds.Positive)
+				fmt.Fprintf(stderr, "training on %s: %d rows, %d features, positive label %q\n", csvPath, len(ds.Y), len(ds.Schema.Features), ds.Positive)
 			}
 			a, err := models.Train(ds, models.TrainOptions{
 				Algo: models.Algo(algo), Trees: trees, Seed: seed, Holdout: holdout, MinLeaf: minLeaf,
@@ -359,8 +369,27 @@ Decisions whose window has not closed by the newest event are left out
 	return cmd
 }
 
+// checkWritable reports whether a file can be written at path, the way
+// Artifact.Save writes it (a temporary file in the same directory, renamed
+// over path), by creating and removing such a temporary file.
+func checkWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".model-*.json")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	tmp.Close()
+	return os.Remove(name)
+}
+
 // trainHistory builds the dataset for hist.target from the history.
 func trainHistory(ctx context.Context, hist *historyFlags, stderr io.Writer) (*models.HistoryDataset, error) {
+	if hist.target != targetPropensity && hist.target != targetPurchase {
+		return nil, fmt.Errorf("unknown --target %q (use propensity or purchase_15d)", hist.target)
+	}
 	opts, err := hist.options()
 	if err != nil {
 		return nil, err

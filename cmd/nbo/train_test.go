@@ -122,6 +122,73 @@ func TestTrainRefusesBadInputWithAClearError(t *testing.T) {
 	require.ErrorContains(t, err, "holdout 1.5 must be between 0 and 1")
 }
 
+// TestTrainRefusesZeroTreesLikeNegative: "--trees 0" once trained the
+// default 100 trees silently while "--trees -3" was refused; 0 is not
+// documented as "the default", so both are refused the same way, before
+// anything is read or trained.
+func TestTrainRefusesZeroTreesLikeNegative(t *testing.T) {
+	csv := filepath.Join("..", "..", "models", "testdata", "arrests.csv")
+	for _, n := range []string{"0", "-3", "10001"} {
+		out := filepath.Join(t.TempDir(), "m.json")
+		_, stderr, err := runModelCmd(t, "train", "--csv", csv, "--label", "released", "--trees", n, "--out", out)
+		require.ErrorContains(t, err, "--trees "+n+" out of range 1..10000")
+		require.Empty(t, stderr, "refused before training")
+		require.NoFileExists(t, out)
+	}
+}
+
+// TestTrainChecksTheOutputBeforeTraining: "--out /nope/dir/m.json" once
+// failed only after the whole model was trained.
+func TestTrainChecksTheOutputBeforeTraining(t *testing.T) {
+	csv := filepath.Join("..", "..", "models", "testdata", "arrests.csv")
+	dir := t.TempDir()
+	for _, tt := range []struct{ out, want string }{
+		{filepath.Join(dir, "nope", "m.json"), "no such file or directory"},
+		{dir, "is a directory"},
+	} {
+		_, stderr, err := runModelCmd(t, "train", "--csv", csv, "--label", "released", "--trees", "5", "--out", tt.out)
+		require.ErrorContains(t, err, "--out")
+		require.ErrorContains(t, err, tt.want)
+		require.Empty(t, stderr, "refused before reading and training")
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "the probe file is removed")
+
+	h := genEngineHistory(t, 10, 2, 1)
+	decisions, events := h.write(t)
+	_, stderr, err := runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--out", filepath.Join(dir, "nope", "m.json"))
+	require.ErrorContains(t, err, "no such file or directory")
+	require.Empty(t, stderr, "refused before reading the history")
+	_, stderr, err = runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--target", "churn", "--out", filepath.Join(dir, "m.json"))
+	require.ErrorContains(t, err, `unknown --target "churn"`)
+	require.Empty(t, stderr, "refused before reading the history")
+}
+
+// TestTrainProgressDoesNotReadLikeAnError: errors print as "nbo: …", so
+// progress lines on stderr must not start with "nbo".
+func TestTrainProgressDoesNotReadLikeAnError(t *testing.T) {
+	csv := filepath.Join("..", "..", "models", "testdata", "arrests.csv")
+	_, stderr, err := runModelCmd(t, "train", "--csv", csv, "--label", "released", "--trees", "5", "--out", filepath.Join(t.TempDir(), "m.json"))
+	require.NoError(t, err, stderr)
+	requireNoErrorLikeLines(t, stderr)
+	require.Contains(t, stderr, "training on")
+
+	h := genEngineHistory(t, 200, 24, 1)
+	decisions, events := h.write(t)
+	_, stderr, err = runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--out", filepath.Join(t.TempDir(), "m.json"))
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, "decisions")
+	requireNoErrorLikeLines(t, stderr)
+}
+
+func requireNoErrorLikeLines(t *testing.T, stderr string) {
+	t.Helper()
+	for line := range strings.Lines(stderr) {
+		require.False(t, strings.HasPrefix(line, "nbo"), "a progress line reads like an error: %q", line)
+	}
+}
+
 func openModelTestCSV(t *testing.T, path string) *strings.Reader {
 	t.Helper()
 	b, err := os.ReadFile(path)
