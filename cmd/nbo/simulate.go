@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,17 +55,26 @@ or --kafka BROKERS (comma-separated; records keyed by the best identifier).
 
 Simulated time starts at --start (RFC 3339). By default it is 2026-11-02T00:00+08:00
 for files, and for --http and --kafka it ends at the current hour, because a
-live engine refuses events from the future.`,
+live engine refuses events from the future (code future_ts). With --http or
+--kafka, a --start whose --days run past now is refused (give an earlier
+--start or fewer --days, or --live); with --max-events, which may stop the
+stream in time, it is only a warning.
+
+With --http, the rejection reasons the server gives are printed with their
+counts, and simulate exits non-zero when the server rejected any event.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dests := 0
-			for _, set := range []bool{cmd.Flags().Changed("out"), httpURL != "", kafkaBrokers != ""} {
-				if set {
-					dests++
+			var dests []string
+			for _, d := range []struct {
+				name string
+				set  bool
+			}{{"--out", cmd.Flags().Changed("out")}, {"--http", httpURL != ""}, {"--kafka", kafkaBrokers != ""}} {
+				if d.set {
+					dests = append(dests, d.name)
 				}
 			}
-			if dests > 1 {
-				return errors.New("simulate: give one of --out, --http and --kafka")
+			if len(dests) > 1 {
+				return fmt.Errorf("simulate: give exactly one of --out, --http and --kafka, not %s", strings.Join(dests, " and "))
 			}
 			// The simulator reads 0 as "the default"; on the command line
 			// the defaults are already the flags', so 0 is a mistake.
@@ -87,6 +101,11 @@ live engine refuses events from the future.`,
 					return fmt.Errorf("simulate: --start %q is not RFC 3339 (2026-11-02T00:00:00+08:00): %w", start, err)
 				}
 				opts.Start = t
+				if httpURL != "" || kafkaBrokers != "" {
+					if err := checkNotFuture(cmd.ErrOrStderr(), t, days, live, maxEvents, time.Now()); err != nil {
+						return err
+					}
+				}
 			case httpURL != "" || kafkaBrokers != "":
 				d := days
 				if d == 0 {
@@ -107,7 +126,9 @@ live engine refuses events from the future.`,
 			describe := ""
 			switch {
 			case httpURL != "":
-				h, err := bench.NewHTTPSink(bench.HTTPSinkOptions{URL: httpURL, APIKey: apiKey, MaxBatch: min(batch, 500)})
+				reasons := &rejectionTally{next: http.DefaultTransport}
+				h, err := bench.NewHTTPSink(bench.HTTPSinkOptions{URL: httpURL, APIKey: apiKey, MaxBatch: min(batch, 500),
+					Client: &http.Client{Timeout: 30 * time.Second, Transport: reasons}})
 				if err != nil {
 					return fmt.Errorf("simulate: %w", err)
 				}
@@ -116,7 +137,12 @@ live engine refuses events from the future.`,
 					st := h.Stats()
 					fmt.Fprintf(cmd.ErrOrStderr(), "nbo simulate: server accepted %d, rejected %d events (%d requests, %d retries)\n",
 						st.Accepted, st.Rejected, st.Requests, st.Retries)
-					return nil
+					if st.Rejected == 0 {
+						return nil
+					}
+					why := reasons.String()
+					fmt.Fprintf(cmd.ErrOrStderr(), "nbo simulate: rejected by reason: %s\n", why)
+					return fmt.Errorf("the server rejected %d of %d events (%s; the codes are in docs/events.md)", st.Rejected, st.Accepted+st.Rejected, why)
 				}
 			case kafkaBrokers != "":
 				k, err := bench.NewKafkaSink(bench.KafkaSinkOptions{Brokers: strings.Split(kafkaBrokers, ","), Topic: topic})
@@ -174,4 +200,94 @@ live engine refuses events from the future.`,
 	f.StringVar(&topic, "topic", "", `Kafka topic (default "nbo.events")`)
 	f.BoolVar(&live, "live", false, "stamp events with the wall-clock time they are sent (a live demo stream; journeys are compressed in time)")
 	return cmd
+}
+
+// futureSlack is how far ahead of its clock an engine accepts an event's
+// time (docs/events.md, future_ts).
+const futureSlack = 5 * time.Minute
+
+// checkNotFuture refuses a stream for a live engine whose simulated time,
+// from start for days, runs past now: the engine would reject those events
+// future_ts. With --live the events carry the time they are sent; with
+// --max-events the stream may stop in time, so it only warns.
+func checkNotFuture(stderr io.Writer, start time.Time, days int, live bool, maxEvents int64, now time.Time) error {
+	end := start.Add(time.Duration(days) * 24 * time.Hour)
+	if live || !end.After(now.Add(futureSlack)) {
+		return nil
+	}
+	msg := fmt.Sprintf("--start %s with --days %d runs to %s, %s past now; a live engine refuses events more than %s in the future (future_ts)",
+		start.Format(time.RFC3339), days, end.Format(time.RFC3339), end.Sub(now).Round(time.Minute), futureSlack)
+	if maxEvents > 0 {
+		fmt.Fprintf(stderr, "nbo simulate: warning: %s; events past now will be rejected\n", msg)
+		return nil
+	}
+	return fmt.Errorf("simulate: %s: give an earlier --start or fewer --days, omit --start (the stream then ends at the current hour), or use --live", msg)
+}
+
+// rejectionTally is an http.RoundTripper that counts the reason codes of
+// the events a POST /v1/events answer lists as rejected (202 and 400
+// answers: {"rejected": [{"index": 3, "code": "future_ts", …}]}); the
+// sink itself only counts them.
+type rejectionTally struct {
+	next http.RoundTripper
+
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (t *rejectionTally) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || (resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadRequest) {
+		return resp, err
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	var ans struct {
+		Rejected []struct {
+			Code string `json:"code"`
+		} `json:"rejected"`
+	}
+	if json.Unmarshal(data, &ans) == nil && len(ans.Rejected) > 0 {
+		t.mu.Lock()
+		if t.counts == nil {
+			t.counts = map[string]int{}
+		}
+		for _, r := range ans.Rejected {
+			code := r.Code
+			if code == "" {
+				code = "unknown"
+			}
+			t.counts[code]++
+		}
+		t.mu.Unlock()
+	}
+	return resp, nil
+}
+
+// String lists the reasons, most frequent first: "future_ts 97, bad_ts 2".
+func (t *rejectionTally) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	codes := make([]string, 0, len(t.counts))
+	for c := range t.counts {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(a, b int) bool {
+		if t.counts[codes[a]] != t.counts[codes[b]] {
+			return t.counts[codes[a]] > t.counts[codes[b]]
+		}
+		return codes[a] < codes[b]
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%s %d", c, t.counts[c])
+	}
+	if len(parts) == 0 {
+		return "no reasons given"
+	}
+	return strings.Join(parts, ", ")
 }
