@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +248,39 @@ func TestPumpLiveStampsWallClockTime(t *testing.T) {
 		require.LessOrEqual(t, ev.TS, after)
 		last = ev.TS
 	}
+}
+
+func TestKafkaSinkKeysByTheCustomerWhenAskedTo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	broker, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
+	require.NoError(t, err)
+	defer broker.Close()
+	require.NoError(t, kafka.EnsureTopics(ctx, broker.Addrs(), []kafka.TopicSpec{{Name: "sim.events", Partitions: 2}}))
+	sim := newSim(t, Options{Seed: 4, Customers: 50, Days: 2})
+	var events []features.Event
+	var ev features.Event
+	for len(events) < 400 && sim.Next(&ev) {
+		events = append(events, ev)
+	}
+	sink, err := NewKafkaSink(KafkaSinkOptions{Brokers: broker.Addrs(), Topic: "sim.events", Key: sim.PartitionKey})
+	require.NoError(t, err)
+	require.NoError(t, sink.Write(ctx, events))
+	require.NoError(t, sink.Close())
+
+	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: broker.Addrs(), Topic: "sim.events", GroupID: "bench-test"})
+	require.NoError(t, err)
+	defer cons.Close()
+	anonymous := 0
+	for range events {
+		rec, err := cons.Fetch(ctx)
+		require.NoError(t, err)
+		var got features.Event
+		require.Nil(t, features.DecodeEvent(rec.Value, 1<<62, nil, &got))
+		require.Equal(t, sim.PartitionKey(&got), string(rec.Key), "every event under its customer's key")
+		if got.IDs.Member == "" && strings.HasPrefix(string(rec.Key), "member:") {
+			anonymous++
+		}
+	}
+	require.Positive(t, anonymous, "members' device-only events go under the member")
 }

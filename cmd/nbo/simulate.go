@@ -145,7 +145,7 @@ counts, and simulate exits non-zero when the server rejected any event.`,
 					return fmt.Errorf("the server rejected %d of %d events (%s; the codes are in docs/events.md)", st.Rejected, st.Accepted+st.Rejected, why)
 				}
 			case kafkaBrokers != "":
-				k, err := bench.NewKafkaSink(bench.KafkaSinkOptions{Brokers: strings.Split(kafkaBrokers, ","), Topic: topic})
+				k, err := bench.NewKafkaSink(bench.KafkaSinkOptions{Brokers: strings.Split(kafkaBrokers, ","), Topic: topic, Key: sim.PartitionKey})
 				if err != nil {
 					return fmt.Errorf("simulate: %w", err)
 				}
