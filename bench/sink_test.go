@@ -134,13 +134,21 @@ func TestHTTPSinkOptionsAreValidated(t *testing.T) {
 	require.ErrorContains(t, err, "MaxBatch")
 }
 
+// simEventsBroker starts an embedded broker with a two-partition topic
+// "sim.events", closed when the test ends.
+func simEventsBroker(ctx context.Context, t *testing.T) *kafka.Embedded {
+	t.Helper()
+	broker, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = broker.Close() })
+	require.NoError(t, kafka.EnsureTopics(ctx, broker.Addrs(), []kafka.TopicSpec{{Name: "sim.events", Partitions: 2}}))
+	return broker
+}
+
 func TestKafkaSinkProducesKeyedEventsToTheEmbeddedBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	broker, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
-	require.NoError(t, err)
-	defer broker.Close()
-	require.NoError(t, kafka.EnsureTopics(ctx, broker.Addrs(), []kafka.TopicSpec{{Name: "sim.events", Partitions: 2}}))
+	broker := simEventsBroker(ctx, t)
 
 	sink, err := NewKafkaSink(KafkaSinkOptions{Brokers: broker.Addrs(), Topic: "sim.events"})
 	require.NoError(t, err)
@@ -253,10 +261,7 @@ func TestPumpLiveStampsWallClockTime(t *testing.T) {
 func TestKafkaSinkKeysByTheCustomerWhenAskedTo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	broker, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
-	require.NoError(t, err)
-	defer broker.Close()
-	require.NoError(t, kafka.EnsureTopics(ctx, broker.Addrs(), []kafka.TopicSpec{{Name: "sim.events", Partitions: 2}}))
+	broker := simEventsBroker(ctx, t)
 	sim := newSim(t, Options{Seed: 4, Customers: 50, Days: 2})
 	var events []features.Event
 	var ev features.Event
