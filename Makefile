@@ -35,7 +35,8 @@ bench: build ## Every go benchmark, then the side-by-side comparisons (nbo bench
 	  (apt-get update && apt-get install -y redis-server) || \
 	  echo "bench: could not install redis-server; the Redis comparison will be skipped"; \
 	fi
-	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 -timeout 90m $(PKGS) | tee bench/results/go-bench.txt"
+	@echo "# make bench at commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown), $$(date -u +%Y-%m-%dT%H:%MZ): Go benchmarks, $(BENCHTIME) x 5 counts each" > bench/results/go-bench.txt
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 -timeout 90m $(PKGS) | tee -a bench/results/go-bench.txt"
 	./bin/nbo bench --out bench/results
 
 .PHONY: bench-quick

@@ -49,7 +49,8 @@ same stream.
 
 Exactly one destination: --out FILE (NDJSON; "-" is stdout, the default),
 --http URL with --api-key (POST /v1/events, batches of 500, retried on 503/429),
-or --kafka BROKERS (comma-separated; records keyed by the best identifier).
+or --kafka BROKERS (comma-separated; each record keyed by its simulated customer's best
+identifier, so a member's anonymous events go under the member).
 --rate limits events per second of wall-clock time (0: as fast as possible);
 --live stamps each event with the time it is sent instead of its simulated time.
 

@@ -281,7 +281,7 @@ Decisions whose window has not closed by the newest event are left out
 			// Check what needs no input before reading or training: a bad
 			// flag or an unwritable --out once failed only after the
 			// whole model was trained.
-			if trees < 1 || trees > 10000 {
+			if algo == string(models.AlgoForest) && (trees < 1 || trees > 10000) {
 				return fmt.Errorf("train: --trees %d out of range 1..10000", trees)
 			}
 			if err := checkWritable(out); err != nil {
