@@ -320,8 +320,14 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 
 	if err := loop.Restore(ctx); err != nil {
-		if errors.Is(err, ingest.ErrSnapshotBehindGroup) {
-			return fmt.Errorf("%w\nrestore the newest snapshot to resume, or rebuild the state from the log with a consumer group that has no commits, e.g. --group-id %s-rebuild", err, cfg.GroupID)
+		// A rebuild needs a consumer group that has never committed: name
+		// one by the day, so a second rebuild does not reuse the first's.
+		rebuild := fmt.Sprintf("--group-id %s-rebuild-%s", cfg.GroupID, time.Now().UTC().Format("20060102-1504"))
+		switch {
+		case errors.Is(err, ingest.ErrSnapshotBehindGroup):
+			return fmt.Errorf("%w\nrestore the newest snapshot to resume, or rebuild the state from the log with a consumer group that has no commits, e.g. %s", err, rebuild)
+		case errors.Is(err, features.ErrCorruptSnapshot):
+			return fmt.Errorf("%w\nmove the snapshot away and restore an older copy, or rebuild the state from the log (everything since its retention start) with a consumer group that has no commits, e.g. %s", err, rebuild)
 		}
 		return err
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -358,4 +360,19 @@ func TestServePushesWhenAnAbsenceWindowClosesOnAQuietStream(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "the push goes out once the window closes, with no further event:\n%s", c.stderr)
 	require.Equal(t, float64(2), scrapeMetric(t, adminAddr, "nbo_events_applied_total")[""], "no other event arrived")
 	c.stop(t)
+}
+
+// TestACorruptSnapshotIsRefusedWithAdvice: serve does not start on a
+// snapshot that fails its checks, and says how to recover.
+func TestACorruptSnapshotIsRefusedWithAdvice(t *testing.T) {
+	bin := nboBinary(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "state.snap"), []byte("not a snapshot at all"), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "serve", "--data-dir", dir, "--embedded-kafka-addr", freePort(t), "--http", freePort(t), "--admin", freePort(t)).CombinedOutput()
+	require.Error(t, err, "serve must not start:\n%s", out)
+	require.Contains(t, string(out), "corrupt snapshot")
+	require.Contains(t, string(out), "move the snapshot away")
+	require.Contains(t, string(out), "--group-id nbo-rebuild-")
 }

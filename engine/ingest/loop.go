@@ -198,6 +198,7 @@ func (l *Loop) Restore(ctx context.Context) error {
 		l.opts.Logger.Info("removed unfinished snapshot files", "files", len(stale))
 	}
 	meta, extras, err := l.opts.Store.ReadSnapshotFile(l.opts.SnapshotPath)
+	haveSnapshot := err == nil
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		l.opts.Logger.Info("no snapshot; starting from the log", "path", l.opts.SnapshotPath)
@@ -221,6 +222,9 @@ func (l *Loop) Restore(ctx context.Context) error {
 		}
 		for _, p := range slices.Sorted(maps.Keys(committed)) {
 			if committed[p] > l.offsets[p] {
+				if !haveSnapshot {
+					return fmt.Errorf("%w: partition %d is committed up to offset %d and there is no snapshot (%s); consuming would skip the records before it", ErrSnapshotBehindGroup, p, committed[p], l.opts.SnapshotPath)
+				}
 				return fmt.Errorf("%w: partition %d is committed up to offset %d and the snapshot %s covers up to %d; consuming would skip the records in between", ErrSnapshotBehindGroup, p, committed[p], l.opts.SnapshotPath, l.offsets[p])
 			}
 		}

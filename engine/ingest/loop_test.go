@@ -920,9 +920,13 @@ func TestASnapshotTheGroupIsPastIsRefused(t *testing.T) {
 
 	require.NoError(t, restore("nbo", snap), "the newest snapshot matches the group")
 	moved := filepath.Join(t.TempDir(), "state.snap")
-	require.ErrorIs(t, restore("nbo", moved), ErrSnapshotBehindGroup, "no snapshot, but the group has commits")
+	err = restore("nbo", moved)
+	require.ErrorIs(t, err, ErrSnapshotBehindGroup, "no snapshot, but the group has commits")
+	require.ErrorContains(t, err, "there is no snapshot", "it does not speak of a snapshot covering offset 0")
 	require.NoError(t, os.WriteFile(moved, older, 0o644))
-	require.ErrorIs(t, restore("nbo", moved), ErrSnapshotBehindGroup, "an older snapshot than the group's commits")
+	err = restore("nbo", moved)
+	require.ErrorIs(t, err, ErrSnapshotBehindGroup, "an older snapshot than the group's commits")
+	require.ErrorContains(t, err, "covers up to")
 
 	// Rebuilding from the log takes a group without commits.
 	r = startLoop(t, brokers, loopConfig{group: "nbo-rebuild", snapshotPath: filepath.Join(t.TempDir(), "state.snap")})
