@@ -148,6 +148,11 @@ type decideState struct {
 	// gate (sreq.Refused).
 	gate    contactGate
 	refused []bool
+	// why is the first contact-policy reason openGate met (a Deny code),
+	// and overBudget whether arbitrate dropped a candidate for its budget:
+	// what an empty decision says (Decision.EmptyReason).
+	why        string
+	overBudget bool
 	// histAt[offer index] is 1 + the index of the offer's entry in the
 	// customer's offer history (View.Offers), 0 for none; own sums that
 	// history per offer type (both by openGate, in one pass).
@@ -396,6 +401,9 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	}
 	e.arbitrate(st, group == GroupTreatment)
 	e.serve(st, set, req, v, d, now)
+	if len(d.Offers) == 0 {
+		d.EmptyReason = st.emptyReason()
+	}
 	e.stats.decisions.Add(1)
 	if d.Fallback {
 		e.stats.fallbacks.Add(1)
@@ -410,6 +418,25 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 		e.opts.Cache.Set(v.Customer, v.Version, rkey, d, now)
 	}
 	return d, nil
+}
+
+// Why a decision served nothing, besides the contact-policy codes (Deny*).
+const (
+	EmptyBudget      = "budget"       // every offer that could be served was out of budget
+	EmptyNotEligible = "not_eligible" // no offer is valid, shown on the channel, at the store and consented to
+)
+
+// emptyReason says why the decision served nothing: the first
+// contact-policy refusal (a channel cap, quiet hours, a cooldown, …),
+// else a budget that ran out, else that no offer was eligible.
+func (st *decideState) emptyReason() string {
+	switch {
+	case st.why != "":
+		return st.why
+	case st.overBudget:
+		return EmptyBudget
+	}
+	return EmptyNotEligible
 }
 
 // begin readies the per-request scratch space.
@@ -446,6 +473,10 @@ func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 	st.refused = slices.Grow(st.refused[:0], n)[:n]
 	store := scenarios.FulfilmentStore(v, &st.sreq)
 	atCap := v.Known && st.gate.atCap()
+	st.why, st.overBudget = "", false
+	if atCap {
+		st.why = st.gate.capsWhy
+	}
 	st.own = [scenarios.NumOfferTypes]responses{}
 	if v.Known {
 		// One pass over the customer's offer history, one catalog lookup
@@ -476,8 +507,11 @@ func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 			if i := st.histAt[o.Index]; i > 0 {
 				own = v.Offers[i-1 : i]
 			}
-			ok, _ := st.gate.allow(offerPolicy(o), store, own)
+			ok, why := st.gate.allow(offerPolicy(o), store, own)
 			refused = !ok
+			if !ok && st.why == "" {
+				st.why = why
+			}
 		}
 		st.refused[o.Index] = refused
 	}

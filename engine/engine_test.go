@@ -266,6 +266,26 @@ func TestAStoreRedemptionOfAPushedCouponIsCreditedToThePush(t *testing.T) {
 	require.EqualValues(t, 1, redeemed, "the code resolves to its offer before the event is applied: %+v", v.Offers)
 }
 
+func TestAnEmptyDecisionSaysWhy(t *testing.T) {
+	night := time.Date(2026, 11, 20, 23, 0, 0, 0, shanghai)
+	r := newRig(t, night)
+	r.clock = night.Add(30 * time.Minute)
+	r.apply(t, storePurchaseDay(night)...)
+	ask := func(ch features.Channel, ids features.IDs) *Decision {
+		return decide(t, r, DecideRequest{IDs: ids, Channel: ch, Limit: 3, Locale: LocaleEn})
+	}
+	d := ask(features.ChannelSMS, features.IDs{Member: "M1"})
+	require.Empty(t, d.Offers)
+	require.Equal(t, DenyQuietHours, d.EmptyReason, "23:30 at the store is quiet for SMS")
+	// No offer of the library is shown at the till.
+	d = ask(features.ChannelPOS, features.IDs{Member: "M1"})
+	require.Empty(t, d.Offers)
+	require.Equal(t, EmptyNotEligible, d.EmptyReason)
+	d = ask(features.ChannelApp, features.IDs{Member: "M1"})
+	require.NotEmpty(t, d.Offers)
+	require.Empty(t, d.EmptyReason, "an answer with offers gives no empty reason")
+}
+
 func TestNoPushDuringQuietHours(t *testing.T) {
 	night := time.Date(2026, 11, 20, 23, 0, 0, 0, shanghai)
 	r := newRig(t, night)
@@ -512,8 +532,10 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 	require.Equal(t, "new_store_member_onboarding", at.Offers[0].Scenario, "its scenario still fires at the cap")
 	require.False(t, at.Fallback)
 
+	require.Empty(t, at.EmptyReason, "an answer with an offer gives no empty reason")
 	again := ask("M2")
 	require.Empty(t, again.Offers, "app_onboarding is capped at once in 30 days, transactional or not")
+	require.Equal(t, DenyCapDay, again.EmptyReason, "an empty answer says why: the channel's daily cap")
 	c := r.eng.Counters()
 	require.Equal(t, int64(3), c.Decisions)
 	require.Equal(t, int64(1), c.Empty, "the last decision served nothing")

@@ -461,6 +461,7 @@ func (e *Engine) arbitrate(st *decideState, explore bool) {
 		refused := false
 		for t := 0; t < m; t++ {
 			if !e.inBudget(st, &st.cands[k]) {
+				st.overBudget = true
 				last := len(st.cands) - 1
 				st.cands[k] = st.cands[last]
 				st.cands = st.cands[:last]

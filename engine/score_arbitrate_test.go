@@ -17,6 +17,7 @@ func TestArbitrateHeadsTheBestAllowedCandidatesInOrder(t *testing.T) {
 	// keep the first `ranked`. Refusal here is an exhausted budget; ties
 	// in score are broken by offer ID.
 	rng := rand.New(rand.NewPCG(7, 11))
+	emptied := 0
 	for round := 0; round < 500; round++ {
 		budgets := NewBudgets()
 		e := &Engine{opts: Options{Budgets: budgets}}
@@ -58,5 +59,10 @@ func TestArbitrateHeadsTheBestAllowedCandidatesInOrder(t *testing.T) {
 		for i := range want {
 			require.Equal(t, want[i].offer.ID, got[i].offer.ID, "round %d, place %d", round, i)
 		}
+		if len(want) == 0 && len(refused) > 0 {
+			emptied++
+			require.Equal(t, EmptyBudget, st.emptyReason(), "round %d: every candidate was out of budget", round)
+		}
 	}
+	require.Positive(t, emptied, "some rounds leave nothing but spent budgets")
 }

@@ -75,6 +75,11 @@ type Decision struct {
 	// Fallback reports that the placement's fallback offers were served
 	// (unknown customer, or nothing eligible fired).
 	Fallback bool `json:"fallback"`
+	// EmptyReason says why no offer was served, when none was: a
+	// contact-policy code (cap_day, cap_week, quiet_hours, cooldown,
+	// suppressed, redemption_limit: the first the offers met), budget, or
+	// not_eligible. Empty when the decision serves an offer.
+	EmptyReason string `json:"empty_reason,omitempty"`
 
 	// segment is the bandit segment the decision was made in; its
 	// outcomes are credited there (DecisionRecord.Segment).

@@ -57,6 +57,10 @@ func appendDecision(b []byte, d *engine.Decision) ([]byte, error) {
 	}
 	b = append(b, `,"fallback":`...)
 	b = strconv.AppendBool(b, d.Fallback)
+	if d.EmptyReason != "" {
+		b = append(b, `,"empty_reason":`...)
+		b = appendString(b, d.EmptyReason)
+	}
 	return append(b, '}'), nil
 }
 
