@@ -167,25 +167,33 @@ func TestTheUntargetedDiscountFadesWithEvidence(t *testing.T) {
 
 	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
 	r := newRig(t, day)
-	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
 	seg := "/online/member/noparent/nobeauty/notech"
 	rank := rankPair(t, r, day, seg, 20)
 	a, b := rank(2) // a cut above every score: expected scores only
 	require.Greater(t, a, b, "nothing learnt: the scenario's offer leads")
 
-	for i := range 4000 {
-		for _, o := range []*scenarios.Offer{targeted, untargeted} {
-			r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, false)
-			if i%10 == 0 || o == untargeted && i%10 < 2 {
-				r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, true)
-			}
-		}
-	}
-	r.eng.rates.Store(nil) // read the rates afresh rather than wait ratesMaxAge
+	// 10% for the scenario's offer, 20% for the untargeted one.
+	teachPair(r, seg, 4000, func(i int, untargeted bool) bool { return i%10 == 0 || untargeted && i%10 < 2 })
 	a, b = rank(2)
 	require.Greater(t, b, a, "expected: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
 	a, b = rank(-1)
 	require.Greater(t, b, a, "drawn: a 20%% offer outranks a 10%% one whoever proposed it (without the fade, 0.5 × 20%% < 1.2 × 10%%)")
+}
+
+// teachPair records n trials of the rig's first two offers (a scenario's
+// and an untargeted one, as rankPair ranks them) in segment seg, trial i
+// a success when success(i, untargeted) says so, and makes the engine
+// read the learnt rates afresh rather than wait ratesMaxAge.
+func teachPair(r *rig, seg string, n int, success func(i int, untargeted bool) bool) {
+	for i := range n {
+		for k, o := range r.set.Offers[:2] {
+			r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, false)
+			if success(i, k == 1) {
+				r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, true)
+			}
+		}
+	}
+	r.eng.rates.Store(nil)
 }
 
 // rankPair returns a ranking of the rig's first offer, proposed by a
@@ -227,21 +235,13 @@ func TestAScenariosBoostFadesWithEvidence(t *testing.T) {
 
 	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
 	r := newRig(t, day)
-	targeted, untargeted := r.set.Offers[0], r.set.Offers[1]
 	seg := "/online/member/noparent/nobeauty/notech"
 	rank := rankPair(t, r, day, seg, 80)
 	a, b := rank(2) // a cut above every score: expected scores only
 	require.Greater(t, a, b, "nothing learnt: the scenario's offer leads")
 
-	for i := range 4000 {
-		for _, o := range []*scenarios.Offer{targeted, untargeted} {
-			r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, false)
-			if i%20 < 2 || o == untargeted && i%20 == 2 {
-				r.bandit.Update(models.Arm{Offer: o.ID, Segment: seg}, true)
-			}
-		}
-	}
-	r.eng.rates.Store(nil) // read the rates afresh rather than wait ratesMaxAge
+	// 10% for the scenario's offer, 15% for the untargeted one.
+	teachPair(r, seg, 4000, func(i int, untargeted bool) bool { return i%20 < 2 || untargeted && i%20 == 2 })
 	a, b = rank(2)
 	require.Greater(t, b, a, "expected: a 15%% offer outranks a 10%% one whoever proposed it (without the fade, 1 × 15%% < 1.8 × 10%%)")
 	a, b = rank(-1)
