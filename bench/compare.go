@@ -676,14 +676,7 @@ func eventMessage(sim *Simulator, ev *features.Event) kafka.Message {
 	if idx, ok := sim.CustomerIndex(ev.IDs); ok {
 		return kafka.Message{Key: strconv.AppendInt([]byte("customer-"), int64(idx), 10), Value: features.EncodeEvent(nil, ev)}
 	}
-	var key string
-	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
-		if v := ev.IDs.Get(ns); v != "" {
-			key = string(features.MakeKey(ns, v))
-			break
-		}
-	}
-	return kafka.Message{Key: []byte(key), Value: features.EncodeEvent(nil, ev)}
+	return kafka.Message{Key: []byte(ev.IDs.BestKey()), Value: features.EncodeEvent(nil, ev)}
 }
 
 // ---- a small keep-alive HTTP/1.1 load client ----

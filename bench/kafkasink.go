@@ -61,12 +61,8 @@ func (k *KafkaSink) Write(ctx context.Context, events []features.Event) error {
 		if k.key != nil {
 			buf = append(buf, k.key(ev)...)
 		}
-		for ns := features.NSMember; ns < features.NumNamespaces && len(buf) == s.k0; ns++ {
-			if v := ev.IDs.Get(ns); v != "" {
-				buf = append(buf, ns.String()...)
-				buf = append(buf, ':')
-				buf = append(buf, v...)
-			}
+		if len(buf) == s.k0 {
+			buf = append(buf, ev.IDs.BestKey()...)
 		}
 		s.k1 = len(buf)
 		buf = features.EncodeEvent(buf, ev)

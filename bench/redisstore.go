@@ -38,10 +38,8 @@ var RedisFields = [30]string{
 // the highest-priority namespace (member > card > phone > email > device),
 // the way a Feast entity key is the one ID the caller has.
 func RedisKey(ids *features.IDs) string {
-	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
-		if v := ids.Get(ns); v != "" {
-			return "nbo:v:" + string(features.MakeKey(ns, v))
-		}
+	if k := ids.BestKey(); k != "" {
+		return "nbo:v:" + string(k)
 	}
 	return ""
 }

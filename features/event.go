@@ -71,6 +71,18 @@ func (ids *IDs) Set(ns Namespace, v string) {
 	}
 }
 
+// BestKey is the key of the best identifier set: the one of the
+// highest-priority namespace (member > card > phone > email > device),
+// the way producers key events ("" when none is set).
+func (ids *IDs) BestKey() Key {
+	for ns := NSMember; ns < NumNamespaces; ns++ {
+		if v := ids.Get(ns); v != "" {
+			return MakeKey(ns, v)
+		}
+	}
+	return ""
+}
+
 // Empty reports whether no identifier is set.
 func (ids *IDs) Empty() bool {
 	return ids.Member == "" && ids.Card == "" && ids.Phone == "" && ids.Email == "" && ids.Device == ""

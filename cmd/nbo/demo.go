@@ -161,7 +161,7 @@ func (d *demo) run(ctx context.Context, lib *scenarioLibrary, apiAddr, key strin
 		keys := make([]string, len(batch))
 		for i := range batch {
 			if keys[i] = d.sim.PartitionKey(&batch[i]); keys[i] == "" {
-				keys[i], _ = bestKey(&batch[i].IDs)
+				keys[i] = string(batch[i].IDs.BestKey())
 			}
 		}
 		return produceKeyed(ctx, events, batch, keys)

@@ -438,9 +438,8 @@ func batchKeys(events []features.Event) []string {
 	keys := make([]string, len(events))
 	linked := false
 	for i := range events {
-		var n int
-		keys[i], n = bestKey(&events[i].IDs)
-		linked = linked || n > 1
+		keys[i] = string(events[i].IDs.BestKey())
+		linked = linked || idCount(&events[i].IDs) > 1
 	}
 	if !linked {
 		return keys // nothing in the batch links two identifiers
@@ -500,18 +499,15 @@ func batchKeys(events []features.Event) []string {
 	return keys
 }
 
-// bestKey is the key of the event's best identifier ("" when it has
-// none) and how many identifiers the event carries.
-func bestKey(ids *features.IDs) (key string, n int) {
+// idCount is how many identifiers the event carries.
+func idCount(ids *features.IDs) int {
+	n := 0
 	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
-		if v := ids.Get(ns); v != "" {
-			if n == 0 {
-				key = string(features.MakeKey(ns, v))
-			}
+		if ids.Get(ns) != "" {
 			n++
 		}
 	}
-	return key, n
+	return n
 }
 
 // snapshotParts are the engine's state sections in the snapshot file.

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nbo/bench"
+	"nbo/features"
 )
 
 func init() {
@@ -204,8 +205,12 @@ counts, and simulate exits non-zero when the server rejected any event.`,
 }
 
 // futureSlack is how far ahead of its clock an engine accepts an event's
-// time (docs/events.md, future_ts).
-const futureSlack = 5 * time.Minute
+// time by default (docs/events.md, future_ts): the decoder's own default.
+var futureSlack = func() time.Duration {
+	var o features.DecodeOptions
+	o.EnsureDefaults()
+	return o.MaxFutureSkew
+}()
 
 // checkNotFuture refuses a stream for a live engine whose simulated time,
 // from start for days, runs past now: the engine would reject those events
