@@ -249,18 +249,17 @@ func (b *Budgets) SetCatalog(set *scenarios.Set) {
 		if total <= 0 {
 			total = Unlimited
 		}
-		var perStore map[string]int64
+		storeValue := map[string]int64{}
 		if o.Budget.PerStore > 0 {
-			perStore = map[string]int64{AnyStore: o.Budget.PerStore}
+			storeValue[AnyStore] = o.Budget.PerStore
 		}
 		// All of an offer's limits change under its lock at once: a
 		// Reserve during a reload sees the old limits or the new, never a
 		// mix.
 		ob := b.getOrCreate(o.ID)
-		ps := limitMap(perStore)
 		ob.mu.Lock()
 		ob.total, ob.perStore = Unlimited, map[string]int64{}
-		ob.storeValue = ps
+		ob.storeValue = storeValue
 		ob.valueTotal, ob.unitValue = total, max(o.Cost, 0)
 		ob.configured = true
 		ob.priceLocked()

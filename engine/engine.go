@@ -401,14 +401,12 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	}
 	e.arbitrate(st, group == GroupTreatment)
 	e.serve(st, set, req, v, d, now)
-	if len(d.Offers) == 0 {
-		d.EmptyReason = st.emptyReason()
-	}
 	e.stats.decisions.Add(1)
 	if d.Fallback {
 		e.stats.fallbacks.Add(1)
 	}
 	if len(d.Offers) == 0 {
+		d.EmptyReason = st.emptyReason()
 		e.stats.empty.Add(1)
 	}
 	if group == GroupHoldout {

@@ -122,8 +122,14 @@ func (e *Engine) fireWakes(ts int64) {
 		return
 	}
 	q.watermark = ts
+	e.fireDue(ts)
+}
+
+// fireDue re-evaluates every customer whose wake-up is at or before ts,
+// each at its own instant.
+func (e *Engine) fireDue(ts int64) {
 	for {
-		w, ok := q.due(ts)
+		w, ok := e.wakes.due(ts)
 		if !ok {
 			return
 		}
@@ -140,14 +146,7 @@ func (e *Engine) OnIdle(now time.Time) {
 	if e.opts.Triggers == nil {
 		return
 	}
-	wall := now.UnixMilli()
-	for {
-		w, ok := e.wakes.due(wall)
-		if !ok {
-			return
-		}
-		e.wake(w)
-	}
+	e.fireDue(now.UnixMilli())
 }
 
 // wake re-evaluates the customer of a due wake-up at its instant.

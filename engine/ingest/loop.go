@@ -245,10 +245,8 @@ func (l *Loop) checkReady() {
 	if l.ready.Load() {
 		return
 	}
-	for p, end := range l.target {
-		if end > 0 && l.offsets[p] < end {
-			return
-		}
+	if l.behind(l.target) {
+		return
 	}
 	l.ready.Store(true)
 	l.opts.Logger.Info("caught up with the log; ready", "applied", l.applied.Load())
@@ -267,15 +265,18 @@ func (l *Loop) atEnd(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.IdleEvery/2)
 	defer cancel()
 	end, err := l.opts.EndOffsets(ctx)
-	if err != nil {
-		return false
-	}
+	return err == nil && !l.behind(end)
+}
+
+// behind reports whether some partition's records below end (per
+// partition end offsets) are not all handled yet.
+func (l *Loop) behind(end map[int]int64) bool {
 	for p, e := range end {
 		if e > 0 && l.offsets[p] < e {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // Ready reports whether restore and catch-up are done.
