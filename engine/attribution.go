@@ -69,9 +69,13 @@ func parseCoupon(code string) (couponKey, bool) {
 	return k, again == src
 }
 
-// DecisionRecord is one offer served (or, for the holdout group, the offer
-// that would have been served) in a decision, as the attribution log sees
-// it. A decision with three offers is three records with one DecisionID.
+// DecisionRecord is one offer served in a decision, as the attribution
+// log sees it: a decision with three offers is three records with one
+// DecisionID. A holdout decision that served nothing is one record without
+// an OfferID, so that a control group given nothing is measured too; the
+// treatment's empty decisions are not recorded (on a busy server most
+// requests are at a contact cap, and their records would crowd out the
+// ones attribution needs).
 type DecisionRecord struct {
 	DecisionID string           `json:"decision_id"`
 	Customer   features.Key     `json:"customer"`
@@ -205,6 +209,49 @@ type decRec struct {
 	next                 *decRec // the decision's next offer, in recording order
 	hasCoupon            bool    // DecisionRecord.coupon is indexed (holdout records have none)
 	responded, converted bool
+	// first marks the rows (rowsOf, by index) in which this record is
+	// its decision's first: the rows that count the decision once, and
+	// its conversion once, however many of its offers they also count.
+	first uint8
+}
+
+// The rows of a record (rowsOf), as bits of decRec.first.
+const (
+	rowTotal = 1 << iota
+	rowScenario
+	rowOffer
+	rowChannel
+	rowStore
+)
+
+// sharesRow reports whether records a and b, of one decision, count in
+// the same row of kind row (one of the row bits).
+func sharesRow(a, b *decRec, row uint8) bool {
+	switch row {
+	case rowTotal:
+		return true
+	case rowChannel:
+		return a.Channel == b.Channel
+	case rowStore:
+		return a.Store != "" && a.Store == b.Store
+	case rowScenario:
+		return a.OfferID != "" && b.OfferID != "" && a.Scenario == b.Scenario
+	}
+	return false // every record of a decision has its own offer
+}
+
+// rowsHeld are the rows a record counts in: all five for an offer
+// served; total, channel and store for a decision that served nothing,
+// which belongs to no scenario or offer.
+func rowsHeld(r *decRec) uint8 {
+	rows := uint8(rowTotal | rowChannel)
+	if r.OfferID != "" {
+		rows |= rowScenario | rowOffer
+	}
+	if r.Store != "" {
+		rows |= rowStore
+	}
+	return rows
 }
 
 // recSlab is how many records Stats allocates at once. Records are
@@ -214,7 +261,7 @@ const recSlab = 128
 type credit struct{ conversions, revenue float64 }
 
 type statsRow struct {
-	decisions, holdout                           int64
+	decisions, holdout, served                   int64
 	impressions, clicks, dismissals, redemptions int64
 	responders, revenue, cost                    int64
 	onlineToStore, storeToOnline                 int64
@@ -245,9 +292,9 @@ func rowOf[K comparable](m map[K]*statsRow, k K) *statsRow {
 	return r
 }
 
-// RecordDecision logs one served (or held-out) offer. Recording the same
-// decision and offer again is ignored, so replaying the decision log is
-// safe; recorded says whether it was recorded.
+// RecordDecision logs one served offer, or a decision that served none.
+// Recording the same decision and offer again is ignored, so replaying the
+// decision log is safe; recorded says whether it was recorded.
 func (s *Stats) RecordDecision(d DecisionRecord) (recorded bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -262,8 +309,14 @@ func (s *Stats) recordLocked(d DecisionRecord) bool {
 		return false
 	}
 	holdout := d.Group == GroupHoldout
-	for _, row := range s.rowsOf(r) {
+	for i, row := range s.rowsOf(r) {
 		if row == nil {
+			continue
+		}
+		if d.OfferID != "" {
+			row.served++
+		}
+		if r.first&(1<<i) == 0 {
 			continue
 		}
 		if holdout {
@@ -305,12 +358,20 @@ func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRe
 	r := &s.slab[0]
 	s.slab = s.slab[1:]
 	*r = decRec{DecisionRecord: d, responded: responded, converted: converted}
+	r.first = rowsHeld(r)
+	for x := first; x != nil && r.first != 0; x = x.next {
+		for row := uint8(rowTotal); row <= rowStore; row <<= 1 {
+			if r.first&row != 0 && sharesRow(x, r, row) {
+				r.first &^= row
+			}
+		}
+	}
 	if last == nil {
 		s.decisions[d.DecisionID] = r
 	} else {
 		last.next = r
 	}
-	if d.Group != GroupHoldout {
+	if d.Group != GroupHoldout && d.OfferID != "" {
 		if r.coupon == (couponKey{}) {
 			r.coupon = couponKeyOf(d.DecisionID, d.OfferID)
 		}
@@ -328,11 +389,15 @@ func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRe
 	return r
 }
 
-// rowsOf returns the rows a record counts in: total, scenario, offer,
-// channel and store (nil without a store). Records look them up rather
-// than hold five pointers each, which the collector would scan.
+// rowsOf returns the rows a record counts in, in the order of the row
+// bits: total, scenario, offer, channel and store (nil where rowsHeld
+// says the record has none). Records look them up rather than hold five
+// pointers each, which the collector would scan.
 func (s *Stats) rowsOf(r *decRec) [5]*statsRow {
-	rows := [5]*statsRow{&s.total, rowOf(s.scenarios, r.Scenario), rowOf(s.offers, r.OfferID), rowOf(s.channels, r.Channel)}
+	rows := [5]*statsRow{0: &s.total, 3: rowOf(s.channels, r.Channel)}
+	if r.OfferID != "" {
+		rows[1], rows[2] = rowOf(s.scenarios, r.Scenario), rowOf(s.offers, r.OfferID)
+	}
 	if r.Store != "" {
 		rows[4] = rowOf(s.stores, r.Store)
 	}
@@ -382,6 +447,17 @@ func (s *Stats) evictOldestLocked() {
 	if s.head > 1024 && s.head > len(s.queue)/2 {
 		s.queue = append(s.queue[:0], s.queue[s.head:]...)
 		s.head = 0
+	}
+	// The rows r counted the decision in are counted by the next of its
+	// records that shares them, so a conversion arriving before those are
+	// evicted too still counts once per decision.
+	for x := r.next; x != nil && r.first != 0; x = x.next {
+		for row := uint8(rowTotal); row <= rowStore; row <<= 1 {
+			if r.first&row != 0 && rowsHeld(x)&row != 0 && sharesRow(r, x, row) {
+				x.first |= row
+				r.first &^= row
+			}
+		}
 	}
 	if first := s.decisions[r.DecisionID]; first == r {
 		if r.next == nil {
@@ -473,9 +549,10 @@ func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
 
 func (s *Stats) findLocked(o Outcome) *decRec {
 	if o.DecisionID != "" {
-		// Without an offer ID the decision's first offer is meant.
+		// Without an offer ID the decision's first offer is meant. A
+		// decision that served nothing has no offer to respond to.
 		for r := s.decisions[o.DecisionID]; r != nil; r = r.next {
-			if o.OfferID == "" || r.OfferID == o.OfferID {
+			if r.OfferID != "" && (o.OfferID == "" || r.OfferID == o.OfferID) {
 				return r
 			}
 		}
@@ -514,7 +591,7 @@ func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 	})
 	s.respondLocked(r)
 
-	// The touch sequence: the customer's treatment decisions within the
+	// The touch sequence: the customer's treatment offers served within the
 	// window before the redemption, oldest first, always including the
 	// credited decision (even when it is older than the window).
 	list := recent(s.customers[customer], s.opts.MaxTouches)
@@ -524,7 +601,7 @@ func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 	for _, x := range list {
 		if x == r {
 			included = true
-		} else if x.Group == GroupHoldout || x.TS > o.TS || x.TS < from {
+		} else if x.Group == GroupHoldout || x.OfferID == "" || x.TS > o.TS || x.TS < from {
 			continue
 		}
 		seq = append(seq, x)
@@ -582,13 +659,16 @@ func (s *Stats) convertLocked(customer features.Key, ts int64) {
 		}
 		x.converted = true
 		holdout := x.Group == GroupHoldout
-		s.each(x, func(row *statsRow) {
+		for i, row := range s.rowsOf(x) {
+			if row == nil || x.first&(1<<i) == 0 {
+				continue
+			}
 			if holdout {
 				row.convHoldout++
 			} else {
 				row.convTreatment++
 			}
-		})
+		}
 	}
 }
 
@@ -609,11 +689,13 @@ func (s *Stats) Rekey(from, to features.Key) {
 	}
 }
 
-// Uplift compares the conversion rates of treatment and holdout.
-//
-// The units are offers served (StatsRow.Decisions), and the interval
-// treats them as independent: when decisions serve several offers each,
-// one customer's offers respond together and the true interval is wider.
+// Uplift compares the conversion rates of treatment and holdout
+// decisions: the share of each group's decisions followed by a purchase
+// or a redemption within the attribution window. Each decision counts
+// once, however many offers it served, and the interval
+// treats decisions as independent: one customer's decisions in a window
+// convert together, so with many decisions per customer the true
+// interval is wider.
 type Uplift struct {
 	TreatmentN    int64   `json:"treatment_n"`
 	HoldoutN      int64   `json:"holdout_n"`
@@ -648,16 +730,20 @@ func UpliftCI(convT, nT, convH, nH int64) (Uplift, bool) {
 // StatsRow is one line of the report.
 type StatsRow struct {
 	Key string `json:"key"`
-	// Decisions counts the treatment group's offers served (a decision
-	// serving three offers counts three; a holdout decision that served
-	// nothing counts one), Holdout the holdout group's: the units the
-	// response rates and Uplift are per.
-	Decisions   int64 `json:"decisions"`
-	Holdout     int64 `json:"holdout_decisions"`
-	Impressions int64 `json:"impressions"`
-	Clicks      int64 `json:"clicks"` // clicks and push opens
-	Dismissals  int64 `json:"dismissals"`
-	Redemptions int64 `json:"redemptions"`
+	// Decisions counts the treatment group's decisions that served an
+	// offer, Holdout the holdout group's decisions: each decision once,
+	// however many of its offers the row counts (a holdout decision that
+	// served nothing counts in the total, channel and store rows only).
+	// Uplift is per decision.
+	Decisions int64 `json:"decisions"`
+	Holdout   int64 `json:"holdout_decisions"`
+	// OffersServed counts the offers served, in both groups: the unit of
+	// the impressions, responses and redemptions below.
+	OffersServed int64 `json:"offers_served"`
+	Impressions  int64 `json:"impressions"`
+	Clicks       int64 `json:"clicks"` // clicks and push opens
+	Dismissals   int64 `json:"dismissals"`
+	Redemptions  int64 `json:"redemptions"`
 	// ResponseRate is the share of served offers clicked, opened or
 	// redeemed at least once.
 	ResponseRate float64 `json:"response_rate"`
@@ -739,12 +825,12 @@ func credits(c *[features.NumChannels]credit) []ChannelCredit {
 
 func (r *statsRow) report(key string) StatsRow {
 	row := StatsRow{
-		Key: key, Decisions: r.decisions, Holdout: r.holdout, Impressions: r.impressions,
+		Key: key, Decisions: r.decisions, Holdout: r.holdout, OffersServed: r.served, Impressions: r.impressions,
 		Clicks: r.clicks, Dismissals: r.dismissals, Redemptions: r.redemptions,
 		Revenue: r.revenue, Cost: r.cost, OnlineToStore: r.onlineToStore, StoreToOnline: r.storeToOnline,
 	}
-	if r.decisions > 0 {
-		row.ResponseRate = float64(r.responders) / float64(r.decisions)
+	if r.served > 0 {
+		row.ResponseRate = float64(r.responders) / float64(r.served)
 	}
 	if u, ok := UpliftCI(r.convTreatment, r.decisions, r.convHoldout, r.holdout); ok {
 		row.Uplift = &u
@@ -753,8 +839,10 @@ func (r *statsRow) report(key string) StatsRow {
 }
 
 // statsSnapshotVersion 2 added each decision record's segment; version 1
-// snapshots are read with none.
-const statsSnapshotVersion = 2
+// snapshots are read with none. Version 3 counts decisions once each and
+// offers served apart; in the rows of older snapshots the decisions
+// counted offers served, which is what both counts are read as.
+const statsSnapshotVersion = 3
 
 // MarshalBinary encodes the aggregates and the decision records still held
 // for attribution, for the state snapshot, so counts, pending conversions
@@ -822,15 +910,15 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 func (s *Stats) UnmarshalBinary(data []byte) error {
 	r := snapReader{buf: data}
 	version := r.byte()
-	if version != 1 && version != statsSnapshotVersion {
+	if version < 1 || version > statsSnapshotVersion {
 		return fmt.Errorf("restoring stats: version %d: %w", version, ErrCorruptState)
 	}
 	fresh, _ := NewStats(s.opts)
-	fresh.total.decode(&r)
+	fresh.total.decode(&r, version)
 	for _, m := range []map[string]*statsRow{fresh.scenarios, fresh.offers, fresh.stores} {
 		n := r.count()
 		for i := 0; i < n && r.err == nil; i++ {
-			rowOf(m, r.str()).decode(&r)
+			rowOf(m, r.str()).decode(&r, version)
 		}
 	}
 	n := r.count()
@@ -840,7 +928,7 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 			r.fail()
 			break
 		}
-		rowOf(fresh.channels, features.Channel(ch)).decode(&r)
+		rowOf(fresh.channels, features.Channel(ch)).decode(&r, version)
 	}
 	fresh.conversions = r.varint()
 	fresh.unattributed = r.varint()
@@ -883,9 +971,11 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func (r *statsRow) fields() [13]*int64 {
-	return [13]*int64{&r.decisions, &r.holdout, &r.impressions, &r.clicks, &r.dismissals, &r.redemptions,
-		&r.responders, &r.revenue, &r.cost, &r.onlineToStore, &r.storeToOnline, &r.convTreatment, &r.convHoldout}
+// fields are the row's counts in snapshot order; served, added in
+// version 3, is last.
+func (r *statsRow) fields() [14]*int64 {
+	return [14]*int64{&r.decisions, &r.holdout, &r.impressions, &r.clicks, &r.dismissals, &r.redemptions,
+		&r.responders, &r.revenue, &r.cost, &r.onlineToStore, &r.storeToOnline, &r.convTreatment, &r.convHoldout, &r.served}
 }
 
 func (r *statsRow) encode(w *snapWriter) {
@@ -894,8 +984,16 @@ func (r *statsRow) encode(w *snapWriter) {
 	}
 }
 
-func (r *statsRow) decode(rd *snapReader) {
-	for _, f := range r.fields() {
+func (r *statsRow) decode(rd *snapReader, version byte) {
+	fields := r.fields()
+	if version < 3 {
+		for _, f := range fields[:len(fields)-1] {
+			*f = rd.varint()
+		}
+		r.served = r.decisions
+		return
+	}
+	for _, f := range fields {
 		*f = rd.varint()
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -141,7 +142,10 @@ func TestCrossChannelTheOtherWayAndOutcomeKinds(t *testing.T) {
 	require.Equal(t, int64(1), rowByKey(rep.Offers, "o1").Impressions, "a decision-level impression goes to its first offer")
 	require.Equal(t, int64(1), rowByKey(rep.Offers, "o2").Dismissals)
 	require.Equal(t, int64(1), rowByKey(rep.Offers, "o2").Decisions, "replayed records are not counted twice")
-	require.Equal(t, int64(3), rep.Total.Decisions)
+	require.Equal(t, int64(2), rep.Total.Decisions, "decisions count once, however many offers they served")
+	require.Equal(t, int64(3), rep.Total.OffersServed)
+	require.Equal(t, int64(1), rowByKey(rep.Scenarios, "s").Decisions, "d-multi served two offers of scenario s")
+	require.Equal(t, int64(2), rowByKey(rep.Scenarios, "s").OffersServed)
 	require.Equal(t, int64(1), rep.Unattributed)
 	// A tablet touch at t0 and an app touch at t0+1 (two offers, one each): last touch is the app.
 	require.Equal(t, 1.0, creditOf(rep.FirstTouch, "tablet"))
@@ -237,6 +241,79 @@ func TestUpliftThroughStatsOnSyntheticCustomers(t *testing.T) {
 	require.True(t, u.Low <= trueT-trueH && trueT-trueH <= u.High, "CI [%.3f, %.3f] covers %.2f", u.Low, u.High, trueT-trueH)
 	require.Greater(t, u.Low, 0.0, "with 6000 customers the uplift is significant")
 	require.Equal(t, int64(0), rep.Unattributed, "purchases are not feedback and need no decision")
+}
+
+// TestUpliftCountsEachDecisionOnce: the rows count a decision once,
+// however many of its offers they hold, and a decision that served
+// nothing counts in the total, channel and store rows, in both groups;
+// a conversion converts a decision once.
+func TestUpliftCountsEachDecisionOnce(t *testing.T) {
+	s := newTestStats(t)
+	const a, b, h, g = features.Key("member:A"), features.Key("member:B"), features.Key("member:H"), features.Key("member:G")
+	s.RecordDecisions([]DecisionRecord{
+		served("dA", a, "s", "o1", features.ChannelApp, "S1", t0),
+		served("dA", a, "s", "o2", features.ChannelApp, "S1", t0),
+		served("dA", a, "t", "o3", features.ChannelApp, "", t0),
+		{DecisionID: "dB", Customer: b, Channel: features.ChannelApp, Group: GroupTreatment, TS: t0}, // served nothing
+	})
+	held := served("dH", h, "s", "o1", features.ChannelApp, "S1", t0)
+	held.Group = GroupHoldout
+	s.RecordDecision(held)
+	held.OfferID = "o2"
+	s.RecordDecision(held)
+	s.RecordDecision(DecisionRecord{DecisionID: "dG", Customer: g, Channel: features.ChannelWeb, Group: GroupHoldout, TS: t0})
+
+	_, ok := s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "dB", Customer: b, TS: t0 + 1})
+	require.False(t, ok, "a decision that served nothing has nothing to click")
+	s.RecordOutcome(Outcome{Type: features.Order, Customer: a, TS: t0 + 2, Revenue: 100})
+	s.RecordOutcome(Outcome{Type: features.Order, Customer: h, TS: t0 + 2, Revenue: 100})
+
+	rep := s.Snapshot()
+	require.EqualValues(t, 2, rep.Total.Decisions)
+	require.EqualValues(t, 2, rep.Total.Holdout)
+	require.EqualValues(t, 5, rep.Total.OffersServed)
+	require.Equal(t, Uplift{TreatmentN: 2, HoldoutN: 2, TreatmentRate: 0.5, HoldoutRate: 0.5, Low: -0.98, High: 0.98}, roundUplift(*rep.Total.Uplift))
+
+	sc := rowByKey(rep.Scenarios, "s")
+	require.Equal(t, [3]int64{1, 1, 4}, [3]int64{sc.Decisions, sc.Holdout, sc.OffersServed})
+	require.Equal(t, 1.0, sc.Uplift.TreatmentRate, "dA converted once in scenario s, not once per offer")
+	require.EqualValues(t, 1, sc.Uplift.TreatmentN)
+	require.EqualValues(t, 1, rowByKey(rep.Offers, "o2").Decisions)
+	require.EqualValues(t, 1, rowByKey(rep.Stores, "S1").Decisions)
+	app := rowByKey(rep.Channels, "app")
+	require.Equal(t, [3]int64{2, 1, 5}, [3]int64{app.Decisions, app.Holdout, app.OffersServed}, "dB counts on its channel")
+	require.EqualValues(t, 1, rowByKey(rep.Channels, "web").Holdout, "so does dG")
+	for _, rows := range [][]StatsRow{rep.Scenarios, rep.Offers} {
+		require.Zero(t, rowByKey(rows, ""), "a decision that served nothing has no scenario or offer row")
+	}
+	require.Equal(t, int64(1), rep.Unattributed)
+}
+
+// roundUplift rounds an interval's ends to 0.01, for comparison.
+func roundUplift(u Uplift) Uplift {
+	u.Low, u.High = math.Round(u.Low*100)/100, math.Round(u.High*100)/100
+	return u
+}
+
+// TestAnEvictedFirstRecordHandsOnItsDecisionsCount: when the oldest
+// record goes, the rest of its decision still converts the decision once.
+func TestAnEvictedFirstRecordHandsOnItsDecisionsCount(t *testing.T) {
+	s, err := NewStats(StatsOptions{MaxDecisions: 3})
+	require.NoError(t, err)
+	const a = features.Key("member:A")
+	s.RecordDecision(served("dA", a, "s", "o1", features.ChannelApp, "", t0))
+	s.RecordDecision(served("dA", a, "s", "o2", features.ChannelApp, "", t0))
+	s.RecordDecision(DecisionRecord{DecisionID: "dH", Customer: "member:H", Channel: features.ChannelApp, Group: GroupHoldout, TS: t0})
+	s.RecordDecision(served("dB", "member:B", "s", "o1", features.ChannelApp, "", t0+1)) // evicts dA's o1
+	_, _, ok := s.LookupCoupon(CouponCode("dA", "o1"))
+	require.False(t, ok)
+
+	s.RecordOutcome(Outcome{Type: features.Order, Customer: a, TS: t0 + 2})
+	rep := s.Snapshot()
+	require.Equal(t, 0.5, rep.Total.Uplift.TreatmentRate, "dA converted, dB did not")
+	require.Equal(t, [2]int64{1, 2}, [2]int64{s.scenarios["s"].convTreatment, s.scenarios["s"].decisions})
+	require.Zero(t, s.offers["o1"].convTreatment, "dA's o1 record is gone")
+	require.EqualValues(t, 1, s.offers["o2"].convTreatment)
 }
 
 func TestStatsRekeyAndBounds(t *testing.T) {
@@ -379,12 +456,13 @@ func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
 	require.NoError(t, s.UnmarshalBinary(data))
 	rep := s.Snapshot()
 	require.EqualValues(t, 2, rep.Total.Decisions+rep.Total.Holdout, "%+v", rep.Total)
+	require.Equal(t, rep.Total.Decisions, rep.Total.OffersServed, "before version 3, decisions counted the offers served")
 	require.EqualValues(t, 1, rep.Total.Clicks)
 	a, ok := s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-1", OfferID: "o1", Customer: "member:M1", Channel: features.ChannelApp, TS: 1_795_000_003_000})
 	require.True(t, ok, "the restored records attribute")
 	require.Equal(t, Attribution{DecisionID: "d-1", OfferID: "o1", Scenario: "sc", Channel: features.ChannelApp, Group: GroupTreatment}, a)
 
-	// Written again, it is version 2 and keeps a segment.
+	// Written again, it is the current version and keeps a segment.
 	s.RecordDecision(DecisionRecord{DecisionID: "d-3", Customer: "member:M3", OfferID: "o3", Channel: features.ChannelWeb, Group: GroupTreatment, TS: 1_795_000_004_000, Segment: segmentNames[segMember|segOnline][features.ChannelWeb]})
 	b, err := s.MarshalBinary()
 	require.NoError(t, err)

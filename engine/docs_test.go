@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -41,4 +43,33 @@ func layoutsDoc() string {
 	b.WriteString("`engine.PropensitySchema` (offer propensity): the customer columns above, then " +
 		cols(PropensitySchema.Features[len(customer):]) + ".\n")
 	return b.String()
+}
+
+// TestOpenAPIDescribesTheStatsReport holds the OpenAPI schemas of GET
+// /v1/stats to the report's JSON: every field documented, nothing
+// documented that is not sent.
+func TestOpenAPIDescribesTheStatsReport(t *testing.T) {
+	raw, err := os.ReadFile("api/openapi.json")
+	require.NoError(t, err)
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	for schema, v := range map[string]any{"Stats": StatsReport{}, "StatsRow": StatsRow{}, "Uplift": Uplift{}, "ChannelCredit": ChannelCredit{}} {
+		var sent []string
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			sent = append(sent, name)
+		}
+		var documented []string
+		for name := range doc.Components.Schemas[schema].Properties {
+			documented = append(documented, name)
+		}
+		require.ElementsMatch(t, sent, documented, "schema %s against %T", schema, v)
+	}
 }

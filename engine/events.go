@@ -293,9 +293,9 @@ func (e *Engine) recordServed(d *Decision, r *OfferResult, c *candidate, coupon 
 }
 
 func (e *Engine) decisionRecord(d *Decision, r *OfferResult, c *candidate, ch features.Channel, customer features.Key, now int64) DecisionRecord {
-	rec := DecisionRecord{DecisionID: d.DecisionID, Customer: customer, Channel: ch, Group: d.Group, TS: now, Segment: d.segment}
-	if r != nil {
-		rec.Scenario, rec.OfferID, rec.Value = r.Scenario, r.OfferID, r.Value
+	rec := DecisionRecord{DecisionID: d.DecisionID, Customer: customer, Channel: ch, Group: d.Group, TS: now}
+	if r != nil { // an offer served; a decision that served nothing gets no response to credit
+		rec.Scenario, rec.OfferID, rec.Value, rec.Segment = r.Scenario, r.OfferID, r.Value, d.segment
 	}
 	if c != nil {
 		rec.Store, rec.Cost = c.store, c.offer.Cost

@@ -32,7 +32,8 @@ func TestAClickRightAfterTheDecisionIsAttributedToIt(t *testing.T) {
 	rep := r.stats.Snapshot()
 	require.Zero(t, rep.Unattributed)
 	require.EqualValues(t, 1, rowByKey(rep.Offers, o.OfferID).Clicks)
-	require.EqualValues(t, len(d.Offers), rep.Total.Decisions, "every offer of the decision is recorded before the click")
+	require.EqualValues(t, len(d.Offers), rep.Total.OffersServed, "every offer of the decision is recorded before the click")
+	require.EqualValues(t, 1, rep.Total.Decisions)
 	for _, o := range d.Offers {
 		id, offer, ok := r.stats.LookupCoupon(o.CouponCode)
 		require.True(t, ok, "the printed code %s maps back", o.CouponCode)
