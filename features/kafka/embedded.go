@@ -6,19 +6,26 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // EmbeddedOptions configures the embedded broker.
 type EmbeddedOptions struct {
-	// Addr is the host:port the broker listens on and advertises to clients
-	// in metadata. Use port 0 to pick a free port (tests); Embedded.Addrs
-	// reports the bound address. Bind to a concrete address clients can
-	// dial: the listener's address is what the broker advertises, so
-	// "0.0.0.0:9092" would advertise an address remote clients cannot use.
-	// Default: 127.0.0.1:9092.
+	// Addr is the host:port the broker listens on. Use port 0 to pick a
+	// free port (tests). A wildcard host ("0.0.0.0", "::" or empty)
+	// listens on every interface. Default: 127.0.0.1:9092.
 	Addr string
+
+	// AdvertisedAddr is the host:port the broker names in metadata, which
+	// is where every client connects after its bootstrap: it must be an
+	// address clients can dial, so never a wildcard. Port 0 (or none,
+	// "host") means the bound port. Embedded.Addrs reports it.
+	// Default: Addr's host and the bound port; for a wildcard Addr, this
+	// machine's hostname (it must resolve here; clients on other hosts
+	// must be able to resolve it too, else set an address they can).
+	AdvertisedAddr string
 
 	// DataDir is where the broker keeps its log segments, topics and
 	// consumer-group offsets so they survive a restart. It is created if
@@ -55,6 +62,13 @@ func (o EmbeddedOptions) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("embedded kafka: addr %q is not host:port: %w", o.Addr, err))
 	}
+	if o.AdvertisedAddr != "" {
+		if host, _, err := splitAdvertised(o.AdvertisedAddr); err != nil {
+			errs = append(errs, err)
+		} else if isWildcard(host) {
+			errs = append(errs, fmt.Errorf("embedded kafka: advertised addr %q names no host clients can dial; give this machine's name or IP", o.AdvertisedAddr))
+		}
+	}
 	if o.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("embedded kafka: partitions must be at least 1, got %d", o.Partitions))
 	}
@@ -85,15 +99,30 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("starting embedded kafka on %s: %w", opts.Addr, err)
 	}
+	advHost, advPort, err := advertised(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DefaultNumPartitions(opts.Partitions),
 		kfake.ClusterID("nbo-embedded"),
 		// kfake always binds 127.0.0.1:<port>; ListenFn lets us bind the
-		// configured host too. The listener's address is what the broker
-		// advertises in metadata.
+		// configured host too. kfake advertises whatever the listener's
+		// Addr says (it has no option of its own), so the listener
+		// reports the advertised address: a wildcard bind would otherwise
+		// tell clients to connect to "::", which no client on another
+		// host can dial.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, opts.Addr)
+			ln, err := net.Listen(network, opts.Addr)
+			if err != nil {
+				return nil, err
+			}
+			port := advPort
+			if port == "" || port == "0" {
+				_, port, _ = net.SplitHostPort(ln.Addr().String())
+			}
+			return advertisedListener{ln, advertisedAddr(net.JoinHostPort(advHost, port))}, nil
 		}),
 	}
 	if opts.DataDir != "" {
@@ -112,7 +141,62 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	return &Embedded{cluster: c, addrs: c.ListenAddrs()}, nil
 }
 
-// Addrs returns the broker's bound host:port, for use as a bootstrap list.
+// advertised returns the host and port (empty or "0": the bound port) the
+// broker names in metadata; see EmbeddedOptions.AdvertisedAddr.
+func advertised(ctx context.Context, opts EmbeddedOptions) (host, port string, err error) {
+	if opts.AdvertisedAddr != "" {
+		return splitAdvertised(opts.AdvertisedAddr) // Validate checked it
+	}
+	host, _, _ = net.SplitHostPort(opts.Addr) // Validate checked it
+	if !isWildcard(host) {
+		return host, "", nil
+	}
+	name, err := os.Hostname()
+	if err == nil {
+		_, err = net.DefaultResolver.LookupHost(ctx, name)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("starting embedded kafka on %s: a broker listening on every interface advertises this machine's hostname, which does not resolve here (%w); set the advertised address (--embedded-kafka-advertised-addr) to a name or IP clients can reach", opts.Addr, err)
+	}
+	return name, "", nil
+}
+
+// splitAdvertised reads an advertised address: host:port, or a bare host
+// (a name or an IP, IPv6 too) that takes the bound port.
+func splitAdvertised(addr string) (host, port string, err error) {
+	if h, p, err := net.SplitHostPort(addr); err == nil {
+		return h, p, nil
+	}
+	if !strings.Contains(addr, ":") || net.ParseIP(addr) != nil {
+		return addr, "", nil
+	}
+	return "", "", fmt.Errorf("embedded kafka: advertised addr %q is neither host:port nor a host", addr)
+}
+
+// isWildcard reports whether host listens on every interface rather than
+// naming one a client could dial.
+func isWildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// advertisedListener is a listener whose Addr is the advertised address
+// (what kfake puts in metadata), not the bound one.
+type advertisedListener struct {
+	net.Listener
+	addr advertisedAddr
+}
+
+func (l advertisedListener) Addr() net.Addr { return l.addr }
+
+// advertisedAddr is a host:port as a net.Addr.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
+
+// Addrs returns the broker's advertised host:port (see
+// EmbeddedOptions.AdvertisedAddr), for use as a bootstrap list.
 func (e *Embedded) Addrs() []string {
 	return append([]string(nil), e.addrs...)
 }
