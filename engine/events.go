@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"time"
 
 	"nbo/features"
 	"nbo/models"
@@ -151,21 +152,47 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		e.opts.TriggerDedup.Seen(firing, now)
 		locale := Locale(v.Locale)
 		loc := localeIndex(locale)
+		// The offer's terms as /v1/decide serves them at this instant.
+		r := OfferResult{
+			OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value,
+			Expiry: offerExpiry(now, ttl), FulfilmentStore: fulfilmentStore(c),
+		}
 		t := Trigger{
+			Version:   TriggerVersion,
 			TriggerID: id, Customer: v.Customer, Scenario: prop.Scenario.ID, OfferID: c.offer.ID,
 			Channel: features.ChannelPush, Locale: string(locale),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc], DecisionID: decisionID, EventID: cause, TS: now,
 			CouponCode: CouponCode(decisionID, c.offer.ID),
+			Value:      r.Value, Expiry: r.Expiry.UnixMilli(), FulfilmentStore: r.FulfilmentStore,
+		}
+		t.NotAfter = min(now+e.opts.TriggerMaxAge.Milliseconds(), t.Expiry)
+		if q := nextQuietStart(e.opts.Policy, features.ChannelPush, c.store, now); q != 0 {
+			t.NotAfter = min(t.NotAfter, q)
 		}
 		if b, err := t.Encode(); err == nil {
 			e.opts.Triggers.Publish(t.Key(), b)
 		}
 		e.stats.triggers.Add(1)
-		r := OfferResult{OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value}
 		d := Decision{DecisionID: decisionID, Customer: string(v.Customer), Group: GroupTreatment}
 		e.recordServed(&d, &r, c, couponKey{}, features.ChannelPush, v.Customer, now, true)
 		return
 	}
+}
+
+// offerExpiry is when an offer served at now with a budget reservation
+// of ttl (Engine.reservationTTL) stops being redeemable: a decision's
+// OfferResult.Expiry and a push trigger's expiry.
+func offerExpiry(now int64, ttl time.Duration) time.Time {
+	return time.UnixMilli(now).Add(ttl).UTC()
+}
+
+// fulfilmentStore is where the candidate's offer is fulfilled: the store
+// it was served for when the offer is not online-only, else "".
+func fulfilmentStore(c *candidate) string {
+	if c.offer.Fulfilment != scenarios.Online {
+		return c.store
+	}
+	return ""
 }
 
 // Counters are the engine's counters, pulled by the caller. Fallbacks

@@ -46,9 +46,30 @@ func hashID(prefix, domain string, fields ...string) string {
 	return string(hex.AppendEncode(out, h.Sum(sum[:0])[:16]))
 }
 
+// TriggerVersion is the schema version nbo writes in every trigger's "v"
+// field. docs/triggers.md is the contract; a change to a field's meaning,
+// or a new field, is a new version (DecodeTrigger, like a strict consumer,
+// refuses fields it does not know).
+//
+// The version is a field rather than a Kafka header so that it travels
+// with the JSON wherever a trigger is copied (a dead-letter topic, a log
+// line, a replay tool that keeps only values), and so that Publisher stays
+// key and value. The decision log on nbo.decisions has no version of its
+// own (a record from before a field existed is told by the field's
+// absence, servedLog.ReservedStore); triggers leave the consumer, another
+// team's service, so they say what they are.
+const TriggerVersion = 1
+
 // Trigger is the message published to the push service on nbo.triggers,
-// keyed by the canonical customer ID (Key).
+// keyed by the canonical customer ID (Key). Every field is a function of
+// the events, the scenario set and the catalog, the engine's options and
+// the contact policy, so a replay of the same events (same trigger ID)
+// encodes the same bytes.
 type Trigger struct {
+	// Version is the schema version: TriggerVersion for what nbo
+	// publishes, 0 for a message from before the field existed (it has no
+	// Value, Expiry or NotAfter).
+	Version    int
 	TriggerID  string
 	Customer   features.Key
 	Scenario   string
@@ -59,16 +80,34 @@ type Trigger struct {
 	Text       string // in Locale
 	DecisionID string
 	CouponCode string // what a store till scans to redeem the offer
-	EventID    string // the event that made the scenario fire
-	TS         int64  // Unix ms: the event time of that event
+	EventID    string // the event that made the scenario fire, or "wake@<Unix ms>"
+	TS         int64  // Unix ms: the event time of that event (a wake-up's instant)
+	// Value is the offer's value in minor currency units, as /v1/decide
+	// gives it.
+	Value int64
+	// Expiry is when the offer (and its coupon code) stops being
+	// redeemable, Unix ms, as /v1/decide gives it for an offer served at
+	// TS: its budget reservation's end.
+	Expiry int64
+	// FulfilmentStore is the store an in-store offer is fulfilled at; ""
+	// for an online offer.
+	FulfilmentStore string
+	// NotAfter is the last instant (Unix ms) at which the push may be
+	// sent: the earliest of TS + Options.TriggerMaxAge (after it nbo would
+	// not have raised the trigger at all), the start of the next push
+	// quiet hours in the store's time zone (nbo checked quiet hours at TS,
+	// not at delivery) and Expiry.
+	NotAfter int64
 }
 
 // NewTrigger returns the push trigger for a scenario firing on one event,
-// with its deterministic TriggerID and DecisionID filled in; the caller
-// adds the locale, title and text.
+// with its version, deterministic TriggerID, DecisionID and coupon code
+// filled in; the caller adds the locale, title, text and the offer's
+// terms.
 func NewTrigger(customer features.Key, scenario, offerID, eventID string, ts int64) Trigger {
 	id := TriggerID(customer, scenario, offerID, eventID)
 	return Trigger{
+		Version:   TriggerVersion,
 		TriggerID: id, Customer: customer, Scenario: scenario, OfferID: offerID,
 		Channel: features.ChannelPush, DecisionID: TriggerDecisionID(id), EventID: eventID, TS: ts,
 		CouponCode: CouponCode(TriggerDecisionID(id), offerID),
@@ -76,33 +115,51 @@ func NewTrigger(customer features.Key, scenario, offerID, eventID string, ts int
 }
 
 // triggerWire is the JSON form of a Trigger. Times are RFC 3339 with
-// milliseconds in UTC, like events.
+// milliseconds in UTC, like events. The pointers tell an absent field from
+// a zero one, so that DecodeTrigger can require the version-1 fields of a
+// version-1 message and refuse them in an unversioned one.
 type triggerWire struct {
-	TriggerID  string `json:"trigger_id"`
-	Customer   string `json:"customer"`
-	Scenario   string `json:"scenario"`
-	OfferID    string `json:"offer_id"`
-	Channel    string `json:"channel"`
-	Locale     string `json:"locale"`
-	Title      string `json:"title"`
-	Text       string `json:"text"`
-	DecisionID string `json:"decision_id"`
-	CouponCode string `json:"coupon_code,omitempty"`
-	EventID    string `json:"event_id"`
-	TS         string `json:"ts"`
+	V               *int    `json:"v,omitempty"`
+	TriggerID       string  `json:"trigger_id"`
+	Customer        string  `json:"customer"`
+	Scenario        string  `json:"scenario"`
+	OfferID         string  `json:"offer_id"`
+	Channel         string  `json:"channel"`
+	Locale          string  `json:"locale"`
+	Title           string  `json:"title"`
+	Text            string  `json:"text"`
+	DecisionID      string  `json:"decision_id"`
+	CouponCode      string  `json:"coupon_code,omitempty"`
+	Value           *int64  `json:"value,omitempty"`
+	Expiry          *string `json:"expiry,omitempty"`
+	FulfilmentStore string  `json:"fulfilment_store,omitempty"`
+	EventID         string  `json:"event_id"`
+	TS              string  `json:"ts"`
+	NotAfter        *string `json:"not_after,omitempty"`
 }
 
 // Key is the Kafka message key: the canonical customer ID, so all triggers
 // of one customer stay in order on one partition.
 func (t *Trigger) Key() []byte { return []byte(t.Customer) }
 
-// Encode returns the trigger's JSON message.
+func formatTriggerTS(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// Encode returns the trigger's JSON message. A version-0 trigger (decoded
+// from an old message) is written as it was, without the version-1
+// fields.
 func (t *Trigger) Encode() ([]byte, error) {
 	w := triggerWire{
 		TriggerID: t.TriggerID, Customer: string(t.Customer), Scenario: t.Scenario, OfferID: t.OfferID,
 		Channel: t.Channel.String(), Locale: t.Locale, Title: t.Title, Text: t.Text,
-		DecisionID: t.DecisionID, CouponCode: t.CouponCode, EventID: t.EventID,
-		TS: time.UnixMilli(t.TS).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		DecisionID: t.DecisionID, CouponCode: t.CouponCode, FulfilmentStore: t.FulfilmentStore, EventID: t.EventID,
+		TS: formatTriggerTS(t.TS),
+	}
+	if t.Version != 0 {
+		v, value := t.Version, t.Value
+		expiry, notAfter := formatTriggerTS(t.Expiry), formatTriggerTS(t.NotAfter)
+		w.V, w.Value, w.Expiry, w.NotAfter = &v, &value, &expiry, &notAfter
 	}
 	b, err := json.Marshal(&w)
 	if err != nil {
@@ -116,8 +173,11 @@ func (t *Trigger) Encode() ([]byte, error) {
 var ErrBadTrigger = errors.New("engine: bad trigger message")
 
 // DecodeTrigger parses a trigger message strictly: unknown fields, a
-// missing trigger_id, customer or decision_id, an unknown channel or a bad
-// timestamp are errors.
+// missing trigger_id, customer or decision_id, an unknown channel, a bad
+// timestamp or an unknown version are errors. A version-1 message must
+// carry value, expiry and not_after; a message without "v" (published
+// before the version existed) must not, and decodes with Version 0 and
+// those fields zero, so old messages can still be replayed.
 func DecodeTrigger(data []byte) (Trigger, error) {
 	var w triggerWire
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -135,15 +195,65 @@ func DecodeTrigger(data []byte) (Trigger, error) {
 	if !ok {
 		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: unknown channel %.20q", w.TriggerID, ErrBadTrigger, w.Channel)
 	}
-	ts, err := time.Parse(time.RFC3339Nano, w.TS)
+	ts, err := parseTriggerTS(w.TS)
 	if err != nil {
 		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: ts is not RFC 3339", w.TriggerID, ErrBadTrigger)
 	}
-	return Trigger{
+	t := Trigger{
 		TriggerID: w.TriggerID, Customer: features.Key(w.Customer), Scenario: w.Scenario, OfferID: w.OfferID,
 		Channel: ch, Locale: w.Locale, Title: w.Title, Text: w.Text,
-		DecisionID: w.DecisionID, CouponCode: w.CouponCode, EventID: w.EventID, TS: ts.UnixMilli(),
-	}, nil
+		DecisionID: w.DecisionID, CouponCode: w.CouponCode, FulfilmentStore: w.FulfilmentStore, EventID: w.EventID, TS: ts,
+	}
+	switch {
+	case w.V == nil:
+		if w.Value != nil || w.Expiry != nil || w.NotAfter != nil {
+			return Trigger{}, fmt.Errorf("decoding trigger %s: %w: value, expiry and not_after come with \"v\": %d", w.TriggerID, ErrBadTrigger, TriggerVersion)
+		}
+		return t, nil
+	case *w.V != TriggerVersion:
+		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: version %d, this decoder reads %d", w.TriggerID, ErrBadTrigger, *w.V, TriggerVersion)
+	case w.Value == nil || w.Expiry == nil || w.NotAfter == nil:
+		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: value, expiry and not_after are required in version %d", w.TriggerID, ErrBadTrigger, TriggerVersion)
+	}
+	t.Version, t.Value = *w.V, *w.Value
+	if t.Expiry, err = parseTriggerTS(*w.Expiry); err != nil {
+		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: expiry is not RFC 3339", w.TriggerID, ErrBadTrigger)
+	}
+	if t.NotAfter, err = parseTriggerTS(*w.NotAfter); err != nil {
+		return Trigger{}, fmt.Errorf("decoding trigger %s: %w: not_after is not RFC 3339", w.TriggerID, ErrBadTrigger)
+	}
+	return t, nil
+}
+
+func parseTriggerTS(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, err
+	}
+	return t.UnixMilli(), nil
+}
+
+// nextQuietStart is the first instant after now (Unix ms) at which
+// channel ch enters its quiet hours in the store's time zone, or 0 when
+// the channel has none. The contact policy checks quiet hours at the
+// trigger's event time (Policy.stateless); a push sent later, after
+// consumer lag, could land inside them, so the trigger's not_after stops
+// there.
+func nextQuietStart(p *Policy, ch features.Channel, store string, now int64) int64 {
+	if ch >= features.NumChannels {
+		return 0
+	}
+	q := p.quiet[ch]
+	if q.Start == q.End {
+		return 0
+	}
+	t := time.UnixMilli(now).In(p.zone(store))
+	y, m, d := t.Date()
+	start := time.Date(y, m, d, q.Start/60, q.Start%60, 0, 0, t.Location())
+	if !start.After(t) {
+		start = time.Date(y, m, d+1, q.Start/60, q.Start%60, 0, 0, t.Location())
+	}
+	return start.UnixMilli()
 }
 
 // TriggerDedup remembers the trigger IDs emitted recently so that a replay

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,23 +43,57 @@ func TestTriggerIDsAreDeterministicAndDistinct(t *testing.T) {
 func TestTriggerEncodeDecodeRoundTrip(t *testing.T) {
 	id := TriggerID("member:M1", "compare-models", "try-both", "ev-9")
 	tr := Trigger{
+		Version:   TriggerVersion,
 		TriggerID: id, Customer: "member:M1", Scenario: "compare-models", OfferID: "try-both",
 		Channel: features.ChannelPush, Locale: "zh-CN", Title: "到店体验", Text: "顾问已为您准备好对比",
-		DecisionID: TriggerDecisionID(id), EventID: "ev-9", TS: utc("2026-11-24T04:00:00Z") + 123,
+		DecisionID: TriggerDecisionID(id), CouponCode: CouponCode(TriggerDecisionID(id), "try-both"),
+		EventID: "ev-9", TS: utc("2026-11-24T04:00:00Z") + 123,
+		Value: 5000, Expiry: utc("2026-11-27T04:00:00Z") + 123, FulfilmentStore: "S01",
+		NotAfter: utc("2026-11-24T05:00:00Z") + 123,
 	}
 	data, err := tr.Encode()
 	require.NoError(t, err)
-	require.JSONEq(t, fmt.Sprintf(`{"trigger_id":%q,"customer":"member:M1","scenario":"compare-models","offer_id":"try-both",
-		"channel":"push","locale":"zh-CN","title":"到店体验","text":"顾问已为您准备好对比","decision_id":%q,"event_id":"ev-9",
-		"ts":"2026-11-24T04:00:00.123Z"}`, id, tr.DecisionID), string(data))
+	require.JSONEq(t, fmt.Sprintf(`{"v":1,"trigger_id":%q,"customer":"member:M1","scenario":"compare-models","offer_id":"try-both",
+		"channel":"push","locale":"zh-CN","title":"到店体验","text":"顾问已为您准备好对比","decision_id":%q,"coupon_code":%q,
+		"value":5000,"expiry":"2026-11-27T04:00:00.123Z","fulfilment_store":"S01","event_id":"ev-9",
+		"ts":"2026-11-24T04:00:00.123Z","not_after":"2026-11-24T05:00:00.123Z"}`, id, tr.DecisionID, tr.CouponCode), string(data))
 	back, err := DecodeTrigger(data)
 	require.NoError(t, err)
 	require.Equal(t, tr, back)
 	require.Equal(t, []byte("member:M1"), tr.Key())
+
+	// An online offer's trigger has no fulfilment store, and a value of 0
+	// is still written: a version-1 message always says its value.
+	tr.FulfilmentStore, tr.Value = "", 0
+	data, err = tr.Encode()
+	require.NoError(t, err)
+	require.NotContains(t, string(data), "fulfilment_store")
+	require.Contains(t, string(data), `"value":0`)
+	back, err = DecodeTrigger(data)
+	require.NoError(t, err)
+	require.Equal(t, tr, back)
+}
+
+func TestAnUnversionedTriggerFromBeforeVersion1StillDecodes(t *testing.T) {
+	// A message as nbo published it before "v", value, expiry and
+	// not_after existed: a push service replaying old messages reads it.
+	old := `{"trigger_id":"tr_1","customer":"member:M1","scenario":"s","offer_id":"o","channel":"push","locale":"en",
+		"title":"T","text":"X","decision_id":"dt_1","coupon_code":"C","event_id":"ev-1","ts":"2026-11-24T04:00:00.000Z"}`
+	tr, err := DecodeTrigger([]byte(old))
+	require.NoError(t, err)
+	require.Zero(t, tr.Version)
+	require.Zero(t, tr.Value)
+	require.Zero(t, tr.Expiry)
+	require.Zero(t, tr.NotAfter)
+	require.Equal(t, utc("2026-11-24T04:00:00Z"), tr.TS)
+	again, err := tr.Encode()
+	require.NoError(t, err)
+	require.JSONEq(t, old, string(again), "it is written back as it was, not dressed up as version 1")
 }
 
 func TestDecodeTriggerRejectsBadMessages(t *testing.T) {
 	good := `"trigger_id":"tr_1","customer":"member:M1","decision_id":"dt_1","channel":"push","ts":"2026-11-24T04:00:00Z"`
+	v1 := `"v":1,` + good + `,"value":0,"expiry":"2026-11-27T04:00:00Z","not_after":"2026-11-24T05:00:00Z"`
 	cases := []struct{ name, msg string }{
 		{"an unknown field is rejected", `{` + good + `,"extra":1}`},
 		{"a missing trigger_id is rejected", `{"customer":"member:M1","decision_id":"d","channel":"push","ts":"2026-11-24T04:00:00Z"}`},
@@ -66,6 +101,15 @@ func TestDecodeTriggerRejectsBadMessages(t *testing.T) {
 		{"a bad timestamp is rejected", `{"trigger_id":"t","customer":"c","decision_id":"d","channel":"push","ts":"yesterday"}`},
 		{"trailing data is rejected", `{` + good + `}{}`},
 		{"not JSON is rejected", `push`},
+		{"a version this decoder does not know is rejected", `{"v":2,` + v1[len(`"v":1,`):] + `}`},
+		{"version 0 spelt out is rejected", `{"v":0,` + v1[len(`"v":1,`):] + `}`},
+		{"a version-1 message without value is rejected", `{"v":1,` + good + `,"expiry":"2026-11-27T04:00:00Z","not_after":"2026-11-24T05:00:00Z"}`},
+		{"a version-1 message without expiry is rejected", `{"v":1,` + good + `,"value":0,"not_after":"2026-11-24T05:00:00Z"}`},
+		{"a version-1 message without not_after is rejected", `{"v":1,` + good + `,"value":0,"expiry":"2026-11-27T04:00:00Z"}`},
+		{"a bad expiry is rejected", `{"v":1,` + good + `,"value":0,"expiry":"soon","not_after":"2026-11-24T05:00:00Z"}`},
+		{"a bad not_after is rejected", `{"v":1,` + good + `,"value":0,"expiry":"2026-11-27T04:00:00Z","not_after":"later"}`},
+		{"a value as a string is rejected", `{"v":1,` + good + `,"value":"50.00","expiry":"2026-11-27T04:00:00Z","not_after":"2026-11-24T05:00:00Z"}`},
+		{"version-1 fields without the version are rejected", `{` + good + `,"value":5000}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,11 +119,16 @@ func TestDecodeTriggerRejectsBadMessages(t *testing.T) {
 	}
 	_, err := DecodeTrigger([]byte(`{` + good + `}`))
 	require.NoError(t, err)
+	_, err = DecodeTrigger([]byte(`{` + v1 + `}`))
+	require.NoError(t, err)
 }
 
 func FuzzDecodeTrigger(f *testing.F) {
 	tr := Trigger{TriggerID: "tr_1", Customer: "member:M1", DecisionID: "dt_1", Channel: features.ChannelPush, TS: t0}
 	data, _ := tr.Encode()
+	f.Add(data)
+	tr.Version, tr.Value, tr.Expiry, tr.NotAfter, tr.FulfilmentStore = TriggerVersion, 5000, t0+72*3600_000, t0+3600_000, "S01"
+	data, _ = tr.Encode()
 	f.Add(data)
 	f.Add([]byte(`{"trigger_id":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -141,4 +190,115 @@ func TestTriggerDedupIsBoundedBySize(t *testing.T) {
 	require.False(t, d.Seen("t9999", t0+1), "a forgotten ID can be emitted again")
 	require.True(t, d.Seen("t9999", t0+2))
 	require.Equal(t, 100, d.Len())
+}
+
+// pushAtClose applies browsedAndLeft(views) and fires the wake-up at the
+// instant the 48 h window closes, by the wall clock as a live engine on a
+// quiet stream does; it returns the rig, that instant and the one
+// trigger's message.
+func pushAtClose(t *testing.T, views time.Time) (*rig, time.Time, []byte) {
+	t.Helper()
+	closes := views.Add(5*time.Minute + 48*time.Hour)
+	r := newRig(t, views)
+	r.clock = views.Add(10 * time.Minute)
+	r.apply(t, browsedAndLeft(views)...)
+	r.clock = closes.Add(time.Second)
+	r.eng.OnIdle(r.clock)
+	require.Len(t, r.triggers.msgs, 1)
+	return r, closes, r.triggers.msgs[0]
+}
+
+func TestATriggerCarriesTheOffersTermsAsDecideGivesThem(t *testing.T) {
+	views := time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai)
+	_, closes, msg := pushAtClose(t, views)
+	tr, err := DecodeTrigger(msg)
+	require.NoError(t, err)
+	require.Equal(t, TriggerVersion, tr.Version)
+	require.Equal(t, "instore_trial_coupon", tr.OfferID)
+
+	// The same customer asking /v1/decide at the trigger's instant, in an
+	// engine that did not push, is served the same offer on the same
+	// terms.
+	r2 := newRig(t, views)
+	r2.eng.opts.Explorer = nil
+	r2.clock = views.Add(10 * time.Minute)
+	r2.apply(t, browsedAndLeft(views)...)
+	r2.clock = closes.Add(time.Second)
+	d := decide(t, r2, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: MaxLimit, Locale: LocaleEn, Now: &closes})
+	i := slices.IndexFunc(d.Offers, func(o OfferResult) bool { return o.OfferID == tr.OfferID })
+	require.GreaterOrEqual(t, i, 0, "decide serves the pushed offer: %+v", d.Offers)
+	o := d.Offers[i]
+	require.Equal(t, o.Value, tr.Value)
+	require.Equal(t, int64(5000), tr.Value)
+	require.Equal(t, o.Expiry.UnixMilli(), tr.Expiry)
+	require.Equal(t, closes.Add(72*time.Hour).UnixMilli(), tr.Expiry, "the reservation TTL, 72 h by default")
+	require.Equal(t, o.FulfilmentStore, tr.FulfilmentStore)
+	require.Equal(t, "S01", tr.FulfilmentStore, "an in-store offer names its store")
+	require.Equal(t, o.Scenario, tr.Scenario)
+}
+
+func TestATriggersNotAfterIsTheEarliestOfMaxAgeQuietHoursAndExpiry(t *testing.T) {
+	cases := []struct {
+		name  string
+		views time.Time // the window closes 48 h 5 min later
+		want  func(closes time.Time) time.Time
+	}{
+		{"at 20:05 the trigger is stale an hour later (TriggerMaxAge)",
+			time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai),
+			func(closes time.Time) time.Time { return closes.Add(time.Hour) }},
+		{"at 21:30 it stops at 22:00, when the store's quiet hours start",
+			time.Date(2026, 11, 18, 21, 25, 0, 0, shanghai),
+			func(closes time.Time) time.Time { return time.Date(2026, 11, 20, 22, 0, 0, 0, shanghai) }},
+		{"at 08:10 it is stale an hour later, not at the next night's quiet hours",
+			time.Date(2026, 11, 18, 8, 5, 0, 0, shanghai),
+			func(closes time.Time) time.Time { return closes.Add(time.Hour) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, closes, msg := pushAtClose(t, tc.views)
+			tr, err := DecodeTrigger(msg)
+			require.NoError(t, err)
+			require.Equal(t, closes.UnixMilli(), tr.TS)
+			require.Equal(t, tc.want(closes).UnixMilli(), tr.NotAfter)
+			require.Less(t, tr.NotAfter, tr.Expiry)
+		})
+	}
+
+	// An offer whose validity ends within the hour: not_after is its
+	// expiry, which the offer's end caps as it does on /v1/decide.
+	views := time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai)
+	closes := views.Add(5*time.Minute + 48*time.Hour)
+	r := newRig(t, views)
+	r.set.Offer("instore_trial_coupon").Valid.To = closes.Add(20 * time.Minute).UnixMilli()
+	r.clock = views.Add(10 * time.Minute)
+	r.apply(t, browsedAndLeft(views)...)
+	r.clock = closes.Add(time.Second)
+	r.eng.OnIdle(r.clock)
+	got := r.triggers.triggers(t)
+	require.Len(t, got, 1)
+	require.Equal(t, closes.Add(20*time.Minute).UnixMilli(), got[0].Expiry)
+	require.Equal(t, got[0].Expiry, got[0].NotAfter)
+}
+
+func TestAReplayedTriggerIsTheSameBytes(t *testing.T) {
+	// Live, the wall clock fires the wake-up; a fresh engine replaying the
+	// events (after a crash, from a snapshot older than the push) reaches
+	// it in event time, a minute later by the wall clock. The push service
+	// gets the same trigger_id and the very same message, new fields
+	// included, so a repeat it keeps is indistinguishable.
+	views := time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai)
+	_, closes, live := pushAtClose(t, views)
+
+	r2 := newRig(t, views)
+	r2.clock = closes.Add(time.Minute)
+	r2.apply(t, browsedAndLeft(views)...)
+	r2.apply(t, ev("o1", closes.Add(30*time.Second), "page_view", "web", `{"member":"OTHER"}`, ""))
+	require.Len(t, r2.triggers.msgs, 1)
+	require.Equal(t, string(live), string(r2.triggers.msgs[0]))
+	tr, err := DecodeTrigger(live)
+	require.NoError(t, err)
+	require.NotZero(t, tr.Value)
+	require.NotZero(t, tr.Expiry)
+	require.NotZero(t, tr.NotAfter)
+	require.NotEmpty(t, tr.FulfilmentStore)
 }
