@@ -209,6 +209,7 @@ type decRec struct {
 	next                 *decRec // the decision's next offer, in recording order
 	hasCoupon            bool    // DecisionRecord.coupon is indexed (holdout records have none)
 	responded, converted bool
+	redeemed             bool // a coupon_redeem was attributed to it
 	// first marks the rows (rowsOf, by index) in which this record is
 	// its decision's first: the rows that count the decision once, and
 	// its conversion once, however many of its offers they also count.
@@ -304,7 +305,7 @@ func (s *Stats) RecordDecision(d DecisionRecord) (recorded bool) {
 // recordLocked records d and reports whether it did: a decision and
 // offer already held is not recorded again (insertLocked).
 func (s *Stats) recordLocked(d DecisionRecord) bool {
-	r := s.insertLocked(d, false, false)
+	r := s.insertLocked(d, false, false, false)
 	if r == nil {
 		return false
 	}
@@ -343,7 +344,7 @@ func (s *Stats) RecordDecisions(batch []DecisionRecord) {
 
 // insertLocked adds a decision record to the indexes (not to the counts)
 // and returns it; nil when the decision and offer are already recorded.
-func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRec {
+func (s *Stats) insertLocked(d DecisionRecord, responded, converted, redeemed bool) *decRec {
 	first := s.decisions[d.DecisionID]
 	var last *decRec
 	for x := first; x != nil; x = x.next {
@@ -357,7 +358,7 @@ func (s *Stats) insertLocked(d DecisionRecord, responded, converted bool) *decRe
 	}
 	r := &s.slab[0]
 	s.slab = s.slab[1:]
-	*r = decRec{DecisionRecord: d, responded: responded, converted: converted}
+	*r = decRec{DecisionRecord: d, responded: responded, converted: converted, redeemed: redeemed}
 	r.first = rowsHeld(r)
 	for x := first; x != nil && r.first != 0; x = x.next {
 		for row := uint8(rowTotal); row <= rowStore; row <<= 1 {
@@ -493,6 +494,27 @@ func (s *Stats) evictOldestLocked() {
 	}
 }
 
+// ServedOffer is an offer served to a customer, as Stats holds it.
+type ServedOffer struct {
+	DecisionRecord
+	Redeemed bool // a redemption was attributed to it
+}
+
+// Served appends to dst the offers served to the customer that Stats
+// still holds (the newest MaxTouches of their decisions, within
+// MaxDecisions overall), oldest first: treatment offers only, not the
+// holdout's, nor decisions that served nothing.
+func (s *Stats) Served(customer features.Key, dst []ServedOffer) []ServedOffer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recent(s.customers[customer], s.opts.MaxTouches) {
+		if r.Group != GroupHoldout && r.OfferID != "" {
+			dst = append(dst, ServedOffer{DecisionRecord: r.DecisionRecord, Redeemed: r.redeemed})
+		}
+	}
+	return dst
+}
+
 // LookupCoupon maps a coupon code back to its decision and offer.
 func (s *Stats) LookupCoupon(code string) (decisionID, offerID string, ok bool) {
 	s.mu.Lock()
@@ -577,6 +599,7 @@ func (s *Stats) respondLocked(r *decRec) {
 // redemption crossed channel classes.
 func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 	cross := o.Channel != features.ChannelUnknown && o.Channel.Class() != r.Channel.Class()
+	r.redeemed = true
 	s.each(r, func(row *statsRow) {
 		row.redemptions++
 		row.revenue += o.Revenue
@@ -841,7 +864,9 @@ func (r *statsRow) report(key string) StatsRow {
 // statsSnapshotVersion 2 added each decision record's segment; version 1
 // snapshots are read with none. Version 3 counts decisions once each and
 // offers served apart; in the rows of older snapshots the decisions
-// counted offers served, which is what both counts are read as.
+// counted offers served, which is what both counts are read as; version 3
+// also keeps whether each record was redeemed (unknown, so false, in
+// older ones).
 const statsSnapshotVersion = 3
 
 // MarshalBinary encodes the aggregates and the decision records still held
@@ -898,6 +923,9 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 		}
 		if r.converted {
 			flags |= 2
+		}
+		if r.redeemed {
+			flags |= 4
 		}
 		w.buf = append(w.buf, flags)
 	}
@@ -956,7 +984,7 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 		if r.err != nil {
 			break
 		}
-		fresh.insertLocked(d, flags&1 != 0, flags&2 != 0) // counts are in the restored rows
+		fresh.insertLocked(d, flags&1 != 0, flags&2 != 0, flags&4 != 0) // counts are in the restored rows
 	}
 	if err := r.done(); err != nil {
 		return fmt.Errorf("restoring stats: %w", err)

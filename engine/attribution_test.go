@@ -316,6 +316,38 @@ func TestAnEvictedFirstRecordHandsOnItsDecisionsCount(t *testing.T) {
 	require.EqualValues(t, 1, s.offers["o2"].convTreatment)
 }
 
+// TestServedListsACustomersOffersAndTheirRedemptions: what a store
+// tablet is shown as the customer's open offers comes from here, so the
+// redeemed mark must survive a restart.
+func TestServedListsACustomersOffersAndTheirRedemptions(t *testing.T) {
+	s := newTestStats(t)
+	const a = features.Key("member:A")
+	s.RecordDecision(served("d1", a, "s", "o1", features.ChannelApp, "", t0))
+	s.RecordDecision(served("d2", a, "s", "o2", features.ChannelPush, "S1", t0+1))
+	s.RecordDecision(served("d3", "member:B", "s", "o1", features.ChannelApp, "", t0+2))
+	held := served("d4", a, "s", "o3", features.ChannelApp, "", t0+3)
+	held.Group = GroupHoldout
+	s.RecordDecision(held)
+	s.RecordDecision(DecisionRecord{DecisionID: "d5", Customer: a, Channel: features.ChannelApp, Group: GroupHoldout, TS: t0 + 4})
+	_, ok := s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode("d2", "o2"), Channel: features.ChannelPOS, Store: "S1", TS: t0 + 5, Revenue: 100})
+	require.True(t, ok)
+
+	check := func(s *Stats) {
+		t.Helper()
+		got := s.Served(a, nil)
+		require.Len(t, got, 2, "the holdout's and the empty decisions are not offers the customer holds")
+		require.Equal(t, [2]string{"d1", "d2"}, [2]string{got[0].DecisionID, got[1].DecisionID})
+		require.Equal(t, [2]bool{false, true}, [2]bool{got[0].Redeemed, got[1].Redeemed})
+		require.Equal(t, "S1", got[1].Store)
+	}
+	check(s)
+	b, err := s.MarshalBinary()
+	require.NoError(t, err)
+	back := newTestStats(t)
+	require.NoError(t, back.UnmarshalBinary(b))
+	check(back)
+}
+
 func TestStatsRekeyAndBounds(t *testing.T) {
 	s, err := NewStats(StatsOptions{MaxDecisions: 3})
 	require.NoError(t, err)
