@@ -36,6 +36,13 @@ type Config struct {
 	// EmbeddedKafkaAddr is where the embedded broker listens.
 	// Default: 127.0.0.1:9092.
 	EmbeddedKafkaAddr string `yaml:"embedded_kafka_addr"`
+	// EmbeddedKafkaAdvertisedAddr is the host:port (or host, with the
+	// listen port) the embedded broker names in metadata, where every
+	// client connects after its bootstrap. Default: the listen address;
+	// for a wildcard one (0.0.0.0:19094) this machine's hostname, which
+	// clients on other hosts must be able to resolve — set an address
+	// they can reach when they cannot.
+	EmbeddedKafkaAdvertisedAddr string `yaml:"embedded_kafka_advertised_addr"`
 	// Partitions is the partition count of topics nbo creates. Default: 4.
 	Partitions int `yaml:"partitions"`
 	// GroupID is the consumer group of the events topic. Default: nbo.
@@ -101,6 +108,16 @@ func (c *Config) Validate() error {
 	addr("admin", c.Admin)
 	if len(c.KafkaBrokers) == 0 {
 		addr("embedded_kafka_addr", c.EmbeddedKafkaAddr)
+		if a := c.EmbeddedKafkaAdvertisedAddr; a != "" {
+			host := a
+			if h, _, err := net.SplitHostPort(a); err == nil {
+				host = h
+			}
+			ip := net.ParseIP(host)
+			if host == "" || (ip != nil && ip.IsUnspecified()) || (ip == nil && strings.Contains(host, ":")) {
+				errs = append(errs, fmt.Errorf("embedded_kafka_advertised_addr %q is not an address clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", a))
+			}
+		}
 	}
 	for _, b := range c.KafkaBrokers {
 		addr("kafka_brokers", b)
@@ -163,6 +180,7 @@ func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the snapshot, keys and embedded broker data")
 	fs.StringSliceVar(&c.KafkaBrokers, "kafka-brokers", c.KafkaBrokers, "external Kafka/Redpanda brokers (empty: start the embedded broker)")
 	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", c.EmbeddedKafkaAddr, "listen address of the embedded broker")
+	fs.StringVar(&c.EmbeddedKafkaAdvertisedAddr, "embedded-kafka-advertised-addr", c.EmbeddedKafkaAdvertisedAddr, "address the embedded broker tells clients to connect to (empty: the listen address; for 0.0.0.0, this machine's hostname)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of topics nbo creates")
 	fs.StringVar(&c.GroupID, "group-id", c.GroupID, "consumer group of the events topic")
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API key file (empty: generate one under the data dir)")

@@ -33,6 +33,7 @@ func TestConfigFilesLoadStrictly(t *testing.T) {
 		{"bad-duration.bad.yml", "soon"},
 		{"bad-zone.bad.yml", `time_zone "Mars/Olympus" is not an IANA time zone`},
 		{"bad-zone.bad.yml", `store S01 has zone "Nowhere/Town"`},
+		{"bad-advertised.bad.yml", `embedded_kafka_advertised_addr "0.0.0.0:19094" is not an address clients can dial`},
 	}
 	for _, c := range cases {
 		t.Run(c.file+" "+c.want, func(t *testing.T) {
@@ -53,6 +54,14 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	require.Equal(t, []string{"a:1", "b:2"}, cfg.KafkaBrokers)
 	require.Equal(t, 15*time.Minute, cfg.AllowedLateness, "unset flags keep the file's value")
 	require.Equal(t, "nbo-prod", cfg.GroupID)
+}
+
+func TestTheAdvertisedAddrFlagReachesTheConfig(t *testing.T) {
+	cfg, err := resolveConfig(flagsFor(t, "--embedded-kafka-addr", "0.0.0.0:19094", "--embedded-kafka-advertised-addr", "nbo-1.example.com"), "")
+	require.NoError(t, err)
+	require.Equal(t, "nbo-1.example.com", cfg.EmbeddedKafkaAdvertisedAddr)
+	_, err = resolveConfig(flagsFor(t, "--embedded-kafka-advertised-addr", "[::]:19094"), "")
+	require.ErrorContains(t, err, "not an address clients can dial")
 }
 
 func TestDefaultsAreValid(t *testing.T) {

@@ -122,9 +122,10 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	brokers := cfg.KafkaBrokers
 	if len(brokers) == 0 {
 		emb, err := kafka.StartEmbedded(ctx, kafka.EmbeddedOptions{
-			Addr:       cfg.EmbeddedKafkaAddr,
-			DataDir:    filepath.Join(cfg.DataDir, "kafka"),
-			Partitions: cfg.Partitions,
+			Addr:           cfg.EmbeddedKafkaAddr,
+			AdvertisedAddr: cfg.EmbeddedKafkaAdvertisedAddr,
+			DataDir:        filepath.Join(cfg.DataDir, "kafka"),
+			Partitions:     cfg.Partitions,
 		})
 		if err != nil {
 			return fmt.Errorf("starting the embedded Kafka broker: %w", err)
