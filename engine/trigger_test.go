@@ -1,15 +1,21 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
+	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"nbo/features"
+	"nbo/scenarios"
 )
 
 func TestTriggerIDsAreDeterministicAndDistinct(t *testing.T) {
@@ -301,4 +307,85 @@ func TestAReplayedTriggerIsTheSameBytes(t *testing.T) {
 	require.NotZero(t, tr.Expiry)
 	require.NotZero(t, tr.NotAfter)
 	require.NotEmpty(t, tr.FulfilmentStore)
+}
+
+// TestTheTriggersDocListsEveryField holds docs/triggers.md's field table
+// to the message: every field nbo writes is documented, and nothing
+// documented is not written.
+func TestTheTriggersDocListsEveryField(t *testing.T) {
+	doc, err := os.ReadFile("../docs/triggers.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "<!-- trigger fields -->\n")
+	require.True(t, ok, "docs/triggers.md has the field table")
+	table, _, ok := strings.Cut(rest, "<!-- end trigger fields -->")
+	require.True(t, ok)
+	var documented []string
+	for _, row := range strings.Split(strings.TrimSpace(table), "\n")[2:] {
+		cell := strings.Split(row, "|")[1]
+		for _, name := range strings.Split(cell, ",") {
+			documented = append(documented, strings.Trim(strings.TrimSpace(name), "`"))
+		}
+	}
+	var sent []string
+	typ := reflect.TypeOf(triggerWire{})
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		sent = append(sent, name)
+	}
+	require.ElementsMatch(t, sent, documented)
+}
+
+// TestTheDocumentedTriggerIsWhatNboPublishes decodes the example trigger
+// of docs/triggers.md and the README strictly, and holds it to the
+// trigger the engine publishes for that example (in English), so the
+// docs cannot drift from the message. The feedback events the doc shows
+// must be valid events.
+func TestTheDocumentedTriggerIsWhatNboPublishes(t *testing.T) {
+	views := time.Date(2026, 11, 18, 20, 0, 0, 0, shanghai)
+	r, _, msg := pushAtClose(t, views)
+	want, err := DecodeTrigger(msg)
+	require.NoError(t, err)
+	want.Locale = string(LocaleEn)
+	o := r.set.Offer(want.OfferID)
+	want.Title, want.Text = o.Title[scenarios.En], o.Text[scenarios.En]
+
+	for _, path := range []string{"../docs/triggers.md", "../README.md"} {
+		doc, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var found int
+		for _, block := range jsonBlocks(string(doc)) {
+			dec := json.NewDecoder(strings.NewReader(block))
+			for dec.More() {
+				var raw json.RawMessage
+				require.NoError(t, dec.Decode(&raw), "%s: %s", path, block)
+				switch {
+				case bytes.Contains(raw, []byte(`"trigger_id"`)):
+					got, err := DecodeTrigger(raw)
+					require.NoError(t, err, "%s: %s", path, raw)
+					require.Equal(t, want, got, path)
+					found++
+				case path == "../docs/triggers.md" && bytes.Contains(raw, []byte(`"event_id"`)):
+					var opts features.DecodeOptions
+					opts.EnsureDefaults()
+					var ev features.Event
+					require.Nil(t, features.DecodeEvent(raw, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), &opts, &ev), "%s", raw)
+				}
+			}
+		}
+		require.Equal(t, 1, found, "%s shows one trigger", path)
+	}
+}
+
+// jsonBlocks returns the bodies of a Markdown file's ```json blocks.
+func jsonBlocks(doc string) []string {
+	var out []string
+	for {
+		_, rest, ok := strings.Cut(doc, "```json\n")
+		if !ok {
+			return out
+		}
+		block, after, _ := strings.Cut(rest, "```")
+		out = append(out, block)
+		doc = after
+	}
 }
