@@ -105,7 +105,11 @@ func (s *Simulator) Respond(d Delivery, rng *rand.Rand) (Outcome, error) {
 	}
 	out.Impression = true
 	ids := s.CustomerIDs(d.Customer)
-	base := "rsp" + s.tag + "-" + strconv.FormatUint(rng.Uint64(), 36) + "-"
+	// Event IDs are unique per producer (docs/events.md). The customer's
+	// index keeps two customers' responses apart whatever rng the caller
+	// hands in — a caller may replay a stream (a restarted demo) or seed
+	// one per call — and the draw keeps one customer's responses apart.
+	base := "rsp" + s.tag + "-" + strconv.FormatInt(int64(d.Customer), 36) + "-" + strconv.FormatUint(rng.Uint64(), 36) + "-"
 	t := d.At
 	add := func(typ features.EventType, ch features.Channel, dt int64) *features.Event {
 		t += dt

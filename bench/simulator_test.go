@@ -536,3 +536,38 @@ func TestPartitionKeyIsOnePerCustomer(t *testing.T) {
 	require.Positive(t, anonymousMemberEvents, "a member's device-only events go under the member")
 	require.Empty(t, s.PartitionKey(&features.Event{IDs: features.IDs{Device: "someone-else"}}))
 }
+
+// Event IDs are unique per producer: responses of different customers
+// never share one, however the caller's rng is seeded — one stream for
+// every call (the demo), one seeded per call (the quality bench), or one
+// replayed from the same seed (a restarted demo).
+func TestResponseEventIDsAreUniqueAcrossCustomersAndCalls(t *testing.T) {
+	s := newSim(t, Options{Customers: 300})
+	shared := rand.New(rand.NewPCG(1, 2))
+	rngs := map[string]func(customer, call int) *rand.Rand{
+		"one stream for every call":             func(int, int) *rand.Rand { return shared },
+		"one rng seeded per call":               func(c, n int) *rand.Rand { return rand.New(rand.NewPCG(uint64(c), uint64(n))) },
+		"every customer's stream from one seed": func(_, n int) *rand.Rand { return rand.New(rand.NewPCG(1, uint64(n))) },
+	}
+	for name, rngFor := range rngs {
+		t.Run(name, func(t *testing.T) {
+			seen := map[string]int{} // event ID → customer
+			events := 0
+			for c := range s.Options().Customers {
+				for n := range 5 {
+					out, err := s.Respond(Delivery{Customer: c, OfferID: "o1", Type: OfferType(n % int(NumOfferTypes)),
+						Channel: features.ChannelTablet, DecisionID: "dec", At: 1_800_000_000_000 + int64(n)}, rngFor(c, n))
+					require.NoError(t, err)
+					for _, ev := range out.Events {
+						if other, dup := seen[ev.ID]; dup {
+							require.Failf(t, "duplicate event ID", "%s on customers %d and %d", ev.ID, other, c)
+						}
+						seen[ev.ID] = c
+						events++
+					}
+				}
+			}
+			require.Greater(t, events, 1000)
+		})
+	}
+}

@@ -54,9 +54,13 @@ func newDemo(start time.Time) (*demo, error) {
 		return nil, err
 	}
 	return &demo{
-		sim:   sim,
-		zone:  sim.Stores()[0].Location(),
-		rng:   rand.New(rand.NewPCG(1, 2)),
+		sim:  sim,
+		zone: sim.Stores()[0].Location(),
+		// Seeded by the start: a restarted demo (make run resumes from the
+		// data dir) must not replay the previous run's draws, which name
+		// its response events — the same IDs again would be dropped as
+		// duplicates of events the engine already applied.
+		rng:   rand.New(rand.NewPCG(uint64(start.UnixNano()), 2)),
 		fresh: hdrhistogram.New(1, 60_000_000, 3),
 		lat:   hdrhistogram.New(1, 60_000_000, 3),
 	}, nil

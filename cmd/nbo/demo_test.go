@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"nbo/bench"
 	"nbo/features"
 )
 
@@ -99,4 +100,26 @@ func TestTheDemoSamplesAMemberWithHistory(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, seen, 10, "the sample member has a profile in the history")
+}
+
+// A restarted demo (make run resumes from its data dir) answers offers
+// with response events whose IDs the previous run never used: a repeat
+// would be dropped as a duplicate of an event the engine applied.
+func TestARestartedDemoRespondsWithNewEventIDs(t *testing.T) {
+	start := time.Now().Add(-demoHistory)
+	seen := map[string]bool{}
+	for run, at := range []time.Time{start, start.Add(time.Minute)} {
+		d, err := newDemo(at)
+		require.NoError(t, err)
+		for c := range 200 {
+			out, err := d.sim.Respond(bench.Delivery{Customer: c, OfferID: "o1", Type: bench.OfferType(c % int(bench.NumOfferTypes)),
+				Channel: features.ChannelTablet, At: at.UnixMilli()}, d.rng)
+			require.NoError(t, err)
+			for _, ev := range out.Events {
+				require.False(t, seen[ev.ID], "run %d repeats event ID %s", run+1, ev.ID)
+				seen[ev.ID] = true
+			}
+		}
+	}
+	require.Greater(t, len(seen), 400)
 }
