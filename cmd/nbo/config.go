@@ -47,6 +47,12 @@ type Config struct {
 	Partitions int `yaml:"partitions"`
 	// GroupID is the consumer group of the events topic. Default: nbo.
 	GroupID string `yaml:"group_id"`
+	// ModelsDir is the only directory POST /v1/admin/models reads model
+	// artifacts from: a relative path is taken inside it, and a path that
+	// leads out of it (.., a symbolic link) is refused. Default: "" (the
+	// models directory under DataDir, where served models are also kept
+	// for restarts).
+	ModelsDir string `yaml:"models_dir"`
 	// APIKeys is the API key file (keys: [{name, sha256, scopes}]). Empty
 	// creates DataDir/api-keys.yaml with one random admin key on first
 	// start and prints where it is.
@@ -183,6 +189,7 @@ func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.EmbeddedKafkaAdvertisedAddr, "embedded-kafka-advertised-addr", c.EmbeddedKafkaAdvertisedAddr, "address the embedded broker tells clients to connect to (empty: the listen address; for 0.0.0.0, this machine's hostname)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of topics nbo creates")
 	fs.StringVar(&c.GroupID, "group-id", c.GroupID, "consumer group of the events topic")
+	fs.StringVar(&c.ModelsDir, "models-dir", c.ModelsDir, "the only directory POST /v1/admin/models loads from (empty: DATA_DIR/models)")
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "API key file (empty: generate one under the data dir)")
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "scenario and offer directory (empty: the built-in library)")
 	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", c.AllowedLateness, "how late an event may arrive")

@@ -54,6 +54,7 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	require.Equal(t, []string{"a:1", "b:2"}, cfg.KafkaBrokers)
 	require.Equal(t, 15*time.Minute, cfg.AllowedLateness, "unset flags keep the file's value")
 	require.Equal(t, "nbo-prod", cfg.GroupID)
+	require.Equal(t, "/var/lib/nbo/incoming-models", cfg.ModelsDir)
 }
 
 func TestTheAdvertisedAddrFlagReachesTheConfig(t *testing.T) {

@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer decisionCache.Close()
-	models := newModelSet(cfg.DataDir)
+	models := newModelSet(cfg.DataDir, cfg.ModelsDir)
 	stats, err := engine.NewStats(engine.StatsOptions{})
 	if err != nil {
 		return err

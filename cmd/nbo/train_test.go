@@ -371,7 +371,7 @@ func TestTrainFromTheEngineHistoryServesTheModels(t *testing.T) {
 
 			reg := models.NewRegistry()
 			require.NoError(t, reg.Load(out, tt.schema))
-			res, err := newModelSet(t.TempDir()).load(out)
+			res, err := newModelSet(t.TempDir(), filepath.Dir(out)).load(out)
 			require.NoError(t, err)
 			require.Equal(t, tt.served, res.(map[string]any)["name"])
 		})

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,14 +131,27 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 type modelSet struct {
 	propensity *models.Registry
 	scores     engine.Scores
-	dir        string
+	dir        string // where served models are kept for restarts
+	// src is the only directory POST /v1/admin/models reads from (see
+	// Config.ModelsDir): the route takes a path from a client, and the
+	// process may run as a user who can read far more than models.
+	src string
 }
 
 // scoreNames are the customer scores the built-in rules read.
 var scoreNames = []string{"purchase_15d"}
 
-func newModelSet(dataDir string) *modelSet {
-	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: filepath.Join(dataDir, "models")}
+// newModelSet keeps served models under dataDir/models and loads new ones
+// only from modelsDir (empty: dataDir/models).
+func newModelSet(dataDir, modelsDir string) *modelSet {
+	dir := filepath.Join(dataDir, "models")
+	if modelsDir == "" {
+		modelsDir = dir
+	}
+	if abs, err := filepath.Abs(modelsDir); err == nil {
+		modelsDir = abs
+	}
+	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir}
 	for _, n := range scoreNames {
 		m.scores[n] = models.NewRegistry()
 	}
@@ -176,32 +191,113 @@ func (m *modelSet) registries() map[string]namedRegistry {
 	return out
 }
 
-// load serves the artifact at path: an offer-propensity model, or a
+// load serves the artifact at path, a file in the models directory (a
+// relative path is read inside it): an offer-propensity model, or a
 // customer score named by its label. A model trained on other features is
-// refused and the old one stays.
+// refused and the old one stays. Errors never quote the file: a path from
+// a client must not read out what the process can see.
 func (m *modelSet) load(path string) (any, error) {
-	a, err := models.LoadArtifact(path)
+	body, err := m.read(path)
 	if err != nil {
-		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: err.Error()}
+		return nil, err
+	}
+	a, err := models.DecodeArtifact(body)
+	if err != nil {
+		return nil, badModel(path, err)
 	}
 	name := "propensity"
 	if a.SchemaHash != engine.PropensitySchema.Hash() {
 		name = a.Label
 		if _, ok := m.scores[name]; !ok || a.SchemaHash != engine.CustomerSchema.Hash() {
 			return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
-				"the model (label %q, schema %.12s…) is neither an offer-propensity model (schema %.12s…) nor a customer score named one of %v on the customer features (schema %.12s…); train it with nbo train on the engine's decision log",
+				"the model (label %.32q, schema %.12s…) is neither an offer-propensity model (schema %.12s…) nor a customer score named one of %v on the customer features (schema %.12s…); train it with nbo train on the engine's decision log",
 				a.Label, a.SchemaHash, engine.PropensitySchema.Hash(), scoreNames, engine.CustomerSchema.Hash())}
 		}
 	}
-	reg := m.registries()[name]
-	if err := reg.load(path); err != nil {
-		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: err.Error()}
+	// Serve the bytes that were checked, from our own copy, so the file
+	// changing in between cannot slip something else in; the copy is what
+	// a restart serves.
+	saved := filepath.Join(m.dir, name+".json")
+	tmp := saved + ".tmp"
+	if err := writeFile(tmp, body); err != nil {
+		return nil, fmt.Errorf("loading model %s: keeping a copy for restarts: %w", path, err)
+	}
+	if err := m.registries()[name].load(tmp); err != nil {
+		_ = os.Remove(tmp)
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
+			"the model %s cannot be served: %v; train it again with nbo train", path, errors.Unwrap(err))}
 	}
 	out := map[string]any{"name": name, "version": a.Version, "algorithm": a.Algorithm, "schema_hash": a.SchemaHash, "metrics": a.Metrics, "path": path}
-	if err := copyFile(path, filepath.Join(m.dir, name+".json")); err != nil {
+	if err := os.Rename(tmp, saved); err != nil {
 		out["warning"] = "loaded, but not saved for restarts: " + err.Error()
 	}
 	return out, nil
+}
+
+// read returns the file at path if it lies inside the models directory:
+// a relative path is taken inside it, an absolute one must name a file in
+// it, and neither ".." nor a symbolic link may lead out of it (os.Root
+// refuses both, also when the link is swapped in between).
+func (m *modelSet) read(path string) ([]byte, error) {
+	outside := &api.Error{Status: 400, Code: api.CodeBadRequest, Field: "path", Message: fmt.Sprintf(
+		"path must name a model file inside the models directory %s (models_dir), given relative to it or absolute; copy the artifact there", m.src)}
+	rel := filepath.Clean(path)
+	if filepath.IsAbs(rel) {
+		r, err := filepath.Rel(m.src, rel)
+		if err != nil {
+			return nil, outside
+		}
+		rel = r
+	}
+	if rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || !filepath.IsLocal(rel) {
+		return nil, outside
+	}
+	root, err := os.OpenRoot(m.src)
+	if err != nil {
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
+			"the models directory %s cannot be opened (%v); create it and copy the artifact there", m.src, errors.Unwrap(err))}
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
+			"there is no model %s in the models directory %s; copy the artifact there", rel, m.src)}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
+			"the model %s in %s cannot be read (permission denied); let nbo's user read it", rel, m.src)}
+	case err != nil:
+		return nil, outside // a link out of the directory, or worse
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
+			"%s in the models directory %s is not a regular file; give the model artifact's file", rel, m.src)}
+	}
+	body, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("loading model %s: %w", path, err)
+	}
+	return body, nil
+}
+
+// badModel is the answer to a file that does not decode as an artifact.
+// A JSON decoder's message quotes the input (`invalid character 'r'`, an
+// unknown field's name), so none of it is told; an artifact's own checks
+// (models.Artifact.Validate) describe a model that did decode and are
+// passed on, cut short.
+func badModel(path string, err error) error {
+	msg := fmt.Sprintf("%s is not a model artifact nbo train writes", path)
+	if strings.HasPrefix(err.Error(), models.ErrBadArtifact.Error()+": decoding:") {
+		msg += " (it does not decode as one: not JSON, an unknown field or a wrong type); train it with nbo train"
+	} else {
+		detail := strings.TrimPrefix(err.Error(), models.ErrBadArtifact.Error()+": ")
+		if len(detail) > 300 {
+			detail = detail[:300] + "…"
+		}
+		msg += ": " + detail + "; train it again with nbo train"
+	}
+	return &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: msg}
 }
 
 func fileExists(path string) bool {
@@ -209,20 +305,12 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// copyFile writes src to dst atomically (temporary file, rename).
-func copyFile(src, dst string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
+// writeFile writes data to path, creating its directory.
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return os.WriteFile(path, data, 0o644)
 }
 
 // tuneGC sets the collector's target unless GOGC is set in the

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/engine"
+	"nbo/engine/api"
+	"nbo/models"
+)
+
+// writeLeafModel saves a one-leaf propensity tree at path: the smallest
+// artifact the model set serves.
+func writeLeafModel(t *testing.T, path string) {
+	t.Helper()
+	s := engine.PropensitySchema
+	a := &models.Artifact{
+		FormatVersion: models.FormatVersion, Version: "leaf-1", Algorithm: models.AlgoTree,
+		Schema: s, SchemaHash: s.Hash(), Positive: "1", Impute: make([]float64, len(s.Features)),
+		Trees: []models.Tree{{Feature: []int32{-1}, Threshold: []float64{0}, First: []int32{0}, Neg: []int32{1}, Pos: []int32{1}}},
+	}
+	require.NoError(t, a.Validate())
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, a.Save(path))
+}
+
+// POST /v1/admin/models takes a path from a client: it reads only inside
+// the models directory, and its errors never quote a file.
+func TestModelsLoadOnlyFromTheModelsDirectory(t *testing.T) {
+	dataDir, outside := t.TempDir(), t.TempDir()
+	src := filepath.Join(dataDir, "models")
+	writeLeafModel(t, filepath.Join(src, "in", "good.json"))
+	writeLeafModel(t, filepath.Join(outside, "good.json"))
+	secret := "root:$6$secret-hash:19000:0:99999:7:::\n"
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "shadow"), []byte(secret), 0o600))
+	require.NoError(t, os.Symlink(filepath.Join(outside, "shadow"), filepath.Join(src, "shadow-link")))
+	require.NoError(t, os.Symlink(outside, filepath.Join(src, "outside-link")))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "not-json"), []byte(secret), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "unknown-field.json"), []byte(`{"rootpassword": "hunter2"}`), 0o600))
+
+	tests := []struct {
+		name, path string
+		status     int    // 0: loads
+		code       string // of the refusal
+	}{
+		{"a path relative to the models directory loads", "in/good.json", 0, ""},
+		{"an absolute path inside the models directory loads", filepath.Join(src, "in", "good.json"), 0, ""},
+		{"an absolute path outside it is refused", filepath.Join(outside, "shadow"), 400, api.CodeBadRequest},
+		{"a model outside it is refused too", filepath.Join(outside, "good.json"), 400, api.CodeBadRequest},
+		{"a system file is refused", "/etc/passwd", 400, api.CodeBadRequest},
+		{"a .. escape is refused", "../../" + filepath.Base(outside) + "/shadow", 400, api.CodeBadRequest},
+		{"a .. escape that comes back in is refused", "in/../../models/in/good.json", 400, api.CodeBadRequest},
+		{"a symbolic link to a file outside is refused", "shadow-link", 400, api.CodeBadRequest},
+		{"a symbolic link to a directory outside is refused", "outside-link/good.json", 400, api.CodeBadRequest},
+		{"the directory itself is refused", src, 400, api.CodeBadRequest},
+		{"a missing file is a bad model", "missing.json", 422, api.CodeBadModel},
+		{"a file that is not JSON is a bad model, unquoted", "not-json", 422, api.CodeBadModel},
+		{"a JSON file that is no artifact is a bad model, unquoted", "unknown-field.json", 422, api.CodeBadModel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModelSet(dataDir, "")
+			res, err := m.load(tt.path)
+			if tt.status == 0 {
+				require.NoError(t, err)
+				require.Equal(t, "propensity", res.(map[string]any)["name"])
+				require.Equal(t, "leaf-1", m.propensity.Active().Version)
+				return
+			}
+			var apiErr *api.Error
+			require.ErrorAs(t, err, &apiErr)
+			require.Equal(t, tt.status, apiErr.Status, apiErr.Message)
+			require.Equal(t, tt.code, apiErr.Code, apiErr.Message)
+			require.Equal(t, "path", apiErr.Field)
+			require.Nil(t, m.propensity.Active(), "nothing was loaded")
+			for _, leak := range []string{"root", "secret", "hunter2", "invalid character", "'r'"} {
+				require.NotContains(t, apiErr.Message, leak, "the error quotes the file")
+			}
+		})
+	}
+}
+
+// models_dir moves the directory models are loaded from; served models are
+// still kept under the data directory for restarts.
+func TestModelsDirMovesWhereModelsAreLoadedFrom(t *testing.T) {
+	dataDir, src := t.TempDir(), t.TempDir()
+	writeLeafModel(t, filepath.Join(src, "m.json"))
+	writeLeafModel(t, filepath.Join(dataDir, "models", "d.json"))
+	m := newModelSet(dataDir, src)
+	_, err := m.load("m.json")
+	require.NoError(t, err)
+	require.FileExists(t, filepath.Join(dataDir, "models", "propensity.json"), "kept for restarts")
+	_, err = m.load(filepath.Join(dataDir, "models", "d.json"))
+	require.ErrorContains(t, err, "inside the models directory "+src)
+	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(dataDir, src).restore(), "a restart serves the kept copy")
+}
