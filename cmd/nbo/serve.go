@@ -268,7 +268,11 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		OnRejected:    func(r features.Reason) { rejected.WithLabelValues(string(r)).Inc() },
 		Extras:        replay.extras(snapshotSections),
 		RestoreExtras: replay.restoreExtras(snapshotSections),
-		Logger:        log,
+		// The trigger dedup in the snapshot marks queued pushes as sent:
+		// they must be on the broker first, or a crash right after the
+		// snapshot loses them (the replay would not raise them again).
+		BeforeSnapshot: triggers.Flush,
+		Logger:         log,
 	})
 	if err != nil {
 		return err

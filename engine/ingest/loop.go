@@ -64,6 +64,14 @@ type Options struct {
 	// hands them back through RestoreExtras. Both optional.
 	Extras        func() map[string][]byte
 	RestoreExtras func(map[string][]byte) error
+	// BeforeSnapshot is called on the loop's goroutine before the state
+	// is rendered for a snapshot: what the state records as done must be
+	// durable by then. The engine's trigger dedup marks a push as sent
+	// when it is queued for the broker, so serve flushes the trigger
+	// publisher here; otherwise a crash right after the snapshot would
+	// lose a queued push that the replay will not raise again. An error
+	// fails the snapshot (nothing is committed). Optional.
+	BeforeSnapshot func(context.Context) error
 	// Prepare is called on the loop's goroutine for each valid event
 	// before it goes to the store, and may complete it: the engine fills
 	// in the offer a redeemed coupon code was issued for
@@ -641,6 +649,14 @@ func (l *Loop) encode(ctx context.Context) ([]byte, map[int]int64, error) {
 	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sending dead letters before the snapshot: %w", err)
+	}
+	if l.opts.BeforeSnapshot != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := l.opts.BeforeSnapshot(fctx)
+		cancel()
+		if err != nil {
+			return nil, nil, fmt.Errorf("before the snapshot: %w", err)
+		}
 	}
 	meta := features.SnapshotMeta{CreatedAt: l.opts.Now().UTC().Format(time.RFC3339Nano), Offsets: map[int32]int64{}}
 	commit := make(map[int]int64, len(l.offsets))
