@@ -97,3 +97,20 @@ func TestModelsDirMovesWhereModelsAreLoadedFrom(t *testing.T) {
 	require.ErrorContains(t, err, "inside the models directory "+src)
 	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(dataDir, src).restore(), "a restart serves the kept copy")
 }
+
+// A model whose served copy cannot be written (the disk is full, the
+// directory read-only) is not loaded, and the answer says why: a
+// dependency to fix and retry (503 unavailable), not a bug (internal).
+func TestAModelThatCannotBeKeptIsNotLoaded(t *testing.T) {
+	dataDir := t.TempDir()
+	writeLeafModel(t, filepath.Join(dataDir, "models", "good.json"))
+	m := newModelSet(dataDir, "")
+	m.dir = filepath.Join(dataDir, "models", "good.json", "kept") // under a file: cannot be created
+	_, err := m.load("good.json")
+	var apiErr *api.Error
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, 503, apiErr.Status)
+	require.Equal(t, api.CodeUnavailable, apiErr.Code)
+	require.Contains(t, apiErr.Message, "not a directory")
+	require.Nil(t, m.propensity.Active(), "nothing was loaded")
+}

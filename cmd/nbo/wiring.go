@@ -220,7 +220,12 @@ func (m *modelSet) load(path string) (any, error) {
 	saved := filepath.Join(m.dir, name+".json")
 	tmp := saved + ".tmp"
 	if err := writeFile(tmp, body); err != nil {
-		return nil, fmt.Errorf("loading model %s: keeping a copy for restarts: %w", path, err)
+		// The copy is what is served: without it nothing changes. Not a
+		// bug of nbo's (internal) but the disk (full, read-only): retry
+		// once it is fixed.
+		_ = os.Remove(tmp)
+		return nil, &api.Error{Status: 503, Code: api.CodeUnavailable, Field: "path", Message: fmt.Sprintf(
+			"the model %s was not loaded: nbo keeps the copy it serves in %s and cannot write there (%v); free space or fix the permissions and load it again", path, m.dir, errors.Unwrap(err))}
 	}
 	if err := m.registries()[name].load(tmp); err != nil {
 		_ = os.Remove(tmp)
