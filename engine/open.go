@@ -60,28 +60,44 @@ func (e *Engine) OpenOffers(key features.Key, locale Locale, now int64) (OpenOff
 	set := e.opts.Scenarios()
 	loc := localeIndex(locale)
 	served := e.opts.Stats.Served(v.Customer, nil)
-	for i := len(served) - 1; i >= 0; i-- {
-		s := &served[i]
-		var o *scenarios.Offer
-		if set != nil {
-			o = set.Offer(s.OfferID)
+	// Newest decision first, each decision's offers in the order it
+	// served them (its records are adjacent, in that order).
+	for end := len(served); end > 0; {
+		start := end - 1
+		for start > 0 && served[start-1].DecisionID == served[end-1].DecisionID {
+			start--
 		}
-		if s.Redeemed || o == nil {
-			continue
+		for i := start; i < end; i++ {
+			if oo, ok := e.openOffer(set, &served[i], loc, now); ok {
+				out.Offers = append(out.Offers, oo)
+			}
 		}
-		expiry := time.UnixMilli(s.TS).Add(e.reservationTTL(o, s.TS))
-		if expiry.UnixMilli() <= now {
-			continue
-		}
-		oo := OpenOffer{
-			OfferID: o.ID, Type: o.Type.String(), Title: o.Title[loc], Text: o.Text[loc], Value: o.Value,
-			CouponCode: CouponCode(s.DecisionID, s.OfferID), DecisionID: s.DecisionID, Scenario: s.Scenario,
-			Channel: s.Channel.String(), ServedAt: time.UnixMilli(s.TS).UTC(), Expiry: expiry.UTC(),
-		}
-		if o.Fulfilment != scenarios.Online {
-			oo.FulfilmentStore = s.Store
-		}
-		out.Offers = append(out.Offers, oo)
+		end = start
 	}
 	return out, true
+}
+
+// openOffer is the served offer s as an OpenOffer, if it is still open at
+// now.
+func (e *Engine) openOffer(set *scenarios.Set, s *ServedOffer, loc scenarios.Locale, now int64) (OpenOffer, bool) {
+	var o *scenarios.Offer
+	if set != nil {
+		o = set.Offer(s.OfferID)
+	}
+	if s.Redeemed || o == nil {
+		return OpenOffer{}, false
+	}
+	expiry := offerExpiry(s.TS, e.reservationTTL(o, s.TS))
+	if expiry.UnixMilli() <= now {
+		return OpenOffer{}, false
+	}
+	oo := OpenOffer{
+		OfferID: o.ID, Type: o.Type.String(), Title: o.Title[loc], Text: o.Text[loc], Value: o.Value,
+		CouponCode: CouponCode(s.DecisionID, s.OfferID), DecisionID: s.DecisionID, Scenario: s.Scenario,
+		Channel: s.Channel.String(), ServedAt: time.UnixMilli(s.TS).UTC(), Expiry: expiry,
+	}
+	if o.Fulfilment != scenarios.Online {
+		oo.FulfilmentStore = s.Store
+	}
+	return oo, true
 }

@@ -58,9 +58,15 @@ func TestOpenOffersAreWhatTheCustomerCanStillRedeem(t *testing.T) {
 		require.Equal(t, "tablet", o.Channel)
 	}
 	require.True(t, sawPush)
-	for i := 1; i < len(open.Offers); i++ {
-		require.False(t, open.Offers[i].ServedAt.After(open.Offers[i-1].ServedAt), "newest first")
+	var order, wantOrder []string
+	for _, o := range open.Offers {
+		order = append(order, o.CouponCode)
 	}
+	for _, o := range append(again.Offers, d.Offers...) {
+		wantOrder = append(wantOrder, o.CouponCode)
+	}
+	wantOrder = append(wantOrder, pushed[0].CouponCode)
+	require.Equal(t, wantOrder, order, "newest decision first, each decision's offers in the order it served them")
 
 	// Redeemed at the till by its code: no longer open.
 	used := d.Offers[0]

@@ -299,6 +299,13 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			}
 			return v, nil
 		}),
+		OpenOffers: api.OpenOffersReaderFunc(func(ctx context.Context, key features.Key, locale engine.Locale) (any, error) {
+			open, ok := eng.OpenOffers(key, locale, time.Now().UnixMilli())
+			if !ok {
+				return nil, api.ErrNotFound
+			}
+			return open, nil
+		}),
 		Stats: api.StatsReaderFunc(func(ctx context.Context) (any, error) {
 			return stats.Snapshot(), nil
 		}),

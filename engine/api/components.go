@@ -61,6 +61,21 @@ func (f CustomerReaderFunc) Customer(ctx context.Context, key features.Key) (any
 	return f(ctx, key)
 }
 
+// OpenOffersReader lists the offers served to a customer that they can
+// still redeem (GET /v1/customers/{key}/offers), titles in locale, as a
+// value encoding/json can marshal (engine.Engine.OpenOffers). An unknown
+// customer is ErrNotFound.
+type OpenOffersReader interface {
+	OpenOffers(ctx context.Context, key features.Key, locale engine.Locale) (any, error)
+}
+
+// OpenOffersReaderFunc adapts a function to OpenOffersReader.
+type OpenOffersReaderFunc func(ctx context.Context, key features.Key, locale engine.Locale) (any, error)
+
+func (f OpenOffersReaderFunc) OpenOffers(ctx context.Context, key features.Key, locale engine.Locale) (any, error) {
+	return f(ctx, key, locale)
+}
+
 // StatsReader returns the response-rate, uplift and attribution report
 // for GET /v1/stats as a JSON-marshalable value.
 type StatsReader interface {

@@ -26,6 +26,7 @@ func (s *Server) registerRoutes() {
 	add("POST", "/v1/decide", ScopeDecide, s.handleDecide)
 	add("GET", "/v1/offers", ScopeDecide, s.handleOffers)
 	add("GET", "/v1/customers/:key", ScopeClienteling, s.handleCustomer)
+	add("GET", "/v1/customers/:key/offers", ScopeClienteling, s.handleOpenOffers)
 	add("GET", "/v1/stats", ScopeAdmin, s.handleStats)
 	add("GET", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioStatus)
 	add("POST", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioReload)
@@ -324,6 +325,48 @@ func (s *Server) handleCustomer(ctx context.Context, c *app.RequestContext, _ Sc
 		return
 	}
 	v, err := s.opts.Customers.Customer(ctx, key)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+// handleOpenOffers is GET /v1/customers/{ns}:{id}/offers[?locale=…]:
+// the offers the customer holds, for a store associate to remind them of.
+func (s *Server) handleOpenOffers(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.OpenOffers == nil {
+		notImplemented(c, "open offers")
+		return
+	}
+	var locale []byte
+	var e *Error
+	c.QueryArgs().VisitAll(func(k, v []byte) {
+		switch {
+		case e != nil:
+		case string(k) != "locale":
+			e = &Error{Status: 400, Code: CodeUnknownField, Field: excerpt(string(k)), Message: "unknown query parameter; this route takes only locale"}
+		case locale != nil:
+			e = &Error{Status: 400, Code: CodeBadRequest, Field: "locale", Message: "parameter given twice"}
+		default:
+			locale = v
+		}
+	})
+	if e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	loc, e := parseLocale(string(locale), "locale")
+	if e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	key, e := parseCustomerKey(c.Param("key"), "key")
+	if e != nil {
+		writeAPIError(c, e)
+		return
+	}
+	v, err := s.opts.OpenOffers.OpenOffers(ctx, key, loc)
 	if err != nil {
 		s.fail(ctx, c, err)
 		return

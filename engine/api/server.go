@@ -83,8 +83,9 @@ type Options struct {
 	// not_implemented; a nil Readiness means always ready.
 	Ingester  Ingester
 	Decider   Decider
-	Customers CustomerReader
-	Stats     StatsReader
+	Customers  CustomerReader
+	OpenOffers OpenOffersReader
+	Stats      StatsReader
 	Scenarios ScenarioAdmin
 	Models    ModelAdmin
 	Bandit    BanditAdmin

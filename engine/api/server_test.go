@@ -158,6 +158,13 @@ func (f *fakes) Customer(ctx context.Context, key features.Key) (any, error) {
 	return nil, fmt.Errorf("looking up %s: %w", key, ErrNotFound)
 }
 
+func (f *fakes) OpenOffers(_ context.Context, key features.Key, locale engine.Locale) (any, error) {
+	if key == "member:M1" {
+		return map[string]any{"customer": "member:M1", "locale": locale, "offers": []any{}}, nil
+	}
+	return nil, fmt.Errorf("looking up %s: %w", key, ErrNotFound)
+}
+
 func (f *fakes) Stats(context.Context) (any, error) { return map[string]int{"decisions": 1}, nil }
 func (f *fakes) ScenarioStatus(context.Context) (any, error) {
 	return map[string]string{"version": "v1"}, nil
@@ -197,7 +204,7 @@ func start(t testing.TB, mod func(*Options)) *harness {
 		Now:       func() time.Time { return testNow },
 		Ingester:  h.f,
 		Decider:   h.f,
-		Customers: h.f,
+		Customers: h.f, OpenOffers: h.f,
 		Stats:     h.f,
 		Scenarios: h.f,
 		Models:    h.f,
@@ -293,6 +300,7 @@ var routeCases = []routeCase{
 	{"POST", "/v1/decide", `{"ids":{"member":"M1"},"channel":"app"}`, 200},
 	{"GET", "/v1/offers?customer=member:M1&channel=app", "", 200},
 	{"GET", "/v1/customers/member:M1", "", 200},
+	{"GET", "/v1/customers/member:M1/offers", "", 200},
 	{"GET", "/v1/stats", "", 200},
 	{"GET", "/v1/admin/scenarios", "", 200},
 	{"POST", "/v1/admin/scenarios", "", 200},
@@ -617,7 +625,7 @@ func TestReadyzFollowsReadiness(t *testing.T) {
 
 func TestMissingComponentsAnswer501(t *testing.T) {
 	h := start(t, func(o *Options) {
-		o.Ingester, o.Decider, o.Customers, o.Stats, o.Scenarios, o.Models, o.Bandit, o.Readiness = nil, nil, nil, nil, nil, nil, nil, nil
+		o.Ingester, o.Decider, o.Customers, o.OpenOffers, o.Stats, o.Scenarios, o.Models, o.Bandit, o.Readiness = nil, nil, nil, nil, nil, nil, nil, nil, nil
 	})
 	for _, rc := range routeCases {
 		var body io.Reader
