@@ -555,11 +555,8 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 		}
 	}
 	if l, ok := ev.Attrs["locale"]; ok && ts >= c.localeTS {
-		switch l {
-		case "en", "en-US", "en-GB":
-			c.localeEn, c.localeTS = true, ts
-		case "zh-CN", "zh":
-			c.localeEn, c.localeTS = false, ts
+		if english, ok := ParseLanguage(l); ok {
+			c.localeEn, c.localeTS = english, ts
 		}
 	}
 	if isView(ev.Type) && sku != 0 {

@@ -190,16 +190,21 @@ func parseOfferChannel(s, field string) (features.Channel, *Error) {
 	return 0, &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "unknown channel; use one of " + offerChannels}
 }
 
+// parseLocale reads a locale tag as the language of the texts
+// (features.ParseLanguage): a device's own locale ("en-US", "zh-Hans-CN")
+// will do. The constants are returned, so s need not outlive the call.
 func parseLocale(s, field string) (engine.Locale, *Error) {
-	switch engine.Locale(s) {
-	case "":
+	if s == "" {
 		return engine.DefaultLocale, nil
-	case engine.LocaleZhCN:
-		return engine.LocaleZhCN, nil // the constant, so s need not outlive the call
-	case engine.LocaleEn:
+	}
+	english, ok := features.ParseLanguage(s)
+	switch {
+	case !ok:
+		return "", &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "locale must be Chinese or English: zh-CN or en (a regional tag such as en-US or zh-Hans also works)"}
+	case english:
 		return engine.LocaleEn, nil
 	}
-	return "", &Error{Status: 400, Code: CodeBadRequest, Field: field, Message: "locale must be zh-CN or en"}
+	return engine.LocaleZhCN, nil
 }
 
 // A decide request's "now" lies in [nowFrom, nowUntil): events before 2000

@@ -1,0 +1,32 @@
+package api
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/engine"
+)
+
+// A tablet or app sends its device's locale: regional and script tags of
+// Chinese and English choose the texts; another language is refused.
+func TestLocaleTakesADevicesTag(t *testing.T) {
+	for tag, want := range map[string]engine.Locale{
+		"": engine.DefaultLocale, "zh-CN": engine.LocaleZhCN, "en": engine.LocaleEn,
+		"en-US": engine.LocaleEn, "en_GB": engine.LocaleEn, "zh": engine.LocaleZhCN, "zh-Hans-CN": engine.LocaleZhCN,
+	} {
+		got, e := parseLocale(tag, "locale")
+		require.Nil(t, e, tag)
+		require.Equal(t, want, got, tag)
+	}
+	_, e := parseLocale("fr-FR", "locale")
+	require.NotNil(t, e)
+	require.Equal(t, CodeBadRequest, e.Code)
+
+	h := start(t, nil)
+	a := h.do(t, "GET", "/v1/offers?customer=member:M1&channel=tablet&locale=en-US", testTokens["decide"], nil)
+	require.Equal(t, 200, a.status, "%s", a.body)
+	a = h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"tablet","locale":"zh-Hans"}`))
+	require.Equal(t, 200, a.status, "%s", a.body)
+	requireError(t, h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"tablet","locale":"ja-JP"}`)), 400, CodeBadRequest)
+}
