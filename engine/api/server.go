@@ -81,15 +81,15 @@ type Options struct {
 
 	// The components. A nil component makes its routes answer 501
 	// not_implemented; a nil Readiness means always ready.
-	Ingester  Ingester
-	Decider   Decider
+	Ingester   Ingester
+	Decider    Decider
 	Customers  CustomerReader
 	OpenOffers OpenOffersReader
 	Stats      StatsReader
-	Scenarios ScenarioAdmin
-	Models    ModelAdmin
-	Bandit    BanditAdmin
-	Readiness Readiness
+	Scenarios  ScenarioAdmin
+	Models     ModelAdmin
+	Bandit     BanditAdmin
+	Readiness  Readiness
 }
 
 // EnsureDefaults fills unset fields with their defaults.
