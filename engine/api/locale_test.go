@@ -30,3 +30,16 @@ func TestLocaleTakesADevicesTag(t *testing.T) {
 	require.Equal(t, 200, a.status, "%s", a.body)
 	requireError(t, h.do(t, "POST", "/v1/decide", testTokens["decide"], str(`{"ids":{"member":"M1"},"channel":"tablet","locale":"ja-JP"}`)), 400, CodeBadRequest)
 }
+
+// A phone's '+' not encoded in a query string arrives as a space: refused
+// with the fix, not read as another customer's number.
+func TestAnUnencodedPlusInAQueryIsRefused(t *testing.T) {
+	h := start(t, nil)
+	tok := testTokens["decide"]
+	for _, q := range []string{"customer=phone:+8613900000001", "customer=email:ann+news@example.com"} {
+		m := requireError(t, h.do(t, "GET", "/v1/offers?channel=app&"+q, tok, nil), 400, CodeBadID)
+		require.Contains(t, m["message"], "%2B", q)
+	}
+	a := h.do(t, "GET", "/v1/offers?channel=app&customer=phone:%2B8613900000001", tok, nil)
+	require.Equal(t, 200, a.status, "%s", a.body)
+}
