@@ -624,7 +624,7 @@ func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 	for _, x := range list {
 		if x == r {
 			included = true
-		} else if x.Group == GroupHoldout || x.OfferID == "" || x.TS > o.TS || x.TS < from {
+		} else if x.Group == GroupHoldout || x.TS > o.TS || x.TS < from {
 			continue
 		}
 		seq = append(seq, x)
