@@ -488,7 +488,7 @@ func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.C
 // the promotions.
 func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 	v := &st.view
-	st.gate = p.gate(v.Customer, st.sreq.Channel, st.sreq.Now)
+	st.gate.reset(p, v.Customer, st.sreq.Channel, st.sreq.Now)
 	n := len(set.Offers)
 	st.refused = slices.Grow(st.refused[:0], n)[:n]
 	store := scenarios.FulfilmentStore(v, &st.sreq)
