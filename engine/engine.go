@@ -145,9 +145,10 @@ type decideState struct {
 	// gate is the customer's contact ledger for the decision's channel,
 	// read at most once per decision (openGate); refused[offer index] is
 	// whether the offer cannot be served: ineligible, or refused by the
-	// gate (sreq.Refused).
+	// gate (sreq.Refused); open is how many offers are not refused.
 	gate    contactGate
 	refused []bool
+	open    int
 	// why is the first contact-policy reason openGate met (a Deny code),
 	// and overBudget whether arbitrate dropped a candidate for its budget:
 	// what an empty decision says (Decision.EmptyReason).
@@ -411,7 +412,10 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	st.begin(set, v, req.Channel)
 	st.openGate(e.opts.Policy, set)
 	st.props = st.props[:0]
-	if group == GroupTreatment && known {
+	// With every offer refused (a customer at the cap whose transactional
+	// offers are on their cooldowns: most decisions of the API comparison)
+	// no scenario could propose anything: Evaluate is not even asked.
+	if group == GroupTreatment && known && st.open > 0 {
 		st.props = set.Evaluate(v, &st.sreq, st.props)
 		for i := range st.props {
 			e.consider(st, i, req.Channel, &scored)
@@ -516,6 +520,7 @@ func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 		st.why = st.gate.capsWhy
 	}
 	st.own = [scenarios.NumOfferTypes]responses{}
+	st.open = 0
 	if v.Known {
 		// One pass over the customer's offer history, one catalog lookup
 		// per entry: each offer's own entry (for the gate, rather than a
@@ -552,6 +557,9 @@ func (st *decideState) openGate(p *Policy, set *scenarios.Set) {
 			}
 		}
 		st.refused[o.Index] = refused
+		if !refused {
+			st.open++
+		}
 	}
 	st.sreq.Refused = st.refused
 }
