@@ -605,7 +605,7 @@ func (e *Engine) drawAll(st *decideState, cut, scale float64) {
 	if !ok || be.Bandit == nil {
 		for i := range st.cands {
 			if c := &st.cands[i]; c.parts.Total >= cut {
-				c.draw(e.opts.Explorer.Sample(c.offer.ID, st.segment, c.parts.Propensity, st.rng))
+				c.draw(e.opts.Explorer.Sample(c.offer.ID, st.seg(), c.parts.Propensity, st.rng))
 			}
 		}
 		return
@@ -623,7 +623,7 @@ func (e *Engine) drawAll(st *decideState, cut, scale float64) {
 		if c.parts.Total < cut || n == sampled {
 			continue
 		}
-		path := be.Bandit.Lineage(models.Arm{Offer: c.offer.ID, Segment: st.segment}, paths[n][:0])
+		path := be.Bandit.Lineage(models.Arm{Offer: c.offer.ID, Segment: st.seg()}, paths[n][:0])
 		which[n], lens[n] = i, len(path)
 		n++
 	}
