@@ -669,11 +669,8 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		r := OfferResult{
 			OfferID: c.offer.ID, Type: c.offer.Type.String(), CouponCode: coupon.String(),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc],
-			Value: c.offer.Value, Expiry: time.UnixMilli(now).Add(ttl).UTC(),
+			Value: c.offer.Value, Expiry: offerExpiry(now, ttl), FulfilmentStore: fulfilmentStore(c),
 			Score: c.parts, store: c.store,
-		}
-		if c.offer.Fulfilment != scenarios.Online {
-			r.FulfilmentStore = c.store
 		}
 		if prop.Scenario != nil {
 			r.Scenario = prop.Scenario.ID
