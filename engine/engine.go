@@ -677,12 +677,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			r.ReasonCode = prop.Scenario.ID
 			r.Reason = set.Reason(prop, v, &st.sreq, loc)
 		} else {
-			r.ReasonCode = "fallback"
-			if loc == scenarios.En {
-				r.Reason = "A popular offer for this placement."
-			} else {
-				r.Reason = "当前位置的热门优惠。"
-			}
+			r.ReasonCode, r.Reason = untargetedReason(st, d.Group == GroupTreatment && v.Known, loc)
 		}
 		d.Offers = append(d.Offers, r)
 		if e.opts.Explorer != nil && d.Group == GroupTreatment {

@@ -346,6 +346,7 @@ func TestHoldoutGetsNoTargetedOffers(t *testing.T) {
 	require.Equal(t, GroupHoldout, d.Group)
 	for _, o := range d.Offers {
 		require.Empty(t, o.Scenario, "holdout customers get only untargeted offers")
+		require.Equal(t, ReasonFallback, o.ReasonCode, "chosen without the customer's segment")
 	}
 	require.Empty(t, r.triggers.triggers(t), "and no push triggers")
 }
