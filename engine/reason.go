@@ -63,16 +63,7 @@ func segmentReasonEn(code int) string {
 		who += " who shop online and in store"
 	}
 	parts := []string{who}
-	var likes []string
-	for _, f := range []struct {
-		bit  int
-		name string
-	}{{segParent, "baby products"}, {segBeauty, "beauty"}, {segTech, "tech"}} {
-		if code&f.bit != 0 {
-			likes = append(likes, f.name)
-		}
-	}
-	if len(likes) > 0 {
+	if likes := interestNames(code, scenarios.En); len(likes) > 0 {
 		parts = append(parts, "interested in "+andList(likes, ", ", " and "))
 	}
 	switch {
@@ -109,16 +100,7 @@ func segmentReasonZh(code int) string {
 	} else {
 		b.WriteString("顾客")
 	}
-	var likes []string
-	for _, f := range []struct {
-		bit  int
-		name string
-	}{{segParent, "母婴"}, {segBeauty, "美妆"}, {segTech, "数码"}} {
-		if code&f.bit != 0 {
-			likes = append(likes, f.name)
-		}
-	}
-	if len(likes) > 0 {
+	if likes := interestNames(code, scenarios.ZhCN); len(likes) > 0 {
 		b.WriteString("，关注" + andList(likes, "、", "和"))
 	}
 	switch {
@@ -135,6 +117,24 @@ func segmentReasonZh(code int) string {
 	}
 	b.WriteString("。")
 	return b.String()
+}
+
+// interestNames are the names of the segment's interest facets in loc.
+func interestNames(code int, loc scenarios.Locale) []string {
+	var names []string
+	for _, f := range [...]struct {
+		bit  int
+		name [scenarios.NumLocales]string
+	}{
+		{segParent, [scenarios.NumLocales]string{scenarios.ZhCN: "母婴", scenarios.En: "baby products"}},
+		{segBeauty, [scenarios.NumLocales]string{scenarios.ZhCN: "美妆", scenarios.En: "beauty"}},
+		{segTech, [scenarios.NumLocales]string{scenarios.ZhCN: "数码", scenarios.En: "tech"}},
+	} {
+		if code&f.bit != 0 {
+			names = append(names, f.name[loc])
+		}
+	}
+	return names
 }
 
 // andList joins items with sep and the last two with last: "a, b and c".
