@@ -207,7 +207,7 @@ type Stats struct {
 type decRec struct {
 	DecisionRecord
 	next                 *decRec // the decision's next offer, in recording order
-	hasCoupon            bool    // DecisionRecord.coupon is indexed (holdout records have none)
+	hasCoupon            bool    // DecisionRecord.coupon is indexed (records without an offer have none)
 	responded, converted bool
 	redeemed             bool // a coupon_redeem was attributed to it
 	// first marks the rows (rowsOf, by index) in which this record is
@@ -309,23 +309,17 @@ func (s *Stats) recordLocked(d DecisionRecord) bool {
 	if r == nil {
 		return false
 	}
+	if d.OfferID != "" {
+		s.each(r, func(row *statsRow) { row.served++ })
+	}
 	holdout := d.Group == GroupHoldout
-	for i, row := range s.rowsOf(r) {
-		if row == nil {
-			continue
-		}
-		if d.OfferID != "" {
-			row.served++
-		}
-		if r.first&(1<<i) == 0 {
-			continue
-		}
+	s.eachFirst(r, func(row *statsRow) {
 		if holdout {
 			row.holdout++
 		} else {
 			row.decisions++
 		}
-	}
+	})
 	return true
 }
 
@@ -361,18 +355,14 @@ func (s *Stats) insertLocked(d DecisionRecord, responded, converted, redeemed bo
 	*r = decRec{DecisionRecord: d, responded: responded, converted: converted, redeemed: redeemed}
 	r.first = rowsHeld(r)
 	for x := first; x != nil && r.first != 0; x = x.next {
-		for row := uint8(rowTotal); row <= rowStore; row <<= 1 {
-			if r.first&row != 0 && sharesRow(x, r, row) {
-				r.first &^= row
-			}
-		}
+		r.first &^= sharedRows(x, r, r.first)
 	}
 	if last == nil {
 		s.decisions[d.DecisionID] = r
 	} else {
 		last.next = r
 	}
-	if d.Group != GroupHoldout && d.OfferID != "" {
+	if d.OfferID != "" { // the holdout's untargeted offers carry real coupons too
 		if r.coupon == (couponKey{}) {
 			r.coupon = couponKeyOf(d.DecisionID, d.OfferID)
 		}
@@ -411,6 +401,28 @@ func (s *Stats) each(r *decRec, fn func(*statsRow)) {
 			fn(row)
 		}
 	}
+}
+
+// eachFirst calls fn for the rows in which r is its decision's first
+// record (decRec.first): the rows that count the decision once.
+func (s *Stats) eachFirst(r *decRec, fn func(*statsRow)) {
+	for i, row := range s.rowsOf(r) {
+		if row != nil && r.first&(1<<i) != 0 {
+			fn(row)
+		}
+	}
+}
+
+// sharedRows is the subset of rows (row bits) that record b, of the same
+// decision as a, also counts in.
+func sharedRows(a, b *decRec, rows uint8) uint8 {
+	var shared uint8
+	for row := uint8(rowTotal); row <= rowStore; row <<= 1 {
+		if rows&row != 0 && rowsHeld(b)&row != 0 && sharesRow(a, b, row) {
+			shared |= row
+		}
+	}
+	return shared
 }
 
 // appendRecent inserts r by time (decisions arrive nearly in order). The
@@ -453,12 +465,9 @@ func (s *Stats) evictOldestLocked() {
 	// records that shares them, so a conversion arriving before those are
 	// evicted too still counts once per decision.
 	for x := r.next; x != nil && r.first != 0; x = x.next {
-		for row := uint8(rowTotal); row <= rowStore; row <<= 1 {
-			if r.first&row != 0 && rowsHeld(x)&row != 0 && sharesRow(r, x, row) {
-				x.first |= row
-				r.first &^= row
-			}
-		}
+		shared := sharedRows(r, x, r.first)
+		x.first |= shared
+		r.first &^= shared
 	}
 	if first := s.decisions[r.DecisionID]; first == r {
 		if r.next == nil {
@@ -501,14 +510,14 @@ type ServedOffer struct {
 }
 
 // Served appends to dst the offers served to the customer that Stats
-// still holds (the newest MaxTouches of their decisions, within
-// MaxDecisions overall), oldest first: treatment offers only, not the
-// holdout's, nor decisions that served nothing.
+// still holds (among the customer's newest MaxTouches records, one per
+// offer served, within MaxDecisions records overall), oldest first; the
+// holdout's untargeted offers too, as they are real coupons.
 func (s *Stats) Served(customer features.Key, dst []ServedOffer) []ServedOffer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range recent(s.customers[customer], s.opts.MaxTouches) {
-		if r.Group != GroupHoldout && r.OfferID != "" {
+		if r.OfferID != "" {
 			dst = append(dst, ServedOffer{DecisionRecord: r.DecisionRecord, Redeemed: r.redeemed})
 		}
 	}
@@ -680,17 +689,21 @@ func (s *Stats) convertLocked(customer features.Key, ts int64) {
 		if x.converted || x.TS > ts || ts-x.TS > s.window {
 			continue
 		}
-		x.converted = true
-		holdout := x.Group == GroupHoldout
-		for i, row := range s.rowsOf(x) {
-			if row == nil || x.first&(1<<i) == 0 {
+		// The whole decision converts: its first records (which count it
+		// in their rows) may have left the customer's newest MaxTouches.
+		for y := s.decisions[x.DecisionID]; y != nil; y = y.next {
+			if y.converted {
 				continue
 			}
-			if holdout {
-				row.convHoldout++
-			} else {
-				row.convTreatment++
-			}
+			y.converted = true
+			holdout := y.Group == GroupHoldout
+			s.eachFirst(y, func(row *statsRow) {
+				if holdout {
+					row.convHoldout++
+				} else {
+					row.convTreatment++
+				}
+			})
 		}
 	}
 }
@@ -864,7 +877,9 @@ func (r *statsRow) report(key string) StatsRow {
 // statsSnapshotVersion 2 added each decision record's segment; version 1
 // snapshots are read with none. Version 3 counts decisions once each and
 // offers served apart; in the rows of older snapshots the decisions
-// counted offers served, which is what both counts are read as; version 3
+// counted the treatment's offer records and holdout the holdout's, which
+// is what the decision counts are read as, and their sum as the offers
+// served (a holdout decision that served nothing counts as one); version 3
 // also keeps whether each record was redeemed (unknown, so false, in
 // older ones).
 const statsSnapshotVersion = 3
@@ -1018,7 +1033,7 @@ func (r *statsRow) decode(rd *snapReader, version byte) {
 		for _, f := range fields[:len(fields)-1] {
 			*f = rd.varint()
 		}
-		r.served = r.decisions
+		r.served = r.decisions + r.holdout // both groups' offer records
 		return
 	}
 	for _, f := range fields {

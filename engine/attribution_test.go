@@ -289,6 +289,23 @@ func TestUpliftCountsEachDecisionOnce(t *testing.T) {
 	require.Equal(t, int64(1), rep.Unattributed)
 }
 
+// TestADecisionConvertsWhenItsFirstRecordLeftTheCustomersRecentList:
+// conversions look at the customer's newest MaxTouches records; a
+// decision serving more offers than that still converts, once.
+func TestADecisionConvertsWhenItsFirstRecordLeftTheCustomersRecentList(t *testing.T) {
+	s, err := NewStats(StatsOptions{MaxTouches: 2})
+	require.NoError(t, err)
+	const a = features.Key("member:A")
+	for _, o := range []string{"o1", "o2", "o3"} {
+		s.RecordDecision(served("dA", a, "s", o, features.ChannelApp, "", t0))
+	}
+	s.RecordOutcome(Outcome{Type: features.Order, Customer: a, TS: t0 + 1})
+	require.Equal(t, [2]int64{1, 1}, [2]int64{s.total.decisions, s.total.convTreatment})
+	for _, o := range []string{"o1", "o2", "o3"} {
+		require.EqualValues(t, 1, s.offers[o].convTreatment, o)
+	}
+}
+
 // roundUplift rounds an interval's ends to 0.01, for comparison.
 func roundUplift(u Uplift) Uplift {
 	u.Low, u.High = math.Round(u.Low*100)/100, math.Round(u.High*100)/100
@@ -332,12 +349,17 @@ func TestServedListsACustomersOffersAndTheirRedemptions(t *testing.T) {
 	_, ok := s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode("d2", "o2"), Channel: features.ChannelPOS, Store: "S1", TS: t0 + 5, Revenue: 100})
 	require.True(t, ok)
 
+	// The holdout's untargeted offers are real coupons: redeemed by code
+	// at the till, they are attributed too.
+	_, ok = s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode("d4", "o3"), Channel: features.ChannelPOS, Store: "S1", TS: t0 + 6, Revenue: 100})
+	require.True(t, ok, "a holdout coupon is attributed")
+
 	check := func(s *Stats) {
 		t.Helper()
 		got := s.Served(a, nil)
-		require.Len(t, got, 2, "the holdout's and the empty decisions are not offers the customer holds")
-		require.Equal(t, [2]string{"d1", "d2"}, [2]string{got[0].DecisionID, got[1].DecisionID})
-		require.Equal(t, [2]bool{false, true}, [2]bool{got[0].Redeemed, got[1].Redeemed})
+		require.Len(t, got, 3, "the decision that served nothing holds no offer")
+		require.Equal(t, [3]string{"d1", "d2", "d4"}, [3]string{got[0].DecisionID, got[1].DecisionID, got[2].DecisionID})
+		require.Equal(t, [3]bool{false, true, true}, [3]bool{got[0].Redeemed, got[1].Redeemed, got[2].Redeemed})
 		require.Equal(t, "S1", got[1].Store)
 	}
 	check(s)
@@ -488,7 +510,6 @@ func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
 	require.NoError(t, s.UnmarshalBinary(data))
 	rep := s.Snapshot()
 	require.EqualValues(t, 2, rep.Total.Decisions+rep.Total.Holdout, "%+v", rep.Total)
-	require.Equal(t, rep.Total.Decisions, rep.Total.OffersServed, "before version 3, decisions counted the offers served")
 	require.EqualValues(t, 1, rep.Total.Clicks)
 	a, ok := s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-1", OfferID: "o1", Customer: "member:M1", Channel: features.ChannelApp, TS: 1_795_000_003_000})
 	require.True(t, ok, "the restored records attribute")
@@ -505,6 +526,32 @@ func TestStatsRestoresAVersion1Snapshot(t *testing.T) {
 	a, ok = back.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-3", OfferID: "o3", Customer: "member:M3", Channel: features.ChannelWeb, TS: 1_795_000_005_000})
 	require.True(t, ok)
 	require.Equal(t, "/online/member/noparent/nobeauty/notech/web", a.Segment)
+}
+
+// TestStatsRestoresAVersion2Snapshot reads a snapshot written before
+// decisions were counted once each (engine/testdata/stats-v2.snap,
+// written by the code at beb29c3: a treatment decision serving o1 and o2,
+// a holdout decision serving o2, a holdout decision serving nothing, a
+// click in each group and a purchase by the treatment customer). Its
+// rows counted offer records; both groups' records are read as the
+// offers served, so the response rate is per offer again (it read 2
+// responders over the treatment's 2 offers before, 100%).
+func TestStatsRestoresAVersion2Snapshot(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "stats-v2.snap"))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, data[0])
+	s := newTestStats(t)
+	require.NoError(t, s.UnmarshalBinary(data))
+	tot := s.Snapshot().Total
+	require.Equal(t, [5]int64{2, 2, 4, 2, 0}, [5]int64{tot.Decisions, tot.Holdout, tot.OffersServed, tot.Clicks, tot.Redemptions}, "%+v", tot)
+	require.Equal(t, 0.5, tot.ResponseRate)
+
+	// The restored records still attribute, and a new decision counts once.
+	_, ok := s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d-1", OfferID: "o2", Customer: "member:M1", Channel: features.ChannelApp, TS: 1_795_000_006_000})
+	require.True(t, ok)
+	s.RecordDecisions([]DecisionRecord{served("d-3", "member:M3", "sc", "o1", features.ChannelApp, "", 1_795_000_007_000), served("d-3", "member:M3", "sc", "o2", features.ChannelApp, "", 1_795_000_007_000)})
+	tot = s.Snapshot().Total
+	require.Equal(t, [2]int64{3, 6}, [2]int64{tot.Decisions, tot.OffersServed})
 }
 
 func TestAnEmptyStatsReportHasListsNotNulls(t *testing.T) {
