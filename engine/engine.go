@@ -669,7 +669,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		r := OfferResult{
 			OfferID: c.offer.ID, Type: c.offer.Type.String(), CouponCode: coupon.String(),
 			Title: c.offer.Title[loc], Text: c.offer.Text[loc],
-			Value: c.offer.Value, Expiry: offerExpiry(now, ttl), FulfilmentStore: fulfilmentStore(c),
+			Value: c.offer.Value, Expiry: offerExpiry(now, ttl), FulfilmentStore: fulfilmentStore(c.offer, c.store),
 			Score: c.parts, store: c.store,
 		}
 		if prop.Scenario != nil {

@@ -155,7 +155,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		// The offer's terms as /v1/decide serves them at this instant.
 		r := OfferResult{
 			OfferID: c.offer.ID, Scenario: prop.Scenario.ID, Value: c.offer.Value,
-			Expiry: offerExpiry(now, ttl), FulfilmentStore: fulfilmentStore(c),
+			Expiry: offerExpiry(now, ttl), FulfilmentStore: fulfilmentStore(c.offer, c.store),
 		}
 		t := Trigger{
 			Version:   TriggerVersion,
@@ -186,11 +186,11 @@ func offerExpiry(now int64, ttl time.Duration) time.Time {
 	return time.UnixMilli(now).Add(ttl).UTC()
 }
 
-// fulfilmentStore is where the candidate's offer is fulfilled: the store
-// it was served for when the offer is not online-only, else "".
-func fulfilmentStore(c *candidate) string {
-	if c.offer.Fulfilment != scenarios.Online {
-		return c.store
+// fulfilmentStore is where offer o, served for store, is fulfilled: that
+// store when the offer is not online-only, else "".
+func fulfilmentStore(o *scenarios.Offer, store string) string {
+	if o.Fulfilment != scenarios.Online {
+		return store
 	}
 	return ""
 }

@@ -14,7 +14,7 @@ type OpenOffer struct {
 	Type       string `json:"type"`
 	Title      string `json:"title"` // in the request's locale
 	Text       string `json:"text"`
-	Value      int64  `json:"value"` // minor units
+	Value      int64  `json:"value"` // minor units, as served
 	CouponCode string `json:"coupon_code"`
 	// DecisionID is the decision (or push trigger: "dt_…") that served it.
 	DecisionID string `json:"decision_id"`
@@ -22,7 +22,10 @@ type OpenOffer struct {
 	// Channel is where it was served (app, push, tablet, …).
 	Channel  string    `json:"channel"`
 	ServedAt time.Time `json:"served_at"`
-	// Expiry is when it stops being redeemable.
+	// Expiry is when it stops being redeemable: worked out again from
+	// when it was served and the offer's terms now (the reservation time
+	// and its end date), which are the terms it was served with unless
+	// the catalog changed them since.
 	Expiry time.Time `json:"expiry"`
 	// FulfilmentStore is where an in-store offer is redeemed.
 	FulfilmentStore string `json:"fulfilment_store,omitempty"`
@@ -40,17 +43,17 @@ type OpenOffers struct {
 // would be in cooldown and show nothing new). It reports false for an
 // unknown customer.
 //
-// It reads the attribution records (Stats), which keep each customer's
-// newest decisions (StatsOptions.MaxTouches, default 32) and at most
-// StatsOptions.MaxDecisions over all customers: on a busy server an old
-// offer may be missing although still valid. Without Stats the list is
-// always empty.
+// It reads the attribution records (Stats), one per offer served, which
+// keep each customer's newest StatsOptions.MaxTouches (default 32) and at
+// most StatsOptions.MaxDecisions over all customers: on a busy server an
+// old offer may be missing although still valid. Without Stats the list
+// is always empty.
 func (e *Engine) OpenOffers(key features.Key, locale Locale, now int64) (OpenOffers, bool) {
-	var v features.View
-	if !e.opts.Store.ViewKey(key, now, &v) {
+	customer, ok := e.opts.Store.ResolveKey(key)
+	if !ok {
 		return OpenOffers{}, false
 	}
-	out := OpenOffers{Customer: string(v.Customer), Offers: []OpenOffer{}}
+	out := OpenOffers{Customer: string(customer), Offers: []OpenOffer{}}
 	if e.opts.Stats == nil || e.opts.Scenarios == nil {
 		return out, true
 	}
@@ -59,7 +62,7 @@ func (e *Engine) OpenOffers(key features.Key, locale Locale, now int64) (OpenOff
 	}
 	set := e.opts.Scenarios()
 	loc := localeIndex(locale)
-	served := e.opts.Stats.Served(v.Customer, nil)
+	served := e.opts.Stats.Served(customer, nil)
 	// Newest decision first, each decision's offers in the order it
 	// served them (its records are adjacent, in that order).
 	for end := len(served); end > 0; {
@@ -92,12 +95,10 @@ func (e *Engine) openOffer(set *scenarios.Set, s *ServedOffer, loc scenarios.Loc
 		return OpenOffer{}, false
 	}
 	oo := OpenOffer{
-		OfferID: o.ID, Type: o.Type.String(), Title: o.Title[loc], Text: o.Text[loc], Value: o.Value,
+		OfferID: o.ID, Type: o.Type.String(), Title: o.Title[loc], Text: o.Text[loc], Value: s.Value,
 		CouponCode: CouponCode(s.DecisionID, s.OfferID), DecisionID: s.DecisionID, Scenario: s.Scenario,
 		Channel: s.Channel.String(), ServedAt: time.UnixMilli(s.TS).UTC(), Expiry: expiry,
-	}
-	if o.Fulfilment != scenarios.Online {
-		oo.FulfilmentStore = s.Store
+		FulfilmentStore: fulfilmentStore(o, s.Store),
 	}
 	return oo, true
 }
