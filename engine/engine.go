@@ -145,6 +145,9 @@ type decideState struct {
 	// segment), worked out on first use (seg): "" until then.
 	segment   string
 	segmentCh features.Channel
+	// modelVersion is the propensity model's version when consider scored
+	// a candidate with it, "" otherwise.
+	modelVersion string
 	// gate is the customer's contact ledger for the decision's channel,
 	// read at most once per decision (openGate); refused[offer index] is
 	// whether the offer cannot be served: ineligible, or refused by the
@@ -409,9 +412,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	}
 	st.sreq = scenarios.Request{Channel: req.Channel, Placement: req.Placement, Store: req.Store, Now: now, Trigger: scenarios.OnRequest, Loc: e.opts.Location, Score: st.scoreFn}
 	// The decision is allocated once arbitrate has said how many offers
-	// serve can take (newDecision); until then consider notes the model
-	// version in scored, on the stack.
-	var scored Decision
+	// serve can take (newDecision).
 	st.begin(set, v, req.Channel)
 	st.openGate(e.opts.Policy, set)
 	st.props = st.props[:0]
@@ -421,7 +422,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	if group == GroupTreatment && known && st.open > 0 {
 		st.props = set.Evaluate(v, &st.sreq, st.props)
 		for i := range st.props {
-			e.consider(st, i, req.Channel, &scored)
+			e.consider(st, i, req.Channel)
 		}
 	}
 	// The untargeted catalog competes too, without a scenario's lever: a
@@ -438,15 +439,15 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 		st.props = append(st.props, scenarios.Proposal{Offer: o})
 	}
 	for i := first; i < len(st.props); i++ {
-		e.consider(st, i, req.Channel, &scored)
+		e.consider(st, i, req.Channel)
 	}
 	e.arbitrate(st, group == GroupTreatment)
 	d := newDecision(min(req.Limit, len(st.cands)))
 	d.DecisionID, d.Customer, d.Group = e.newDecisionID(now), string(v.Customer), group
-	d.ModelVersion = scored.ModelVersion
-	if len(st.cands) > 0 || group == GroupHoldout || e.opts.Decisions != nil {
-		// What reads d.segment: the records of served offers and of the
-		// holdout (recordServed), and the decision log (encodeDecision).
+	d.ModelVersion = st.modelVersion
+	if len(st.cands) > 0 || e.opts.Decisions != nil {
+		// What reads d.segment: the records of served offers
+		// (recordServed) and the decision log (encodeDecision).
 		d.segment = st.seg()
 	}
 	if v.NewestTS > 0 {
@@ -506,7 +507,7 @@ func (st *decideState) begin(set *scenarios.Set, v *features.View, ch features.C
 	st.set = set
 	st.cands = st.cands[:0]
 	st.custVecOK = false
-	st.segment, st.segmentCh = "", ch
+	st.segment, st.segmentCh, st.modelVersion = "", ch, ""
 	if n := len(set.Offers); len(st.best) < n {
 		st.best = make([]int32, n)
 		st.stamp = make([]uint32, n)
@@ -677,7 +678,9 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 			r.ReasonCode = prop.Scenario.ID
 			r.Reason = set.Reason(prop, v, &st.sreq, loc)
 		} else {
-			r.ReasonCode, r.Reason = untargetedReason(st, d.Group == GroupTreatment && v.Known, loc)
+			// Similar customers chose it only where the explorer learns by
+			// segment, for a known customer in the treatment group.
+			r.ReasonCode, r.Reason = untargetedReason(st, d.Group == GroupTreatment && v.Known && e.opts.Explorer != nil, loc)
 		}
 		d.Offers = append(d.Offers, r)
 		if e.opts.Explorer != nil && d.Group == GroupTreatment {

@@ -120,9 +120,8 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	}
 	st.begin(set, v, features.ChannelPush)
 	st.openGate(e.opts.Policy, set) // consider drops what it refuses
-	var d Decision
 	for i := range st.props {
-		e.consider(st, i, features.ChannelPush, &d)
+		e.consider(st, i, features.ChannelPush)
 	}
 	e.arbitrate(st, false) // no exploration: a replay must choose the same
 	for i := range st.cands[:min(len(st.cands), ranked)] {

@@ -48,3 +48,21 @@ func TestAnUntargetedOfferSaysItWasChosenBySimilarCustomers(t *testing.T) {
 	}
 	require.Positive(t, untargeted, "%+v", d.Offers)
 }
+
+// Without an explorer no segment chose the offer: it is a fallback.
+func TestWithoutAnExplorerAnUntargetedOfferIsAFallback(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Explorer = nil
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 5, Locale: LocaleEn})
+	var untargeted int
+	for _, o := range d.Offers {
+		if o.Scenario == "" {
+			untargeted++
+			require.Equal(t, ReasonFallback, o.ReasonCode)
+		}
+	}
+	require.Positive(t, untargeted)
+}

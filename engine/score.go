@@ -26,7 +26,7 @@ import (
 // showing one to a customer who declined marketing is marketing all the
 // same. Offers that require no consent (transactional service offers)
 // need none on any channel.
-func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decision) {
+func (e *Engine) consider(st *decideState, i int, ch features.Channel) {
 	p := &st.props[i]
 	o := p.Offer
 	v := &st.view
@@ -57,7 +57,7 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel, d *Decisi
 	if e.opts.Propensity != nil && v.Known {
 		if p, ver, ok := e.opts.Propensity.Propensity(v, o, ch); ok {
 			parts.Propensity = p
-			d.ModelVersion = ver
+			st.modelVersion = ver
 		}
 	}
 	parts.Total = parts.Propensity * parts.ContextWeight * parts.Value * parts.Lever
