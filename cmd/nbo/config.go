@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
+
+	"nbo/features/kafka"
 )
 
 // Config is the configuration of `nbo serve`. Every field can be set in a
@@ -115,12 +117,7 @@ func (c *Config) Validate() error {
 	if len(c.KafkaBrokers) == 0 {
 		addr("embedded_kafka_addr", c.EmbeddedKafkaAddr)
 		if a := c.EmbeddedKafkaAdvertisedAddr; a != "" {
-			host := a
-			if h, _, err := net.SplitHostPort(a); err == nil {
-				host = h
-			}
-			ip := net.ParseIP(host)
-			if host == "" || (ip != nil && ip.IsUnspecified()) || (ip == nil && strings.Contains(host, ":")) {
+			if kafka.CheckAdvertisedAddr(a) != nil {
 				errs = append(errs, fmt.Errorf("embedded_kafka_advertised_addr %q is not an address clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", a))
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,6 +130,9 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 // rules read with score(name). Each served model is kept under
 // DATA_DIR/models/NAME.json so a restart serves it again.
 type modelSet struct {
+	// mu serialises loads: two at once would share NAME.json.tmp, and one
+	// could serve the other's bytes under its own version.
+	mu         sync.Mutex
 	propensity *models.Registry
 	scores     engine.Scores
 	dir        string // where served models are kept for restarts
@@ -197,6 +201,8 @@ func (m *modelSet) registries() map[string]namedRegistry {
 // refused and the old one stays. Errors never quote the file: a path from
 // a client must not read out what the process can see.
 func (m *modelSet) load(path string) (any, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	body, err := m.read(path)
 	if err != nil {
 		return nil, err

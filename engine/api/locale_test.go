@@ -40,6 +40,8 @@ func TestAnUnencodedPlusInAQueryIsRefused(t *testing.T) {
 		m := requireError(t, h.do(t, "GET", "/v1/offers?channel=app&"+q, tok, nil), 400, CodeBadID)
 		require.Contains(t, m["message"], "%2B", q)
 	}
-	a := h.do(t, "GET", "/v1/offers?channel=app&customer=phone:%2B8613900000001", tok, nil)
-	require.Equal(t, 200, a.status, "%s", a.body)
+	for _, q := range []string{"customer=phone:%2B8613900000001", "customer=phone:139+0000+0001"} {
+		a := h.do(t, "GET", "/v1/offers?channel=app&"+q, tok, nil)
+		require.Equal(t, 200, a.status, "%s: %s", q, a.body)
+	}
 }

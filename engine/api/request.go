@@ -346,10 +346,11 @@ func decodeOffersQuery(args *protocol.Args, req *engine.DecideRequest) *Error {
 	if !ok {
 		return &Error{Status: 400, Code: CodeBadID, Field: "customer", Message: msgBadKey}
 	}
-	if (ns == features.NSPhone || ns == features.NSEmail) && strings.Contains(id, " ") && !strings.Contains(id, "+") {
+	if ns == features.NSPhone && strings.HasPrefix(id, " ") || ns == features.NSEmail && strings.Contains(id, " ") {
 		// A query string reads a bare '+' as a space: phone:+86… arrives
 		// as phone: 86…, another customer's number (no country code is
-		// inferred), and user+tag@… as an address with a space.
+		// inferred), and user+tag@… as an address with a space. Spaces
+		// inside a number are fine (138 0013 8000); an address has none.
 		return &Error{Status: 400, Code: CodeBadID, Field: "customer", Message: "the identifier has a space where a '+' was probably meant: in a query string send '+' as %2B (customer=phone:%2B8613800138000)"}
 	}
 	stored, e := normalizeID(ns, id, "customer")

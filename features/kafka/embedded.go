@@ -63,10 +63,8 @@ func (o EmbeddedOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("embedded kafka: addr %q is not host:port: %w", o.Addr, err))
 	}
 	if o.AdvertisedAddr != "" {
-		if host, _, err := splitAdvertised(o.AdvertisedAddr); err != nil {
+		if err := CheckAdvertisedAddr(o.AdvertisedAddr); err != nil {
 			errs = append(errs, err)
-		} else if isWildcard(host) {
-			errs = append(errs, fmt.Errorf("embedded kafka: advertised addr %q names no host clients can dial; give this machine's name or IP", o.AdvertisedAddr))
 		}
 	}
 	if o.Partitions < 1 {
@@ -159,6 +157,20 @@ func advertised(ctx context.Context, opts EmbeddedOptions) (host, port string, e
 		return "", "", fmt.Errorf("starting embedded kafka on %s: a broker listening on every interface advertises this machine's hostname, which does not resolve here (%w); set the advertised address (--embedded-kafka-advertised-addr) to a name or IP clients can reach", opts.Addr, err)
 	}
 	return name, "", nil
+}
+
+// CheckAdvertisedAddr reports whether addr (host:port, or a bare host
+// that takes the bound port) names a host clients can dial: not a
+// wildcard such as 0.0.0.0 or ::.
+func CheckAdvertisedAddr(addr string) error {
+	host, _, err := splitAdvertised(addr)
+	if err != nil {
+		return err
+	}
+	if isWildcard(host) {
+		return fmt.Errorf("embedded kafka: advertised addr %q names no host clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", addr)
+	}
+	return nil
 }
 
 // splitAdvertised reads an advertised address: host:port, or a bare host
