@@ -124,6 +124,9 @@ type Attribution struct {
 	CrossChannel bool             // served online and used offline, or the reverse
 	Group        string           // GroupTreatment or GroupHoldout
 	Segment      string           // the decision's bandit segment, if known
+	// Repeat marks a redemption of an offer already redeemed (a till
+	// retry, a second scan): not counted again, nothing to credit.
+	Repeat bool
 }
 
 // StatsOptions configure Stats. The zero value is valid: EnsureDefaults
@@ -202,6 +205,7 @@ type Stats struct {
 	conversions               int64
 	first1, last1, position   [features.NumChannels]credit
 	unattributed              int64
+	repeats                   int64 // redemptions of an offer already redeemed
 }
 
 type decRec struct {
@@ -569,7 +573,12 @@ func (s *Stats) RecordOutcome(o Outcome) (Attribution, bool) {
 		case features.OfferDismiss:
 			s.each(r, func(row *statsRow) { row.dismissals++ })
 		case features.CouponRedeem:
-			a.CrossChannel = s.redeemLocked(r, o, customer)
+			if r.redeemed {
+				s.repeats++
+				a.Repeat = true
+			} else {
+				a.CrossChannel = s.redeemLocked(r, o, customer)
+			}
 		}
 	}
 	if o.Type == features.Order || o.Type == features.PosPurchase || (o.Type == features.CouponRedeem && r != nil) {
@@ -817,6 +826,10 @@ type StatsReport struct {
 	// Unattributed counts feedback events that named no known decision or
 	// coupon.
 	Unattributed int64 `json:"unattributed"`
+	// RepeatRedemptions counts redemptions of an offer already redeemed (a
+	// till retry, a coupon scanned twice): each offer counts its first
+	// redemption only, in the rows and the credit above.
+	RepeatRedemptions int64 `json:"repeat_redemptions"`
 	// Conversion for uplift: a purchase (order, pos_purchase) or a
 	// redemption by the customer within the window after the decision.
 	Window string `json:"attribution_window"`
@@ -828,7 +841,7 @@ func (s *Stats) Snapshot() StatsReport {
 	defer s.mu.Unlock()
 	rep := StatsReport{
 		Total:       s.total.report("total"),
-		Conversions: s.conversions, Unattributed: s.unattributed, Window: s.opts.Window.String(),
+		Conversions: s.conversions, Unattributed: s.unattributed, RepeatRedemptions: s.repeats, Window: s.opts.Window.String(),
 		Scenarios: rowsOf(s.scenarios, func(k string) string { return k }),
 		Offers:    rowsOf(s.offers, func(k string) string { return k }),
 		Stores:    rowsOf(s.stores, func(k string) string { return k }),
@@ -881,7 +894,7 @@ func (r *statsRow) report(key string) StatsRow {
 // is what the decision counts are read as, and their sum as the offers
 // served (a holdout decision that served nothing counts as one); version 3
 // also keeps whether each record was redeemed (unknown, so false, in
-// older ones).
+// older ones) and the count of repeated redemptions.
 const statsSnapshotVersion = 3
 
 // MarshalBinary encodes the aggregates and the decision records still held
@@ -913,6 +926,7 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 	}
 	w.varint(s.conversions)
 	w.varint(s.unattributed)
+	w.varint(s.repeats)
 	for _, cs := range []*[features.NumChannels]credit{&s.first1, &s.last1, &s.position} {
 		for _, c := range cs {
 			w.uvarint(math.Float64bits(c.conversions))
@@ -975,6 +989,9 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 	}
 	fresh.conversions = r.varint()
 	fresh.unattributed = r.varint()
+	if version >= 3 {
+		fresh.repeats = r.varint()
+	}
 	for _, cs := range []*[features.NumChannels]credit{&fresh.first1, &fresh.last1, &fresh.position} {
 		for i := range cs {
 			cs[i].conversions = math.Float64frombits(r.uvarint())
@@ -1009,7 +1026,7 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 	s.decisions, s.coupons, s.customers, s.queue, s.head, s.live, s.slab = fresh.decisions, fresh.coupons, fresh.customers, fresh.queue, 0, fresh.live, fresh.slab
 	s.total = fresh.total
 	s.scenarios, s.offers, s.stores, s.channels = fresh.scenarios, fresh.offers, fresh.stores, fresh.channels
-	s.conversions, s.unattributed = fresh.conversions, fresh.unattributed
+	s.conversions, s.unattributed, s.repeats = fresh.conversions, fresh.unattributed, fresh.repeats
 	s.first1, s.last1, s.position = fresh.first1, fresh.last1, fresh.position
 	return nil
 }

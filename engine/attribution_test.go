@@ -306,6 +306,30 @@ func TestADecisionConvertsWhenItsFirstRecordLeftTheCustomersRecentList(t *testin
 	}
 }
 
+// TestACouponRedeemedTwiceCountsOnce: a till retry or a second scan of
+// the same code is a repeat, not a second redemption.
+func TestACouponRedeemedTwiceCountsOnce(t *testing.T) {
+	s := newTestStats(t)
+	s.RecordDecision(served("d1", "member:A", "s", "o1", features.ChannelPush, "S1", t0))
+	code := CouponCode("d1", "o1")
+	redeem := Outcome{Type: features.CouponRedeem, CouponCode: code, Channel: features.ChannelPOS, Store: "S1", TS: t0 + 1, Revenue: 900}
+	a, ok := s.RecordOutcome(redeem)
+	require.True(t, ok)
+	require.False(t, a.Repeat)
+	redeem.TS++
+	a, ok = s.RecordOutcome(redeem)
+	require.True(t, ok, "still the coupon's decision")
+	require.True(t, a.Repeat)
+	rep := s.Snapshot()
+	require.Equal(t, [4]int64{1, 900, 500, 1}, [4]int64{rep.Total.Redemptions, rep.Total.Revenue, rep.Total.Cost, rep.RepeatRedemptions})
+	require.EqualValues(t, 1, rep.Conversions)
+	b, err := s.MarshalBinary()
+	require.NoError(t, err)
+	back := newTestStats(t)
+	require.NoError(t, back.UnmarshalBinary(b))
+	require.EqualValues(t, 1, back.Snapshot().RepeatRedemptions)
+}
+
 // roundUplift rounds an interval's ends to 0.01, for comparison.
 func roundUplift(u Uplift) Uplift {
 	u.Low, u.High = math.Round(u.Low*100)/100, math.Round(u.High*100)/100

@@ -356,7 +356,7 @@ func (e *Engine) recordOutcome(ev *features.Event, a features.Applied, success b
 	if ev.Type == features.CouponRedeem && (ev.OfferID == "" || ev.DecisionID == "") {
 		_ = e.opts.Budgets.Redeem(att.OfferID, att.DecisionID, ev.TS)
 	}
-	if success && e.opts.Explorer != nil && att.Group != GroupHoldout {
+	if success && e.opts.Explorer != nil && att.Group != GroupHoldout && !att.Repeat {
 		seg := att.Segment
 		if seg == "" { // a trigger's, or recorded before segments were kept
 			seg = e.segmentNow(a.Customer, att.Channel, ev.TS)
