@@ -50,7 +50,7 @@ func segmentReasonEn(code int) string {
 	if code == 0 { // a guest who has done nothing that tells
 		return ""
 	}
-	who := "shoppers"
+	who := "customers"
 	if code&segMember != 0 {
 		who = "members"
 	}
