@@ -92,7 +92,7 @@ func TestModelsDirMovesWhereModelsAreLoadedFrom(t *testing.T) {
 	m := newModelSet(dataDir, src)
 	_, err := m.load("m.json")
 	require.NoError(t, err)
-	require.FileExists(t, filepath.Join(dataDir, "models", "propensity.json"), "kept for restarts")
+	require.FileExists(t, filepath.Join(dataDir, "served-models", "propensity.json"), "kept for restarts")
 	_, err = m.load(filepath.Join(dataDir, "models", "d.json"))
 	require.ErrorContains(t, err, "inside the models directory "+src)
 	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(dataDir, src).restore(), "a restart serves the kept copy")
@@ -113,4 +113,27 @@ func TestAModelThatCannotBeKeptIsNotLoaded(t *testing.T) {
 	require.Equal(t, api.CodeUnavailable, apiErr.Code)
 	require.Contains(t, apiErr.Message, "not a directory")
 	require.Nil(t, m.propensity.Active(), "nothing was loaded")
+}
+
+// The kept copy never overwrites an artifact in the models directory
+// named like it (docs/models.md trains to propensity.json), and a copy
+// kept where earlier versions kept it (DATA_DIR/models) is still served
+// after an upgrade.
+func TestAKeptModelLeavesTheModelsDirectoryAlone(t *testing.T) {
+	dataDir := t.TempDir()
+	mine := filepath.Join(dataDir, "models", "propensity.json")
+	writeLeafModel(t, mine)
+	before, err := os.ReadFile(mine)
+	require.NoError(t, err)
+	writeLeafModel(t, filepath.Join(dataDir, "models", "v2.json"))
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, "models", "v2.json"), append(before[:len(before):len(before)], ' '), 0o644)) // another file, same model
+	_, err = newModelSet(dataDir, "").load("v2.json")
+	require.NoError(t, err)
+	after, err := os.ReadFile(mine)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the user's propensity.json is untouched")
+
+	upgraded := t.TempDir()
+	writeLeafModel(t, filepath.Join(upgraded, "models", "propensity.json")) // kept by an earlier version
+	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(upgraded, "").restore())
 }

@@ -136,6 +136,7 @@ type modelSet struct {
 	propensity *models.Registry
 	scores     engine.Scores
 	dir        string // where served models are kept for restarts
+	legacy     string // where they were kept before (dataDir/models), read if dir has none
 	// src is the only directory POST /v1/admin/models reads from (see
 	// Config.ModelsDir): the route takes a path from a client, and the
 	// process may run as a user who can read far more than models.
@@ -145,17 +146,20 @@ type modelSet struct {
 // scoreNames are the customer scores the built-in rules read.
 var scoreNames = []string{"purchase_15d"}
 
-// newModelSet keeps served models under dataDir/models and loads new ones
-// only from modelsDir (empty: dataDir/models).
+// newModelSet keeps served models under dataDir/served-models and loads
+// new ones only from modelsDir (empty: dataDir/models). The two differ so
+// that a kept copy (NAME.json) never overwrites an artifact someone put
+// in the models directory under that name, as docs/models.md's own
+// `nbo train --out propensity.json` would.
 func newModelSet(dataDir, modelsDir string) *modelSet {
-	dir := filepath.Join(dataDir, "models")
+	dir := filepath.Join(dataDir, "served-models")
 	if modelsDir == "" {
-		modelsDir = dir
+		modelsDir = filepath.Join(dataDir, "models")
 	}
 	if abs, err := filepath.Abs(modelsDir); err == nil {
 		modelsDir = abs
 	}
-	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir}
+	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir, legacy: filepath.Join(dataDir, "models")}
 	for _, n := range scoreNames {
 		m.scores[n] = models.NewRegistry()
 	}
@@ -168,7 +172,11 @@ func (m *modelSet) restore() []string {
 	for name, reg := range m.registries() {
 		path := filepath.Join(m.dir, name+".json")
 		if !fileExists(path) {
-			continue
+			// Kept by a version that kept served models in the models
+			// directory; the next load keeps its copy in dir.
+			if path = filepath.Join(m.legacy, name+".json"); !fileExists(path) {
+				continue
+			}
 		}
 		if err := reg.load(path); err == nil {
 			loaded = append(loaded, name+" "+reg.Active().Version)
