@@ -137,3 +137,13 @@ func TestAKeptModelLeavesTheModelsDirectoryAlone(t *testing.T) {
 	writeLeafModel(t, filepath.Join(upgraded, "models", "propensity.json")) // kept by an earlier version
 	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(upgraded, "").restore())
 }
+
+func TestTheModelsDirectoryIsReadiedAtStart(t *testing.T) {
+	dataDir := t.TempDir()
+	m := newModelSet(dataDir, "")
+	require.Empty(t, m.checkSource(true))
+	require.DirExists(t, filepath.Join(dataDir, "models"), "the default is created")
+	missing := filepath.Join(dataDir, "nope")
+	require.Contains(t, newModelSet(dataDir, missing).checkSource(false), "is not a directory nbo can read")
+	require.NoDirExists(t, missing, "a configured one is not created")
+}

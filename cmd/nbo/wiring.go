@@ -166,6 +166,23 @@ func newModelSet(dataDir, modelsDir string) *modelSet {
 	return m
 }
 
+// checkSource readies the models directory at start: the default one
+// (under the data directory) is created, so an operator has somewhere to
+// copy artifacts; a configured one that is not there gets a warning now
+// rather than at the first load.
+func (m *modelSet) checkSource(isDefault bool) string {
+	if isDefault {
+		if err := os.MkdirAll(m.src, 0o755); err != nil {
+			return fmt.Sprintf("warning: cannot create the models directory %s: %v", m.src, err)
+		}
+		return ""
+	}
+	if fi, err := os.Stat(m.src); err != nil || !fi.IsDir() {
+		return fmt.Sprintf("warning: the models directory %s (models_dir) is not a directory nbo can read; POST /v1/admin/models will refuse every load until it is", m.src)
+	}
+	return ""
+}
+
 // restore loads the models saved by earlier runs.
 func (m *modelSet) restore() []string {
 	var loaded []string

@@ -521,7 +521,7 @@ func (s *Server) handleModelLoad(ctx context.Context, c *app.RequestContext, _ S
 		return
 	}
 	if m.Path == "" {
-		writeError(c, 400, CodeMissingField, "path", "path is required: the model artifact's path on the server")
+		writeError(c, 400, CodeMissingField, "path", "path is required: the model artifact's file in the models directory (models_dir), relative to it or absolute")
 		return
 	}
 	if len(m.Path) > 4096 || !printable(m.Path) {
