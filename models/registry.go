@@ -47,6 +47,14 @@ func (r *Registry) Load(path, liveSchemaHash string) error {
 	if err != nil {
 		return fmt.Errorf("loading model %s: %w", path, err)
 	}
+	return r.Serve(a, path, liveSchemaHash)
+}
+
+// Serve makes an artifact already read and decoded the active model, as
+// Load does with the one at path (which the model records as its Path):
+// its schema hash must equal liveSchemaHash and it must compile. On any
+// error the previously active model stays.
+func (r *Registry) Serve(a *Artifact, path, liveSchemaHash string) error {
 	if a.SchemaHash != liveSchemaHash {
 		return fmt.Errorf("loading model %s (%s): %w: it was trained on feature schema %.12s…, the live features are %.12s…; retrain it on the current features or serve the matching feature set",
 			path, a.Version, ErrSchemaMismatch, a.SchemaHash, liveSchemaHash)

@@ -93,6 +93,7 @@ func TestModelsDirMovesWhereModelsAreLoadedFrom(t *testing.T) {
 	_, err := m.load("m.json")
 	require.NoError(t, err)
 	require.FileExists(t, filepath.Join(dataDir, "served-models", "propensity.json"), "kept for restarts")
+	require.Equal(t, filepath.Join(dataDir, "served-models", "propensity.json"), m.propensity.Active().Path, "the model names the copy it is served from, not a temp file")
 	_, err = m.load(filepath.Join(dataDir, "models", "d.json"))
 	require.ErrorContains(t, err, "inside the models directory "+src)
 	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(dataDir, src).restore(), "a restart serves the kept copy")

@@ -212,6 +212,11 @@ type namedRegistry struct {
 
 func (r namedRegistry) load(path string) error { return r.Registry.Load(path, r.schema) }
 
+// serve serves an artifact already decoded, as kept at path.
+func (r namedRegistry) serve(a *models.Artifact, path string) error {
+	return r.Registry.Serve(a, path, r.schema)
+}
+
 func (m *modelSet) registries() map[string]namedRegistry {
 	out := map[string]namedRegistry{"propensity": {m.propensity, engine.PropensitySchema.Hash()}}
 	for n, r := range m.scores {
@@ -245,9 +250,9 @@ func (m *modelSet) load(path string) (any, error) {
 				a.Label, a.SchemaHash, engine.PropensitySchema.Hash(), scoreNames, engine.CustomerSchema.Hash())}
 		}
 	}
-	// Serve the bytes that were checked, from our own copy, so the file
-	// changing in between cannot slip something else in; the copy is what
-	// a restart serves.
+	// Serve the artifact that was checked, decoded once, and keep its
+	// bytes as the copy a restart serves: the file changing in between
+	// cannot slip something else in.
 	saved := filepath.Join(m.dir, name+".json")
 	tmp := saved + ".tmp"
 	if err := writeFile(tmp, body); err != nil {
@@ -258,7 +263,7 @@ func (m *modelSet) load(path string) (any, error) {
 		return nil, &api.Error{Status: 503, Code: api.CodeUnavailable, Field: "path", Message: fmt.Sprintf(
 			"the model %s was not loaded: nbo keeps the copy it serves in %s and cannot write there (%v); free space or fix the permissions and load it again", path, m.dir, errors.Unwrap(err))}
 	}
-	if err := m.registries()[name].load(tmp); err != nil {
+	if err := m.registries()[name].serve(a, saved); err != nil {
 		_ = os.Remove(tmp)
 		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
 			"the model %s cannot be served: %v; train it again with nbo train", path, errors.Unwrap(err))}
