@@ -117,8 +117,8 @@ func (c *Config) Validate() error {
 	if len(c.KafkaBrokers) == 0 {
 		addr("embedded_kafka_addr", c.EmbeddedKafkaAddr)
 		if a := c.EmbeddedKafkaAdvertisedAddr; a != "" {
-			if kafka.CheckAdvertisedAddr(a) != nil {
-				errs = append(errs, fmt.Errorf("embedded_kafka_advertised_addr %q is not an address clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", a))
+			if err := kafka.CheckAdvertisedAddr(a); err != nil {
+				errs = append(errs, fmt.Errorf("embedded_kafka_advertised_addr: %w", err))
 			}
 		}
 	}

@@ -33,7 +33,7 @@ func TestConfigFilesLoadStrictly(t *testing.T) {
 		{"bad-duration.bad.yml", "soon"},
 		{"bad-zone.bad.yml", `time_zone "Mars/Olympus" is not an IANA time zone`},
 		{"bad-zone.bad.yml", `store S01 has zone "Nowhere/Town"`},
-		{"bad-advertised.bad.yml", `embedded_kafka_advertised_addr "0.0.0.0:19094" is not an address clients can dial`},
+		{"bad-advertised.bad.yml", `embedded_kafka_advertised_addr: advertised addr "0.0.0.0:19094" is not an address clients can dial`},
 	}
 	for _, c := range cases {
 		t.Run(c.file+" "+c.want, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -134,8 +133,8 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		defer emb.Close()
 		brokers = emb.Addrs()
 		fmt.Fprintf(out, "embedded Kafka-protocol broker on %s (data in %s)\n", strings.Join(brokers, ","), filepath.Join(cfg.DataDir, "kafka"))
-		if w := loopbackOnlyWarning(cfg.EmbeddedKafkaAddr, cfg.EmbeddedKafkaAdvertisedAddr, brokers); w != "" {
-			fmt.Fprintln(out, w)
+		if w := emb.Warning(); w != "" {
+			fmt.Fprintln(out, "warning: "+w)
 		}
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -556,32 +555,4 @@ func (p snapshotParts) unmarshal(sections map[string][]byte) error {
 		}
 	}
 	return nil
-}
-
-// loopbackOnlyWarning warns when the embedded broker listens on every
-// interface, for clients on other machines, but advertises a host name
-// (this machine's, none given) that resolves only to loopback here:
-// those clients would be sent to their own loopback. "" otherwise.
-func loopbackOnlyWarning(listen, advertised string, brokers []string) string {
-	if advertised != "" || len(brokers) == 0 {
-		return ""
-	}
-	lhost, _, err := net.SplitHostPort(listen)
-	if ip := net.ParseIP(lhost); err != nil || (lhost != "" && (ip == nil || !ip.IsUnspecified())) {
-		return "" // bound to one address: loopback is what was asked for
-	}
-	host, _, err := net.SplitHostPort(brokers[0])
-	if err != nil || net.ParseIP(host) != nil {
-		return ""
-	}
-	ips, err := net.LookupIP(host)
-	if err != nil {
-		return ""
-	}
-	for _, ip := range ips {
-		if !ip.IsLoopback() {
-			return ""
-		}
-	}
-	return fmt.Sprintf("warning: the embedded broker listens on every interface but advertises %s, which resolves only to loopback on this machine: clients elsewhere cannot reach it; set --embedded-kafka-advertised-addr to this machine's IP or a name they resolve", brokers[0])
 }

@@ -376,11 +376,3 @@ func TestACorruptSnapshotIsRefusedWithAdvice(t *testing.T) {
 	require.Contains(t, string(out), "move the snapshot away")
 	require.Contains(t, string(out), "--group-id nbo-rebuild-")
 }
-
-func TestLoopbackOnlyWarning(t *testing.T) {
-	require.Contains(t, loopbackOnlyWarning("0.0.0.0:9092", "", []string{"localhost:9092"}), "resolves only to loopback")
-	require.Contains(t, loopbackOnlyWarning(":9092", "", []string{"localhost:9092"}), "resolves only to loopback")
-	require.Empty(t, loopbackOnlyWarning("127.0.0.1:9092", "", []string{"localhost:9092"}), "bound to loopback on purpose")
-	require.Empty(t, loopbackOnlyWarning("0.0.0.0:9092", "localhost", []string{"localhost:9092"}), "the operator chose it")
-	require.Empty(t, loopbackOnlyWarning("0.0.0.0:9092", "", []string{"192.0.2.7:9092"}), "an IP is what it is")
-}

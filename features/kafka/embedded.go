@@ -64,7 +64,7 @@ func (o EmbeddedOptions) Validate() error {
 	}
 	if o.AdvertisedAddr != "" {
 		if err := CheckAdvertisedAddr(o.AdvertisedAddr); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("embedded kafka: %w", err))
 		}
 	}
 	if o.Partitions < 1 {
@@ -83,7 +83,14 @@ func (o EmbeddedOptions) Validate() error {
 type Embedded struct {
 	cluster *kfake.Cluster
 	addrs   []string
+	warning string
 }
+
+// Warning is what an operator should hear about the broker's address, or
+// "": a broker on every interface that advertises this machine's name,
+// which resolves only to loopback here, cannot be reached from elsewhere
+// (clients there would dial their own loopback).
+func (e *Embedded) Warning() string { return e.warning }
 
 // StartEmbedded starts the broker and returns once it is listening. With a
 // DataDir that holds a previous run's state, topics, records and committed
@@ -97,7 +104,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("starting embedded kafka on %s: %w", opts.Addr, err)
 	}
-	advHost, advPort, err := advertised(ctx, opts)
+	advHost, advPort, warning, err := advertised(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -136,27 +143,43 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded kafka on %s (data dir %q): %w", opts.Addr, opts.DataDir, err)
 	}
-	return &Embedded{cluster: c, addrs: c.ListenAddrs()}, nil
+	return &Embedded{cluster: c, addrs: c.ListenAddrs(), warning: warning}, nil
 }
 
 // advertised returns the host and port (empty or "0": the bound port) the
-// broker names in metadata; see EmbeddedOptions.AdvertisedAddr.
-func advertised(ctx context.Context, opts EmbeddedOptions) (host, port string, err error) {
+// broker names in metadata (see EmbeddedOptions.AdvertisedAddr), and a
+// warning for the operator (Embedded.Warning).
+func advertised(ctx context.Context, opts EmbeddedOptions) (host, port, warning string, err error) {
 	if opts.AdvertisedAddr != "" {
-		return splitAdvertised(opts.AdvertisedAddr) // Validate checked it
+		host, port, err = splitAdvertised(opts.AdvertisedAddr) // Validate checked it
+		return host, port, "", err
 	}
 	host, _, _ = net.SplitHostPort(opts.Addr) // Validate checked it
 	if !isWildcard(host) {
-		return host, "", nil
+		return host, "", "", nil
 	}
 	name, err := os.Hostname()
+	var addrs []string
 	if err == nil {
-		_, err = net.DefaultResolver.LookupHost(ctx, name)
+		addrs, err = net.DefaultResolver.LookupHost(ctx, name)
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("starting embedded kafka on %s: a broker listening on every interface advertises this machine's hostname, which does not resolve here (%w); set the advertised address (--embedded-kafka-advertised-addr) to a name or IP clients can reach", opts.Addr, err)
+		return "", "", "", fmt.Errorf("starting embedded kafka on %s: a broker listening on every interface advertises this machine's hostname, which does not resolve here (%w); set the advertised address (--embedded-kafka-advertised-addr) to a name or IP clients can reach", opts.Addr, err)
 	}
-	return name, "", nil
+	if loopbackOnly(addrs) {
+		warning = fmt.Sprintf("the embedded broker listens on every interface but advertises %s, which resolves only to loopback on this machine: clients elsewhere cannot reach it; set --embedded-kafka-advertised-addr to this machine's IP or a name they resolve", name)
+	}
+	return name, "", warning, nil
+}
+
+// loopbackOnly reports whether every address is a loopback one.
+func loopbackOnly(addrs []string) bool {
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return len(addrs) > 0
 }
 
 // CheckAdvertisedAddr reports whether addr (host:port, or a bare host
@@ -168,7 +191,7 @@ func CheckAdvertisedAddr(addr string) error {
 		return err
 	}
 	if isWildcard(host) {
-		return fmt.Errorf("embedded kafka: advertised addr %q names no host clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", addr)
+		return fmt.Errorf("advertised addr %q is not an address clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", addr)
 	}
 	return nil
 }
@@ -182,7 +205,7 @@ func splitAdvertised(addr string) (host, port string, err error) {
 	if !strings.Contains(addr, ":") || net.ParseIP(addr) != nil {
 		return addr, "", nil
 	}
-	return "", "", fmt.Errorf("embedded kafka: advertised addr %q is neither host:port nor a host", addr)
+	return "", "", fmt.Errorf("advertised addr %q is neither host:port nor a host", addr)
 }
 
 // isWildcard reports whether host listens on every interface rather than

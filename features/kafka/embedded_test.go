@@ -67,7 +67,13 @@ func TestABrokerOnEveryInterfaceAdvertisesADialableHost(t *testing.T) {
 func TestAWildcardAdvertisedAddrIsRefused(t *testing.T) {
 	for _, adv := range []string{"0.0.0.0:9092", "[::]:9092", ":9092", "::"} {
 		err := EmbeddedOptions{Addr: "0.0.0.0:0", AdvertisedAddr: adv, Partitions: 1}.Validate()
-		require.ErrorContains(t, err, "names no host clients can dial", adv)
+		require.ErrorContains(t, err, "is not an address clients can dial", adv)
 	}
 	require.ErrorContains(t, EmbeddedOptions{Addr: "0.0.0.0:0", AdvertisedAddr: "a:b:c", Partitions: 1}.Validate(), "neither host:port nor a host")
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	require.True(t, loopbackOnly([]string{"127.0.0.1", "::1"}))
+	require.False(t, loopbackOnly([]string{"127.0.0.1", "192.0.2.7"}))
+	require.False(t, loopbackOnly(nil), "nothing resolved is not loopback")
 }
