@@ -631,6 +631,9 @@ func (s *Stats) redeemLocked(r *decRec, o Outcome, customer features.Key) bool {
 		}
 	})
 	s.respondLocked(r)
+	if r.Group == GroupHoldout {
+		return cross // the control group's redemptions earn no channel credit
+	}
 
 	// The touch sequence: the customer's treatment offers served within the
 	// window before the redemption, oldest first, always including the

@@ -377,6 +377,7 @@ func TestServedListsACustomersOffersAndTheirRedemptions(t *testing.T) {
 	// at the till, they are attributed too.
 	_, ok = s.RecordOutcome(Outcome{Type: features.CouponRedeem, CouponCode: CouponCode("d4", "o3"), Channel: features.ChannelPOS, Store: "S1", TS: t0 + 6, Revenue: 100})
 	require.True(t, ok, "a holdout coupon is attributed")
+	require.EqualValues(t, 1, s.Snapshot().Conversions, "but earns no channel credit: only d2's redemption does")
 
 	check := func(s *Stats) {
 		t.Helper()
