@@ -126,7 +126,6 @@ func TestAKeptModelLeavesTheModelsDirectoryAlone(t *testing.T) {
 	writeLeafModel(t, mine)
 	before, err := os.ReadFile(mine)
 	require.NoError(t, err)
-	writeLeafModel(t, filepath.Join(dataDir, "models", "v2.json"))
 	require.NoError(t, os.WriteFile(filepath.Join(dataDir, "models", "v2.json"), append(before[:len(before):len(before)], ' '), 0o644)) // another file, same model
 	_, err = newModelSet(dataDir, "").load("v2.json")
 	require.NoError(t, err)
@@ -137,6 +136,15 @@ func TestAKeptModelLeavesTheModelsDirectoryAlone(t *testing.T) {
 	upgraded := t.TempDir()
 	writeLeafModel(t, filepath.Join(upgraded, "models", "propensity.json")) // kept by an earlier version
 	require.Equal(t, []string{"propensity leaf-1"}, newModelSet(upgraded, "").restore())
+	require.FileExists(t, filepath.Join(upgraded, "served-models", "propensity.json"), "moved once")
+
+	// After that first start (and on a fresh install), a propensity.json
+	// copied into the models directory is an artifact, not a kept copy:
+	// it is served only when loaded.
+	fresh := t.TempDir()
+	require.Empty(t, newModelSet(fresh, "").restore())
+	writeLeafModel(t, filepath.Join(fresh, "models", "propensity.json"))
+	require.Empty(t, newModelSet(fresh, "").restore(), "not served without a load")
 }
 
 func TestTheModelsDirectoryIsReadiedAtStart(t *testing.T) {

@@ -128,7 +128,7 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 // Models: one propensity model (scored per offer, PropensitySchema) and
 // named customer scores (CustomerSchema) such as "purchase_15d", which
 // rules read with score(name). Each served model is kept under
-// DATA_DIR/models/NAME.json so a restart serves it again.
+// DATA_DIR/served-models/NAME.json so a restart serves it again.
 type modelSet struct {
 	// mu serialises loads: two at once would share NAME.json.tmp, and one
 	// could serve the other's bytes under its own version.
@@ -136,7 +136,7 @@ type modelSet struct {
 	propensity *models.Registry
 	scores     engine.Scores
 	dir        string // where served models are kept for restarts
-	legacy     string // where they were kept before (dataDir/models), read if dir has none
+	legacy     string // where they were kept before (dataDir/models): moved to dir once, at the upgrade
 	// src is the only directory POST /v1/admin/models reads from (see
 	// Config.ModelsDir): the route takes a path from a client, and the
 	// process may run as a user who can read far more than models.
@@ -186,14 +186,27 @@ func (m *modelSet) checkSource(isDefault bool) string {
 // restore loads the models saved by earlier runs.
 func (m *modelSet) restore() []string {
 	var loaded []string
+	if !fileExists(m.dir) {
+		// The first start since served models moved out of
+		// DATA_DIR/models: what that directory holds under a served name
+		// was kept by the earlier version, and moves here once. From then
+		// on dir exists, so an artifact an operator copies into the models
+		// directory is never mistaken for a kept copy.
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			loaded = append(loaded, "kept models NOT RESTORED: "+err.Error())
+		}
+		for name := range m.registries() {
+			if old := filepath.Join(m.legacy, name+".json"); fileExists(old) {
+				if err := copyFile(old, filepath.Join(m.dir, name+".json")); err != nil {
+					loaded = append(loaded, name+" NOT MOVED from "+old+": "+err.Error())
+				}
+			}
+		}
+	}
 	for name, reg := range m.registries() {
 		path := filepath.Join(m.dir, name+".json")
 		if !fileExists(path) {
-			// Kept by a version that kept served models in the models
-			// directory; the next load keeps its copy in dir.
-			if path = filepath.Join(m.legacy, name+".json"); !fileExists(path) {
-				continue
-			}
+			continue
 		}
 		if err := reg.load(path); err == nil {
 			loaded = append(loaded, name+" "+reg.Active().Version)
@@ -270,7 +283,7 @@ func (m *modelSet) load(path string) (any, error) {
 	}
 	out := map[string]any{"name": name, "version": a.Version, "algorithm": a.Algorithm, "schema_hash": a.SchemaHash, "metrics": a.Metrics, "path": path}
 	if err := os.Rename(tmp, saved); err != nil {
-		out["warning"] = "loaded, but not saved for restarts: " + err.Error()
+		out["warning"] = "loaded, but not kept for restarts (a restart serves the model kept before): " + err.Error()
 	}
 	return out, nil
 }
@@ -347,6 +360,15 @@ func fileExists(path string) bool {
 }
 
 // writeFile writes data to path, creating its directory.
+// copyFile copies a file's bytes to dst (created or replaced).
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeFile(dst, b)
+}
+
 func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"nbo/engine"
+	"nbo/features"
 )
 
 // A tablet or app sends its device's locale: regional and script tags of
@@ -40,8 +41,14 @@ func TestAnUnencodedPlusInAQueryIsRefused(t *testing.T) {
 		m := requireError(t, h.do(t, "GET", "/v1/offers?channel=app&"+q, tok, nil), 400, CodeBadID)
 		require.Contains(t, m["message"], "%2B", q)
 	}
-	for _, q := range []string{"customer=phone:%2B8613900000001", "customer=phone:139+0000+0001"} {
+	for q, number := range map[string]string{"customer=phone:%2B8613900000001": "+8613900000001", "customer=phone:139+0000+0001": "13900000001"} {
 		a := h.do(t, "GET", "/v1/offers?channel=app&"+q, tok, nil)
 		require.Equal(t, 200, a.status, "%s: %s", q, a.body)
+		want, ok := features.HashIdentifier(features.NSPhone, number)
+		require.True(t, ok)
+		h.f.mu.Lock()
+		got := h.f.lastReq.IDs.Phone
+		h.f.mu.Unlock()
+		require.Equal(t, want, got, "%s is the number %s", q, number)
 	}
 }
