@@ -33,7 +33,8 @@ var segmentCodes = func() map[string]int {
 // segment code and locale: who the similar customers are, in the facets
 // the bandit learns by (see segmentNames). "" where the segment says too
 // little to be worth telling (habit unknown, a guest, no interest, price
-// or distance facet).
+// or distance facet). Like the scenarios' reasons, they end without a
+// full stop (a client may join them).
 var segmentReasons = func() [numSegmentCodes][scenarios.NumLocales]string {
 	var out [numSegmentCodes][scenarios.NumLocales]string
 	for code := range out {
@@ -78,7 +79,7 @@ func segmentReasonEn(code int) string {
 	case code&segFar != 0:
 		parts = append(parts, "living far from a store")
 	}
-	return "Chosen from how similar customers responded to it: " + strings.Join(parts, ", ") + "."
+	return "Chosen from how similar customers responded to it: " + strings.Join(parts, ", ")
 }
 
 func segmentReasonZh(code int) string {
@@ -115,7 +116,6 @@ func segmentReasonZh(code int) string {
 	case code&segFar != 0:
 		b.WriteString("，离门店较远")
 	}
-	b.WriteString("。")
 	return b.String()
 }
 
@@ -168,7 +168,7 @@ func untargetedReason(st *decideState, personal bool, loc scenarios.Locale) (cod
 		}
 	}
 	if loc == scenarios.En {
-		return ReasonFallback, "A popular offer for this placement."
+		return ReasonFallback, "A popular offer for this placement"
 	}
-	return ReasonFallback, "当前位置的热门优惠。"
+	return ReasonFallback, "当前位置的热门优惠"
 }

@@ -12,9 +12,9 @@ import (
 
 func TestSegmentReasonsSayWhoTheSimilarCustomersAre(t *testing.T) {
 	code := segOnline | segOffline | segMember | segBeauty | segTech | segThrifty | segNear
-	require.Equal(t, "Chosen from how similar customers responded to it: members who shop online and in store, interested in beauty and tech, price-conscious, living near a store.", segmentReasons[code][scenarios.En])
-	require.Equal(t, "根据相似顾客对此优惠的反应推荐：线上线下都购物的会员，关注美妆和数码，对价格敏感，住在门店附近。", segmentReasons[code][scenarios.ZhCN])
-	require.Equal(t, "Chosen from how similar customers responded to it: customers who shop in store, interested in baby products.", segmentReasons[segOffline|segParent][scenarios.En])
+	require.Equal(t, "Chosen from how similar customers responded to it: members who shop online and in store, interested in beauty and tech, price-conscious, living near a store", segmentReasons[code][scenarios.En])
+	require.Equal(t, "根据相似顾客对此优惠的反应推荐：线上线下都购物的会员，关注美妆和数码，对价格敏感，住在门店附近", segmentReasons[code][scenarios.ZhCN])
+	require.Equal(t, "Chosen from how similar customers responded to it: customers who shop in store, interested in baby products", segmentReasons[segOffline|segParent][scenarios.En])
 	for c := range numSegmentCodes {
 		for loc := range scenarios.NumLocales {
 			valid := segmentNames[c][0] != ""
@@ -25,7 +25,7 @@ func TestSegmentReasonsSayWhoTheSimilarCustomersAre(t *testing.T) {
 	require.False(t, ok, "an unknown customer has no similar customers to tell")
 	r, ok := similarReason(segmentNames[segMember][features.ChannelApp], scenarios.En)
 	require.True(t, ok)
-	require.Equal(t, "Chosen from how similar customers responded to it: members.", r)
+	require.Equal(t, "Chosen from how similar customers responded to it: members", r)
 }
 
 // An offer no scenario proposed, chosen for a known customer, says whom
