@@ -80,6 +80,14 @@ type Config struct {
 	// p99 13 ms at 100 vs 2–8 ms at 400), so the default trades memory for
 	// latency. The GOGC environment variable, when set, wins. Default: 400.
 	GCPercent int `yaml:"gc_percent"`
+	// AttributionRecords bounds the decision records kept for attribution
+	// (engine.StatsOptions.MaxDecisions): one per offer served, plus one
+	// per holdout decision that served nothing, ~300 B each. A redemption
+	// or click whose record was evicted is unattributed, a coupon code
+	// the till sends alone no longer resolves, and open offers forget it,
+	// so keep at least the records served over the time a coupon takes to
+	// be redeemed. Default: 1,000,000 (~300 MB).
+	AttributionRecords int `yaml:"attribution_records"`
 	// LogLevel is debug, info, warn or error. Default: info.
 	LogLevel string `yaml:"log_level"`
 	// Demo streams a simulated retailer into the engine and prints a live
@@ -90,17 +98,18 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		HTTP:              "127.0.0.1:8080",
-		Admin:             "127.0.0.1:9090",
-		DataDir:           "./data",
-		EmbeddedKafkaAddr: "127.0.0.1:9092",
-		Partitions:        4,
-		GroupID:           "nbo",
-		AllowedLateness:   10 * time.Minute,
-		SnapshotEvery:     30 * time.Second,
-		TimeZone:          "Asia/Shanghai",
-		GCPercent:         400,
-		LogLevel:          "info",
+		HTTP:               "127.0.0.1:8080",
+		Admin:              "127.0.0.1:9090",
+		DataDir:            "./data",
+		EmbeddedKafkaAddr:  "127.0.0.1:9092",
+		Partitions:         4,
+		GroupID:            "nbo",
+		AllowedLateness:    10 * time.Minute,
+		SnapshotEvery:      30 * time.Second,
+		TimeZone:           "Asia/Shanghai",
+		GCPercent:          400,
+		AttributionRecords: 1_000_000,
+		LogLevel:           "info",
 	}
 }
 
@@ -148,6 +157,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("store_time_zones: store %s has zone %q, not an IANA time zone (e.g. Asia/Urumqi)", store, zone))
 		}
 	}
+	if c.AttributionRecords < 1_000 || c.AttributionRecords > 100_000_000 {
+		errs = append(errs, fmt.Errorf("attribution_records %d is out of range; use 1000..100000000 (~300 B each)", c.AttributionRecords))
+	}
 	if c.GCPercent < 50 || c.GCPercent > 10_000 {
 		errs = append(errs, fmt.Errorf("gc_percent %d is out of range; use 50..10000 (GOGC semantics)", c.GCPercent))
 	}
@@ -194,6 +206,7 @@ func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.TimeZone, "time-zone", c.TimeZone, "IANA zone of stores without their own (quiet hours, hour-of-day rules)")
 	fs.StringToStringVar(&c.StoreTimeZones, "store-time-zones", c.StoreTimeZones, "per-store IANA zones, e.g. S01=Asia/Urumqi,S02=Asia/Hong_Kong")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target (GOGC); the GOGC environment variable wins")
+	fs.IntVar(&c.AttributionRecords, "attribution-records", c.AttributionRecords, "decision records kept for attribution, one per offer served (~300 B each)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "stream a simulated retailer and print live status")
 }

@@ -30,6 +30,7 @@ func TestConfigFilesLoadStrictly(t *testing.T) {
 		{"bad-values.bad.yml", "partitions 0 is out of range"},
 		{"bad-values.bad.yml", "allowed_lateness -1m0s must be positive"},
 		{"bad-values.bad.yml", `log_level "loud" is unknown`},
+		{"bad-values.bad.yml", "attribution_records 10 is out of range"},
 		{"bad-duration.bad.yml", "soon"},
 		{"bad-zone.bad.yml", `time_zone "Mars/Olympus" is not an IANA time zone`},
 		{"bad-zone.bad.yml", `store S01 has zone "Nowhere/Town"`},
@@ -55,6 +56,11 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	require.Equal(t, 15*time.Minute, cfg.AllowedLateness, "unset flags keep the file's value")
 	require.Equal(t, "nbo-prod", cfg.GroupID)
 	require.Equal(t, "/var/lib/nbo/incoming-models", cfg.ModelsDir)
+	require.Equal(t, 5_000_000, cfg.AttributionRecords)
+	cfg, err = resolveConfig(flagsFor(t, "--attribution-records", "2000"), filepath.Join("testdata", "config", "empty.good.yml"))
+	require.NoError(t, err)
+	require.Equal(t, 2000, cfg.AttributionRecords)
+	require.Equal(t, 1_000_000, DefaultConfig().AttributionRecords)
 }
 
 func TestTheAdvertisedAddrFlagReachesTheConfig(t *testing.T) {

@@ -203,7 +203,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	defer decisionCache.Close()
 	models := newModelSet(cfg.DataDir, cfg.ModelsDir)
-	stats, err := engine.NewStats(engine.StatsOptions{})
+	stats, err := engine.NewStats(engine.StatsOptions{MaxDecisions: cfg.AttributionRecords})
 	if err != nil {
 		return err
 	}
