@@ -206,6 +206,7 @@ type Stats struct {
 	first1, last1, position   [features.NumChannels]credit
 	unattributed              int64
 	repeats                   int64 // redemptions of an offer already redeemed
+	evicted                   int64 // records dropped for MaxDecisions (since start)
 }
 
 type decRec struct {
@@ -457,6 +458,7 @@ func recent(list []*decRec, n int) []*decRec {
 // evictOldestLocked forgets the oldest decision record. Its aggregates
 // stay; later outcomes for it count as unattributed.
 func (s *Stats) evictOldestLocked() {
+	s.evicted++
 	r := s.queue[s.head]
 	s.queue[s.head] = nil
 	s.head++
@@ -836,6 +838,16 @@ type StatsReport struct {
 	// Conversion for uplift: a purchase (order, pos_purchase) or a
 	// redemption by the customer within the window after the decision.
 	Window string `json:"attribution_window"`
+}
+
+// Records is how many decision records Stats holds (at most
+// StatsOptions.MaxDecisions) and how many it has evicted to stay within
+// it: a record evicted within the attribution window loses what comes
+// back for it later.
+func (s *Stats) Records() (held int, evicted int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live, s.evicted
 }
 
 // Snapshot returns the report.

@@ -418,6 +418,8 @@ func TestStatsRekeyAndBounds(t *testing.T) {
 	require.False(t, ok)
 	_, ok = s.RecordOutcome(Outcome{Type: features.OfferClick, DecisionID: "d5", TS: t0 + 10})
 	require.True(t, ok)
+	held, evicted := s.Records()
+	require.Equal(t, [2]int64{3, 3}, [2]int64{int64(held), evicted}, "six records in, three held")
 	require.Equal(t, int64(5), s.Snapshot().Total.Decisions, "aggregates outlive the records")
 
 	_, err = NewStats(StatsOptions{Window: -1, MaxTouches: 5000})

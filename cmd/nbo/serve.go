@@ -280,7 +280,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	registerEngineMetrics(metrics, store, loop, eng, bandit)
+	registerEngineMetrics(metrics, store, loop, eng, bandit, stats)
 
 	httpAPI, err := api.New(api.Options{
 		Addr:   cfg.HTTP,

@@ -243,6 +243,8 @@ func TestResetAnOffersLearning(t *testing.T) {
 	key := strings.TrimSpace(string(keyBytes))
 	posteriors := func() float64 { return scrapeMetric(t, adminAddr, "nbo_bandit_posteriors")[""] }
 	require.Zero(t, posteriors(), "nothing learnt or drawn yet")
+	require.Contains(t, scrapeMetric(t, adminAddr, "nbo_attribution_records"), "", "the attribution store's fill is exposed")
+	require.Contains(t, scrapeMetric(t, adminAddr, "nbo_attribution_records_evicted_total"), "")
 	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/decide", key, `{"ids":{"member":"M-new"},"channel":"app","limit":3}`)
 	require.Equal(t, 200, code, "%v", resp)
 	offers, _ := resp["offers"].([]any)

@@ -95,7 +95,7 @@ func (l *scenarioLibrary) ReloadScenarios(ctx context.Context) (any, error) {
 
 // registerEngineMetrics exposes the store's, the loop's, the engine's and
 // the bandit's counters on the admin listener.
-func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop *ingest.Loop, eng *engine.Engine, bandit *models.Bandit) {
+func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop *ingest.Loop, eng *engine.Engine, bandit *models.Bandit, stats *engine.Stats) {
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
@@ -104,6 +104,14 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 	}
 	gauge("nbo_customers", "Customers in the feature store.", func() float64 { return float64(store.Len()) })
 	gauge("nbo_bandit_posteriors", "Posteriors the bandit holds (arms and their facet nodes, ~300 B each).", func() float64 { return float64(bandit.Len()) })
+	gauge("nbo_attribution_records", "Decision records kept for attribution (at most attribution_records, ~300 B each).", func() float64 {
+		held, _ := stats.Records()
+		return float64(held)
+	})
+	counter("nbo_attribution_records_evicted_total", "Decision records dropped to stay within attribution_records (since start).", func() float64 {
+		_, evicted := stats.Records()
+		return float64(evicted)
+	})
 	counter("nbo_events_applied_total", "Events applied to the feature store.", func() float64 { return float64(loop.Stats().Applied) })
 	gauge("nbo_ready", "1 once the snapshot is restored and the log caught up.", func() float64 {
 		if loop.Ready() {
