@@ -68,4 +68,16 @@ func TestBeforeSnapshotRunsBeforeTheStateIsRenderedAndCanStopIt(t *testing.T) {
 	require.Equal(t, []string{"flush", "extras"}, order)
 	_, statErr = os.Stat(path)
 	require.NoError(t, statErr)
+
+	// A restart reports the restored snapshot as the newest (its age is
+	// what operators alert on), not none.
+	again, err := New(Options{
+		Store: store, Source: cons, DeadLetters: dlq, SnapshotPath: path,
+		Now:    func() time.Time { return testNow.Add(time.Hour) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	require.True(t, again.Stats().LastSnapshot.IsZero())
+	require.NoError(t, again.Restore(ctx))
+	require.True(t, testNow.Equal(again.Stats().LastSnapshot), "%v", again.Stats().LastSnapshot)
 }

@@ -222,6 +222,11 @@ func (l *Loop) Restore(ctx context.Context) error {
 			}
 		}
 		l.opts.Logger.Info("restored snapshot", "path", l.opts.SnapshotPath, "customers", meta.Customers, "created_at", meta.CreatedAt, "offsets", meta.Offsets)
+		// The restored snapshot is the newest durable one until the next
+		// is written: an alert on its age must not fire at every restart.
+		if t, err := time.Parse(time.RFC3339Nano, meta.CreatedAt); err == nil {
+			l.lastSnap.Store(t.UnixMilli())
+		}
 	}
 	if l.opts.CommittedOffsets != nil {
 		committed, err := l.opts.CommittedOffsets(ctx)
