@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -133,6 +134,12 @@ func (c *Config) Validate() error {
 	}
 	for _, b := range c.KafkaBrokers {
 		addr("kafka_brokers", b)
+	}
+	if c.ModelsDir != "" {
+		served, _ := filepath.Abs(filepath.Join(c.DataDir, "served-models"))
+		if dir, err := filepath.Abs(c.ModelsDir); err == nil && (dir == served || strings.HasPrefix(dir, served+string(filepath.Separator))) {
+			errs = append(errs, fmt.Errorf("models_dir %q is where nbo keeps the models it serves (DATA_DIR/served-models): a load would overwrite them; give another directory", c.ModelsDir))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty; give a directory for the snapshot and broker data"))

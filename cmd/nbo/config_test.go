@@ -63,6 +63,16 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	require.Equal(t, 1_000_000, DefaultConfig().AttributionRecords)
 }
 
+func TestSettingsThatContradictEachOtherAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, md := range []string{filepath.Join(dir, "served-models"), filepath.Join(dir, "served-models", "x")} {
+		_, err := resolveConfig(flagsFor(t, "--data-dir", dir, "--models-dir", md), "")
+		require.ErrorContains(t, err, "is where nbo keeps the models it serves", md)
+	}
+	_, err := resolveConfig(flagsFor(t, "--data-dir", dir, "--models-dir", filepath.Join(dir, "incoming")), "")
+	require.NoError(t, err)
+}
+
 func TestTheAdvertisedAddrFlagReachesTheConfig(t *testing.T) {
 	cfg, err := resolveConfig(flagsFor(t, "--embedded-kafka-addr", "0.0.0.0:19094", "--embedded-kafka-advertised-addr", "nbo-1.example.com"), "")
 	require.NoError(t, err)

@@ -136,11 +136,17 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		if w := emb.Warning(); w != "" {
 			fmt.Fprintln(out, "warning: "+w)
 		}
+	} else if cfg.EmbeddedKafkaAdvertisedAddr != "" {
+		fmt.Fprintln(out, "warning: embedded_kafka_advertised_addr is ignored: kafka_brokers is set, so the embedded broker does not run")
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = kafka.EnsureTopics(tctx, brokers, kafka.Topics(cfg.Partitions))
 	cancel()
 	if err != nil {
+		if len(cfg.KafkaBrokers) == 0 && cfg.EmbeddedKafkaAdvertisedAddr != "" {
+			// nbo's own clients dial the advertised address too.
+			return fmt.Errorf("creating topics through the embedded broker's advertised address %s (embedded_kafka_advertised_addr: it must be reachable from this host too): %w", cfg.EmbeddedKafkaAdvertisedAddr, err)
+		}
 		return fmt.Errorf("creating topics: %w", err)
 	}
 

@@ -144,7 +144,8 @@ type modelSet struct {
 	propensity *models.Registry
 	scores     engine.Scores
 	dir        string // where served models are kept for restarts
-	legacy     string // where they were kept before (dataDir/models): moved to dir once, at the upgrade
+	legacy     string // where they were kept before (dataDir/models): copied to dir once, at the upgrade
+	upgrade    bool   // an earlier version ran here (a snapshot, no dir yet)
 	// src is the only directory POST /v1/admin/models reads from (see
 	// Config.ModelsDir): the route takes a path from a client, and the
 	// process may run as a user who can read far more than models.
@@ -167,7 +168,8 @@ func newModelSet(dataDir, modelsDir string) *modelSet {
 	if abs, err := filepath.Abs(modelsDir); err == nil {
 		modelsDir = abs
 	}
-	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir, legacy: filepath.Join(dataDir, "models")}
+	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir, legacy: filepath.Join(dataDir, "models"),
+		upgrade: !fileExists(dir) && fileExists(filepath.Join(dataDir, "state.snap"))}
 	for _, n := range scoreNames {
 		m.scores[n] = models.NewRegistry()
 	}
@@ -194,21 +196,31 @@ func (m *modelSet) checkSource(isDefault bool) string {
 // restore loads the models saved by earlier runs.
 func (m *modelSet) restore() []string {
 	var loaded []string
-	if !fileExists(m.dir) {
-		// The first start since served models moved out of
-		// DATA_DIR/models: what that directory holds under a served name
-		// was kept by the earlier version, and moves here once. From then
-		// on dir exists, so an artifact an operator copies into the models
-		// directory is never mistaken for a kept copy.
-		if err := os.MkdirAll(m.dir, 0o755); err != nil {
-			loaded = append(loaded, "kept models NOT RESTORED: "+err.Error())
-		}
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		loaded = append(loaded, "kept models NOT RESTORED: "+err.Error())
+	}
+	if m.upgrade {
+		// The first start here of a version that keeps served models
+		// apart (an earlier one ran: there is a snapshot): what
+		// DATA_DIR/models holds under a served name was kept by it, and is
+		// copied here once. From then on dir exists, and on a fresh
+		// install there was no snapshot, so an artifact an operator copies
+		// into the models directory is never mistaken for a kept copy.
+		m.upgrade = false
 		for name := range m.registries() {
-			if old := filepath.Join(m.legacy, name+".json"); fileExists(old) {
-				if err := copyFile(old, filepath.Join(m.dir, name+".json")); err != nil {
-					loaded = append(loaded, name+" NOT MOVED from "+old+": "+err.Error())
-				}
+			old := filepath.Join(m.legacy, name+".json")
+			if !fileExists(old) {
+				continue
 			}
+			if _, err := models.LoadArtifact(old); err != nil {
+				loaded = append(loaded, name+": "+old+" is not a model artifact; not taken as the one an earlier version kept")
+				continue
+			}
+			if err := copyFile(old, filepath.Join(m.dir, name+".json")); err != nil {
+				loaded = append(loaded, name+" NOT COPIED from "+old+": "+err.Error())
+				continue
+			}
+			loaded = append(loaded, name+": the copy an earlier version kept in "+old+" is now kept in "+m.dir)
 		}
 	}
 	for name, reg := range m.registries() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -186,12 +187,20 @@ func loopbackOnly(addrs []string) bool {
 // that takes the bound port) names a host clients can dial: not a
 // wildcard such as 0.0.0.0 or ::.
 func CheckAdvertisedAddr(addr string) error {
-	host, _, err := splitAdvertised(addr)
+	host, port, err := splitAdvertised(addr)
 	if err != nil {
 		return err
 	}
-	if isWildcard(host) {
+	if isWildcard(host) || strings.ContainsAny(host, " \t/") {
 		return fmt.Errorf("advertised addr %q is not an address clients can dial; give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", addr)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("advertised addr %q has port %q; give 1..65535, or leave it out (or 0) to advertise the one the broker listens on", addr, port)
+		}
+	}
+	if strings.Trim(host, "0123456789") == "" {
+		return fmt.Errorf("advertised addr %q names no host (a port alone?); give this machine's name or IP, with or without a port (e.g. nbo-1.example.com:9092)", addr)
 	}
 	return nil
 }

@@ -70,6 +70,15 @@ func TestAWildcardAdvertisedAddrIsRefused(t *testing.T) {
 		require.ErrorContains(t, err, "is not an address clients can dial", adv)
 	}
 	require.ErrorContains(t, EmbeddedOptions{Addr: "0.0.0.0:0", AdvertisedAddr: "a:b:c", Partitions: 1}.Validate(), "neither host:port nor a host")
+	for adv, want := range map[string]string{
+		"host:abc": `has port "abc"`, "host:99999": `has port "99999"`, "bad host": "is not an address clients can dial",
+		"19500": "names no host", "19500:9092": "names no host",
+	} {
+		require.ErrorContains(t, CheckAdvertisedAddr(adv), want, adv)
+	}
+	for _, ok := range []string{"nbo-1.example.com", "nbo-1.example.com:9092", "192.0.2.7", "[2001:db8::1]:9092", "localhost:0"} {
+		require.NoError(t, CheckAdvertisedAddr(ok), ok)
+	}
 }
 
 func TestLoopbackOnly(t *testing.T) {
