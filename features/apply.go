@@ -656,6 +656,40 @@ func (c *customer) skuView(ts int64, sku uint32) {
 	c.skus = grow(c.skus, skuInterest{last: ts, sku: sku, count: 1})
 }
 
+// sameVisit reports whether v and o, two identities' newest visits, are
+// one visit: the same store, within visitGap of each other.
+func (v *visit) sameVisit(o *visit) bool {
+	return v.store != 0 && v.store == o.store && o.start <= v.end+visitGap && o.end >= v.start-visitGap
+}
+
+// absorb merges visit o's events into v (see sameVisit).
+func (v *visit) absorb(o *visit) {
+	v.start, v.end = min(v.start, o.start), max(v.end, o.end)
+	v.dwellSum += o.dwellSum
+	v.exitDwell = max(v.exitDwell, o.exitDwell)
+	v.purchased = v.purchased || o.purchased
+	for _, cat := range o.cats {
+		v.addCat(cat)
+	}
+}
+
+// addCat notes a category of the visit (at most len(cats), the first
+// ones seen).
+func (v *visit) addCat(cat uint32) {
+	if cat == 0 {
+		return
+	}
+	for i := range v.cats {
+		if v.cats[i] == cat {
+			return
+		}
+		if v.cats[i] == 0 {
+			v.cats[i] = cat
+			return
+		}
+	}
+}
+
 func (c *customer) visitEvent(ev *Event, ts int64, store, cat uint32) {
 	v := &c.visit
 	same := v.store == store && ts >= v.start-visitGap && ts <= v.end+visitGap
@@ -680,16 +714,8 @@ func (c *customer) visitEvent(ev *Event, ts int64, store, cat uint32) {
 	case PosPurchase:
 		v.purchased = true
 	}
-	if cat != 0 && (ev.Type == Dwell || isView(ev.Type) || ev.Type == PosPurchase) {
-		for i := range v.cats {
-			if v.cats[i] == cat {
-				break
-			}
-			if v.cats[i] == 0 {
-				v.cats[i] = cat
-				break
-			}
-		}
+	if ev.Type == Dwell || isView(ev.Type) || ev.Type == PosPurchase {
+		v.addCat(cat)
 	}
 }
 
@@ -816,7 +842,18 @@ func (c *customer) absorb(o *customer, recentN int) {
 			c.stores = append(c.stores, st)
 		}
 	}
-	if o.visit.end > c.visit.end || (o.visit.end == c.visit.end && o.visit.store > c.visit.store) {
+	switch {
+	case c.visit.sameVisit(&o.visit):
+		// One visit, its events split between the two identities (a
+		// device's dwell before the member linked it): the union, as one
+		// customer applying them all would have built it, counted once.
+		c.visit.absorb(&o.visit)
+		for i := range c.stores {
+			if c.stores[i].store == c.visit.store && c.stores[i].visits > 1 {
+				c.stores[i].visits--
+			}
+		}
+	case o.visit.end > c.visit.end || (o.visit.end == c.visit.end && o.visit.store > c.visit.store):
 		c.visit = o.visit
 	}
 	if o.lastStoreTS > c.lastStoreTS {

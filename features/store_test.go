@@ -149,6 +149,35 @@ func TestMergesInEitherOrderGiveTheSameState(t *testing.T) {
 	}
 }
 
+// TestAVisitSplitAcrossIdentitiesMergesInAnyOrder: one store visit whose
+// events came under two identities (the member at the till, their
+// device's dwell) is one visit once they are linked, whichever order the
+// events and the link arrive in. The merge kept only the identity whose
+// visit ended last, and a crash-restart's catch-up (another order) then
+// showed a different last visit than a clean pass.
+func TestAVisitSplitAcrossIdentitiesMergesInAnyOrder(t *testing.T) {
+	m, dev := member("M2"), IDs{Device: "D2"}
+	evs := []Event{
+		mk("v1", 0, StoreEnter, ChannelStore, m, store("S4")),
+		mk("v2", time.Minute, ProductTouch, ChannelStore, m, store("S4"), cat("baby"), sku("K5")),
+		mk("v3", 2*time.Minute, PosPurchase, ChannelPOS, m, store("S4"), cat("phones"), sku("K1"), amount(28_704)),
+		mk("v4", 6*time.Minute, Dwell, ChannelStore, dev, store("S4"), cat("baby"), dwell(297)),
+		mk("v5", 3*time.Minute, Dwell, ChannelStore, m, store("S4"), cat("home"), dwell(38)),
+		mk("v6", 8*time.Minute, Identify, ChannelApp, IDs{Member: "M2", Device: "D2"}),
+	}
+	ref := newTestStore(t)
+	apply(t, ref, evs[5], evs[0], evs[1], evs[2], evs[4], evs[3]) // linked first, in time order
+	want := viewJSONOf(t, ref, "member:M2", t0+2*time.Hour.Milliseconds())
+	require.Contains(t, want, `"dwell_s":335,"purchased":true`)
+	for seed := uint64(0); seed < 30; seed++ {
+		perm := append([]Event(nil), evs...)
+		rand.New(rand.NewPCG(seed, 2)).Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		s := newTestStore(t)
+		apply(t, s, perm...)
+		require.JSONEq(t, want, viewJSONOf(t, s, "member:M2", t0+2*time.Hour.Milliseconds()), "order %d", seed)
+	}
+}
+
 func TestTwoMembersSharingADeviceStayTwoCustomers(t *testing.T) {
 	s := newTestStore(t)
 	apply(t, s,
