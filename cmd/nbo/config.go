@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -191,6 +192,31 @@ func loadConfigFile(path string, c *Config) error {
 			return nil // an empty file keeps the defaults
 		}
 		return fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return wholeNumbers(data, path)
+}
+
+// wholeNumbers refuses a number with a fraction for an integer key: the
+// YAML decoder drops the fraction (attribution_records: 1000.5 read as
+// 1000), which hides a typo.
+func wholeNumbers(data []byte, path string) error {
+	ints := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Type.Kind() == reflect.Int {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			ints[name] = true
+		}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // the strict decode above judged the file
+	}
+	m := doc.Content[0].Content
+	for i := 0; i+1 < len(m); i += 2 {
+		if k, v := m[i], m[i+1]; ints[k.Value] && v.Tag == "!!float" {
+			return fmt.Errorf("config %s: line %d: %s must be a whole number, not %s", path, v.Line, k.Value, v.Value)
+		}
 	}
 	return nil
 }

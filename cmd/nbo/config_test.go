@@ -32,6 +32,7 @@ func TestConfigFilesLoadStrictly(t *testing.T) {
 		{"bad-values.bad.yml", `log_level "loud" is unknown`},
 		{"bad-values.bad.yml", "attribution_records 10 is out of range"},
 		{"bad-duration.bad.yml", "soon"},
+		{"fraction.bad.yml", "line 1: attribution_records must be a whole number, not 1000.5"},
 		{"bad-zone.bad.yml", `time_zone "Mars/Olympus" is not an IANA time zone`},
 		{"bad-zone.bad.yml", `store S01 has zone "Nowhere/Town"`},
 		{"bad-advertised.bad.yml", `embedded_kafka_advertised_addr: advertised addr "0.0.0.0:19094" is not an address clients can dial`},
