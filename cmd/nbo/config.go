@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,8 +120,11 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	addr := func(name, v string) {
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %q is not host:port (e.g. 127.0.0.1:8080)", name, v))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("%s %q has port %q; use 0..65535", name, v, port))
 		}
 	}
 	addr("http", c.HTTP)

@@ -72,6 +72,10 @@ func TestSettingsThatContradictEachOtherAreRefused(t *testing.T) {
 	}
 	_, err := resolveConfig(flagsFor(t, "--data-dir", dir, "--models-dir", filepath.Join(dir, "incoming")), "")
 	require.NoError(t, err)
+	_, err = resolveConfig(flagsFor(t, "--admin", "127.0.0.1:99999"), "")
+	require.ErrorContains(t, err, `admin "127.0.0.1:99999" has port "99999"`, "refused before anything starts")
+	_, err = resolveConfig(flagsFor(t, "--http", "127.0.0.1:http"), "")
+	require.ErrorContains(t, err, `has port "http"`)
 }
 
 func TestTheAdvertisedAddrFlagReachesTheConfig(t *testing.T) {
