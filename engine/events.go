@@ -165,7 +165,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 			Value:      r.Value, Expiry: r.Expiry.UnixMilli(), FulfilmentStore: r.FulfilmentStore,
 		}
 		t.NotAfter = min(now+e.opts.TriggerMaxAge.Milliseconds(), t.Expiry)
-		if q := nextQuietStart(e.opts.Policy, features.ChannelPush, c.store, now); q != 0 {
+		if q := e.opts.Policy.nextQuietStart(features.ChannelPush, c.store, now); q != 0 {
 			t.NotAfter = min(t.NotAfter, q)
 		}
 		if b, err := t.Encode(); err == nil {

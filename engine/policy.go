@@ -389,6 +389,29 @@ func (p *Policy) Claim(customer features.Key, ch features.Channel, offer OfferPo
 	return true, ""
 }
 
+// nextQuietStart is the first instant after now (Unix ms) at which
+// channel ch enters its quiet hours in the store's time zone, or 0 when
+// the channel has none. The contact policy checks quiet hours at the
+// trigger's event time (Policy.stateless); a push sent later, after
+// consumer lag, could land inside them, so the trigger's not_after stops
+// there.
+func (p *Policy) nextQuietStart(ch features.Channel, store string, now int64) int64 {
+	if ch >= features.NumChannels {
+		return 0
+	}
+	q := p.quiet[ch]
+	if q.Start == q.End {
+		return 0
+	}
+	t := time.UnixMilli(now).In(p.zone(store))
+	y, m, d := t.Date()
+	start := time.Date(y, m, d, q.Start/60, q.Start%60, 0, 0, t.Location())
+	if !start.After(t) {
+		start = time.Date(y, m, d+1, q.Start/60, q.Start%60, 0, 0, t.Location())
+	}
+	return start.UnixMilli()
+}
+
 // stateless checks the rules that need no ledger: quiet hours, dismissal
 // suppression, redemption limits and the history's last-shown cooldown.
 func (p *Policy) stateless(ch features.Channel, offer OfferPolicy, store string, history []features.OfferStats, now int64) (bool, string) {

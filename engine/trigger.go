@@ -233,29 +233,6 @@ func parseTriggerTS(s string) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
-// nextQuietStart is the first instant after now (Unix ms) at which
-// channel ch enters its quiet hours in the store's time zone, or 0 when
-// the channel has none. The contact policy checks quiet hours at the
-// trigger's event time (Policy.stateless); a push sent later, after
-// consumer lag, could land inside them, so the trigger's not_after stops
-// there.
-func nextQuietStart(p *Policy, ch features.Channel, store string, now int64) int64 {
-	if ch >= features.NumChannels {
-		return 0
-	}
-	q := p.quiet[ch]
-	if q.Start == q.End {
-		return 0
-	}
-	t := time.UnixMilli(now).In(p.zone(store))
-	y, m, d := t.Date()
-	start := time.Date(y, m, d, q.Start/60, q.Start%60, 0, 0, t.Location())
-	if !start.After(t) {
-		start = time.Date(y, m, d+1, q.Start/60, q.Start%60, 0, 0, t.Location())
-	}
-	return start.UnixMilli()
-}
-
 // TriggerDedup remembers the trigger IDs emitted recently so that a replay
 // (after a restart from a snapshot, or a re-delivered event) does not emit
 // the same trigger twice. It is bounded by time (Retention) and by size
