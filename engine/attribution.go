@@ -314,17 +314,22 @@ func (s *Stats) recordLocked(d DecisionRecord) bool {
 	if r == nil {
 		return false
 	}
-	if d.OfferID != "" {
-		s.each(r, func(row *statsRow) { row.served++ })
-	}
 	holdout := d.Group == GroupHoldout
-	s.eachFirst(r, func(row *statsRow) {
-		if holdout {
+	for i, row := range s.rowsOf(r) { // one lookup of the rows for both counts
+		if row == nil {
+			continue
+		}
+		if d.OfferID != "" {
+			row.served++
+		}
+		switch {
+		case r.first&(1<<i) == 0:
+		case holdout:
 			row.holdout++
-		} else {
+		default:
 			row.decisions++
 		}
-	})
+	}
 	return true
 }
 
