@@ -56,6 +56,7 @@ func TestModelsLoadOnlyFromTheModelsDirectory(t *testing.T) {
 		{"a symbolic link to a file outside is refused", "shadow-link", 400, api.CodeBadRequest},
 		{"a symbolic link to a directory outside is refused", "outside-link/good.json", 400, api.CodeBadRequest},
 		{"the directory itself is refused", src, 400, api.CodeBadRequest},
+		{"a file named as a directory (a trailing slash) is not read", "in/good.json/", 422, api.CodeBadModel},
 		{"a missing file is a bad model", "missing.json", 422, api.CodeBadModel},
 		{"a file that is not JSON is a bad model, unquoted", "not-json", 422, api.CodeBadModel},
 		{"a JSON file that is no artifact is a bad model, unquoted", "unknown-field.json", 422, api.CodeBadModel},

@@ -332,6 +332,11 @@ func (m *modelSet) read(path string) ([]byte, error) {
 			"the models directory %s cannot be opened (%v); create it and copy the artifact there", m.src, errors.Unwrap(err))}
 	}
 	defer root.Close()
+	notFile := &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
+		"%s in the models directory %s is not a regular file; give the model artifact's file", path, m.src)}
+	if strings.HasSuffix(path, "/") || strings.HasSuffix(path, string(filepath.Separator)) {
+		return nil, notFile // names a directory; Clean dropped the slash that says so
+	}
 	f, err := root.Open(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -345,8 +350,7 @@ func (m *modelSet) read(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
-			"%s in the models directory %s is not a regular file; give the model artifact's file", rel, m.src)}
+		return nil, notFile
 	}
 	body, err := io.ReadAll(f)
 	if err != nil {
@@ -379,7 +383,6 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// writeFile writes data to path, creating its directory.
 // copyFile copies a file's bytes to dst (created or replaced).
 func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)
@@ -389,6 +392,7 @@ func copyFile(src, dst string) error {
 	return writeFile(dst, b)
 }
 
+// writeFile writes data to path, creating its directory.
 func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
