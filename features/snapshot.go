@@ -33,6 +33,15 @@ import (
 
 const snapMagic = "NBOSNAP1"
 
+// The meta record's format number names the layout of the records after
+// it, the customer record above all. Any change to that layout takes the
+// next number, and the reader keeps reading every older one it lists, so
+// that a snapshot taken before an upgrade restores after it.
+const (
+	snapFormat       = 1 // the format this build writes
+	snapOldestFormat = 1 // the oldest format this build reads
+)
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // SnapshotMeta is the header of a snapshot.
@@ -46,6 +55,12 @@ type SnapshotMeta struct {
 
 // ErrCorruptSnapshot is returned for a snapshot that fails its checks.
 var ErrCorruptSnapshot = errors.New("features: corrupt snapshot")
+
+// ErrSnapshotFormat is returned for an intact snapshot (its checksum
+// holds) that this build cannot read: a format it does not know, or
+// customer records that do not have the layout their format names (a file
+// written by a build that changed the layout without a new format).
+var ErrSnapshotFormat = errors.New("features: unsupported snapshot format")
 
 type crcWriter struct {
 	w   *bufio.Writer
@@ -77,7 +92,7 @@ func (s *Store) WriteSnapshot(w io.Writer, meta SnapshotMeta, extras map[string]
 	if _, err := cw.Write([]byte(snapMagic)); err != nil {
 		return fmt.Errorf("writing snapshot: %w", err)
 	}
-	meta.Format = 1
+	meta.Format = snapFormat
 	meta.Customers = s.customers.Load()
 	meta.Applied = s.applied.Load()
 	mb, err := json.Marshal(meta)
@@ -241,6 +256,11 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	extras := map[string][]byte{}
 	var customers []*customer
 	var payload []byte
+	// The format is judged, and the customer records decoded, as they
+	// come; an error is reported only once the checksum holds, so that a
+	// damaged file is called corrupt and an intact one names its format.
+	sawMeta := false
+	var formatErr error
 	for {
 		kind, err := br.ReadByte()
 		if err != nil {
@@ -270,15 +290,31 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 		crc = crc32.Update(crc, crcTable, payload)
 		switch kind {
 		case 'M':
+			if sawMeta {
+				return meta, nil, fmt.Errorf("%w: two meta records", ErrCorruptSnapshot)
+			}
+			sawMeta = true
 			if err := json.Unmarshal(payload, &meta); err != nil {
 				return meta, nil, fmt.Errorf("%w: meta: %v", ErrCorruptSnapshot, err)
+			}
+			if meta.Format < snapOldestFormat || meta.Format > snapFormat {
+				formatErr = fmt.Errorf("%w: the snapshot is format %d and this build reads formats %d to %d; restore it with the build that wrote it, or rebuild the state from the log",
+					ErrSnapshotFormat, meta.Format, snapOldestFormat, snapFormat)
 			}
 		case 'N':
 			names = append(names, string(payload))
 		case 'C':
-			c, err := decodeCustomer(payload)
+			if !sawMeta {
+				return meta, nil, fmt.Errorf("%w: a customer record before the meta record", ErrCorruptSnapshot)
+			}
+			if formatErr != nil {
+				continue // not decoded: the file is refused anyway
+			}
+			c, err := decodeCustomer(payload, meta.Format)
 			if err != nil {
-				return meta, nil, err
+				formatErr = fmt.Errorf("%w: the snapshot says format %d but customer record %d does not have that format's layout (%v): it was written by a build whose layout differs; restore it with that build, or rebuild the state from the log",
+					ErrSnapshotFormat, meta.Format, len(customers)+1, err)
+				continue
 			}
 			customers = append(customers, c)
 		case 'X':
@@ -291,8 +327,11 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 			return meta, nil, fmt.Errorf("%w: unknown record kind %q", ErrCorruptSnapshot, kind)
 		}
 	}
-	if meta.Format != 1 {
-		return meta, nil, fmt.Errorf("%w: format %d is not supported by this build", ErrCorruptSnapshot, meta.Format)
+	if !sawMeta {
+		return meta, nil, fmt.Errorf("%w: no meta record", ErrCorruptSnapshot)
+	}
+	if formatErr != nil {
+		return meta, nil, formatErr
 	}
 	seen := make(map[Key]struct{}, len(customers))
 	for _, c := range customers {
@@ -323,7 +362,8 @@ func sortStrings(s []string) {
 }
 
 // Customer encoding: every field as varints in a fixed order. The format
-// version in the meta record covers it.
+// number in the meta record covers it: decodeCustomer reads each format
+// from snapOldestFormat on.
 
 type enc struct{ b []byte }
 
@@ -497,7 +537,7 @@ func encodeCustomer(b []byte, c *customer) []byte {
 	return e.b
 }
 
-func decodeCustomer(b []byte) (*customer, error) {
+func decodeCustomer(b []byte, format int) (*customer, error) {
 	d := &dec{b: b}
 	c := &customer{}
 	c.id = Key(d.s())

@@ -1,6 +1,13 @@
 package features
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,4 +59,86 @@ func TestASnapshotOfFormatOneStillRestores(t *testing.T) {
 	_, rej := r.Apply(&ev)
 	require.NotNil(t, rej)
 	require.Equal(t, ReasonDuplicate, rej.Code)
+}
+
+// rewriteSnapshot re-records data with each record's payload passed
+// through edit (nil drops the record) and a new end checksum: a file as
+// intact as one the writer made.
+func rewriteSnapshot(t *testing.T, data []byte, edit func(kind byte, payload []byte) []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	cw := &crcWriter{w: bufio.NewWriter(&out)}
+	_, err := cw.Write([]byte(snapMagic))
+	require.NoError(t, err)
+	for i := len(snapMagic); ; {
+		kind := data[i]
+		n, k := binary.Uvarint(data[i+1:])
+		require.Positive(t, k)
+		body := data[i+1+k : i+1+k+int(n)]
+		i += 1 + k + int(n)
+		if kind == 'E' {
+			break
+		}
+		if p := edit(kind, slices.Clone(body)); p != nil {
+			require.NoError(t, cw.record(kind, p))
+		}
+	}
+	var end [4]byte
+	binary.LittleEndian.PutUint32(end[:], cw.crc)
+	require.NoError(t, cw.record('E', end[:]))
+	require.NoError(t, cw.w.Flush())
+	return out.Bytes()
+}
+
+// TestAnIntactSnapshotThisBuildCannotReadIsRefusedByItsFormat: a snapshot
+// of a format this build does not know (a newer build's), or one that
+// says format 1 but whose customer records have another layout (a build
+// that changed the layout without a new format), is refused as
+// ErrSnapshotFormat naming the format, not as a corrupt file, and leaves
+// the store empty.
+func TestAnIntactSnapshotThisBuildCannotReadIsRefusedByItsFormat(t *testing.T) {
+	data, err := os.ReadFile("testdata/snapshot/format1.snap")
+	require.NoError(t, err)
+	withFormat := func(f int) func(byte, []byte) []byte {
+		return func(kind byte, p []byte) []byte {
+			if kind != 'M' {
+				return p
+			}
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(p, &m))
+			m["format"] = f
+			b, err := json.Marshal(m)
+			require.NoError(t, err)
+			return b
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"a format from a newer build", rewriteSnapshot(t, data, withFormat(snapFormat+1)), fmt.Sprintf("the snapshot is format %d and this build reads formats %d to %d", snapFormat+1, snapOldestFormat, snapFormat)},
+		{"a format older than any this build reads", rewriteSnapshot(t, data, withFormat(0)), "the snapshot is format 0 and this build reads formats"},
+		{"format 1 with customer records one field short", rewriteSnapshot(t, data, func(kind byte, p []byte) []byte {
+			if kind == 'C' {
+				return p[:len(p)-1]
+			}
+			return p
+		}), "the snapshot says format 1 but customer record 1 does not have that format's layout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestStore(t)
+			_, _, err := r.ReadSnapshot(bytes.NewReader(tc.data))
+			require.ErrorIs(t, err, ErrSnapshotFormat)
+			require.NotErrorIs(t, err, ErrCorruptSnapshot)
+			require.ErrorContains(t, err, tc.want)
+			require.Zero(t, r.Len())
+		})
+	}
+
+	// The same file damaged is corrupt, whatever its format says.
+	bad := rewriteSnapshot(t, data, withFormat(snapFormat+1))
+	bad[len(bad)/2] ^= 0xff
+	_, _, err = newTestStore(t).ReadSnapshot(bytes.NewReader(bad))
+	require.ErrorIs(t, err, ErrCorruptSnapshot)
 }
