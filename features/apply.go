@@ -479,16 +479,16 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 	}
 	switch ev.Type {
 	case AddToCart:
-		c.cartAdd(ts, sku, cat, ev.Quantity, ev.Amount)
+		c.cartAdd(ts, sku, cat, ev.Quantity, ev.Amount, c.newest-s.lateness)
 	case RemoveFromCart:
 		c.cartRemove(ts, sku, cat)
 	case Order, PosPurchase:
 		if ev.Type == Order {
-			c.cartCleared = max(c.cartCleared, ts)
-		} else {
+			c.cartClear(ts)
+		} else if sku != 0 {
 			for i := range c.cart {
-				if c.cart[i].sku == sku && sku != 0 && ts > c.cart[i].removed {
-					c.cart[i].removed = ts
+				if c.cart[i].sku == sku {
+					c.lineRemoved(&c.cart[i], ts)
 				}
 			}
 		}
@@ -584,27 +584,34 @@ func consentChannels(list string) ChannelMask {
 	return m
 }
 
-func (c *customer) cartAdd(ts int64, sku, cat uint32, qty int32, amount int64) {
+// cartAdd records an add. One no newer than its line's last emptying (a
+// removal or an order that arrived before it) is not counted.
+func (c *customer) cartAdd(ts int64, sku, cat uint32, qty int32, amount int64, horizon int64) {
 	if qty <= 0 {
 		qty = 1
 	}
+	c.pruneCartAdds(horizon)
 	for i := range c.cart {
 		it := &c.cart[i]
 		if it.sku == sku {
-			if it.added <= max(it.removed, c.cartCleared) {
-				// The line was emptied: start it again.
-				it.qty, it.amount = 0, 0
-			}
-			it.qty += qty
-			it.amount += amount
-			it.added = max(it.added, ts)
-			if cat != 0 {
+			if cat != 0 && ts >= it.added {
 				it.cat = cat
+			}
+			it.added = max(it.added, ts)
+			if ts > max(it.removed, c.cartCleared) {
+				it.qty += qty
+				it.amount += amount
+				c.cartAdds = grow(c.cartAdds, cartAdd{ts: ts, amount: amount, sku: sku, qty: qty})
 			}
 			return
 		}
 	}
-	c.cartLine(cartItem{added: ts, amount: amount, sku: sku, cat: cat, qty: qty})
+	it := cartItem{added: ts, sku: sku, cat: cat}
+	if ts > c.cartCleared {
+		it.qty, it.amount = qty, amount
+		c.cartAdds = grow(c.cartAdds, cartAdd{ts: ts, amount: amount, sku: sku, qty: qty})
+	}
+	c.cartLine(it)
 }
 
 // cartRemove records a removal. A removal that arrives before its add (out
@@ -612,28 +619,95 @@ func (c *customer) cartAdd(ts int64, sku, cat uint32, qty int32, amount int64) {
 func (c *customer) cartRemove(ts int64, sku, cat uint32) {
 	for i := range c.cart {
 		if c.cart[i].sku == sku {
-			c.cart[i].removed = max(c.cart[i].removed, ts)
+			c.lineRemoved(&c.cart[i], ts)
 			return
 		}
 	}
 	c.cartLine(cartItem{removed: ts, sku: sku, cat: cat})
 }
 
+// lineRemoved records a removal of the line at ts (a remove_from_cart, or
+// a till purchase of its SKU): the line holds only the adds after it.
+func (c *customer) lineRemoved(it *cartItem, ts int64) {
+	if ts <= it.removed {
+		return
+	}
+	emptied := max(it.removed, c.cartCleared)
+	it.removed = ts
+	if ts > emptied {
+		it.qty, it.amount = c.addsAfter(it.sku, ts)
+	}
+}
+
+// cartClear records an online order at ts, which empties every line of
+// the adds before it.
+func (c *customer) cartClear(ts int64) {
+	if ts <= c.cartCleared {
+		return
+	}
+	for i := range c.cart {
+		if it := &c.cart[i]; ts > max(it.removed, c.cartCleared) {
+			it.qty, it.amount = c.addsAfter(it.sku, ts)
+		}
+	}
+	c.cartCleared = ts
+}
+
+// addsAfter sums the kept adds of sku newer than ts. The adds no longer
+// kept are older than any removal or order that can still arrive, ts
+// included.
+func (c *customer) addsAfter(sku uint32, ts int64) (qty int32, amount int64) {
+	for _, a := range c.cartAdds {
+		if a.sku == sku && a.ts > ts {
+			qty += a.qty
+			amount += a.amount
+		}
+	}
+	return qty, amount
+}
+
+// pruneCartAdds forgets the adds older than horizon (the customer's
+// newest event minus the allowed lateness): no removal or order older
+// than them can arrive any more.
+func (c *customer) pruneCartAdds(horizon int64) {
+	out := c.cartAdds[:0]
+	for _, a := range c.cartAdds {
+		if a.ts >= horizon {
+			out = append(out, a)
+		}
+	}
+	clear(c.cartAdds[len(out):])
+	c.cartAdds = out
+}
+
 // cartLine appends a line, first dropping an emptied line or else the
 // line whose newest add is oldest when the cart is full.
 func (c *customer) cartLine(it cartItem) {
 	if len(c.cart) >= maxCart {
-		old := 0
-		for i := range c.cart {
-			x, o := &c.cart[i], &c.cart[old]
-			xGone, oGone := x.added <= max(x.removed, c.cartCleared), o.added <= max(o.removed, c.cartCleared)
-			if (xGone && !oGone) || (xGone == oGone && x.added < o.added) {
-				old = i
-			}
-		}
-		c.cart = slices.Delete(c.cart, old, old+1)
+		c.dropCartLine(c.cartVictim())
 	}
 	c.cart = grow(c.cart, it)
+}
+
+// cartVictim is the line a full cart drops: an emptied line, else the
+// line whose newest add is oldest.
+func (c *customer) cartVictim() int {
+	old := 0
+	for i := range c.cart {
+		x, o := &c.cart[i], &c.cart[old]
+		xGone, oGone := x.added <= max(x.removed, c.cartCleared), o.added <= max(o.removed, c.cartCleared)
+		if (xGone && !oGone) || (xGone == oGone && x.added < o.added) {
+			old = i
+		}
+	}
+	return old
+}
+
+// dropCartLine removes line i and the kept adds it counted.
+func (c *customer) dropCartLine(i int) {
+	sku := c.cart[i].sku
+	c.cart = slices.Delete(c.cart, i, i+1)
+	c.cartAdds = slices.DeleteFunc(c.cartAdds, func(a cartAdd) bool { return a.sku == sku })
 }
 
 func (c *customer) skuView(ts int64, sku uint32) {
@@ -798,23 +872,7 @@ func (c *customer) absorb(o *customer, recentN int) {
 	for _, e := range o.recent {
 		c.pushRecent(e, recentN)
 	}
-	for _, it := range o.cart {
-		found := false
-		for i := range c.cart {
-			if c.cart[i].sku == it.sku {
-				x := &c.cart[i]
-				x.qty += it.qty
-				x.amount += it.amount
-				x.added = max(x.added, it.added)
-				x.removed = max(x.removed, it.removed)
-				found = true
-			}
-		}
-		if !found && len(c.cart) < maxCart {
-			c.cart = append(c.cart, it)
-		}
-	}
-	c.cartCleared = max(c.cartCleared, o.cartCleared)
+	c.absorbCart(o)
 	for _, si := range o.skus {
 		found := false
 		for i := range c.skus {
@@ -889,6 +947,72 @@ func (c *customer) absorb(o *customer, recentN int) {
 			c.consent[p], c.consentTS[p] = o.consent[p], o.consentTS[p]
 		}
 	}
+}
+
+// absorbCart folds o's cart into c's: a line of either is emptied by the
+// newer of both sides' removals and orders, keeping the adds after it,
+// and a full cart then drops lines as one customer's would (emptied ones,
+// else those added longest ago).
+//
+// An add older than its side's lateness horizon is no longer kept on its
+// own (see cartAdd); when the other side's removal or order is what
+// empties the line, such adds are taken out with it. That is exact unless
+// they straddle the removal — adds of one SKU under one identity more
+// than the allowed lateness apart, with the other identity's removal of
+// it in between — where adds after the removal are lost too.
+func (c *customer) absorbCart(o *customer) {
+	cleared := max(c.cartCleared, o.cartCleared)
+	cart := make([]cartItem, 0, len(c.cart)+len(o.cart))
+	for i := range c.cart {
+		x := c.cart[i]
+		j := o.cartIndex(x.sku)
+		emptied := max(x.removed, cleared)
+		if j >= 0 {
+			emptied = max(emptied, o.cart[j].removed)
+		}
+		x.qty, x.amount = c.countedAfter(&c.cart[i], emptied)
+		if j >= 0 {
+			y := &o.cart[j]
+			q, a := o.countedAfter(y, emptied)
+			x.qty += q
+			x.amount += a
+			if y.cat != 0 && y.added > x.added {
+				x.cat = y.cat
+			}
+			x.added, x.removed = max(x.added, y.added), max(x.removed, y.removed)
+		}
+		cart = append(cart, x)
+	}
+	for j := range o.cart {
+		if c.cartIndex(o.cart[j].sku) >= 0 {
+			continue
+		}
+		y := o.cart[j]
+		y.qty, y.amount = o.countedAfter(&o.cart[j], max(y.removed, cleared))
+		cart = append(cart, y)
+	}
+	c.cart, c.cartCleared = cart, cleared
+	c.cartAdds = append(c.cartAdds, o.cartAdds...)
+	for len(c.cart) > maxCart {
+		c.dropCartLine(c.cartVictim())
+	}
+}
+
+// countedAfter is what line it of c counts once emptied at ts.
+func (c *customer) countedAfter(it *cartItem, ts int64) (qty int32, amount int64) {
+	if ts <= max(it.removed, c.cartCleared) {
+		return it.qty, it.amount
+	}
+	return c.addsAfter(it.sku, ts)
+}
+
+func (c *customer) cartIndex(sku uint32) int {
+	for i := range c.cart {
+		if c.cart[i].sku == sku {
+			return i
+		}
+	}
+	return -1
 }
 
 // memberKey is the customer's member identifier, "" when it has none. The

@@ -91,6 +91,9 @@ type recentEv struct {
 // cartItem is one cart line. A line is in the cart while its newest add is
 // newer than its newest removal and the newest order, which keeps the cart
 // independent of the arrival order of events within the allowed lateness.
+// Its quantity and value are those of the adds newer than both (the adds
+// since the line was last emptied): a removal that arrives late takes
+// back the adds it follows, found among the customer's cartAdds.
 type cartItem struct {
 	added   int64
 	removed int64
@@ -98,6 +101,18 @@ type cartItem struct {
 	sku     uint32
 	cat     uint32
 	qty     int32
+}
+
+// cartAdd is one add counted in its cart line, kept while a removal or
+// an order older than it may still arrive: while it is no older than
+// the customer's newest event minus the allowed lateness. An add older
+// than that is older than any removal still to come, which empties its
+// line of it along with every other add it holds.
+type cartAdd struct {
+	ts     int64
+	amount int64
+	sku    uint32
+	qty    int32
 }
 
 type skuInterest struct {
@@ -165,6 +180,9 @@ type customer struct {
 	buckets []bucket
 	recent  []recentEv // oldest first, at most Options.RecentEvents
 	cart    []cartItem
+	// cartAdds are the adds counted in cart lines that a late removal or
+	// order may still take back (see cartAdd), in no order.
+	cartAdds []cartAdd
 	skus    []skuInterest
 	stores  []storeVisits
 	visit   visit

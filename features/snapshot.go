@@ -37,8 +37,11 @@ const snapMagic = "NBOSNAP1"
 // it, the customer record above all. Any change to that layout takes the
 // next number, and the reader keeps reading every older one it lists, so
 // that a snapshot taken before an upgrade restores after it.
+//
+//	1  the first
+//	2  a customer's kept cart adds (cartAdds) after its cart lines
 const (
-	snapFormat       = 1 // the format this build writes
+	snapFormat       = 2 // the format this build writes
 	snapOldestFormat = 1 // the oldest format this build reads
 )
 
@@ -469,6 +472,13 @@ func encodeCustomer(b []byte, c *customer) []byte {
 		e.u(uint64(it.cat))
 		e.i(int64(it.qty))
 	}
+	e.u(uint64(len(c.cartAdds)))
+	for _, a := range c.cartAdds {
+		e.i(a.ts)
+		e.i(a.amount)
+		e.u(uint64(a.sku))
+		e.i(int64(a.qty))
+	}
 	e.u(uint64(len(c.skus)))
 	for _, si := range c.skus {
 		e.i(si.last)
@@ -592,6 +602,14 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 		it := &c.cart[i]
 		it.added, it.removed, it.amount = d.i(), d.i(), d.i()
 		it.sku, it.cat, it.qty = uint32(d.u()), uint32(d.u()), int32(d.i())
+	}
+	if format >= 2 {
+		c.cartAdds = make([]cartAdd, d.n(1<<20))
+		for i := range c.cartAdds {
+			a := &c.cartAdds[i]
+			a.ts, a.amount = d.i(), d.i()
+			a.sku, a.qty = uint32(d.u()), int32(d.i())
+		}
 	}
 	c.skus = make([]skuInterest, d.n(maxSKUs))
 	for i := range c.skus {

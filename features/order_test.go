@@ -1,0 +1,104 @@
+package features
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// inTimeOrder returns evs sorted by event time (stable: ties keep their
+// order), the order a crash-restart's catch-up of a sorted log applies.
+func inTimeOrder(evs []Event) []Event {
+	out := slices.Clone(evs)
+	slices.SortStableFunc(out, func(a, b Event) int { return int(a.TS - b.TS) })
+	return out
+}
+
+// restarted applies evs to a new store, taking a snapshot after the
+// first half and going on from the restored snapshot.
+func restarted(t *testing.T, evs []Event) *Store {
+	t.Helper()
+	s := newTestStore(t)
+	apply(t, s, evs[:len(evs)/2]...)
+	var snap bytes.Buffer
+	require.NoError(t, s.WriteSnapshot(&snap, SnapshotMeta{}, nil))
+	r := newTestStore(t)
+	_, _, err := r.ReadSnapshot(&snap)
+	require.NoError(t, err)
+	apply(t, r, evs[len(evs)/2:]...)
+	return r
+}
+
+// requireOrderIndependent applies evs (all within the allowed lateness
+// of each other) in event-time order, then in many shuffled orders, some
+// with a snapshot and restore half way, and requires every customer's
+// features to be the time-ordered pass's.
+func requireOrderIndependent(t *testing.T, evs []Event, seeds uint64) {
+	t.Helper()
+	ref := newTestStore(t)
+	apply(t, ref, inTimeOrder(evs)...)
+	now := t0 + 2*time.Hour.Milliseconds()
+	want := allJSON(t, ref, now)
+	for seed := range seeds {
+		perm := slices.Clone(evs)
+		rand.New(rand.NewPCG(seed, 9)).Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		s := newTestStore(t)
+		apply(t, s, perm...)
+		require.Equal(t, want, allJSON(t, s, now), "order %d", seed)
+		require.Equal(t, want, allJSON(t, restarted(t, perm), now), "order %d, restarted half way", seed)
+	}
+}
+
+// TestCartQuantityIsIndependentOfOrderWithinLateness: a line emptied and
+// added again holds only the adds after its newest removal or order,
+// whichever order the adds, removals and orders arrive in. A removal
+// that arrived after a later re-add used to leave both adds in the line
+// (quantity 2, value 200 where the ordered pass has 1 and 100).
+func TestCartQuantityIsIndependentOfOrderWithinLateness(t *testing.T) {
+	m := member("M1")
+	qty := func(q int32) evOpt { return func(e *Event) { e.Quantity = q } }
+	t.Run("an add, its removal and a re-add", func(t *testing.T) {
+		evs := []Event{
+			mk("a1", 0, AddToCart, ChannelApp, m, sku("K1"), amount(100)),
+			mk("r", 2*time.Minute, RemoveFromCart, ChannelApp, m, sku("K1")),
+			mk("a2", 4*time.Minute, AddToCart, ChannelApp, m, sku("K1"), amount(100)),
+		}
+		late := newTestStore(t)
+		apply(t, late, evs[0], evs[2], evs[1])
+		var v View
+		require.True(t, late.ViewKey("member:M1", t0+time.Hour.Milliseconds(), &v))
+		require.Equal(t, []CartItem{{SKU: "K1", Quantity: 1, Amount: 100, TS: t0 + 4*time.Minute.Milliseconds()}}, v.Cart)
+		require.Equal(t, int64(100), v.CartValue)
+		requireOrderIndependent(t, evs, 30)
+	})
+	t.Run("several lines, removals, a till purchase and an order", func(t *testing.T) {
+		requireOrderIndependent(t, []Event{
+			mk("a1", 0, AddToCart, ChannelApp, m, sku("K1"), amount(100), qty(2)),
+			mk("a2", time.Minute, AddToCart, ChannelApp, m, sku("K2"), amount(300)),
+			mk("a3", 2*time.Minute, AddToCart, ChannelApp, m, sku("K1"), amount(50)),
+			mk("r1", 3*time.Minute, RemoveFromCart, ChannelApp, m, sku("K1")),
+			mk("a4", 4*time.Minute, AddToCart, ChannelApp, m, sku("K1"), amount(70)),
+			mk("p", 5*time.Minute, PosPurchase, ChannelPOS, m, sku("K2"), store("S1"), amount(300)),
+			mk("a5", 6*time.Minute, AddToCart, ChannelApp, m, sku("K2"), amount(310)),
+			mk("o", 7*time.Minute, Order, ChannelApp, m, amount(380)),
+			mk("a6", 8*time.Minute, AddToCart, ChannelApp, m, sku("K3"), amount(20)),
+			mk("a7", 9*time.Minute, AddToCart, ChannelApp, m, sku("K1"), amount(90), qty(3)),
+		}, 60)
+	})
+	t.Run("the adds and the removal under two identities linked late", func(t *testing.T) {
+		d := IDs{Device: "D1"}
+		requireOrderIndependent(t, []Event{
+			mk("a1", 0, AddToCart, ChannelApp, d, sku("K1"), amount(100)),
+			mk("r", 2*time.Minute, RemoveFromCart, ChannelApp, m, sku("K1")),
+			mk("a2", 4*time.Minute, AddToCart, ChannelApp, d, sku("K1"), amount(100)),
+			mk("a3", 5*time.Minute, AddToCart, ChannelApp, m, sku("K1"), amount(40)),
+			mk("o", 6*time.Minute, Order, ChannelApp, d, amount(10)),
+			mk("a4", 7*time.Minute, AddToCart, ChannelApp, d, sku("K2"), amount(5)),
+			mk("l", 8*time.Minute, Identify, ChannelApp, IDs{Member: "M1", Device: "D1"}),
+		}, 60)
+	})
+}
