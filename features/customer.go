@@ -180,14 +180,15 @@ type customer struct {
 	buckets []bucket
 	recent  []recentEv // oldest first, at most Options.RecentEvents
 	cart    []cartItem
-	// cartAdds are the adds counted in cart lines that a late removal or
-	// order may still take back (see cartAdd), in no order.
-	cartAdds []cartAdd
 	skus    []skuInterest
 	stores  []storeVisits
 	visit   visit
 	offers  []offerStat
 	seen    []seenEvent
+
+	// cartAdds are the adds counted in cart lines that a late removal or
+	// order may still take back (see cartAdd), in no order.
+	cartAdds []cartAdd
 
 	cartCleared  int64 // newest online order: it empties the cart
 	lastStore    uint32
