@@ -719,15 +719,22 @@ func (c *customer) skuView(ts int64, sku uint32) {
 		}
 	}
 	if len(c.skus) >= maxSKUs {
-		old := 0
-		for i := range c.skus {
-			if c.skus[i].last < c.skus[old].last {
-				old = i
-			}
-		}
+		old := c.oldestSKU()
 		c.skus = slices.Delete(c.skus, old, old+1)
 	}
 	c.skus = grow(c.skus, skuInterest{last: ts, sku: sku, count: 1})
+}
+
+// oldestSKU is the SKU a full list drops: the one viewed longest ago
+// (ties: the first).
+func (c *customer) oldestSKU() int {
+	old := 0
+	for i := range c.skus {
+		if c.skus[i].last < c.skus[old].last {
+			old = i
+		}
+	}
+	return old
 }
 
 // sameVisit reports whether v and o, two identities' newest visits, are
@@ -806,17 +813,23 @@ func (c *customer) storeCount(store uint32, ts int64, newVisit bool) {
 		}
 	}
 	if len(c.stores) >= maxStores {
-		// Forget the least visited store (ties: the oldest).
-		old := 0
-		for i := range c.stores {
-			o, s := &c.stores[old], &c.stores[i]
-			if s.visits < o.visits || (s.visits == o.visits && s.last < o.last) {
-				old = i
-			}
-		}
+		old := c.forgottenStore()
 		c.stores = slices.Delete(c.stores, old, old+1)
 	}
 	c.stores = grow(c.stores, storeVisits{last: ts, store: store, visits: 1})
+}
+
+// forgottenStore is the store a full list forgets: the least visited
+// (ties: the oldest).
+func (c *customer) forgottenStore() int {
+	old := 0
+	for i := range c.stores {
+		o, s := &c.stores[old], &c.stores[i]
+		if s.visits < o.visits || (s.visits == o.visits && s.last < o.last) {
+			old = i
+		}
+	}
+	return old
 }
 
 // pushRecent inserts e in time order and keeps the newest n.
@@ -883,9 +896,15 @@ func (c *customer) absorb(o *customer, recentN int) {
 				found = true
 			}
 		}
-		if !found && len(c.skus) < maxSKUs {
+		if !found {
 			c.skus = append(c.skus, si)
 		}
+	}
+	// Over the limit, drop the SKUs viewed longest ago, as skuView does:
+	// the newest views are kept whichever identity saw them.
+	for len(c.skus) > maxSKUs {
+		i := c.oldestSKU()
+		c.skus = slices.Delete(c.skus, i, i+1)
 	}
 	for _, st := range o.stores {
 		found := false
@@ -896,7 +915,7 @@ func (c *customer) absorb(o *customer, recentN int) {
 				found = true
 			}
 		}
-		if !found && len(c.stores) < maxStores {
+		if !found {
 			c.stores = append(c.stores, st)
 		}
 	}
@@ -913,6 +932,12 @@ func (c *customer) absorb(o *customer, recentN int) {
 		}
 	case o.visit.end > c.visit.end || (o.visit.end == c.visit.end && o.visit.store > c.visit.store):
 		c.visit = o.visit
+	}
+	// Over the limit, forget stores as storeCount does (the least
+	// visited, ties: the oldest), with the visits of both identities.
+	for len(c.stores) > maxStores {
+		i := c.forgottenStore()
+		c.stores = slices.Delete(c.stores, i, i+1)
 	}
 	if o.lastStoreTS > c.lastStoreTS {
 		c.lastStore, c.lastStoreTS = o.lastStore, o.lastStoreTS

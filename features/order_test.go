@@ -2,6 +2,7 @@ package features
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -101,4 +102,60 @@ func TestCartQuantityIsIndependentOfOrderWithinLateness(t *testing.T) {
 			mk("l", 8*time.Minute, Identify, ChannelApp, IDs{Member: "M1", Device: "D1"}),
 		}, 60)
 	})
+}
+
+// TestAMergeKeepsTheNewestOfEachBoundedList: when two identities are
+// linked and together hold more SKUs, stores or cart lines than a
+// customer keeps, the merged customer keeps what one identity applying
+// every event would: the SKUs viewed last, the most visited stores, the
+// lines added last. The merge used to keep the absorbing identity's full
+// list and drop the other's newer entries.
+func TestAMergeKeepsTheNewestOfEachBoundedList(t *testing.T) {
+	m, d := member("M1"), IDs{Device: "D1"}
+	both := IDs{Member: "M1", Device: "D1"}
+	var old, newer []Event
+	at := func(i int) time.Duration { return time.Duration(i) * time.Second }
+	for i := range maxSKUs {
+		old = append(old, mk(fmt.Sprintf("v%d", i), at(i), ProductView, ChannelApp, m, sku(fmt.Sprintf("OLD%d", i))))
+	}
+	for i := range maxCart {
+		old = append(old, mk(fmt.Sprintf("c%d", i), at(10+i), AddToCart, ChannelApp, m, sku(fmt.Sprintf("C%d", i)), amount(1)))
+	}
+	for i := range maxStores {
+		old = append(old, mk(fmt.Sprintf("s%d", i), 3*time.Hour*time.Duration(i), StoreEnter, ChannelStore, m, store(fmt.Sprintf("S%d", i))))
+	}
+	last := 3 * time.Hour * maxStores
+	newer = append(newer,
+		mk("dv", last, ProductView, ChannelApp, d, sku("NEW")),
+		mk("dc", last, AddToCart, ChannelApp, d, sku("CNEW"), amount(7)),
+		mk("ds1", last, StoreEnter, ChannelStore, d, store("S9")),
+		mk("ds2", last+3*time.Hour, StoreEnter, ChannelStore, d, store("S9")),
+	)
+	now := t0 + (last + 4*time.Hour).Milliseconds()
+
+	// One identity from the start: every event names both identifiers.
+	one := newTestStore(t)
+	for _, evs := range [][]Event{old, newer} {
+		for _, ev := range evs {
+			ev.IDs = both
+			apply(t, one, ev)
+		}
+	}
+	// Two identities, linked at the end.
+	linked := newTestStore(t)
+	apply(t, linked, old...)
+	apply(t, linked, newer...)
+	apply(t, linked, mk("l", last+3*time.Hour, Identify, ChannelApp, both))
+
+	var want, got View
+	require.True(t, one.ViewKey("member:M1", now, &want))
+	require.True(t, linked.ViewKey("member:M1", now, &got))
+	require.Equal(t, want.ViewedNotBoughtSKU, got.ViewedNotBoughtSKU)
+	require.Contains(t, fmt.Sprint(got.ViewedNotBoughtSKU), "NEW")
+	require.Equal(t, "S9", want.HomeStore)
+	require.Equal(t, want.HomeStore, got.HomeStore)
+	require.Equal(t, want.Cart, got.Cart)
+	require.Equal(t, want.CartValue, got.CartValue)
+	require.Len(t, got.Cart, maxCart)
+	require.Equal(t, "CNEW", got.Cart[len(got.Cart)-1].SKU)
 }
