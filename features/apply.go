@@ -174,6 +174,14 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 		return s.reject(ReasonMissingField, "ids", "the event carries no identifier; add at least one of member, card, phone, email, device")
 	}
 
+	// An erased identifier does not come back from an event older than
+	// its erasure: in event time the event came first and was erased.
+	if ev.TS < s.tombsNewest {
+		if at, erased := s.erasedAfter(keys, ev.TS); erased {
+			return s.reject(ReasonTooLate, "ts", "the event is older than the erasure of its customer ("+FormatTS(at)+"), which deleted what it says; it is not applied")
+		}
+	}
+
 	// The SKU's interned index is looked up in update, in a table too big
 	// to stay in cache: touch its slot now, so that the miss overlaps the
 	// customer lookup's.
@@ -226,7 +234,9 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 		return s.reject(ReasonTooLate, "ts", "the event is older than the customer's newest event minus the allowed lateness ("+s.opts.AllowedLateness.String()+")")
 	}
 
+	s.newestTS = max(s.newestTS, ev.TS)
 	if ev.Type == Erase {
+		s.tombstone(ev.TS, keys, merge)
 		for _, c := range merge {
 			s.remove(c)
 		}
@@ -402,6 +412,53 @@ func bestKey(ids []Key) Key {
 		}
 	}
 	return best
+}
+
+// tombstone remembers, by hash, the identifiers an erase at ts deletes —
+// the event's own and every identifier of the customers in merge — so
+// that an event older than the erase, arriving after it within the
+// lateness, is refused instead of bringing them back. An event newer
+// than the erase starts a new customer.
+//
+// A tombstone is kept while an event it refuses may still be accepted:
+// until the newest event time of the store has moved past the erase by
+// the allowed lateness. The identifiers are not kept, only their 64-bit
+// hashes.
+func (s *Store) tombstone(ts int64, keys []Key, merge []*customer) {
+	horizon := s.newestTS - s.lateness
+	s.tombsNewest = ts
+	for h, at := range s.tombs {
+		if at < horizon {
+			delete(s.tombs, h)
+		} else {
+			s.tombsNewest = max(s.tombsNewest, at)
+		}
+	}
+	if s.tombs == nil {
+		s.tombs = make(map[uint64]int64)
+	}
+	mark := func(k Key) {
+		h := hashKey(k)
+		s.tombs[h] = max(s.tombs[h], ts)
+	}
+	for _, k := range keys {
+		mark(k)
+	}
+	for _, c := range merge {
+		for _, k := range c.ids {
+			mark(k)
+		}
+	}
+}
+
+// erasedAfter reports whether one of keys was erased after ts, and when.
+func (s *Store) erasedAfter(keys []Key, ts int64) (int64, bool) {
+	for _, k := range keys {
+		if at, ok := s.tombs[hashKey(k)]; ok && ts < at {
+			return at, true
+		}
+	}
+	return 0, false
 }
 
 // remove deletes a customer and its identifiers (erase).

@@ -159,3 +159,92 @@ func TestAMergeKeepsTheNewestOfEachBoundedList(t *testing.T) {
 	require.Len(t, got.Cart, maxCart)
 	require.Equal(t, "CNEW", got.Cart[len(got.Cart)-1].SKU)
 }
+
+// TestAnErasedIdentifierDoesNotComeBackFromAnOlderEvent: an event dated
+// before an erase that arrives after it (within the lateness) used to
+// create the customer again, with its identifiers; in event-time order it
+// came first and was erased. It is now refused too_late, also after a
+// restart, while an event dated after the erase starts a new customer.
+func TestAnErasedIdentifierDoesNotComeBackFromAnOlderEvent(t *testing.T) {
+	phone := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	view := mk("v", 0, ProductView, ChannelApp, IDs{Member: "M1", Phone: phone}, sku("K1"))
+	viewByPhone := mk("vp", time.Minute, ProductView, ChannelApp, IDs{Phone: phone}, sku("K2"))
+	erase := mk("x", 2*time.Minute, Erase, ChannelApp, member("M1"))
+	again := mk("n", 3*time.Minute, ProductView, ChannelApp, member("M1"), sku("K3"))
+	now := t0 + time.Hour.Milliseconds()
+
+	for _, tc := range []struct {
+		name    string
+		applied []Event // in this order
+		refused []Event // then these, each refused too_late
+		restart bool    // snapshot and restore between the two
+		want    int     // customers left
+	}{
+		{"the event before the erase arrives after it", []Event{erase}, []Event{view}, false, 0},
+		{"an identifier linked before the erase, named alone", []Event{view, erase}, []Event{viewByPhone}, false, 0},
+		{"after a restart", []Event{view, erase}, []Event{viewByPhone}, true, 0},
+		{"a new customer started after the erase stays as it is", []Event{view, erase, again}, []Event{viewByPhone, view}, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStore(t)
+			apply(t, s, tc.applied...)
+			if tc.restart {
+				var snap bytes.Buffer
+				require.NoError(t, s.WriteSnapshot(&snap, SnapshotMeta{}, nil))
+				s = newTestStore(t)
+				_, _, err := s.ReadSnapshot(&snap)
+				require.NoError(t, err)
+			}
+			for _, ev := range tc.refused {
+				_, rej := s.Apply(&ev)
+				require.NotNil(t, rej, "event %s", ev.ID)
+				require.Equal(t, ReasonTooLate, rej.Code)
+				require.Contains(t, rej.Message, "older than the erasure of its customer")
+			}
+			require.Equal(t, tc.want, s.Len())
+			_, ok := s.ResolveKey(MakeKey(NSPhone, phone))
+			require.False(t, ok, "the erased phone number is not known again")
+			if tc.want > 0 {
+				var v View
+				require.True(t, s.ViewKey("member:M1", now, &v))
+				require.Equal(t, []Key{"member:M1"}, v.Linked)
+				require.Equal(t, uint32(1), v.Counts[Online][ProductView][WLifetime], "only the view after the erase")
+			}
+		})
+	}
+
+	t.Run("the erase and the events before it in other orders", func(t *testing.T) {
+		// Not every order: an event linking the phone to the member that
+		// arrives after the erase is refused, and the link with it, so a
+		// view by the phone alone stays a customer of its own. And an
+		// erase arriving after an event newer than it still deletes
+		// everything: what the customer did after the erase cannot be
+		// told apart from what they did before, and an erase must delete.
+		for _, order := range [][]Event{
+			{view, viewByPhone, erase},
+			{view, erase, viewByPhone},
+			{viewByPhone, view, erase},
+		} {
+			s := newTestStore(t)
+			for _, ev := range order {
+				s.Apply(&ev)
+			}
+			require.Zero(t, s.Len(), "order %s %s %s", order[0].ID, order[1].ID, order[2].ID)
+		}
+	})
+
+	t.Run("tombstones are kept only while an older event may still arrive", func(t *testing.T) {
+		s := newTestStore(t)
+		apply(t, s, view, erase)
+		require.Len(t, s.tombs, 2, "the member ID and the phone linked to it, by hash")
+		// The stream moves on past the lateness; the next erase forgets
+		// the first one's tombstones.
+		apply(t, s,
+			mk("o", 20*time.Minute, PageView, ChannelWeb, member("M2")),
+			mk("x2", 21*time.Minute, Erase, ChannelWeb, member("M2")),
+		)
+		require.Len(t, s.tombs, 1)
+		_, ok := s.tombs[hashKey("member:M2")]
+		require.True(t, ok)
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Snapshots.
@@ -23,6 +24,7 @@ import (
 //	'M' meta (JSON)             offsets per partition, counts, creation time
 //	'N' name                    one interned string, in index order
 //	'C' customer                one customer's state (binary)
+//	'T' tombstones              the erased identifiers' hashes (format 3 on)
 //	'X' extra                   a named section of another component
 //	'E' crc32c                  end
 //
@@ -40,8 +42,9 @@ const snapMagic = "NBOSNAP1"
 //
 //	1  the first
 //	2  a customer's kept cart adds (cartAdds) after its cart lines
+//	3  a tombstones record after the customers
 const (
-	snapFormat       = 2 // the format this build writes
+	snapFormat       = 3 // the format this build writes
 	snapOldestFormat = 1 // the oldest format this build reads
 )
 
@@ -120,6 +123,9 @@ func (s *Store) WriteSnapshot(w io.Writer, meta SnapshotMeta, extras map[string]
 				return fmt.Errorf("writing snapshot: %w", err)
 			}
 		}
+	}
+	if err := cw.record('T', s.encodeTombstones(buf[:0])); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
 	}
 	names := make([]string, 0, len(extras))
 	for n := range extras {
@@ -245,6 +251,7 @@ func (s *Store) clear() {
 	s.customers.Store(0)
 	s.applied.Store(0)
 	s.in.reset(nil)
+	s.newestTS, s.tombs, s.tombsNewest = 0, nil, 0
 }
 
 func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte, error) {
@@ -264,6 +271,8 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	// damaged file is called corrupt and an intact one names its format.
 	sawMeta := false
 	var formatErr error
+	var tombs map[uint64]int64
+	var tombsNewestTS int64
 	for {
 		kind, err := br.ReadByte()
 		if err != nil {
@@ -320,6 +329,13 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 				continue
 			}
 			customers = append(customers, c)
+		case 'T':
+			if !sawMeta || meta.Format < 3 || tombs != nil {
+				return meta, nil, fmt.Errorf("%w: unexpected tombstones record", ErrCorruptSnapshot)
+			}
+			if tombs, tombsNewestTS, err = decodeTombstones(payload); err != nil {
+				return meta, nil, err
+			}
 		case 'X':
 			l, k := binary.Uvarint(payload)
 			if k <= 0 || uint64(len(payload)-k) < l {
@@ -353,7 +369,54 @@ func (s *Store) readSnapshot(br *bufio.Reader) (SnapshotMeta, map[string][]byte,
 	}
 	s.customers.Store(int64(len(customers)))
 	s.applied.Store(meta.Applied)
+	// A snapshot before format 3 has no tombstones: the store's newest
+	// event time is then its customers' newest.
+	s.newestTS = tombsNewestTS
+	for _, c := range customers {
+		s.newestTS = max(s.newestTS, c.newest)
+	}
+	s.tombs = tombs
+	for _, at := range tombs {
+		s.tombsNewest = max(s.tombsNewest, at)
+	}
 	return meta, extras, nil
+}
+
+// encodeTombstones appends the tombstones record: the store's newest
+// event time, then each erased identifier's hash and erase time.
+func (s *Store) encodeTombstones(b []byte) []byte {
+	e := &enc{b: b}
+	e.i(s.newestTS)
+	e.u(uint64(len(s.tombs)))
+	hs := make([]uint64, 0, len(s.tombs))
+	for h := range s.tombs {
+		hs = append(hs, h)
+	}
+	slices.Sort(hs) // the same state writes the same bytes
+	for _, h := range hs {
+		e.b = binary.LittleEndian.AppendUint64(e.b, h)
+		e.i(s.tombs[h])
+	}
+	return e.b
+}
+
+func decodeTombstones(b []byte) (map[uint64]int64, int64, error) {
+	d := &dec{b: b}
+	newest := d.i()
+	n := d.n(1 << 24)
+	tombs := make(map[uint64]int64, n)
+	for range n {
+		if d.err != nil || len(d.b) < 8 {
+			return nil, 0, fmt.Errorf("%w: bad tombstones record", ErrCorruptSnapshot)
+		}
+		h := binary.LittleEndian.Uint64(d.b)
+		d.b = d.b[8:]
+		tombs[h] = d.i()
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, 0, fmt.Errorf("%w: bad tombstones record", ErrCorruptSnapshot)
+	}
+	return tombs, newest, nil
 }
 
 func sortStrings(s []string) {

@@ -87,6 +87,15 @@ type Store struct {
 	customers atomic.Int64
 	applied   atomic.Int64
 	rejected  [32]atomic.Int64 // by index in Reasons
+
+	// newestTS is the newest event time applied to any customer; tombs
+	// are the erased identifiers (by hashKey) with the time of their
+	// erasure, kept while an event older than it may still arrive (see
+	// tombstone), and tombsNewest the newest of those times. Used under
+	// writeMu.
+	newestTS    int64
+	tombs       map[uint64]int64
+	tombsNewest int64
 }
 
 var reasonIndex = func() map[Reason]int {
