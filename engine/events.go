@@ -14,33 +14,108 @@ import (
 // the bandit) and on_event scenarios may raise push triggers. Everything
 // it does is a function of the event and the state, so replaying the same
 // events after a restart repeats the same triggers with the same IDs.
+//
+// Whatever the event's type, an identity merge it caused (Applied.Merged)
+// first moves what the engine keeps per customer onto the survivor
+// (rekey), and an erase forgets it (forget): identify, consent and erase
+// events change who the customer is, not what they did, so they raise no
+// trigger, but they move or drop the customer's state all the same.
 func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
+	if a.Erased {
+		e.forget(erased(ev, a))
+		return
+	}
+	if len(a.Merged) > 0 {
+		// Before the outcome below, so that a redemption that also links
+		// a device converts the device's decisions too.
+		e.rekey(a.Merged, a.Customer)
+	}
 	switch ev.Type {
 	case features.OfferImpression, features.OfferClick, features.OfferDismiss, features.CouponRedeem, features.PushOpen:
 		e.outcome(ev, a)
-	case features.Identify, features.Consent, features.Erase:
+	case features.Identify, features.Consent:
 		return
 	}
 	if e.opts.Triggers == nil {
 		return
 	}
-	if a.Erased {
-		e.wakes.cancel(a.Customer)
-		return
-	}
-	for _, k := range a.Merged {
-		e.wakes.cancel(k)
-	}
-	if e.opts.Stats != nil && len(a.Merged) > 0 {
-		if e.records != nil {
-			e.records.flush() // so the decisions pending are re-keyed too
-		}
-		for _, k := range a.Merged {
-			e.opts.Stats.Rekey(k, a.Customer)
-		}
-	}
 	e.evaluateTriggers(a.Customer, ev.TS, ev.ID)
 	e.fireWakes(ev.TS)
+}
+
+// rekey moves everything the engine keeps under the canonical keys from,
+// folded by a merge into the customer to, onto to: the contact ledger
+// (caps and cooldowns count both customers' contacts), the pending
+// wake-up (to keeps the earlier one) and the attribution records (open
+// offers, touch sequences and conversions see both histories). It runs
+// on the ingest loop's goroutine, which owns the wake-ups.
+func (e *Engine) rekey(from []features.Key, to features.Key) {
+	if e.records != nil {
+		e.records.flush() // so the decisions pending are re-keyed too
+	}
+	for _, k := range from {
+		if k == to || k == "" {
+			continue
+		}
+		e.opts.Policy.Rekey(k, to)
+		e.wakes.move(k, to)
+		if e.opts.Stats != nil {
+			e.opts.Stats.Rekey(k, to)
+		}
+	}
+}
+
+// erased lists the canonical keys an erase removed: the customer the
+// store reports (Applied.Customer, "" when it knew none of the event's
+// identifiers), and each identifier the event names that no longer
+// resolves. An erase naming identifiers of two customers not yet linked
+// (a member and an anonymous device) removes both, but the store reports
+// one; the other's canonical key is, as a rule, the identifier named. An
+// identifier that still resolves belongs to a customer the erase left
+// alone (another member's shared device), whose state stays.
+func erased(ev *features.Event, a features.Applied) []features.Key {
+	var keys []features.Key
+	if a.Customer != "" {
+		keys = append(keys, a.Customer)
+	}
+	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
+		v := ev.IDs.Get(ns)
+		if v == "" {
+			continue
+		}
+		if k := features.MakeKey(ns, v); k != a.Customer {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// forget drops everything the engine keeps for the erased customers
+// (canonical keys): the contact ledger, the pending wake-up, and the
+// customers' link to the attribution records, which stay, anonymous, in
+// the aggregates of /v1/stats, so that a coupon already issued is still
+// counted when it is redeemed. A key that still resolves to a customer
+// is left alone.
+func (e *Engine) forget(keys []features.Key) {
+	gone := keys[:0]
+	for _, k := range keys {
+		if _, held := e.opts.Store.ResolveKey(k); !held {
+			gone = append(gone, k)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	for _, k := range gone {
+		e.opts.Policy.Forget(k)
+		e.wakes.cancel(k)
+	}
+	if e.opts.Stats != nil {
+		if e.records != nil {
+			e.records.flush() // a decision pending names the customer too
+		}
+		e.opts.Stats.Forget(gone...)
+	}
 }
 
 // ResolveCoupon completes, before it is applied, a redemption that names

@@ -564,22 +564,33 @@ func noteOffer(offers []offerContact, c offerContact, n int) []offerContact {
 
 // Rekey moves everything the ledger holds for from onto to, for an
 // identity merge: the merged customer's caps count both histories, as if
-// the contacts had been made under one ID from the start.
+// the contacts had been made under one ID from the start, and each
+// offer's cooldown runs from its later contact. Both customers' shards
+// are held for the move, so a Claim for to sees both histories or
+// neither, never a ledger half moved.
 func (p *Policy) Rekey(from, to features.Key) {
 	if from == to {
 		return
 	}
-	sf := p.shard(from)
-	sf.mu.Lock()
+	i, j := p.shardIndex(from), p.shardIndex(to)
+	sf, st := &p.shards[i], &p.shards[j]
+	// Two shards are locked in index order, so that Rekeys running the
+	// opposite ways cannot deadlock.
+	first, second := sf, st
+	if j < i {
+		first, second = st, sf
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	if second != first {
+		second.mu.Lock()
+		defer second.mu.Unlock()
+	}
 	lf := sf.logs[from]
-	delete(sf.logs, from)
-	sf.mu.Unlock()
 	if lf == nil {
 		return
 	}
-	st := p.shard(to)
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	delete(sf.logs, from)
 	lt := st.logs[to]
 	if lt == nil {
 		st.logs[to] = lf
@@ -593,6 +604,11 @@ func (p *Policy) Rekey(from, to features.Key) {
 	for _, oc := range lf.offers {
 		lt.offers = noteOffer(lt.offers, oc, p.opts.MaxOffers)
 	}
+}
+
+// shardIndex is the index of k's shard in p.shards.
+func (p *Policy) shardIndex(k features.Key) uint64 {
+	return xxhash.Sum64String(string(k)) & p.mask
 }
 
 // Forget drops a customer's ledger (an erase request).

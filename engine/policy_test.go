@@ -202,6 +202,54 @@ func TestPolicyRekeyMergesContactHistories(t *testing.T) {
 	require.Equal(t, 1, p.Len())
 }
 
+func TestPolicyForgetDropsTheCustomersLedgerOnly(t *testing.T) {
+	p := newTestPolicy(t)
+	now := utc("2026-11-24T04:00:00Z")
+	p.Record("member:M1", features.ChannelPush, "a", now-hourMs)
+	p.Record("member:M2", features.ChannelPush, "a", now-hourMs)
+	p.Forget("member:M1")
+	ok, why := p.Allow("member:M1", features.ChannelPush, OfferPolicy{ID: "a", Cooldown: 96 * time.Hour}, "", nil, now)
+	require.True(t, ok, "an erased customer's cap and cooldown are gone: %s", why)
+	ok, _ = p.Allow("member:M2", features.ChannelPush, promo, "", nil, now)
+	require.False(t, ok, "another customer's ledger stays")
+	require.Equal(t, 1, p.Len())
+}
+
+func TestPolicyRekeysRacingEachOtherLoseNoContact(t *testing.T) {
+	p := newTestPolicy(t)
+	now := utc("2026-11-24T04:00:00Z")
+	// Pairs of customers re-keyed both ways at once (two shards locked in
+	// opposite orders would deadlock) while contacts are recorded for
+	// both: every contact ends under one key or the other.
+	const pairs, rounds = 16, 20 // 2 × rounds + 1 contacts: within the 50 an app ledger keeps
+	key := func(ns string, i int) features.Key { return features.Key(fmt.Sprint(ns, ":", i)) }
+	var wg sync.WaitGroup
+	for i := 0; i < pairs; i++ {
+		a, b := key("device", i), key("member", i)
+		p.Record(a, features.ChannelApp, "x", now-hourMs)
+		for _, pair := range [][2]features.Key{{a, b}, {b, a}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < rounds; j++ {
+					p.Rekey(pair[0], pair[1])
+					p.Record(pair[1], features.ChannelApp, "y", now+int64(j))
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i := 0; i < pairs; i++ {
+		n := 0
+		for _, k := range []features.Key{key("device", i), key("member", i)} {
+			if l := ledgerOf(p, k); l != nil {
+				n += len(l.ch[features.ChannelApp])
+			}
+		}
+		require.Equal(t, 2*rounds+1, n, "pair %d", i)
+	}
+}
+
 func TestPolicySnapshotAndPrune(t *testing.T) {
 	p := newTestPolicy(t)
 	now := utc("2026-11-24T04:00:00Z")

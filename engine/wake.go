@@ -101,6 +101,23 @@ func (q *wakeQueue) cancel(k features.Key) {
 	}
 }
 
+// move hands from's pending wake-up to to, for an identity merge that
+// folded from into to. A customer holds one wake-up, so to keeps the
+// earlier of the two: when it fires, the evaluation of the merged
+// customer schedules the next one from both histories (evaluateTriggers).
+func (q *wakeQueue) move(from, to features.Key) {
+	e, ok := q.byID[from]
+	if !ok {
+		return
+	}
+	at := e.at
+	q.cancel(from)
+	if t, ok := q.byID[to]; ok && t.at <= at {
+		return
+	}
+	q.schedule(to, at)
+}
+
 // due pops the earliest wake-up at or before t.
 func (q *wakeQueue) due(t int64) (wakeEntry, bool) {
 	if len(q.h) == 0 || q.h[0].at > t {
