@@ -242,20 +242,22 @@ func RunQuality(ctx context.Context, opts QualityOptions) (QualityReport, error)
 
 // qualityRun is one policy's world.
 type qualityRun struct {
-	policy  string
-	sim     *Simulator
-	store   *features.Store
-	set     *scenarios.Set
-	budgets *engine.Budgets
-	contact *engine.Policy
-	eng     *engine.Engine
-	loc     *time.Location
-	types   []OfferType // by offer index; NumOfferTypes when unknown
-	basket  []float64   // expected basket value per customer, minor units; 0 until computed
-	view    features.View
-	cands   []*scenarios.Offer
-	rng     *rand.Rand
-	seq     int
+	policy   string
+	sim      *Simulator
+	store    *features.Store
+	set      *scenarios.Set
+	budgets  *engine.Budgets
+	contact  *engine.Policy
+	eng      *engine.Engine
+	loc      *time.Location
+	types    []OfferType // by offer index; NumOfferTypes when unknown
+	basket   []float64   // expected basket value per customer, minor units; 0 until computed
+	view     features.View
+	cands    []*scenarios.Offer
+	props    []scenarios.Proposal // eligible's scratch
+	proposed []bool               // by offer index: a scenario proposes it now
+	rng      *rand.Rand
+	seq      int
 	// observable estimates the oracle-observable policy's probabilities.
 	observable *ObservableRedemptions
 
@@ -416,13 +418,20 @@ func offerPolicyOf(o *scenarios.Offer) engine.OfferPolicy {
 }
 
 // eligible lists the offers the customer may get now on ch under this
-// run's catalog rules, budgets and contact policy.
+// run's catalog rules, budgets and contact policy: the untargeted offers
+// and those a scenario firing now proposes, as for the engine.
 func (q *qualityRun) eligible(ch features.Channel, store string, now int64) []*scenarios.Offer {
 	v := &q.view
 	req := scenarios.Request{Channel: ch, Store: store, Now: now, Trigger: scenarios.OnRequest, Loc: q.loc}
+	q.props = q.set.Evaluate(v, &req, q.props[:0])
+	q.proposed = slices.Grow(q.proposed[:0], len(q.set.Offers))[:len(q.set.Offers)]
+	clear(q.proposed)
+	for _, p := range q.props {
+		q.proposed[p.Offer.Index] = true
+	}
 	q.cands = q.cands[:0]
 	for _, o := range q.set.Offers {
-		if q.types[o.Index] >= NumOfferTypes || o.EligibleFor(v, &req) != scenarios.Eligible {
+		if q.types[o.Index] >= NumOfferTypes || !o.Untargeted && !q.proposed[o.Index] || o.EligibleFor(v, &req) != scenarios.Eligible {
 			continue
 		}
 		fs := scenarios.FulfilmentStore(v, &req)
@@ -683,12 +692,12 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 - **engine**: the built-in scenarios, propensity priors (no trained model), Thompson sampling over the best 8 candidates by their offers' learnt rates (models.Bandit per offer × customer segment — channel habit, membership, baby/beauty/tech interest, cart abandonment as a sign of price sensitivity, store-visit share as a sign of distance, all read from behaviour, and the channel the offer is shown on — with each facet's effect learnt across segments, from the clicks and redemptions as they stream back, credited through attribution to the segment each decision was made in; each draw then moved towards the customer's own responses to offers of the same type; offers no scenario proposed start at half a scenario's lever, a discount that fades as the offer's outcomes accumulate), 5% holdout (the holdout gets the untargeted offers).
 - **engine+model**: the engine as above that, halfway through the offer period, trains a propensity model (a random forest, models.Train on engine.PropensitySchema) on its own deliveries so far, labelled by redemption, and serves it from then on.
 - **rules**: the same scenarios and scoring with no model, no exploration and no holdout.
-- **random**: a uniformly random offer among those eligible (validity, channel, store, consent, budget, contact policy).
+- **random**: a uniformly random offer among those eligible (untargeted or proposed by a scenario firing now; validity, channel, store, consent, budget, contact policy).
 - **oracle-observable**: a reference, not a product: knows only the traits a customer's behaviour reveals in the simulator (channel habit, favourite categories, membership, app use) and averages the response probability over the traits it does not (price sensitivity, affluence, distance to the home store, individual taste), then picks like the oracle. Price sensitivity and distance also leave footprints in behaviour (price-sensitive customers abandon more carts and pick cheaper items; customers far from their store visit it less, more at weekends, and shop online more), which this reference does not read: a policy that learns from behaviour can pass it.
 - **oracle-without-taste**: knows every trait but not the individual taste term (N(0, 0.5²) on the log-odds per customer and offer type) and picks like the oracle: the ceiling for any policy that cannot read minds.
 - **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
 
-Every policy chooses among the same eligible offers: valid now, shown on the channel, valid at the store, within budget and contact policy, and with the consent the offer's catalog entry requires on the channel (marketing for promotions, personalization for personalised services; transactional offers require none). A consent violation is a delivery to a customer who had not granted the offer's required purpose on that channel, per the simulator's truth.
+Every policy chooses among the same eligible offers: the catalog's untargeted offers and those a scenario firing for the customer now proposes (the others speak to a moment — a lapse, a new membership, a VIP — and go only where their scenarios put them), valid now, shown on the channel, valid at the store, within budget and contact policy, and with the consent the offer's catalog entry requires on the channel (marketing for promotions, personalization for personalised services; transactional offers require none). A consent violation is a delivery to a customer who had not granted the offer's required purpose on that channel, per the simulator's truth.
 
 Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).
 `)

@@ -425,15 +425,17 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 			e.consider(st, i, req.Channel)
 		}
 	}
-	// The untargeted catalog competes too, without a scenario's lever: a
-	// customer no scenario fits (or the holdout) still gets the best
-	// generic offer, and learning covers the whole catalog. An offer that
-	// a scenario proposed keeps its targeted candidate, so its untargeted
-	// proposal is not even made (consider would drop it; writing the
-	// proposals of a 100-offer catalog cost ~1 µs per decision).
+	// The untargeted offers of the catalog compete too, without a
+	// scenario's lever: a customer no scenario fits (or the holdout)
+	// still gets the best generic offer, and learning covers them. The
+	// other offers go only where their scenarios' conditions put them.
+	// An offer that a scenario proposed keeps its targeted candidate, so
+	// its untargeted proposal is not even made (consider would drop it;
+	// writing the proposals of a 100-offer catalog cost ~1 µs per
+	// decision).
 	first := len(st.props)
 	for _, o := range set.Offers {
-		if st.stamp[o.Index] == st.gen || st.sreq.Refused[o.Index] {
+		if !o.Untargeted || st.stamp[o.Index] == st.gen || st.sreq.Refused[o.Index] {
 			continue
 		}
 		st.props = append(st.props, scenarios.Proposal{Offer: o})

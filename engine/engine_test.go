@@ -69,9 +69,35 @@ type rig struct {
 
 func newRig(t testing.TB, at time.Time) *rig {
 	t.Helper()
-	store, err := features.NewStore(features.Options{})
-	require.NoError(t, err)
 	set, err := scenarios.LoadBuiltin(at)
+	require.NoError(t, err)
+	return newRigWith(t, at, set)
+}
+
+// builtinWith loads the built-in library with more files beside it.
+func builtinWith(t testing.TB, at time.Time, files map[string]string) *scenarios.Set {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	require.NoError(t, fs.WalkDir(scenarios.Builtin(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(scenarios.Builtin(), path)
+		fsys[path] = &fstest.MapFile{Data: b}
+		return err
+	}))
+	for name, data := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(data)}
+	}
+	set, err := scenarios.Load(fsys, at)
+	require.NoError(t, err)
+	return set
+}
+
+// newRigWith is newRig deciding with set.
+func newRigWith(t testing.TB, at time.Time, set *scenarios.Set) *rig {
+	t.Helper()
+	store, err := features.NewStore(features.Options{})
 	require.NoError(t, err)
 	policy, err := NewPolicy(PolicyOptions{})
 	require.NoError(t, err)
@@ -327,12 +353,61 @@ func TestDecideExplainsTargetedOffersAndFallsBackForStrangers(t *testing.T) {
 	require.Equal(t, day.Add(25*time.Minute).UTC(), d.NewestEventTS)
 	require.Greater(t, d.Offers[0].Score.Total, 0.0)
 
+	// The built-in untargeted offers all need marketing consent, which
+	// nobody has given for a stranger.
 	unknown := decide(t, r, DecideRequest{IDs: features.IDs{Member: "NOBODY"}, Channel: features.ChannelApp, Limit: 2, Locale: LocaleZhCN})
 	require.True(t, unknown.Fallback)
 	require.Empty(t, unknown.Customer)
-	require.NotEmpty(t, unknown.Offers, "a stranger gets the fallback offers, not an error")
-	for _, o := range unknown.Offers {
-		require.Equal(t, "fallback", o.ReasonCode)
+	require.Empty(t, unknown.Offers)
+	require.Equal(t, "not_eligible", unknown.EmptyReason)
+}
+
+// An offer that is not untargeted goes only where a scenario proposing it
+// fires; an untargeted one also to customers no scenario fits and to
+// strangers, when they may see it.
+func TestOnlyUntargetedOffersGoWhereNoScenarioProposesThem(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	set := builtinWith(t, day, map[string]string{"walk-in.yaml": `offers:
+  - id: store_events
+    type: experience
+    title: {zh-CN: 门店活动, en: Store events}
+    text: {zh-CN: 本周门店活动, en: What is on at the store this week}
+    channels: [app]
+    prior: 0.5
+    untargeted: true
+  - id: staff_only_coupon
+    type: coupon
+    title: {zh-CN: 员工券, en: Staff coupon}
+    text: {zh-CN: 员工专享, en: For staff}
+    value: 50000
+    cost: 100
+    channels: [app]
+    prior: 0.9
+scenarios:
+  - id: staff
+    when: member && m_score >= 5
+    offers: [staff_only_coupon]
+    channels: [app]
+    trigger: on_request
+    priority: 10
+    reason: {zh-CN: 员工, en: staff}
+`})
+	r := newRigWith(t, day, set)
+	r.eng.opts.Triggers = nil
+	r.eng.opts.Explorer = nil
+	r.clock = day.Add(time.Hour)
+	r.apply(t, storePurchaseDay(day)...)
+
+	for _, ids := range []features.IDs{{Member: "M1"}, {Member: "NOBODY"}} {
+		d := decide(t, r, DecideRequest{IDs: ids, Channel: features.ChannelApp, Limit: 10, Locale: LocaleEn})
+		require.True(t, slices.ContainsFunc(d.Offers, func(o OfferResult) bool { return o.OfferID == "store_events" }),
+			"%s gets the untargeted offer: %+v", ids.Member, d.Offers)
+		for _, o := range d.Offers {
+			require.NotEqual(t, "staff_only_coupon", o.OfferID, "%s is no staff: its scenario does not fire", ids.Member)
+			if o.Scenario == "" {
+				require.True(t, set.Offer(o.OfferID).Untargeted, "%s got %s, which only its scenarios give", ids.Member, o.OfferID)
+			}
+		}
 	}
 }
 
@@ -500,7 +575,7 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 	r := newRig(t, day)
 	r.eng.opts.Triggers = nil
 	r.eng.opts.Explorer = nil
-	policy, err := NewPolicy(PolicyOptions{Caps: map[features.Channel]ChannelCap{features.ChannelSMS: {PerDay: 3}}})
+	policy, err := NewPolicy(PolicyOptions{Caps: map[features.Channel]ChannelCap{features.ChannelTablet: {PerDay: 3}}})
 	require.NoError(t, err)
 	r.eng.opts.Policy, r.policy = policy, policy
 	r.clock = day.Add(23 * time.Hour)
@@ -513,7 +588,7 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 		)
 	}
 	ask := func(member string) *Decision {
-		return decide(t, r, DecideRequest{IDs: features.IDs{Member: member}, Channel: features.ChannelSMS, Limit: 3, Locale: LocaleEn})
+		return decide(t, r, DecideRequest{IDs: features.IDs{Member: member}, Channel: features.ChannelTablet, Store: "S01", Limit: 3, Locale: LocaleEn})
 	}
 
 	below := ask("M1")
@@ -523,9 +598,9 @@ func TestACustomerAtTheChannelCapStillGetsTransactionalScenarioOffers(t *testing
 
 	// M2 has had the SMS channel's three contacts today.
 	for i := range 3 {
-		r.policy.Record("member:M2", features.ChannelSMS, fmt.Sprintf("earlier-%d", i), now-int64(i+1)*60_000)
+		r.policy.Record("member:M2", features.ChannelTablet, fmt.Sprintf("earlier-%d", i), now-int64(i+1)*60_000)
 	}
-	_, why := r.policy.Allow("member:M2", features.ChannelSMS, OfferPolicy{ID: "promo"}, "S01", nil, now)
+	_, why := r.policy.Allow("member:M2", features.ChannelTablet, OfferPolicy{ID: "promo"}, "S01", nil, now)
 	require.Equal(t, DenyCapDay, why)
 	at := ask("M2")
 	require.Len(t, at.Offers, 1, "only the transactional offer: %+v", at.Offers)

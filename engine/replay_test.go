@@ -31,6 +31,7 @@ func replaySet(t testing.TB, at time.Time) *scenarios.Set {
     budget: {total: 6300, per_store: 2800} # money: 9 and 4 issues at cost 700
     prior: 0.9
     category: replay_a
+    untargeted: true # the holdout's decisions take budget too
   - id: replay_online
     type: coupon
     title: {zh-CN: 线上券, en: Online coupon}
@@ -42,6 +43,18 @@ func replaySet(t testing.TB, at time.Time) *scenarios.Set {
     budget: {total: 3500} # money: 7 issues at cost 500
     prior: 0.9
     category: replay_b
+    untargeted: true
+  - id: replay_plenty
+    type: coupon
+    title: {zh-CN: 通用券, en: Any coupon}
+    text: {zh-CN: 立减, en: Money off}
+    value: 20000
+    cost: 100
+    channels: [app, web]
+    budget: {total: 10000000} # never runs out: reservations to expire
+    prior: 0.5
+    category: replay_c
+    untargeted: true
 `, "replay_instore", "replay_online")
 }
 

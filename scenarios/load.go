@@ -139,6 +139,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 	sort.Strings(offerIDs)
 
 	c := &exprCompiler{}
+	unknownRef := false
 	for _, d := range l.scenarios {
 		sc := d.sc
 		l.file = sc.File
@@ -150,6 +151,7 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 			o := set.offerByID[ref.Value]
 			if o == nil {
 				l.errf(ref, "scenario %q proposes unknown offer %q%s; define it under offers: or fix the id", sc.ID, ref.Value, suggest(ref.Value, offerIDs))
+				unknownRef = true
 				continue
 			}
 			if o.Channels&sc.Channels == 0 && o.Channels != 0 && sc.Channels != 0 { // no channels: reported
@@ -190,6 +192,20 @@ func (l *loader) load(names []string, version string, now time.Time) (*Set, erro
 		sc.Index = len(set.Scenarios)
 		set.byID[sc.ID] = sc
 		set.Scenarios = append(set.Scenarios, sc)
+	}
+	// An offer only scenarios propose, and none does, could never be
+	// given. After a misspelt reference the offer meant is reported
+	// through its "did you mean", not twice.
+	proposed := make([]bool, len(set.Offers))
+	for _, sc := range set.Scenarios {
+		for _, o := range sc.Offers {
+			proposed[o.Index] = true
+		}
+	}
+	for _, o := range set.Offers {
+		if !o.Untargeted && !proposed[o.Index] && !unknownRef {
+			l.errs = append(l.errs, &LoadError{File: o.File, Line: o.Line, Msg: fmt.Sprintf("offer %q is proposed by no scenario and is not untargeted, so it could never be given; list it in a scenario's offers, or set untargeted: true to let the engine offer it to anyone eligible", o.ID)})
+		}
 	}
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
@@ -548,7 +564,7 @@ func (l *loader) id(n *yaml.Node, what string) (string, bool) {
 	return s, true
 }
 
-var offerKeys = []string{"id", "type", "title", "text", "value", "cost", "channels", "stores", "valid_from", "valid_to", "phases", "budget", "cap", "cooldown", "requires_consent", "fulfilment", "prior", "category", "transactional"}
+var offerKeys = []string{"id", "type", "title", "text", "value", "cost", "channels", "stores", "valid_from", "valid_to", "phases", "budget", "cap", "cooldown", "requires_consent", "fulfilment", "prior", "category", "transactional", "untargeted"}
 
 func (l *loader) parseOffer(n *yaml.Node) *Offer {
 	o := &Offer{File: l.file, Line: n.Line, Prior: 0.05}
@@ -677,6 +693,8 @@ func (l *loader) parseOffer(n *yaml.Node) *Offer {
 			o.Category, _ = l.str(v, what+" category")
 		case "transactional":
 			o.Transactional, _ = l.boolean(v, what+" transactional")
+		case "untargeted":
+			o.Untargeted, _ = l.boolean(v, what+" untargeted")
 		}
 	})
 	if n.Kind != yaml.MappingNode {

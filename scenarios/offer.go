@@ -163,6 +163,12 @@ type Offer struct {
 	// the channels' contact caps and dismissal suppression; their own Cap
 	// and Cooldown still apply.
 	Transactional bool
+	// Untargeted offers may also be served when no scenario proposes
+	// them: to a customer no scenario fits, to the holdout, to a customer
+	// nbo has not seen yet, and as the bandit's exploration. Otherwise
+	// only the scenarios that list the offer propose it, so their
+	// conditions say who gets it.
+	Untargeted bool
 
 	// Index is the offer's position in its Set's Offers, so per-offer
 	// state can live in a slice instead of a map.

@@ -55,6 +55,7 @@ func TestACrashDoesNotOverIssueABudget(t *testing.T) {
     budget: {total: %d}
     prior: 0.95
     category: crash
+    untargeted: true
 `, budget*500)), 0o644)) // the budget is money: budget coupons at cost 500
 	httpAddr, kafkaAddr := freePort(t), freePort(t)
 	base := "http://" + httpAddr

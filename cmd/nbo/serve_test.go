@@ -245,10 +245,17 @@ func TestResetAnOffersLearning(t *testing.T) {
 	require.Zero(t, posteriors(), "nothing learnt or drawn yet")
 	require.Contains(t, scrapeMetric(t, adminAddr, "nbo_attribution_records"), "", "the attribution store's fill is exposed")
 	require.Contains(t, scrapeMetric(t, adminAddr, "nbo_attribution_records_evicted_total"), "")
-	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/decide", key, `{"ids":{"member":"M-new"},"channel":"app","limit":3}`)
-	require.Equal(t, 200, code, "%v", resp)
-	offers, _ := resp["offers"].([]any)
-	require.NotEmpty(t, offers, "a stranger gets the fallback offers: %v", resp)
+	// A new member who accepts marketing gets the untargeted offers.
+	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/events", key, fmt.Sprintf(
+		`{"event_id":"c1","ts":%q,"type":"consent","channel":"app","ids":{"member":"M-new"},"attrs":{"purpose":"marketing","granted":"true"}}`,
+		time.Now().UTC().Format(time.RFC3339)))
+	require.Equal(t, 202, code, "%v", resp)
+	var offers []any
+	require.Eventually(t, func() bool {
+		code, resp = call(t, "POST", "http://"+httpAddr+"/v1/decide", key, `{"ids":{"member":"M-new"},"channel":"app","limit":3}`)
+		offers, _ = resp["offers"].([]any)
+		return code == 200 && len(offers) > 0
+	}, 20*time.Second, 50*time.Millisecond, "the new member gets the untargeted offers: %v", resp)
 	drawn := offers[0].(map[string]any)["offer_id"].(string)
 	before := posteriors()
 	require.Positive(t, before, "the decision's draws read (and so hold) posteriors")
