@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kind says how a feature is encoded in a feature vector.
@@ -214,6 +215,9 @@ func readRecords(r io.Reader) (header []string, rows [][]string, lines []int, er
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: reading header: %v", ErrBadCSV, err)
 	}
+	if err := checkUTF8(cr, header, nil); err != nil {
+		return nil, nil, nil, err
+	}
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
@@ -236,6 +240,9 @@ func readRecords(r io.Reader) (header []string, rows [][]string, lines []int, er
 			return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadCSV, err)
 		}
 		line, _ := cr.FieldPos(0)
+		if err := checkUTF8(cr, rec, header); err != nil {
+			return nil, nil, nil, err
+		}
 		if len(rec) != len(header) {
 			return nil, nil, nil, fmt.Errorf("%w: line %d: %d fields, the header has %d", ErrBadCSV, line, len(rec), len(header))
 		}
@@ -246,6 +253,27 @@ func readRecords(r io.Reader) (header []string, rows [][]string, lines []int, er
 		return nil, nil, nil, fmt.Errorf("%w: no data rows after the header", ErrBadCSV)
 	}
 	return header, rows, lines, nil
+}
+
+// checkUTF8 refuses a record with a cell that is not valid UTF-8. Such a
+// cell (a Latin-1 "café") would be stored in the artifact's JSON with the
+// bad bytes replaced by U+FFFD, so the artifact would no longer match its
+// own schema hash nor the file it was trained on. header names the
+// columns; nil for the header row itself.
+func checkUTF8(cr *csv.Reader, rec, header []string) error {
+	for i, cell := range rec {
+		if utf8.ValidString(cell) {
+			continue
+		}
+		line, _ := cr.FieldPos(i)
+		col := fmt.Sprintf("column %d", i+1)
+		if i < len(header) {
+			col = fmt.Sprintf("column %d (%q)", i+1, header[i])
+		}
+		return fmt.Errorf("%w: line %d, %s: %+q is not UTF-8 text; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)",
+			ErrBadCSV, line, col, excerpt(cell))
+	}
+	return nil
 }
 
 func choosePositive(labels map[string]int, want string) (string, error) {

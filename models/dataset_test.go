@@ -58,6 +58,9 @@ func TestReadCSV(t *testing.T) {
 		{name: "a duplicate column name is refused", csv: "a,a,y\n1,2,0\n", opts: CSVOptions{Label: "y"}, wantErr: `column name "a" appears twice`},
 		{name: "an empty file is refused", csv: "", opts: CSVOptions{Label: "y"}, wantErr: "the file is empty"},
 		{name: "a header without rows is refused", csv: "a,y\n", opts: CSVOptions{Label: "y"}, wantErr: "no data rows"},
+		{name: "a Latin-1 cell names its line and column and says to convert", csv: "a,city,y\n1,paris,0\n2,caf\xe9,1\n", opts: CSVOptions{Label: "y"},
+			wantErr: `line 3, column 2 ("city"): "caf\xe9" is not UTF-8 text; convert the file to UTF-8`},
+		{name: "a Latin-1 header names line 1", csv: "a,caf\xe9,y\n1,2,0\n", opts: CSVOptions{Label: "y"}, wantErr: `line 1, column 2: "caf\xe9" is not UTF-8`},
 		{name: "the label option is required", csv: "a,y\n1,0\n", wantErr: "label column is required"},
 	}
 	for _, tt := range tests {
@@ -80,6 +83,9 @@ func TestScoreRowsMatchesByNameAndTreatsUnknownCategoriesAsMissing(t *testing.T)
 	require.Equal(t, []float64{30, 1}, rows[0])
 	require.True(t, math.IsNaN(rows[1][0]))
 	require.True(t, math.IsNaN(rows[1][1]), "an unknown category is missing")
+
+	_, err = ScoreRows(strings.NewReader("age,city\n3,caf\xe9\n"), s, "y")
+	require.ErrorContains(t, err, `line 2, column 2 ("city"): "caf\xe9" is not UTF-8 text; convert the file to UTF-8`)
 
 	_, err = ScoreRows(strings.NewReader("age\n3\n"), s, "y")
 	require.ErrorContains(t, err, `feature column "city" of the model is not in the header`)
