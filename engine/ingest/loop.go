@@ -109,7 +109,19 @@ type Options struct {
 	// Whether the other partitions keep delivering does not matter.
 	// Default: 5s.
 	CatchUpStall time.Duration
-	// Now is the wall clock (future_ts checks). Default: time.Now.
+	// DeadLetterBuffer is the most bytes of dead letters held in memory
+	// while the dead-letter topic does not take them (it is missing, an
+	// ACL refuses us, it has no leader): the loop sends them from a
+	// goroutine of its own and keeps applying valid events meanwhile,
+	// but takes no snapshot (and commits no offset) past a record whose
+	// dead letter is not delivered. Once the buffer holds this much, the
+	// loop stops consuming until the topic takes letters again. Default:
+	// 64 MiB.
+	DeadLetterBuffer int64
+	// Now is the wall clock. A record is refused future_ts when its ts is
+	// more than the decoder's MaxFutureSkew ahead of the earlier of the
+	// record's Kafka timestamp and Now (see futureRef), so a replay
+	// judges a record as the live run did. Default: time.Now.
 	Now func() time.Time
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
@@ -128,7 +140,8 @@ type Loop struct {
 	offsets map[int]int64 // next offset to read, per partition, as applied
 	target  map[int]int64 // end offsets at start, for readiness
 	ready   atomic.Bool
-	letters []kafka.DeadLetter
+	letters *letterQueue
+	paused  atomic.Bool // consuming stopped: the dead-letter buffer is full
 
 	applied  atomic.Int64
 	rejected atomic.Int64
@@ -164,8 +177,14 @@ func New(opts Options) (*Loop, error) {
 	if opts.SnapshotPath == "" {
 		errs = append(errs, errors.New("ingest: SnapshotPath is required"))
 	}
+	if opts.DeadLetterBuffer < 0 {
+		errs = append(errs, fmt.Errorf("ingest: DeadLetterBuffer %d is negative; use 0 for the default (64 MiB)", opts.DeadLetterBuffer))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if opts.DeadLetterBuffer == 0 {
+		opts.DeadLetterBuffer = 64 << 20
 	}
 	if opts.Topic == "" {
 		opts.Topic = kafka.TopicEvents
@@ -187,6 +206,7 @@ func New(opts Options) (*Loop, error) {
 	}
 	opts.Decode.EnsureDefaults()
 	l := &Loop{opts: opts, offsets: map[int]int64{}, evs: make([]features.Event, 0, batchMax), which: make([]int32, 0, batchMax)}
+	l.letters = newLetterQueue(opts.DeadLetters, opts.DeadLetterBuffer, opts.Logger)
 	l.appliedFn = l.appliedOne
 	return l, nil
 }
@@ -299,11 +319,26 @@ func (l *Loop) Ready() bool { return l.ready.Load() }
 type Stats struct {
 	Applied, Rejected int64
 	LastSnapshot      time.Time
+	// DeadLettersPending are the dead letters not yet delivered to the
+	// dead-letter topic, DeadLetterBytes what they hold (against
+	// Options.DeadLetterBuffer).
+	DeadLettersPending, DeadLetterBytes int64
+	// DeadLettersUnavailable: the topic refused the last send; snapshots
+	// and offset commits wait for it.
+	DeadLettersUnavailable bool
+	// Paused: the loop consumes nothing until the topic takes letters
+	// (DeadLetterBytes reached Options.DeadLetterBuffer).
+	Paused bool
 }
 
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
-	st := Stats{Applied: l.applied.Load(), Rejected: l.rejected.Load()}
+	ls := l.letters.stats()
+	st := Stats{
+		Applied: l.applied.Load(), Rejected: l.rejected.Load(),
+		DeadLettersPending: ls.pending, DeadLetterBytes: ls.bytes, DeadLettersUnavailable: ls.unavailable,
+		Paused: l.paused.Load(),
+	}
 	if ms := l.lastSnap.Load(); ms > 0 {
 		st.LastSnapshot = time.UnixMilli(ms)
 	}
@@ -354,7 +389,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				down = false
 			}
 			d := decoded{rec: rec}
-			d.rej = features.DecodeEvent(rec.Value, l.opts.Now().UnixMilli(), &l.opts.Decode, &d.ev)
+			d.rej = features.DecodeEvent(rec.Value, futureRef(&rec, l.opts.Now()), &l.opts.Decode, &d.ev)
 			select {
 			case recs <- d:
 			case <-fctx.Done():
@@ -364,6 +399,18 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() { cancelFetch(); <-fetched }() // Run owns the goroutine: stop it and wait
+	// Dead letters go out from a goroutine of their own, so an unreachable
+	// dead-letter topic never holds up the loop. It outlives ctx: the
+	// final snapshot waits for the letters it covers, and a stop must not
+	// cut a send half-way (the letters would be sent again).
+	sctx, stopSender := context.WithCancel(context.WithoutCancel(ctx))
+	sent := make(chan struct{})
+	l.letters.running.Store(true)
+	go func() {
+		defer close(sent)
+		l.letters.run(sctx)
+	}()
+	defer func() { stopSender(); <-sent; l.letters.running.Store(false) }()
 	tick := time.NewTicker(l.opts.SnapshotEvery)
 	defer tick.Stop()
 	flush := time.NewTicker(250 * time.Millisecond)
@@ -387,8 +434,20 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	defer func() { l.noteMerge(merge) }()
 	for {
+		// While the dead-letter buffer is full, consume nothing: the flush
+		// tick looks again every 250 ms.
+		in := recs
+		if l.letters.full() {
+			in = nil
+			if !l.paused.Swap(true) {
+				st := l.letters.stats()
+				l.opts.Logger.Error("the dead-letter buffer is full; ingest paused until the dead-letter topic takes letters", "pending", st.pending, "bytes", st.bytes, "limit", l.opts.DeadLetterBuffer)
+			}
+		} else if l.paused.Swap(false) {
+			l.opts.Logger.Info("the dead-letter topic took letters; ingest resumed")
+		}
 		select {
-		case rec, ok = <-recs:
+		case rec, ok = <-in:
 			received = true
 			if !ok {
 				err := <-fetchErr
@@ -430,21 +489,18 @@ func (l *Loop) Run(ctx context.Context) error {
 			if merge != nil {
 				merge, batch = l.mergeValve(merge, batch, time.Now())
 			}
-			// Not the run's context: a stop must not cut a send half-way
-			// (the letters would stay queued and be sent again).
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err := l.flushLetters(fctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				l.opts.Logger.Warn("sending dead letters; will retry", "err", err)
-			}
 		case <-idle.C:
 			if !received && merge == nil && l.ready.Load() && l.opts.OnIdle != nil && l.atEnd(ctx) {
 				l.opts.OnIdle(l.opts.Now())
 			}
 			received = false
 		case <-tick.C:
-			if err := l.snapshotInBackground(ctx); err != nil && ctx.Err() == nil {
+			err := l.snapshotInBackground(ctx)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, errLettersPending):
+				l.opts.Logger.Warn("snapshot postponed until the dead letters it would cover are delivered; offsets not committed", "err", err)
+			default:
 				l.opts.Logger.Error("snapshot failed; offsets not committed", "err", err)
 			}
 		case <-ctx.Done():
@@ -597,18 +653,45 @@ func (l *Loop) reject(rec *kafka.Record, rej *features.Rejection) {
 	if l.opts.OnRejected != nil {
 		l.opts.OnRejected(rej.Code)
 	}
-	l.letters = append(l.letters, kafka.DeadLetter{Source: *rec, SourceTopic: l.opts.Topic, Reason: string(rej.Code), Field: rej.Field})
+	l.letters.add(kafka.DeadLetter{Source: *rec, SourceTopic: l.opts.Topic, Reason: string(rej.Code), Field: rej.Field})
 }
 
-func (l *Loop) flushLetters(ctx context.Context) error {
-	if len(l.letters) == 0 {
-		return nil
+// futureRef is the instant, in Unix ms, a record's ts is judged against
+// for future_ts: the earlier of the record's Kafka timestamp (the
+// producer's create time, or the broker's append time when the topic
+// says so) and now. Live, a record is read after it was written, so this
+// is the record's timestamp, and a replay hours later judges the record
+// exactly as the live run did; now only caps a producer whose clock runs
+// ahead of ours. A record without a timestamp (before 2000: none was
+// set) is judged against now.
+func futureRef(rec *kafka.Record, now time.Time) int64 {
+	ref := now.UnixMilli()
+	if t := rec.Time.UnixMilli(); t >= minRecordTime && t < ref {
+		ref = t
 	}
-	if err := l.opts.DeadLetters.Send(ctx, l.letters); err != nil {
-		return err
+	return ref
+}
+
+// minRecordTime is 2000-01-01T00:00:00Z in Unix ms: an earlier record
+// timestamp is taken for none (Kafka's -1, a zero time).
+const minRecordTime = 946684800000
+
+// flushLetters delivers the dead letters queued so far, for a snapshot
+// about to cover their records. While Run sends them, it waits for that
+// up to wait, and returns at once if the topic is refusing letters
+// (periodic snapshots then never hold up the loop); otherwise it sends
+// them itself. The error wraps errLettersPending.
+func (l *Loop) flushLetters(ctx context.Context, wait time.Duration) error {
+	if !l.letters.running.Load() {
+		return l.letters.sendAll(ctx)
 	}
-	l.letters = l.letters[:0]
-	return nil
+	mark := l.letters.mark()
+	if l.letters.unavailable() != nil && wait < sendTimeout {
+		wait = 0 // the topic is refusing letters: do not hold up the loop
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	return l.letters.sentThrough(wctx, mark)
 }
 
 // snapshotInBackground encodes a snapshot on the loop's goroutine (the
@@ -623,7 +706,7 @@ func (l *Loop) snapshotInBackground(ctx context.Context) error {
 			return nil
 		}
 	}
-	data, commit, err := l.encode(ctx)
+	data, commit, err := l.encode(ctx, periodicLetterWait)
 	if err != nil {
 		return err
 	}
@@ -646,11 +729,20 @@ func (l *Loop) waitWriter() {
 	}
 }
 
-// encode flushes the dead letters and renders the state with the offsets
-// it covers.
-func (l *Loop) encode(ctx context.Context) ([]byte, map[int]int64, error) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	err := l.flushLetters(fctx)
+// periodicLetterWait bounds how long a periodic snapshot waits on the
+// loop's goroutine for the dead letters it covers; a healthy topic takes
+// them in milliseconds. Past it the snapshot is postponed to the next
+// tick; Snapshot (the final one) waits up to sendTimeout.
+const periodicLetterWait = 2 * time.Second
+
+// encode delivers the dead letters (waiting up to letterWait, see
+// flushLetters) and renders the state with the offsets it covers. The
+// offsets cover only records that are applied or whose dead letter is
+// delivered: when letters are pending, nothing is rendered and the error
+// wraps errLettersPending.
+func (l *Loop) encode(ctx context.Context, letterWait time.Duration) ([]byte, map[int]int64, error) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	err := l.flushLetters(fctx, letterWait)
 	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sending dead letters before the snapshot: %w", err)
@@ -711,7 +803,7 @@ func (l *Loop) Snapshot(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.waitWriter()
-	data, commit, err := l.encode(ctx)
+	data, commit, err := l.encode(ctx, sendTimeout)
 	if err != nil {
 		return err
 	}
