@@ -224,10 +224,52 @@ type scanner struct {
 	attrs   [maxAttrsLimit][2]span
 	lim     limits
 	pending *Rejection // first schema error, reported if the syntax is fine
+	// others are the keys seen of whose values the scanner keeps no
+	// position — unknown fields and identifiers, attrs entries that are
+	// null, not strings or past the limit — each prefixed with its
+	// object's scope byte, for duplicate detection. Made on first use:
+	// events that are accepted rarely have any.
+	others map[string]struct{}
 }
 
-// DecodeEvent decodes one JSON event into ev and validates it. now is the caller's wall clock in Unix milliseconds,
-// for the future_ts check. opts may be nil for the defaults. It returns
+// Scopes of the keys in scanner.others.
+const (
+	scopeTop   = 't'
+	scopeIDs   = 'i'
+	scopeAttrs = 'a'
+)
+
+// sawOther notes key k of the object scope among the keys the scanner
+// keeps no position of, and reports whether it was already there.
+func (s *scanner) sawOther(scope byte, k []byte) bool {
+	if s.others == nil {
+		s.others = make(map[string]struct{}, 4)
+	}
+	var buf [64]byte
+	key := append(append(buf[:0], scope), k...)
+	if _, dup := s.others[string(key)]; dup {
+		return true
+	}
+	s.others[string(key)] = struct{}{}
+	return false
+}
+
+// isOther reports whether key k of the object scope was noted by
+// sawOther.
+func (s *scanner) isOther(scope byte, k []byte) bool {
+	if s.others == nil {
+		return false
+	}
+	var buf [64]byte
+	_, dup := s.others[string(append(append(buf[:0], scope), k...))]
+	return dup
+}
+
+// DecodeEvent decodes one JSON event into ev and validates it. now, in
+// Unix milliseconds, is the instant the future_ts check judges ts against:
+// HTTP ingest passes its clock; the ingest loop the earlier of the
+// record's Kafka timestamp and its clock, so a replay judges a record as
+// the live run did. opts may be nil for the defaults. It returns
 // nil when the event is valid, else a Rejection with a stable code, the
 // field at fault and a message that quotes at most 32 bytes of the input.
 //
@@ -247,8 +289,11 @@ type scanner struct {
 //   - The input is at most MaxEventBytes (default 16 KiB), else too_large
 //     before anything is parsed. It is exactly one JSON object, optionally
 //     surrounded by white space; anything else — broken syntax, a bad
-//     escape, invalid UTF-8, a duplicate key, nesting deeper than 256,
-//     trailing data after the object — is bad_json. Syntax errors win over
+//     escape, invalid UTF-8, a duplicate key (in the event, ids or attrs,
+//     whatever the key — an unknown field repeated is bad_json, not
+//     unknown_field — and whatever the values: "k":null,"k":"v" repeats
+//     k), nesting deeper than 256, trailing data after the object — is
+//     bad_json. Syntax errors win over
 //     every other code.
 //   - Top-level keys are the schema v1 fields; any other key is
 //     unknown_field (field: the key, cut to 32 bytes). Keys inside ids are
@@ -391,6 +436,11 @@ func (s *scanner) object() *Rejection {
 			var field string
 			if f < 0 {
 				field = fieldExcerpt(string(k))
+				// A repeated key is bad JSON even when the field is
+				// unknown: syntax errors win.
+				if s.sawOther(scopeTop, k) {
+					return s.badJSON(i, field, "duplicate key "+"“"+field+"”")
+				}
 				s.schemaErr(ReasonUnknownField, field, "field "+"“"+field+"”"+" is not in schema v1; remove it or put it in attrs")
 				end, msg := skipValue(b, i)
 				if msg != "" {
@@ -545,6 +595,9 @@ func (s *scanner) ids(i int) (int, *Rejection) {
 		var field string
 		if f < 0 {
 			field = "ids." + fieldExcerpt(string(k))
+			if s.sawOther(scopeIDs, k) {
+				return i, s.badJSON(i, field, "duplicate key "+"“"+field+"”")
+			}
 			s.schemaErr(ReasonUnknownField, field, "identifier "+"“"+field+"”"+" is not in schema v1; use member, card, phone, email or device")
 			end, msg := skipValue(b, i)
 			if msg != "" {
@@ -589,7 +642,14 @@ func (s *scanner) attrsObject(i int) (int, *Rejection) {
 			return kEnd, s.badJSON(kEnd, "attrs", msg)
 		}
 		k := span{int32(i + 1), int32(kEnd - 1)}
-		if s.isDupAttr(k, kEsc) {
+		kb := s.raw(k)
+		var kbuf [64]byte
+		if kEsc {
+			kb = appendUnescaped(kbuf[:0], kb)
+		}
+		// A key repeats whatever its values: "k":null,"k":"v" is as
+		// much a duplicate as two strings.
+		if s.isDupAttr(kb) || s.isOther(scopeAttrs, kb) {
 			return kEnd, s.badJSON(kEnd, "attrs", "duplicate key in attrs")
 		}
 		i = skipWS(b, kEnd)
@@ -615,6 +675,7 @@ func (s *scanner) attrsObject(i int) (int, *Rejection) {
 				}
 			} else {
 				s.schemaErr(ReasonTooLarge, "attrs", fmt.Sprintf("attrs has more than %d entries; keep it small", s.lim.attrs))
+				s.sawOther(scopeAttrs, kb)
 			}
 			s.nattrs++
 			i = end
@@ -623,8 +684,10 @@ func (s *scanner) attrsObject(i int) (int, *Rejection) {
 			if msg != "" {
 				return end, s.badJSON(end, "attrs", msg)
 			}
+			s.sawOther(scopeAttrs, kb)
 			i = end
 		default:
+			s.sawOther(scopeAttrs, kb)
 			s.schemaErr(ReasonWrongType, "attrs."+fieldExcerpt(string(s.raw(k))), "attrs values must be JSON strings")
 			end, msg := skipValue(b, i)
 			if msg != "" {
@@ -646,17 +709,13 @@ func (s *scanner) attrsObject(i int) (int, *Rejection) {
 
 func (s *scanner) raw(sp span) []byte { return s.b[sp.off:sp.end] }
 
-// isDupAttr reports whether key k equals the key of an attrs entry already
-// kept. Keys past the limit are not compared: the event is too_large.
-func (s *scanner) isDupAttr(k span, esc bool) bool {
+// isDupAttr reports whether key kb (unescaped) equals the key of an attrs
+// entry already kept. The keys of entries not kept (null, not a string,
+// past the limit) are in s.others.
+func (s *scanner) isDupAttr(kb []byte) bool {
 	n := min(s.nattrs, s.lim.attrs)
 	if n == 0 {
 		return false
-	}
-	kb := s.raw(k)
-	var buf [64]byte
-	if esc {
-		kb = appendUnescaped(buf[:0], kb)
 	}
 	for j := 0; j < n; j++ {
 		ob := s.raw(s.attrs[j][0])

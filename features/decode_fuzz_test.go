@@ -36,6 +36,8 @@ func addDecodeSeeds(f *testing.F) {
 		with(`"attrs":{"x":"\ud800\u0041","y":"\udc00"}`), with(`"x":[{"y":[1,2,{"z":null}]}]`),
 		with(`"quantity":-0`), with(`"amount":1.5e3`), strings.Replace(base, `{"member":"M1"}`, `{"phone":"+1 555-0100 99"}`, 1),
 		`{"event_id":"a","event_id":"b"}`, `{"event_id":"a"} x`, "{\"sku\":\"\xff\"}",
+		with(`"x":1,"x":2`), with(`"\u0078":1,"x":{}`), with(`"attrs":{"k":null,"k":"v"}`), with(`"attrs":{"k":1,"k":null}`),
+		strings.Replace(base, `{"member":"M1"}`, `{"member":"M1","x":"1","x":"2"}`, 1),
 	} {
 		f.Add([]byte(s))
 	}
@@ -43,9 +45,10 @@ func addDecodeSeeds(f *testing.F) {
 
 // FuzzDecodeEvent checks DecodeEvent against encoding/json: it never
 // panics; whatever encoding/json finds malformed it rejects as bad_json;
-// it calls well-formed JSON bad_json only for what the schema forbids on
-// top of JSON (not an object, duplicate keys, invalid UTF-8, deep
-// nesting); an accepted event has the values encoding/json sees and
+// a key repeated in the event, its ids or its attrs (whatever the field
+// and the values) is bad_json; it calls well-formed JSON bad_json only
+// for what the schema forbids on top of JSON (not an object, duplicate
+// keys, invalid UTF-8, deep nesting); an accepted event has the values encoding/json sees and
 // round-trips through EncodeEvent.
 func FuzzDecodeEvent(f *testing.F) {
 	addDecodeSeeds(f)
@@ -62,6 +65,10 @@ func FuzzDecodeEvent(f *testing.F) {
 			require.NotNil(t, rej, "accepted malformed JSON %q", data)
 			require.Equal(t, ReasonBadJSON, rej.Code, "malformed JSON %q: %s", data, rej.Message)
 			return
+		}
+		if eventKeyRepeats(data) {
+			require.NotNil(t, rej, "accepted a repeated key %q", data)
+			require.Equal(t, ReasonBadJSON, rej.Code, "a repeated key %q: %s", data, rej.Message)
 		}
 		if rej != nil {
 			if rej.Code == ReasonBadJSON {
@@ -147,6 +154,59 @@ func jsonBeyondSchema(data []byte) bool {
 	}
 	dup, err := hasDuplicateKeys(json.NewDecoder(bytes.NewReader(data)))
 	return err != nil || dup
+}
+
+// eventKeyRepeats reports whether well-formed JSON is an object in which,
+// or in whose ids or attrs object, a key repeats: what DecodeEvent must
+// call bad_json, whatever the keys and values. (In values it only skips,
+// such as an unknown field's, a repeat may go unnoticed.)
+func eventKeyRepeats(data []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	return objectKeyRepeats(d, true)
+}
+
+// objectKeyRepeats reads the rest of an object whose '{' d has read; top
+// says it is the event, whose ids and attrs are read too.
+func objectKeyRepeats(d *json.Decoder, top bool) bool {
+	seen := map[string]bool{}
+	dup := false
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		k := tok.(string)
+		dup = dup || seen[k]
+		seen[k] = true
+		if !top || (k != "ids" && k != "attrs") {
+			if _, err := hasDuplicateKeys(d); err != nil {
+				return false
+			}
+			continue
+		}
+		tok, err = d.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			dup = objectKeyRepeats(d, false) || dup
+		case json.Delim('['):
+			for d.More() {
+				if _, err := hasDuplicateKeys(d); err != nil {
+					return false
+				}
+			}
+			if _, err := d.Token(); err != nil {
+				return false
+			}
+		}
+	}
+	_, err := d.Token()
+	return err == nil && dup
 }
 
 func nesting(data []byte) int {
