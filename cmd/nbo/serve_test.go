@@ -245,6 +245,11 @@ func TestResetAnOffersLearning(t *testing.T) {
 	require.Zero(t, posteriors(), "nothing learnt or drawn yet")
 	require.Contains(t, scrapeMetric(t, adminAddr, "nbo_attribution_records"), "", "the attribution store's fill is exposed")
 	require.Contains(t, scrapeMetric(t, adminAddr, "nbo_attribution_records_evicted_total"), "")
+	for _, m := range []string{"nbo_dead_letters_pending", "nbo_dead_letter_bytes", "nbo_ingest_paused"} {
+		got := scrapeMetric(t, adminAddr, m)
+		require.Contains(t, got, "", "%s is exposed", m)
+		require.Zero(t, got[""], "%s: the dead-letter topic is up", m)
+	}
 	// A new member who accepts marketing gets the untargeted offers.
 	code, resp := call(t, "POST", "http://"+httpAddr+"/v1/events", key, fmt.Sprintf(
 		`{"event_id":"c1","ts":%q,"type":"consent","channel":"app","ids":{"member":"M-new"},"attrs":{"purpose":"marketing","granted":"true"}}`,

@@ -125,6 +125,14 @@ func registerEngineMetrics(reg *prometheus.Registry, store *features.Store, loop
 		}
 		return 0
 	})
+	gauge("nbo_dead_letters_pending", "Dead letters not yet delivered to nbo.events.dlq; snapshots wait for them.", func() float64 { return float64(loop.Stats().DeadLettersPending) })
+	gauge("nbo_dead_letter_bytes", "Bytes the undelivered dead letters hold (ingest pauses at the dead-letter buffer).", func() float64 { return float64(loop.Stats().DeadLetterBytes) })
+	gauge("nbo_ingest_paused", "1 while ingest consumes nothing until the dead-letter topic takes letters again.", func() float64 {
+		if loop.Stats().Paused {
+			return 1
+		}
+		return 0
+	})
 	counter("nbo_decisions_total", "Decisions made.", func() float64 { return float64(eng.Counters().Decisions) })
 	counter("nbo_decisions_fallback_total", "Decisions answered with fallback offers.", func() float64 { return float64(eng.Counters().Fallbacks) })
 	counter("nbo_decisions_empty_total", "Decisions that served no offer (contact policy, budgets or eligibility left none).", func() float64 { return float64(eng.Counters().Empty) })
