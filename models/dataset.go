@@ -68,7 +68,10 @@ func (s Schema) Index(name string) int {
 // Encode returns the vector value of a raw string cell for feature i:
 // the parsed number for numeric features, the vocabulary index for
 // categorical ones, NaN for an empty cell, an unparsable number or an
-// unknown category.
+// unknown category. A missing-value token (NA, NaN, null, N/A) is never
+// a number and, since ReadCSV keeps it out of vocabularies, an unknown
+// category — it is not tested for here, so an artifact trained before
+// such tokens meant missing (with "NA" in a vocabulary) scores as before.
 func (s Schema) Encode(i int, cell string) float64 {
 	f := &s.Features[i]
 	cell = strings.TrimSpace(cell)
@@ -97,6 +100,10 @@ type Dataset struct {
 	Y      []bool
 	// Positive is the label value counted as the positive class.
 	Positive string
+	// Warnings are things about the input a person should look at (a
+	// column that looks numeric but was read as categorical), one
+	// sentence each; ReadCSV fills them, the caller shows them.
+	Warnings []string
 }
 
 // CSVOptions says how to read a labelled CSV file.
@@ -122,8 +129,8 @@ func (o CSVOptions) Validate() error {
 var ErrBadCSV = errors.New("models: bad csv")
 
 // ReadCSV reads a labelled CSV with a header row. A column is numeric when
-// every non-empty cell parses as a float, else categorical; empty cells are
-// missing values. The label column must hold exactly two distinct values.
+// every non-missing cell parses as a float, else categorical; empty cells
+// and NA, NaN, null and N/A (any case) are missing values (IsMissing). The label column must hold exactly two distinct values.
 // Errors name the line and column.
 func ReadCSV(r io.Reader, opts CSVOptions) (*Dataset, error) {
 	if err := opts.Validate(); err != nil {
@@ -154,11 +161,11 @@ func ReadCSV(r io.Reader, opts CSVOptions) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	schema, err := inferSchema(header, rows, labelCol)
+	schema, warnings, err := inferSchema(header, rows, lines, labelCol)
 	if err != nil {
 		return nil, err
 	}
-	ds := &Dataset{Schema: schema, Positive: pos, X: make([][]float64, len(rows)), Y: make([]bool, len(rows))}
+	ds := &Dataset{Schema: schema, Positive: pos, X: make([][]float64, len(rows)), Y: make([]bool, len(rows)), Warnings: warnings}
 	cols := featureColumns(len(header), labelCol)
 	flat := make([]float64, len(rows)*len(cols))
 	for k, row := range rows {
@@ -308,21 +315,51 @@ func choosePositive(labels map[string]int, want string) (string, error) {
 	return vals[1], nil
 }
 
-func inferSchema(header []string, rows [][]string, labelCol int) (Schema, error) {
-	var s Schema
+// IsMissing reports whether a CSV cell stands for a missing value: an
+// empty cell, or NA, NaN, null or N/A in any case. Without this one "NA"
+// in a numeric column made the whole column categorical, with every
+// distinct number a category of its own.
+func IsMissing(cell string) bool {
+	cell = strings.TrimSpace(cell)
+	switch strings.ToLower(cell) {
+	case "", "na", "nan", "null", "n/a":
+		return true
+	}
+	return false
+}
+
+// Thresholds of the warning about a categorical column that looks numeric.
+const (
+	numericLookingMinValues = 20  // distinct values
+	numericLookingShare     = 0.9 // of the distinct values that parse as numbers
+)
+
+func inferSchema(header []string, rows [][]string, lines []int, labelCol int) (Schema, []string, error) {
+	var (
+		s        Schema
+		warnings []string
+	)
 	for _, c := range featureColumns(len(header), labelCol) {
 		numeric := true
 		vocab := map[string]bool{}
-		for _, row := range rows {
+		numbers := 0     // distinct values that parse as numbers
+		firstOther := -1 // row of the first value that does not
+		for k, row := range rows {
+			if IsMissing(row[c]) {
+				continue
+			}
 			v := strings.TrimSpace(row[c])
-			if v == "" {
+			if vocab[v] {
 				continue
 			}
 			vocab[v] = true
-			if numeric {
-				if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-					numeric = false
+			if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				numeric = false
+				if firstOther < 0 {
+					firstOther = k
 				}
+			} else {
+				numbers++
 			}
 		}
 		f := Feature{Name: header[c], Kind: Numeric}
@@ -332,13 +369,19 @@ func inferSchema(header []string, rows [][]string, labelCol int) (Schema, error)
 				f.Vocabulary = append(f.Vocabulary, v)
 			}
 			sort.Strings(f.Vocabulary)
+			if len(vocab) >= numericLookingMinValues && float64(numbers) >= numericLookingShare*float64(len(vocab)) {
+				warnings = append(warnings, fmt.Sprintf(
+					"column %q is categorical with %d distinct values, %d of them numbers: line %d holds %q, which is not a number; "+
+						"if it means missing, leave the cell empty or write NA, else the column cannot be used as a number",
+					header[c], len(vocab), numbers, lines[firstOther], excerpt(strings.TrimSpace(rows[firstOther][c]))))
+			}
 		}
 		s.Features = append(s.Features, f)
 	}
 	if len(s.Features) == 0 {
-		return s, fmt.Errorf("%w: no feature columns besides the label", ErrBadCSV)
+		return s, nil, fmt.Errorf("%w: no feature columns besides the label", ErrBadCSV)
 	}
-	return s, nil
+	return s, warnings, nil
 }
 
 func featureColumns(n, labelCol int) []int {

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -50,6 +51,37 @@ func TestReadCSV(t *testing.T) {
 			opts:  CSVOptions{Label: "label", Positive: "0"},
 			check: func(t *testing.T, ds *Dataset) { require.Equal(t, []bool{false, true}, ds.Y) },
 		},
+		{
+			name: "NA, NaN, null and N/A in any case are missing like an empty cell and keep a column numeric",
+			csv:  "age,city,y\n30,NA,1\nNA,paris,0\nnan,na,1\nNULL,N/A,0\n n/a ,paris,1\n7,Null,0\n",
+			opts: CSVOptions{Label: "y"},
+			check: func(t *testing.T, ds *Dataset) {
+				require.Equal(t, []Feature{{Name: "age", Kind: Numeric}, {Name: "city", Kind: Categorical, Vocabulary: []string{"paris"}}}, ds.Schema.Features)
+				for r := 1; r < 5; r++ {
+					require.True(t, math.IsNaN(ds.X[r][0]), "row %d", r)
+				}
+				require.True(t, math.IsNaN(ds.X[0][1]), "NA is not a category")
+				require.Equal(t, 7.0, ds.X[5][0])
+				require.Empty(t, ds.Warnings)
+			},
+		},
+		{
+			name: "a categorical column whose values are mostly numbers is warned about, naming the first other value",
+			csv:  "x,y\n" + numericLookingRows(30, 4, "?"),
+			opts: CSVOptions{Label: "y"},
+			check: func(t *testing.T, ds *Dataset) {
+				require.Equal(t, Categorical, ds.Schema.Features[0].Kind)
+				require.Len(t, ds.Warnings, 1)
+				require.Contains(t, ds.Warnings[0], `column "x" is categorical with 31 distinct values, 30 of them numbers: line 6 holds "?"`)
+				require.Contains(t, ds.Warnings[0], "leave the cell empty or write NA")
+			},
+		},
+		{
+			name:  "a categorical column of few values is not warned about",
+			csv:   "x,y\n1,0\n2,1\nthree,0\n",
+			opts:  CSVOptions{Label: "y"},
+			check: func(t *testing.T, ds *Dataset) { require.Empty(t, ds.Warnings) },
+		},
 		{name: "a ragged row names its line", csv: "a,y\n1,0\n2\n", opts: CSVOptions{Label: "y"}, wantErr: "line 3: 1 fields, the header has 2"},
 		{name: "a missing label column is refused", csv: "a,b\n1,0\n", opts: CSVOptions{Label: "y"}, wantErr: `label column "y" is not in the header`},
 		{name: "three label values are refused", csv: "a,y\n1,0\n2,1\n3,2\n", opts: CSVOptions{Label: "y"}, wantErr: "exactly two values, found 3"},
@@ -74,6 +106,19 @@ func TestReadCSV(t *testing.T) {
 			tt.check(t, ds)
 		})
 	}
+}
+
+// numericLookingRows returns n rows of distinct numbers in column x, with
+// other at row index at (0-based), each labelled 0 or 1 in column y.
+func numericLookingRows(n, at int, other string) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i == at {
+			fmt.Fprintf(&b, "%s,%d\n", other, i%2)
+		}
+		fmt.Fprintf(&b, "%d.5,%d\n", i, i%2)
+	}
+	return b.String()
 }
 
 func TestScoreRowsMatchesByNameAndTreatsUnknownCategoriesAsMissing(t *testing.T) {

@@ -261,8 +261,9 @@ func newTrainCmd() *cobra.Command {
 		Long: `Train fits a model and writes it to --out, printing one JSON object with the
 holdout metrics to stdout; progress goes to stderr.
 
-From a CSV (--csv FILE --label COLUMN): the file has a header row; string
-columns are categorical, numeric columns numeric, empty cells missing.
+From a CSV (--csv FILE --label COLUMN): the file has a header row and is
+UTF-8; string columns are categorical, numeric columns numeric, and empty
+cells and NA, NaN, null, N/A (any case) missing.
 
 From the engine's history (--decisions FILE --events FILE, or
 --decisions-from-kafka BROKERS to read nbo.decisions and nbo.events):
@@ -329,6 +330,9 @@ Decisions whose window has not closed by the newest event are left out
 					return fmt.Errorf("train: reading %s: %w", csvPath, err)
 				}
 				fmt.Fprintf(stderr, "training on %s: %d rows, %d features, positive label %q\n", csvPath, len(ds.Y), len(ds.Schema.Features), ds.Positive)
+				for _, w := range ds.Warnings {
+					fmt.Fprintf(stderr, "warning: %s\n", w)
+				}
 			}
 			a, err := models.Train(ds, models.TrainOptions{
 				Algo: models.Algo(algo), Trees: trees, Seed: seed, Holdout: holdout, MinLeaf: minLeaf,

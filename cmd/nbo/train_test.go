@@ -122,6 +122,46 @@ func TestTrainRefusesBadInputWithAClearError(t *testing.T) {
 	require.ErrorContains(t, err, "holdout 1.5 must be between 0 and 1")
 }
 
+// TestTrainReadsNAAsMissingAndWarnsAboutNumberLikeCategories: one "NA" in
+// a numeric column once made it a categorical column of ~360 values,
+// silently (holdout AUC 0.897 → 0.584).
+func TestTrainReadsNAAsMissingAndWarnsAboutNumberLikeCategories(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(4, 4))
+	var na, odd strings.Builder
+	na.WriteString("x,z,y\n")
+	odd.WriteString("x,z,y\n")
+	for i := 0; i < 400; i++ {
+		x, z := rng.Float64()*100, rng.Float64()
+		y := 0
+		if x/100+rng.Float64()*0.5 > 0.8 {
+			y = 1
+		}
+		xs, other := fmt.Sprintf("%.2f", x), fmt.Sprintf("%.2f", x)
+		if i == 7 {
+			xs, other = "NA", "?"
+		}
+		fmt.Fprintf(&na, "%s,%.3f,%d\n", xs, z, y)
+		fmt.Fprintf(&odd, "%s,%.3f,%d\n", other, z, y)
+	}
+	csv := filepath.Join(dir, "na.csv")
+	writeModelTestFile(t, csv, na.String())
+	out := filepath.Join(dir, "m.json")
+	_, stderr, err := runModelCmd(t, "train", "--csv", csv, "--label", "y", "--trees", "10", "--out", out)
+	require.NoError(t, err, stderr)
+	require.NotContains(t, stderr, "warning")
+	a, err := models.LoadArtifact(out)
+	require.NoError(t, err)
+	require.Equal(t, models.Numeric, a.Schema.Features[0].Kind, "NA is missing, the column stays numeric")
+
+	csv = filepath.Join(dir, "odd.csv")
+	writeModelTestFile(t, csv, odd.String())
+	_, stderr, err = runModelCmd(t, "train", "--csv", csv, "--label", "y", "--trees", "10", "--out", out)
+	require.NoError(t, err, stderr)
+	require.Regexp(t, `warning: column "x" is categorical with \d+ distinct values, \d+ of them numbers: line 9 holds "\?"`, stderr)
+	requireNoErrorLikeLines(t, stderr)
+}
+
 // TestTrainRefusesZeroTreesLikeNegative: "--trees 0" once trained the
 // default 100 trees silently while "--trees -3" was refused; 0 is not
 // documented as "the default", so both are refused the same way, before
