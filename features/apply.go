@@ -356,7 +356,7 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 		merged = append(merged, o.id)
 		s.removeQuiet(o)
 		c.mu.Lock()
-		c.absorb(o, s.opts.RecentEvents)
+		c.absorb(o, s.opts.RecentEvents, max(c.newest, o.newest)-s.lateness)
 		c.mu.Unlock()
 		s.customers.Add(-1)
 	}
@@ -620,7 +620,7 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 		c.skuView(ts, sku)
 	}
 	if cls == Offline && store != 0 {
-		c.visitEvent(ev, ts, store, cat)
+		c.visitEvent(offlineEv{ts: ts, dwell: ev.DwellS, cat: cat, store: store, typ: ev.Type}, c.newest-s.lateness)
 	}
 	if ev.Type != Consent && ev.Type != Identify {
 		c.pushRecent(recentEv{ts: ts, amount: ev.Amount, sku: sku, cat: cat, store: store, typ: ev.Type, ch: ev.Channel}, s.opts.RecentEvents)
@@ -828,33 +828,112 @@ func (v *visit) addCat(cat uint32) {
 	}
 }
 
-func (c *customer) visitEvent(ev *Event, ts int64, store, cat uint32) {
-	v := &c.visit
-	same := v.store == store && ts >= v.start-visitGap && ts <= v.end+visitGap
-	if !same {
-		if v.store != 0 && ts < v.start {
-			// An older visit arriving late: the newest visit stays.
-			c.storeCount(store, ts, ev.Type == StoreEnter)
-			return
-		}
-		*v = visit{start: ts, end: ts, store: store}
-		c.storeCount(store, ts, true)
-	} else if ev.Type == StoreEnter && ts < v.start-60_000 {
-		c.storeCount(store, ts, false)
+// visitEvent applies an offline event at a store to the visits (see
+// visitLog); horizon is the customer's newest event time minus the
+// allowed lateness.
+func (c *customer) visitEvent(e offlineEv, horizon int64) {
+	l := c.vlog
+	if l == nil {
+		l = &visitLog{visit: c.visit, stores: slices.Clone(c.stores)}
+		c.vlog = l
 	}
-	v.start = min(v.start, ts)
-	v.end = max(v.end, ts)
-	switch ev.Type {
+	i := len(l.evs)
+	for i > 0 && e.before(&l.evs[i-1]) {
+		i--
+	}
+	if i == len(l.evs) {
+		// The newest offline event (the common case): it follows what
+		// the visits already hold.
+		l.evs = grow(l.evs, e)
+		c.visitStep(&e)
+	} else {
+		l.evs = slices.Insert(l.evs, i, e)
+		c.replayVisits()
+	}
+	c.foldVisits(horizon)
+}
+
+// before orders offline events by time, and events of one instant by
+// store and type, so that their order does not depend on arrival.
+func (e *offlineEv) before(o *offlineEv) bool {
+	if e.ts != o.ts {
+		return e.ts < o.ts
+	}
+	if e.store != o.store {
+		return e.store < o.store
+	}
+	if e.typ != o.typ {
+		return e.typ < o.typ
+	}
+	if e.cat != o.cat {
+		return e.cat < o.cat
+	}
+	return e.dwell < o.dwell
+}
+
+// visitStep applies e, no older than any offline event applied before,
+// to the visit and the stores.
+func (c *customer) visitStep(e *offlineEv) {
+	v := &c.visit
+	if v.store != 0 && v.store != e.store && e.ts < v.start {
+		// Only when a merge replays one identity's recent events over the
+		// other's older base: a visit older than the newest one counts
+		// (once, at its store_enter) but does not replace it.
+		c.storeCount(e.store, e.ts, e.typ == StoreEnter)
+		return
+	}
+	if v.store != e.store || e.ts > v.end+visitGap {
+		*v = visit{start: e.ts, end: e.ts, store: e.store}
+		c.storeCount(e.store, e.ts, true)
+	}
+	v.end = max(v.end, e.ts)
+	switch e.typ {
 	case Dwell:
-		v.dwellSum += int64(ev.DwellS)
+		v.dwellSum += int64(e.dwell)
 	case StoreExit:
-		v.exitDwell = max(v.exitDwell, int64(ev.DwellS))
+		v.exitDwell = max(v.exitDwell, int64(e.dwell))
 	case PosPurchase:
 		v.purchased = true
 	}
-	if ev.Type == Dwell || isView(ev.Type) || ev.Type == PosPurchase {
-		v.addCat(cat)
+	if e.typ == Dwell || isView(e.typ) || e.typ == PosPurchase {
+		v.addCat(e.cat)
 	}
+}
+
+// replayVisits rebuilds the visit and the stores from the log.
+func (c *customer) replayVisits() {
+	l := c.vlog
+	c.visit = l.visit
+	c.stores = append(c.stores[:0], l.stores...)
+	for i := range l.evs {
+		c.visitStep(&l.evs[i])
+	}
+}
+
+// foldVisits moves the logged events older than horizon into the base:
+// no event older than them can arrive any more. With none left, the
+// visit and stores are the base and the log goes.
+func (c *customer) foldVisits(horizon int64) {
+	l := c.vlog
+	n := 0
+	for n < len(l.evs) && l.evs[n].ts < horizon {
+		n++
+	}
+	if n == len(l.evs) {
+		c.vlog = nil
+		return
+	}
+	if n == 0 {
+		return
+	}
+	visit, stores := c.visit, c.stores
+	c.visit, c.stores = l.visit, l.stores
+	for i := range n {
+		c.visitStep(&l.evs[i])
+	}
+	l.visit, l.stores = c.visit, c.stores
+	c.visit, c.stores = visit, stores
+	l.evs = slices.Delete(l.evs, 0, n)
 }
 
 // storeCount counts a visit to store (when newVisit) and keeps the store's
@@ -909,7 +988,7 @@ func (c *customer) pushRecent(e recentEv, n int) {
 
 // absorb folds o into c as if their events had been applied to one
 // customer: counters add, times take the newest, histories merge by time.
-func (c *customer) absorb(o *customer, recentN int) {
+func (c *customer) absorb(o *customer, recentN int, horizon int64) {
 	c.ids = append(c.ids, o.ids...)
 	// The version counts applied events, so it only grows and a merged
 	// customer's version is the same whichever side absorbed the other.
@@ -963,38 +1042,31 @@ func (c *customer) absorb(o *customer, recentN int) {
 		i := c.oldestSKU()
 		c.skus = slices.Delete(c.skus, i, i+1)
 	}
-	for _, st := range o.stores {
-		found := false
-		for i := range c.stores {
-			if c.stores[i].store == st.store {
-				c.stores[i].visits += st.visits
-				c.stores[i].last = max(c.stores[i].last, st.last)
-				found = true
+	if c.vlog == nil && o.vlog == nil {
+		c.absorbVisits(&o.visit, o.stores)
+	} else {
+		// Merge the bases, then apply both identities' recent offline
+		// events to the merged base in time order.
+		lc, lo := c.visitLog(), o.visitLog()
+		stores := c.stores
+		c.visit, c.stores = lc.visit, lc.stores
+		c.absorbVisits(&lo.visit, lo.stores)
+		lc.visit, lc.stores = c.visit, c.stores
+		c.stores = stores
+		evs := make([]offlineEv, 0, len(lc.evs)+len(lo.evs))
+		evs = append(append(evs, lc.evs...), lo.evs...)
+		slices.SortStableFunc(evs, func(a, b offlineEv) int {
+			if a.before(&b) {
+				return -1
 			}
-		}
-		if !found {
-			c.stores = append(c.stores, st)
-		}
-	}
-	switch {
-	case c.visit.sameVisit(&o.visit):
-		// One visit, its events split between the two identities (a
-		// device's dwell before the member linked it): the union, as one
-		// customer applying them all would have built it, counted once.
-		c.visit.absorb(&o.visit)
-		for i := range c.stores {
-			if c.stores[i].store == c.visit.store && c.stores[i].visits > 1 {
-				c.stores[i].visits--
+			if b.before(&a) {
+				return 1
 			}
-		}
-	case o.visit.end > c.visit.end || (o.visit.end == c.visit.end && o.visit.store > c.visit.store):
-		c.visit = o.visit
-	}
-	// Over the limit, forget stores as storeCount does (the least
-	// visited, ties: the oldest), with the visits of both identities.
-	for len(c.stores) > maxStores {
-		i := c.forgottenStore()
-		c.stores = slices.Delete(c.stores, i, i+1)
+			return 0
+		})
+		lc.evs = evs
+		c.replayVisits()
+		c.foldVisits(horizon)
 	}
 	if o.lastStoreTS > c.lastStoreTS {
 		c.lastStore, c.lastStoreTS = o.lastStore, o.lastStoreTS
@@ -1095,6 +1167,52 @@ func (c *customer) cartIndex(sku uint32) int {
 		}
 	}
 	return -1
+}
+
+// visitLog returns the customer's visit log, making one (the current
+// visit and stores as its base, no events) when it has none.
+func (c *customer) visitLog() *visitLog {
+	if c.vlog == nil {
+		c.vlog = &visitLog{visit: c.visit, stores: slices.Clone(c.stores)}
+	}
+	return c.vlog
+}
+
+// absorbVisits folds another identity's visit and store counts into c's.
+func (c *customer) absorbVisits(ov *visit, ostores []storeVisits) {
+	for _, st := range ostores {
+		found := false
+		for i := range c.stores {
+			if c.stores[i].store == st.store {
+				c.stores[i].visits += st.visits
+				c.stores[i].last = max(c.stores[i].last, st.last)
+				found = true
+			}
+		}
+		if !found {
+			c.stores = append(c.stores, st)
+		}
+	}
+	switch {
+	case c.visit.sameVisit(ov):
+		// One visit, its events split between the two identities (a
+		// device's dwell before the member linked it): the union, as one
+		// customer applying them all would have built it, counted once.
+		c.visit.absorb(ov)
+		for i := range c.stores {
+			if c.stores[i].store == c.visit.store && c.stores[i].visits > 1 {
+				c.stores[i].visits--
+			}
+		}
+	case ov.end > c.visit.end || (ov.end == c.visit.end && ov.store > c.visit.store):
+		c.visit = *ov
+	}
+	// Over the limit, forget stores as storeCount does (the least
+	// visited, ties: the oldest), with the visits of both identities.
+	for len(c.stores) > maxStores {
+		i := c.forgottenStore()
+		c.stores = slices.Delete(c.stores, i, i+1)
+	}
 }
 
 // memberKey is the customer's member identifier, "" when it has none. The

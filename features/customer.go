@@ -139,6 +139,29 @@ type visit struct {
 	purchased  bool
 }
 
+// offlineEv is what an offline event at a store tells the visits.
+type offlineEv struct {
+	ts    int64
+	dwell int32 // dwell_s
+	cat   uint32
+	store uint32
+	typ   EventType
+}
+
+// visitLog keeps the customer's visits independent of arrival order: the
+// newest visit and the visit counts per store depend on the time order of
+// the offline events (a late event at another store splits a visit in
+// two), so the events an older one may still arrive before — those no
+// older than the customer's newest event minus the allowed lateness — are
+// kept, and the customer's visit and stores are the base, what the older
+// events made, with the kept ones applied in time order. It is nil when
+// no offline event is that recent.
+type visitLog struct {
+	visit  visit
+	stores []storeVisits
+	evs    []offlineEv // by time
+}
+
 type offerStat struct {
 	lastPositive  secs // newest click or redemption
 	lastShown     secs
@@ -189,6 +212,7 @@ type customer struct {
 	// cartAdds are the adds counted in cart lines that a late removal or
 	// order may still take back (see cartAdd), in no order.
 	cartAdds []cartAdd
+	vlog     *visitLog // see visitLog
 
 	cartCleared  int64 // newest online order: it empties the cart
 	lastStore    uint32

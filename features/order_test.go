@@ -248,3 +248,90 @@ func TestAnErasedIdentifierDoesNotComeBackFromAnOlderEvent(t *testing.T) {
 		require.True(t, ok)
 	})
 }
+
+// TestVisitsAreIndependentOfOrderWithinLateness: the newest visit, the
+// visit counts per store (and so the home store) are those of the
+// offline events in event-time order, whichever order they arrive in
+// within the lateness. A late store_enter at another store used to
+// become the newest visit although a newer event was at the first
+// store, and a late store_enter of an existing visit counted a new visit.
+func TestVisitsAreIndependentOfOrderWithinLateness(t *testing.T) {
+	m := member("M1")
+	t.Run("a late visit to another store splits the visit it falls in", func(t *testing.T) {
+		evs := []Event{
+			mk("e1", 0, StoreEnter, ChannelStore, m, store("S1")),
+			mk("e2", 5*time.Minute, StoreEnter, ChannelStore, m, store("S2")),
+			mk("e3", 10*time.Minute, Dwell, ChannelStore, m, store("S1"), cat("shoes"), dwell(60)),
+		}
+		late := newTestStore(t)
+		apply(t, late, evs[0], evs[2], evs[1])
+		var v View
+		require.True(t, late.ViewKey("member:M1", t0+time.Hour.Milliseconds(), &v))
+		require.Equal(t, "S1", v.LastVisit.Store)
+		require.Equal(t, t0+10*time.Minute.Milliseconds(), v.LastVisit.Start)
+		require.Equal(t, "S1", v.HomeStore, "two visits to S1")
+		requireOrderIndependent(t, evs, 12)
+	})
+	t.Run("a late re-entry is part of its visit", func(t *testing.T) {
+		requireOrderIndependent(t, []Event{
+			mk("e1", 0, StoreEnter, ChannelStore, m, store("S1")),
+			mk("e2", 4*time.Minute, StoreEnter, ChannelStore, m, store("S1")),
+			mk("e3", 6*time.Minute, StoreEnter, ChannelStore, m, store("S2")),
+		}, 12)
+	})
+	t.Run("a busy store visit under two identities", func(t *testing.T) {
+		d := IDs{Device: "D1"}
+		requireOrderIndependent(t, []Event{
+			mk("e1", 0, StoreEnter, ChannelStore, m, store("S1")),
+			mk("e2", time.Minute, Dwell, ChannelStore, d, store("S1"), cat("baby"), dwell(50)),
+			mk("e3", 2*time.Minute, StoreExit, ChannelStore, m, store("S1"), dwell(170)),
+			mk("e4", 3*time.Minute, StoreEnter, ChannelStore, d, store("S2")),
+			mk("e5", 4*time.Minute, TryOn, ChannelStore, d, store("S2"), sku("K1"), cat("shoes")),
+			mk("e6", 5*time.Minute, PosPurchase, ChannelPOS, d, store("S2"), cat("shoes"), amount(900)),
+			mk("e7", 6*time.Minute, Dwell, ChannelStore, m, store("S1"), cat("home"), dwell(20)),
+			mk("e8", 7*time.Minute, Identify, ChannelApp, IDs{Member: "M1", Device: "D1"}),
+		}, 80)
+	})
+}
+
+// TestVisitsOverMonthsMatchTheTimeOrderedPass applies months of offline
+// and online events of one customer — gaps from seconds to days, so
+// visits end and the kept events fold into the base, neighbours less
+// than the lateness apart swapped — with a snapshot and restore half
+// way, and requires the features of a pass in event-time order.
+func TestVisitsOverMonthsMatchTheTimeOrderedPass(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	m := member("M1")
+	types := []EventType{StoreEnter, Dwell, ProductTouch, TryOn, PosPurchase, StoreExit, ProductView, AddToCart}
+	var evs []Event
+	at := time.Duration(0)
+	for i := range 600 {
+		switch x := r.IntN(10); {
+		case x < 6:
+			at += time.Duration(1+r.IntN(240)) * time.Second
+		case x < 9:
+			at += time.Duration(1+r.IntN(180)) * time.Minute
+		default:
+			at += time.Duration(1+r.IntN(5*24)) * time.Hour
+		}
+		typ := types[r.IntN(len(types))]
+		ch := ChannelStore
+		if typ == ProductView || typ == AddToCart {
+			ch = ChannelApp
+		} else if typ == PosPurchase {
+			ch = ChannelPOS
+		}
+		evs = append(evs, mk(fmt.Sprintf("e%d", i), at, typ, ch, m,
+			store(fmt.Sprintf("S%d", r.IntN(6))), cat([]string{"shoes", "baby", "home"}[r.IntN(3)]),
+			sku(fmt.Sprintf("K%d", r.IntN(9))), dwell(int32(1+r.IntN(900))), amount(int64(1+r.IntN(5000)))))
+	}
+	ref := newTestStore(t)
+	apply(t, ref, evs...)
+	for i := 1; i < len(evs); i++ {
+		if evs[i].TS-evs[i-1].TS < 5*60_000 && r.IntN(2) == 0 {
+			evs[i], evs[i-1] = evs[i-1], evs[i]
+		}
+	}
+	now := evs[len(evs)-1].TS + time.Hour.Milliseconds()
+	require.Equal(t, allJSON(t, ref, now), allJSON(t, restarted(t, evs), now))
+}

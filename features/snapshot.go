@@ -43,8 +43,9 @@ const snapMagic = "NBOSNAP1"
 //	1  the first
 //	2  a customer's kept cart adds (cartAdds) after its cart lines
 //	3  a tombstones record after the customers
+//	4  a customer's visit log (visitLog) at the end of its record
 const (
-	snapFormat       = 3 // the format this build writes
+	snapFormat       = 4 // the format this build writes
 	snapOldestFormat = 1 // the oldest format this build reads
 )
 
@@ -555,20 +556,7 @@ func encodeCustomer(b []byte, c *customer) []byte {
 		e.u(uint64(st.store))
 		e.u(uint64(st.visits))
 	}
-	v := &c.visit
-	e.i(v.start)
-	e.i(v.end)
-	e.i(v.dwellSum)
-	e.i(v.exitDwell)
-	e.u(uint64(v.store))
-	for _, cat := range v.cats {
-		e.u(uint64(cat))
-	}
-	if v.purchased {
-		e.u(1)
-	} else {
-		e.u(0)
-	}
+	e.visit(&c.visit)
 	e.u(uint64(len(c.offers)))
 	for _, o := range c.offers {
 		e.u(uint64(o.lastPositive))
@@ -607,7 +595,52 @@ func encodeCustomer(b []byte, c *customer) []byte {
 		e.u(uint64(c.consent[p]))
 		e.i(c.consentTS[p])
 	}
+	if l := c.vlog; l == nil {
+		e.u(0)
+	} else {
+		e.u(1)
+		e.visit(&l.visit)
+		e.u(uint64(len(l.stores)))
+		for _, st := range l.stores {
+			e.i(st.last)
+			e.u(uint64(st.store))
+			e.u(uint64(st.visits))
+		}
+		e.u(uint64(len(l.evs)))
+		for _, ev := range l.evs {
+			e.i(ev.ts)
+			e.i(int64(ev.dwell))
+			e.u(uint64(ev.cat))
+			e.u(uint64(ev.store))
+			e.u(uint64(ev.typ))
+		}
+	}
 	return e.b
+}
+
+func (e *enc) visit(v *visit) {
+	e.i(v.start)
+	e.i(v.end)
+	e.i(v.dwellSum)
+	e.i(v.exitDwell)
+	e.u(uint64(v.store))
+	for _, cat := range v.cats {
+		e.u(uint64(cat))
+	}
+	if v.purchased {
+		e.u(1)
+	} else {
+		e.u(0)
+	}
+}
+
+func (d *dec) visit(v *visit) {
+	v.start, v.end, v.dwellSum, v.exitDwell = d.i(), d.i(), d.i(), d.i()
+	v.store = uint32(d.u())
+	for i := range v.cats {
+		v.cats[i] = uint32(d.u())
+	}
+	v.purchased = d.u() == 1
 }
 
 func decodeCustomer(b []byte, format int) (*customer, error) {
@@ -686,13 +719,7 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 		st.last = d.i()
 		st.store, st.visits = uint32(d.u()), uint32(d.u())
 	}
-	v := &c.visit
-	v.start, v.end, v.dwellSum, v.exitDwell = d.i(), d.i(), d.i(), d.i()
-	v.store = uint32(d.u())
-	for i := range v.cats {
-		v.cats[i] = uint32(d.u())
-	}
-	v.purchased = d.u() == 1
+	d.visit(&c.visit)
 	c.offers = make([]offerStat, d.n(maxOffers))
 	for i := range c.offers {
 		o := &c.offers[i]
@@ -713,6 +740,23 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 	for p := range c.consent {
 		c.consent[p] = ChannelMask(d.u())
 		c.consentTS[p] = d.i()
+	}
+	if format >= 4 && d.u() == 1 {
+		l := &visitLog{}
+		d.visit(&l.visit)
+		l.stores = make([]storeVisits, d.n(maxStores))
+		for i := range l.stores {
+			st := &l.stores[i]
+			st.last = d.i()
+			st.store, st.visits = uint32(d.u()), uint32(d.u())
+		}
+		l.evs = make([]offlineEv, d.n(1<<20))
+		for i := range l.evs {
+			ev := &l.evs[i]
+			ev.ts, ev.dwell = d.i(), int32(d.i())
+			ev.cat, ev.store, ev.typ = uint32(d.u()), uint32(d.u()), EventType(d.u())
+		}
+		c.vlog = l
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: trailing bytes in customer record", ErrCorruptSnapshot)
