@@ -2,7 +2,9 @@
 // request and the customer's state version, so that a new event for the
 // customer (which bumps the version) makes every cached decision for them
 // unusable at once, and the cache never serves a decision older than the
-// customer's newest event.
+// customer's newest event. An erased customer's decisions are never
+// served again (Forget), not even to a customer created after the erase
+// under the same key, whose state versions start again from the first.
 //
 // It is the only importer of ristretto and keeps ristretto's types out of
 // its API. It is a cache only: ristretto may drop a Set under contention or
@@ -14,6 +16,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +68,16 @@ type Cache[T any] struct {
 	maxAge int64
 
 	hits, misses, stale atomic.Uint64
+
+	// forgotten holds, per erased customer, the instant Forget was called
+	// (by the caller's clock): an entry computed at or before it is
+	// never served. It is read on every Get and written on an erase, so
+	// it is an immutable map published whole (nil until the first erase,
+	// and small after it: it holds the customers of the last 2×MaxAge);
+	// forgetMu serializes the writers. A customer leaves it once every
+	// entry it voids is too old to serve anyway (pruneAfter).
+	forgotten atomic.Pointer[map[features.Key]int64]
+	forgetMu  sync.Mutex
 }
 
 // entry is what ristretto stores. The ristretto key is a 64-bit hash of
@@ -84,6 +97,7 @@ func New[T any](opts Options) (*Cache[T], error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("creating decision cache: %w", err)
 	}
+	c := &Cache[T]{maxAge: opts.MaxAge.Milliseconds()}
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry[T]]{
 		NumCounters: 10 * opts.MaxEntries,
 		MaxCost:     opts.MaxEntries,
@@ -92,13 +106,23 @@ func New[T any](opts Options) (*Cache[T], error) {
 		// per-item overhead to the cost and holds ~1/57 of MaxEntries.
 		IgnoreInternalCost: true,
 		// Never let a decision for an older state replace a newer one
-		// (two deciders racing for the same customer).
-		ShouldUpdate: func(cur, prev *entry[T]) bool { return cur.version >= prev.version },
+		// (two deciders racing for the same customer), unless the newer
+		// one can no longer be served: an erased customer's, or one past
+		// MaxAge (a customer created after an erase under the same key
+		// starts again from the first version, and would otherwise not
+		// be cached until ristretto evicts the old entry).
+		ShouldUpdate: func(cur, prev *entry[T]) bool {
+			if c.voided(cur) {
+				return false
+			}
+			return cur.version >= prev.version || c.voided(prev) || cur.at-prev.at > c.maxAge
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating decision cache: %w", err)
 	}
-	return &Cache[T]{rc: rc, maxAge: opts.MaxAge.Milliseconds()}, nil
+	c.rc = rc
+	return c, nil
 }
 
 func hashKey(customer features.Key, requestKey string) uint64 {
@@ -122,7 +146,7 @@ func (c *Cache[T]) Get(customer features.Key, version uint64, requestKey string,
 		c.misses.Add(1)
 		return zero, false
 	}
-	if e.version != version || now-e.at > c.maxAge || now < e.at {
+	if e.version != version || now-e.at > c.maxAge || now < e.at || c.voided(e) {
 		c.stale.Add(1)
 		return zero, false
 	}
@@ -136,7 +160,54 @@ func (c *Cache[T]) Get(customer features.Key, version uint64, requestKey string,
 // older version than the cached one is ignored.
 func (c *Cache[T]) Set(customer features.Key, version uint64, requestKey string, value T, now int64) bool {
 	e := &entry[T]{customer: customer, request: requestKey, version: version, at: now, value: value}
+	if c.voided(e) {
+		return false // a decision for the erased customer, computed before Forget
+	}
 	return c.rc.Set(hashKey(customer, requestKey), e, 1)
+}
+
+// Forget makes every decision cached for customer (a canonical key) that
+// was computed at or before now unusable, for an erase: Get never serves
+// it, even for the same state version, which a customer created after the
+// erase under the same key reaches again; and a Set of a decision computed
+// before now, by a request that read the erased customer's state, is
+// dropped. now is the caller's clock, the one it passes to Get and Set;
+// call Forget after the feature store has removed the customer, so that
+// any decision computed from their state was computed at or before now.
+//
+// The entries stay in ristretto until evicted: they are keyed by request
+// too, which the cache cannot list.
+func (c *Cache[T]) Forget(customer features.Key, now int64) {
+	c.forgetMu.Lock()
+	defer c.forgetMu.Unlock()
+	cur := c.forgotten.Load()
+	next := make(map[features.Key]int64, 1)
+	if cur != nil {
+		for k, at := range *cur {
+			if now-at <= c.pruneAfter() {
+				next[k] = at
+			}
+		}
+	}
+	next[customer] = max(next[customer], now)
+	c.forgotten.Store(&next)
+}
+
+// pruneAfter is how long after Forget a customer is still checked: an
+// entry computed before then is past MaxAge by the time it could be read.
+// Twice MaxAge leaves room for a request whose clock was read before the
+// erase and that finishes after it.
+func (c *Cache[T]) pruneAfter() int64 { return 2 * c.maxAge }
+
+// voided reports whether e is a decision of a customer forgotten since it
+// was computed.
+func (c *Cache[T]) voided(e *entry[T]) bool {
+	m := c.forgotten.Load()
+	if m == nil {
+		return false
+	}
+	at, ok := (*m)[e.customer]
+	return ok && e.at <= at
 }
 
 // Wait blocks until every Set so far has been applied or dropped (tests,
