@@ -34,6 +34,16 @@ import (
 //   - attribution records go through the decision and offer ID key of
 //     Stats, which ignores repeats; the holdout's empty decisions are
 //     recorded as the engine records them.
+//   - the customer a record names is resolved through the feature store
+//     as restored (Replayer.customer): a customer merged into another
+//     since the decision is replayed as the survivor, whose ledger and
+//     records the snapshot already moved theirs to (OnApplied), and an
+//     erased one as no one: the reservations of their offers come back
+//     (the coupons were issued and may be redeemed), their attribution
+//     records come back anonymous, as Stats.Forget leaves them, and no
+//     contact is counted. A customer the store does not know and that
+//     was not erased is one the events after the snapshot create: the
+//     record's key is theirs.
 //
 // Nothing is published, no scenario is evaluated and nothing is explored
 // or sampled: the log says what was decided. The bandit's trial counts
@@ -130,6 +140,9 @@ type ReplayStats struct {
 
 	Contacts int // contacts added to the ledger
 	Recorded int // attribution records added (repeats are not counted)
+
+	Merged int // decisions replayed for the customer their customer merged into
+	Erased int // decisions of erased customers, replayed naming no one
 }
 
 // Replayer rebuilds the state logged decisions made; see the comment at
@@ -145,6 +158,16 @@ type Replayer struct {
 
 	need map[contactKey]int
 	view features.View
+	// erased reports whether identifier k was erased (and not yet
+	// forgotten: see NewReplayer); nil when the feature store cannot say.
+	erased func(k features.Key) bool
+}
+
+// erasures is what the replay asks the feature store about a key that no
+// longer resolves: whether an erase removed it, rather than the customer
+// being one the events after the snapshot create.
+type erasures interface {
+	Erased(k features.Key) bool
 }
 
 type contactKey struct {
@@ -155,8 +178,19 @@ type contactKey struct {
 
 // NewReplayer returns a replayer; now decides which reservations have
 // expired.
+//
+// The replay tells an erased customer from one not yet in the store when
+// the feature store says which identifiers were erased (an Erased method,
+// answered from its erase tombstones); a store that cannot say leaves
+// such a customer's contacts and records under the key logged, as before,
+// for the erase is then forgotten only if its event is applied again
+// after the snapshot.
 func (e *Engine) NewReplayer(now time.Time) *Replayer {
-	return &Replayer{e: e, now: now.UnixMilli(), need: map[contactKey]int{}}
+	r := &Replayer{e: e, now: now.UnixMilli(), need: map[contactKey]int{}}
+	if q, ok := any(e.opts.Store).(erasures); ok {
+		r.erased = q.Erased
+	}
+	return r
 }
 
 // Replay rebuilds the state one nbo.decisions record made. A record that
@@ -180,7 +214,7 @@ func (r *Replayer) Replay(record []byte) error {
 	}
 	r.Stats.Decisions++
 	e := r.e
-	customer := features.Key(l.Customer)
+	customer := r.customer(features.Key(l.Customer))
 	if len(l.Offers) == 0 {
 		if l.Group == GroupHoldout {
 			// The control group is recorded even when it gets nothing.
@@ -244,6 +278,28 @@ func (r *Replayer) Replay(record []byte) error {
 		r.Stats.Contacts += e.opts.Policy.replayContacts(customer, ch, offers, ts, r.need[k])
 	}
 	return nil
+}
+
+// customer is the key the state of a decision logged for the customer
+// logged goes under: the canonical key of the customer that owns it now
+// (the survivor of a merge since), "" for an erased customer (nothing is
+// linked to them again), and logged itself for a customer the store does
+// not know yet.
+func (r *Replayer) customer(logged features.Key) features.Key {
+	if logged == "" {
+		return ""
+	}
+	if k, ok := r.e.opts.Store.ResolveKey(logged); ok {
+		if k != logged {
+			r.Stats.Merged++
+		}
+		return k
+	}
+	if r.erased != nil && r.erased(logged) {
+		r.Stats.Erased++
+		return ""
+	}
+	return logged
 }
 
 // store works out the store a decision's candidates were served for

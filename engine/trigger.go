@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,21 +244,39 @@ func parseTriggerTS(s string) (int64, error) {
 // It is a local guard only: triggers emitted after the last snapshot and
 // before a crash are emitted again on replay — with the same trigger_id,
 // which is what the push service deduplicates on.
+//
+// Besides trigger IDs (hashes, which name no customer in clear) it holds
+// the engine's firing marks, "fired|<customer>|<scenario>|<offer>" (one
+// push per firing, evaluateTriggers), which do name the customer: Rekey
+// moves them onto the survivor of an identity merge and ForgetCustomer
+// drops them for an erase, like the rest of the engine's per-customer
+// state.
 type TriggerDedup struct {
 	retention int64
 	max       int
 
 	mu    sync.Mutex
-	seen  map[string]uint64 // ID → sequence number of its live queue entry
-	queue []dedupEntry      // in insertion order
+	seen  map[string]dedupLive // ID → its live queue entry
+	queue []dedupEntry         // in insertion order
 	head  int
 	seq   uint64
+	// fired indexes the live firing marks by customer (firingCustomers),
+	// so that a merge or an erase finds a customer's marks without a
+	// walk over every entry.
+	fired map[features.Key][]string
 }
 
 type dedupEntry struct {
 	id  string
 	ts  int64
 	seq uint64
+}
+
+// dedupLive is what seen holds for an ID: the sequence number of its live
+// queue entry, and the time it was added.
+type dedupLive struct {
+	seq uint64
+	ts  int64
 }
 
 // NewTriggerDedup returns an empty set that forgets an ID retention after
@@ -269,7 +289,7 @@ func NewTriggerDedup(retention time.Duration, maxEntries int) *TriggerDedup {
 	if maxEntries <= 0 {
 		maxEntries = 1_000_000
 	}
-	return &TriggerDedup{retention: retention.Milliseconds(), max: maxEntries, seen: make(map[string]uint64)}
+	return &TriggerDedup{retention: retention.Milliseconds(), max: maxEntries, seen: make(map[string]dedupLive), fired: make(map[features.Key][]string)}
 }
 
 // Seen reports whether triggerID was added within the retention before
@@ -278,8 +298,7 @@ func NewTriggerDedup(retention time.Duration, maxEntries int) *TriggerDedup {
 func (d *TriggerDedup) Seen(triggerID string, now int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.expireLocked(now)
-	if _, ok := d.seen[triggerID]; ok {
+	if d.liveLocked(triggerID, now) {
 		return true
 	}
 	d.addLocked(triggerID, now)
@@ -290,17 +309,82 @@ func (d *TriggerDedup) Seen(triggerID string, now int64) bool {
 func (d *TriggerDedup) Contains(triggerID string, now int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.liveLocked(triggerID, now)
+}
+
+// liveLocked expires what the queue says is due and reports whether id
+// is held and was added within the retention before now. The second
+// check matters for an entry queued out of time order (a firing mark
+// moved by Rekey keeps the time it was added): it expires on time even
+// while entries queued before it hold it in the queue.
+func (d *TriggerDedup) liveLocked(id string, now int64) bool {
 	d.expireLocked(now)
-	_, ok := d.seen[triggerID]
-	return ok
+	l, ok := d.seen[id]
+	if !ok {
+		return false
+	}
+	if l.ts <= now-d.retention {
+		d.dropLocked(id) // its queue entry is skipped when it comes up
+		return false
+	}
+	return true
 }
 
 // Forget removes triggerID, for a trigger that could not be published and
 // must be retried.
 func (d *TriggerDedup) Forget(triggerID string) {
 	d.mu.Lock()
-	delete(d.seen, triggerID) // its queue entry is skipped when it comes up
+	d.dropLocked(triggerID) // its queue entry is skipped when it comes up
 	d.mu.Unlock()
+}
+
+// firingPrefix starts the engine's firing marks:
+// "fired|<customer>|<scenario>|<offer>" (evaluateTriggers).
+const firingPrefix = "fired|"
+
+// Rekey moves the firing marks of customer from onto customer to, for an
+// identity merge that folded from into to: a push the absorbed identity
+// received still stops the same firing from pushing the merged customer
+// again, for the rest of its retention (each mark keeps the time it was
+// added; where both customers hold one, the later stays). Trigger IDs are
+// not moved: they are per event, not per customer.
+func (d *TriggerDedup) Rekey(from, to features.Key) {
+	if from == to || from == "" || to == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	prefix := firingPrefix + string(from) + "|"
+	for _, id := range slices.Clone(d.fired[from]) {
+		l, held := d.seen[id]
+		rest, ok := strings.CutPrefix(id, prefix)
+		if !held || !ok {
+			continue
+		}
+		d.dropLocked(id)
+		moved := firingPrefix + string(to) + "|" + rest
+		if cur, ok := d.seen[moved]; ok {
+			if cur.ts >= l.ts {
+				continue
+			}
+			d.dropLocked(moved)
+		}
+		d.addLocked(moved, l.ts)
+	}
+}
+
+// ForgetCustomer drops the firing marks of customer, for an erase: the
+// dedup (and the snapshot it is saved in) no longer names them, and a
+// member who returns as a new customer may be pushed the same offer.
+func (d *TriggerDedup) ForgetCustomer(customer features.Key) {
+	if customer == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range slices.Clone(d.fired[customer]) {
+		d.dropLocked(id)
+	}
 }
 
 // Len reports how many IDs the set holds.
@@ -312,11 +396,58 @@ func (d *TriggerDedup) Len() int {
 
 func (d *TriggerDedup) addLocked(id string, now int64) {
 	d.seq++
-	d.seen[id] = d.seq
+	d.seen[id] = dedupLive{d.seq, now}
 	d.queue = append(d.queue, dedupEntry{id, now, d.seq})
+	for _, c := range firingCustomers(id) {
+		d.fired[c] = append(d.fired[c], id)
+	}
 	for len(d.seen) > d.max {
 		d.popLocked()
 	}
+}
+
+// dropLocked forgets id, if held; its queue entry is skipped when it
+// comes up.
+func (d *TriggerDedup) dropLocked(id string) {
+	if _, ok := d.seen[id]; !ok {
+		return
+	}
+	delete(d.seen, id)
+	for _, c := range firingCustomers(id) {
+		ids := d.fired[c]
+		if i := slices.Index(ids, id); i >= 0 {
+			ids = slices.Delete(ids, i, i+1)
+		}
+		if len(ids) == 0 {
+			delete(d.fired, c)
+		} else {
+			d.fired[c] = ids
+		}
+	}
+}
+
+// firingCustomers returns the customers a firing mark may belong to:
+// none for a trigger ID; one for a mark whose customer, scenario and
+// offer hold no "|" — every mark in practice. The mark's format does not
+// escape "|", so a mark with more fields is listed under each customer it
+// may name: a Rekey or an erase of any of them takes it along, which at
+// worst lets one push be repeated, and never leaves the erased
+// customer's mark behind.
+func firingCustomers(id string) []features.Key {
+	rest, ok := strings.CutPrefix(id, firingPrefix)
+	if !ok {
+		return nil
+	}
+	// The customer ends at a "|" that leaves at least a scenario and an
+	// offer after it: any but the last.
+	var out []features.Key
+	last := strings.LastIndexByte(rest, '|')
+	for i := 1; i < last; i++ {
+		if rest[i] == '|' {
+			out = append(out, features.Key(rest[:i]))
+		}
+	}
+	return out
 }
 
 // popLocked forgets the oldest queued entry.
@@ -324,8 +455,8 @@ func (d *TriggerDedup) popLocked() {
 	e := d.queue[d.head]
 	d.queue[d.head] = dedupEntry{}
 	d.head++
-	if seq, ok := d.seen[e.id]; ok && seq == e.seq {
-		delete(d.seen, e.id)
+	if l, ok := d.seen[e.id]; ok && l.seq == e.seq {
+		d.dropLocked(e.id)
 	}
 	if d.head > len(d.queue)/2 && d.head > 1024 {
 		d.queue = append(d.queue[:0], d.queue[d.head:]...)
@@ -335,7 +466,8 @@ func (d *TriggerDedup) popLocked() {
 
 // expireLocked forgets entries added at or before now - retention. Entries
 // are queued in insertion order; event times may be slightly out of order,
-// so an entry can outlive its retention by that much, never less.
+// so an entry can stay queued past its retention by that much, never
+// less (liveLocked does not report it held then).
 func (d *TriggerDedup) expireLocked(now int64) {
 	cut := now - d.retention
 	for d.head < len(d.queue) && d.queue[d.head].ts <= cut {
@@ -352,7 +484,7 @@ func (d *TriggerDedup) MarshalBinary() ([]byte, error) {
 	w := snapWriter{buf: []byte{dedupSnapshotVersion}}
 	w.uvarint(uint64(len(d.seen)))
 	for _, e := range d.queue[d.head:] {
-		if seq, ok := d.seen[e.id]; ok && seq == e.seq {
+		if l, ok := d.seen[e.id]; ok && l.seq == e.seq {
 			w.str(e.id)
 			w.varint(e.ts)
 		}
@@ -368,22 +500,26 @@ func (d *TriggerDedup) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("restoring trigger dedup: version %d: %w", v, ErrCorruptState)
 	}
 	n := r.count()
-	seen := make(map[string]uint64, n)
+	seen := make(map[string]dedupLive, n)
 	queue := make([]dedupEntry, 0, n)
+	fired := make(map[features.Key][]string)
 	for i := 0; i < n && r.err == nil; i++ {
 		e := dedupEntry{id: r.str(), ts: r.varint(), seq: uint64(i + 1)}
 		if _, dup := seen[e.id]; dup {
 			r.fail()
 			break
 		}
-		seen[e.id] = e.seq
+		seen[e.id] = dedupLive{e.seq, e.ts}
 		queue = append(queue, e)
+		for _, c := range firingCustomers(e.id) {
+			fired[c] = append(fired[c], e.id)
+		}
 	}
 	if err := r.done(); err != nil {
 		return fmt.Errorf("restoring trigger dedup: %w", err)
 	}
 	d.mu.Lock()
-	d.seen, d.queue, d.head, d.seq = seen, queue, 0, uint64(len(queue))
+	d.seen, d.queue, d.head, d.seq, d.fired = seen, queue, 0, uint64(len(queue)), fired
 	for len(d.seen) > d.max {
 		d.popLocked()
 	}
