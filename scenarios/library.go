@@ -50,8 +50,8 @@ func NewLibrary(initial *Set, opts LibraryOptions) (*Library, error) {
 func (l *Library) Set() *Set { return l.cur.Load() }
 
 // Reload loads fsys and, when it compiles, makes it the active set. On
-// error the active set stays and the error is recorded for Status. now is
-// the load time.
+// error the active set stays, the error is recorded for Status and a
+// *ReloadError is returned. now is the load time.
 func (l *Library) Reload(fsys fs.FS, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -60,7 +60,7 @@ func (l *Library) Reload(fsys fs.FS, now time.Time) error {
 	if err != nil {
 		l.failures++
 		l.lastErr, l.lastErrAt = err, now
-		return fmt.Errorf("scenarios: reloading (the active set %s stays): %w", l.cur.Load().Version, err)
+		return &ReloadError{Active: l.cur.Load().Version, Err: err}
 	}
 	l.cur.Store(set)
 	l.reloads++
@@ -70,6 +70,20 @@ func (l *Library) Reload(fsys fs.FS, now time.Time) error {
 	}
 	return nil
 }
+
+// ReloadError is a refused reload: what is wrong with the new files and
+// which set keeps serving instead. Its message is one sentence, so callers
+// show it as it is rather than add their own "the old set stays".
+type ReloadError struct {
+	Active string // version of the set that keeps serving
+	Err    error  // the load's problems: LoadErrors (file:line each) or a read error
+}
+
+func (e *ReloadError) Error() string {
+	return fmt.Sprintf("scenarios: reload refused, set %s keeps serving: %v", e.Active, e.Err)
+}
+
+func (e *ReloadError) Unwrap() error { return e.Err }
 
 // Status is what /v1/admin/scenarios shows.
 type Status struct {
