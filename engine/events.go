@@ -46,9 +46,10 @@ func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 // rekey moves everything the engine keeps under the canonical keys from,
 // folded by a merge into the customer to, onto to: the contact ledger
 // (caps and cooldowns count both customers' contacts), the pending
-// wake-up (to keeps the earlier one) and the attribution records (open
-// offers, touch sequences and conversions see both histories). It runs
-// on the ingest loop's goroutine, which owns the wake-ups.
+// wake-up (to keeps the earlier one), the attribution records (open
+// offers, touch sequences and conversions see both histories) and the
+// push dedup's marks. It runs on the ingest loop's goroutine, which owns
+// the wake-ups.
 func (e *Engine) rekey(from []features.Key, to features.Key) {
 	if e.records != nil {
 		e.records.flush() // so the decisions pending are re-keyed too
@@ -59,6 +60,7 @@ func (e *Engine) rekey(from []features.Key, to features.Key) {
 		}
 		e.opts.Policy.Rekey(k, to)
 		e.wakes.move(k, to)
+		e.opts.TriggerDedup.Rekey(k, to)
 		if e.opts.Stats != nil {
 			e.opts.Stats.Rekey(k, to)
 		}
@@ -91,7 +93,8 @@ func erased(ev *features.Event, a features.Applied) []features.Key {
 }
 
 // forget drops everything the engine keeps for the erased customers
-// (canonical keys): the contact ledger, the pending wake-up, and the
+// (canonical keys): the contact ledger, the pending wake-up, the push
+// dedup's marks, the cached decisions, and the
 // customers' link to the attribution records, which stay, anonymous, in
 // the aggregates of /v1/stats, so that a coupon already issued is still
 // counted when it is redeemed. A key that still resolves to a customer
@@ -106,9 +109,14 @@ func (e *Engine) forget(keys []features.Key) {
 	if len(gone) == 0 {
 		return
 	}
+	now := e.opts.Clock().UnixMilli()
 	for _, k := range gone {
 		e.opts.Policy.Forget(k)
 		e.wakes.cancel(k)
+		e.opts.TriggerDedup.ForgetCustomer(k)
+		if e.opts.Cache != nil {
+			e.opts.Cache.Forget(k, now)
+		}
 	}
 	if e.opts.Stats != nil {
 		if e.records != nil {

@@ -239,6 +239,9 @@ func TestEraseForgetsTheCustomersLedgerWakeUpAndOpenOffers(t *testing.T) {
 	restored := newTestStats(t)
 	require.NoError(t, restored.UnmarshalBinary(snap))
 	require.Empty(t, restored.Served("member:M1", nil))
+	dedup, err := r.dedup.MarshalBinary()
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(dedup, []byte("member:M1")), "the push dedup forgets the customer's marks")
 
 	// The member comes back: a new customer, with nothing of the old one.
 	back := views.Add(31 * time.Minute)
