@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -114,4 +115,27 @@ func TestRateLimitIsDocumented(t *testing.T) {
 	d := doc.Components.Responses["RateLimited"].Description
 	require.Contains(t, d, rate)
 	require.Contains(t, d, "bursts of up to "+burst)
+}
+
+// TestTheEventExamplesArePostable: the examples in docs/events.md were
+// wrapped NDJSON, which POST /v1/events refused line by line. The block
+// as printed is accepted whole.
+func TestTheEventExamplesArePostable(t *testing.T) {
+	md := repoFile(t, "docs/events.md")
+	_, examples, ok := strings.Cut(md, "\n## Examples\n")
+	require.True(t, ok, "docs/events.md has an Examples section")
+	_, block, ok := strings.Cut(examples, "```json\n")
+	require.True(t, ok)
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	n := strings.Count(block, `"event_id"`)
+	require.Positive(t, n)
+
+	after := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) // the examples' newest event is on the 22nd
+	h := start(t, func(o *Options) { o.Now = func() time.Time { return after } })
+	a := h.do(t, "POST", "/v1/events", testTokens["ingest"], str(block))
+	require.Equal(t, 202, a.status, "%s", a.body)
+	m := a.json(t)
+	require.EqualValues(t, n, m["accepted"], "%s", a.body)
+	require.Empty(t, m["rejected"], "%s", a.body)
 }
