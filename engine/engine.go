@@ -90,8 +90,9 @@ type Options struct {
 	// applied but trigger no push, so catching up with a backlog does not
 	// flood customers. Default: 1h.
 	TriggerMaxAge time.Duration
-	// Location is the time zone of hour-of-day rules when a store has
-	// none. Default: Asia/Shanghai.
+	// Location is the time zone of hour-of-day rules, whatever the
+	// store (a store's own zone sets only its quiet hours: Policy).
+	// Default: Asia/Shanghai.
 	Location *time.Location
 	// Clock is the wall clock. Default: time.Now.
 	Clock func() time.Time

@@ -70,9 +70,10 @@ type Config struct {
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	// SnapshotEvery is the interval between snapshots. Default: 30s.
 	SnapshotEvery time.Duration `yaml:"snapshot_every"`
-	// TimeZone is the IANA zone of stores not in StoreTimeZones and of
-	// customers without a home store: quiet hours and hour-of-day rules
-	// use it. Default: Asia/Shanghai.
+	// TimeZone is the IANA zone of hour-of-day rules (hour, weekday,
+	// evening: every store's alike) and of the quiet hours of stores not
+	// in StoreTimeZones and of customers without a home store. Default:
+	// Asia/Shanghai.
 	TimeZone string `yaml:"time_zone"`
 	// StoreTimeZones maps store IDs to IANA zones, for quiet hours in each
 	// store's local time. Default: none (every store in TimeZone).
@@ -240,7 +241,7 @@ func bindConfigFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "scenario and offer directory (empty: the built-in library)")
 	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", c.AllowedLateness, "how late an event may arrive")
 	fs.DurationVar(&c.SnapshotEvery, "snapshot-every", c.SnapshotEvery, "interval between snapshots")
-	fs.StringVar(&c.TimeZone, "time-zone", c.TimeZone, "IANA zone of stores without their own (quiet hours, hour-of-day rules)")
+	fs.StringVar(&c.TimeZone, "time-zone", c.TimeZone, "IANA zone of hour-of-day rules, and of quiet hours at stores without their own")
 	fs.StringToStringVar(&c.StoreTimeZones, "store-time-zones", c.StoreTimeZones, "per-store IANA zones, e.g. S01=Asia/Urumqi,S02=Asia/Hong_Kong")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target (GOGC); the GOGC environment variable wins")
 	fs.IntVar(&c.AttributionRecords, "attribution-records", c.AttributionRecords, "decision records kept for attribution, one per offer served (~300 B each)")
