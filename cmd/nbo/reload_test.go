@@ -54,7 +54,8 @@ func TestReloadsAreLoggedAlikeWhateverAskedForThem(t *testing.T) {
 	require.NoError(t, err)
 	var logBuf bytes.Buffer
 	log := newLogger("info", &logBuf)
-	admin := loggedScenarioAdmin{lib, log}
+	lib.log = log
+	admin := lib
 	want := lib.Status()
 
 	// A good reload over the API.
@@ -66,7 +67,7 @@ func TestReloadsAreLoggedAlikeWhateverAskedForThem(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal, 1)
 	done := make(chan error, 1)
-	go func() { done <- reloadOnHangup(ctx, hup, lib, log) }()
+	go func() { done <- reloadOnHangup(ctx, hup, lib) }()
 	hup <- syscall.SIGHUP
 	hup <- syscall.SIGHUP // the channel holds one: the first was taken
 	cancel()

@@ -24,7 +24,6 @@ import (
 	"nbo/features"
 	"nbo/features/kafka"
 	"nbo/models"
-	"nbo/scenarios"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
@@ -119,6 +118,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "logs: %s\n", f.Name())
 	}
 	log := newLogger(cfg.LogLevel, logTo)
+	lib.log = log
 
 	// No API keys file configured: one generated under the data dir.
 	if keys == nil {
@@ -327,7 +327,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 		Stats: api.StatsReaderFunc(func(ctx context.Context) (any, error) {
 			return stats.Snapshot(), nil
 		}),
-		Scenarios: loggedScenarioAdmin{lib, log},
+		Scenarios: lib,
 		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
 			return models.load(path)
 		}),
@@ -385,7 +385,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	go func() { errc <- httpAPI.Serve(runCtx) }()
 	go func() { errc <- admin.Serve(runCtx) }()
 	go func() { errc <- expireLoop(runCtx, budgets) }()
-	go func() { errc <- reloadOnHangup(runCtx, hup, lib, log) }()
+	go func() { errc <- reloadOnHangup(runCtx, hup, lib) }()
 	if dm != nil {
 		dctx := context.WithValue(runCtx, dataDirKey{}, cfg.DataDir)
 		key := readKey(filepath.Join(cfg.DataDir, "admin.key"))
@@ -405,58 +405,15 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 
 // reloadOnHangup reloads the scenario files on every signal from hup,
 // keeping the active set when they do not compile, and logs the outcome.
-func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, lib *scenarioLibrary, log *slog.Logger) error {
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, lib *scenarioLibrary) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			_, _ = reloadScenarios(lib, log, "SIGHUP") // the outcome is logged
+			_, _ = lib.reload("SIGHUP") // the outcome is logged
 		}
 	}
-}
-
-// reloadScenarios recompiles lib's files and swaps them in, or keeps the
-// active set, and logs either outcome with what triggered it ("SIGHUP",
-// "POST /v1/admin/scenarios"), so the log shows every change of the rules
-// whichever way it was asked for. A refused reload's error is a
-// *scenarios.ReloadError.
-func reloadScenarios(lib *scenarioLibrary, log *slog.Logger, trigger string) (scenarios.Status, error) {
-	if err := lib.Reload(lib.fsys, time.Now()); err != nil {
-		attrs := []any{"trigger", trigger, "source", lib.source, "err", err}
-		if re, ok := errors.AsType[*scenarios.ReloadError](err); ok {
-			attrs = append(attrs, "active_version", re.Active)
-		}
-		log.Error(trigger+": scenario reload refused", attrs...)
-		return scenarios.Status{}, err
-	}
-	st := lib.Status()
-	log.Info(trigger+": scenarios reloaded", "trigger", trigger, "source", lib.source, "version", st.Version, "scenarios", st.Scenarios, "offers", st.Offers)
-	return st, nil
-}
-
-// loggedScenarioAdmin is the scenario admin the HTTP API calls: a POST
-// /v1/admin/scenarios reloads through reloadScenarios, logged like a
-// SIGHUP, and a refused reload answers 422 with the library's one
-// sentence (the problems, file:line each, and the version that keeps
-// serving).
-type loggedScenarioAdmin struct {
-	*scenarioLibrary
-	log *slog.Logger
-}
-
-var _ api.ScenarioAdmin = loggedScenarioAdmin{}
-
-func (a loggedScenarioAdmin) ReloadScenarios(ctx context.Context) (any, error) {
-	st, err := reloadScenarios(a.scenarioLibrary, a.log, "POST /v1/admin/scenarios")
-	if err != nil {
-		msg := err.Error()
-		if re, ok := errors.AsType[*scenarios.ReloadError](err); ok {
-			msg = fmt.Sprintf("the scenario files were refused, set %s keeps serving: %v", re.Active, re.Err)
-		}
-		return nil, &api.Error{Status: 422, Code: api.CodeScenariosInvalid, Message: msg}
-	}
-	return scenarioStatus{st, a.source}, nil
 }
 
 // expireLoop returns unredeemed budget reservations whose time is up.

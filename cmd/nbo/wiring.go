@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -31,6 +32,7 @@ type scenarioLibrary struct {
 	*scenarios.Library
 	fsys   fs.FS
 	source string
+	log    *slog.Logger // where reloads are logged; nil: slog.Default()
 }
 
 var _ api.ScenarioAdmin = (*scenarioLibrary)(nil)
@@ -84,13 +86,42 @@ func (l *scenarioLibrary) ScenarioStatus(ctx context.Context) (any, error) {
 	return scenarioStatus{l.Status(), l.source}, nil
 }
 
-// ReloadScenarios recompiles the files and swaps them in, or keeps the
-// old set and reports every problem.
+// ReloadScenarios is POST /v1/admin/scenarios: a reload logged like a
+// SIGHUP's; a refused one answers 422 with one sentence (the problems,
+// file:line each, and the version that keeps serving).
 func (l *scenarioLibrary) ReloadScenarios(ctx context.Context) (any, error) {
-	if err := l.Reload(l.fsys, time.Now()); err != nil {
-		return nil, &api.Error{Status: 422, Code: api.CodeScenariosInvalid, Message: "the scenario files do not compile; the previous set stays active: " + err.Error()}
+	st, err := l.reload("POST /v1/admin/scenarios")
+	if err != nil {
+		msg := err.Error()
+		if re, ok := errors.AsType[*scenarios.ReloadError](err); ok {
+			msg = fmt.Sprintf("the scenario files were refused, set %s keeps serving: %v", re.Active, re.Err)
+		}
+		return nil, &api.Error{Status: 422, Code: api.CodeScenariosInvalid, Message: msg}
 	}
-	return scenarioStatus{l.Status(), l.source}, nil
+	return scenarioStatus{st, l.source}, nil
+}
+
+// reload recompiles the files and swaps them in, or keeps the active
+// set, and logs either outcome with what triggered it ("SIGHUP", "POST
+// /v1/admin/scenarios"), so the log shows every change of the rules
+// whichever way it was asked for. A refused reload's error is a
+// *scenarios.ReloadError.
+func (l *scenarioLibrary) reload(trigger string) (scenarios.Status, error) {
+	log := l.log
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := l.Reload(l.fsys, time.Now()); err != nil {
+		attrs := []any{"trigger", trigger, "source", l.source, "err", err}
+		if re, ok := errors.AsType[*scenarios.ReloadError](err); ok {
+			attrs = append(attrs, "active_version", re.Active)
+		}
+		log.Error(trigger+": scenario reload refused", attrs...)
+		return scenarios.Status{}, err
+	}
+	st := l.Status()
+	log.Info(trigger+": scenarios reloaded", "trigger", trigger, "source", l.source, "version", st.Version, "scenarios", st.Scenarios, "offers", st.Offers)
+	return st, nil
 }
 
 // registerEngineMetrics exposes the store's, the loop's, the engine's and
