@@ -863,6 +863,10 @@ func (l *loader) eventTypes(n *yaml.Node, what string) []features.EventType {
 	return out
 }
 
+// maxViewedNotBoughtAbsent is the longest absent window a scenario over
+// viewed-not-bought items can close while its item is still listed.
+const maxViewedNotBoughtAbsent = 29 * 24 * time.Hour
+
 func (l *loader) parseSequence(afterN, absentN *yaml.Node, what string, fe ForEach) *Sequence {
 	q := &Sequence{AfterClass: classAny}
 	ok := true
@@ -924,6 +928,13 @@ func (l *loader) parseSequence(afterN, absentN *yaml.Node, what string, fe ForEa
 	}
 	if !hasAbsentWithin && absentN.Kind == yaml.MappingNode {
 		l.errf(absentN, "%s absent needs within: (how long B must stay absent, e.g. 48h)", what)
+		ok = false
+	}
+	// A viewed-not-bought item is listed for 30 days after its newest
+	// view (29 full days of the 30-day window), and the window cannot
+	// close before absent within has passed since the item's newest view.
+	if (fe == EachViewedNotBought || fe == EachViewedNotBoughtSKU) && q.AbsentWithin > maxViewedNotBoughtAbsent {
+		l.errf(absentN, "%s absent within %s is longer than %s, but for_each %s lists an item only for 30 days after its newest view: the item is gone before the window closes and the scenario could never fire — make absent within %s or less", what, formatDuration(q.AbsentWithin), formatDuration(maxViewedNotBoughtAbsent), forEachNames[fe], formatDuration(maxViewedNotBoughtAbsent))
 		ok = false
 	}
 	if q.AfterWithin > 0 && q.AbsentWithin >= q.AfterWithin {
