@@ -111,8 +111,9 @@ type CSVOptions struct {
 	// Label names the label column. Required.
 	Label string
 	// Positive is the label value of the positive class. Default: "1",
-	// "yes" or "true" (case-insensitive) if one of the two labels is one of
-	// those, else the lexicographically larger of the two labels.
+	// "yes", "true" or "y" (case-insensitive) if one of the two labels is
+	// one of those, else the lexicographically larger of the two labels,
+	// with a warning in Dataset.Warnings.
 	Positive string
 }
 
@@ -164,6 +165,9 @@ func ReadCSV(r io.Reader, opts CSVOptions) (*Dataset, error) {
 	schema, warnings, err := inferSchema(header, rows, lines, labelCol)
 	if err != nil {
 		return nil, err
+	}
+	if w := positiveWarning(labels, opts.Positive, pos); w != "" {
+		warnings = append([]string{w}, warnings...)
 	}
 	ds := &Dataset{Schema: schema, Positive: pos, X: make([][]float64, len(rows)), Y: make([]bool, len(rows)), Warnings: warnings}
 	cols := featureColumns(len(header), labelCol)
@@ -308,11 +312,32 @@ func choosePositive(labels map[string]int, want string) (string, error) {
 	}
 	for _, v := range vals {
 		switch strings.ToLower(v) {
-		case "1", "yes", "true":
+		case "1", "yes", "true", "y":
 			return v, nil
 		}
 	}
 	return vals[1], nil
+}
+
+// positiveWarning says which label was taken as positive when neither
+// label is a conventional positive one and none was given: with labels
+// bought/no the positive class is "no", which is rarely what was meant.
+func positiveWarning(labels map[string]int, want, pos string) string {
+	if want != "" {
+		return ""
+	}
+	switch strings.ToLower(pos) {
+	case "1", "yes", "true", "y":
+		return ""
+	}
+	other := ""
+	for v := range labels {
+		if v != pos {
+			other = v
+		}
+	}
+	return fmt.Sprintf("the positive class is %q, the later of the labels %q and %q alphabetically, as neither is 1, yes, true or y; "+
+		"the model predicts P(label = %q); give --positive %q to predict the other", excerpt(pos), excerpt(other), excerpt(pos), excerpt(pos), excerpt(other))
 }
 
 // IsMissing reports whether a CSV cell stands for a missing value: an

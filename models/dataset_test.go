@@ -46,6 +46,32 @@ func TestReadCSV(t *testing.T) {
 			check: func(t *testing.T, ds *Dataset) { require.Equal(t, "bought", ds.Positive) },
 		},
 		{
+			name: "a positive class taken alphabetically is warned about, saying how to choose the other",
+			csv:  "a,label\nx,bought\ny,no\n",
+			opts: CSVOptions{Label: "label"},
+			check: func(t *testing.T, ds *Dataset) {
+				require.Equal(t, "no", ds.Positive)
+				require.Len(t, ds.Warnings, 1)
+				require.Contains(t, ds.Warnings[0], `the positive class is "no", the later of the labels "bought" and "no" alphabetically`)
+				require.Contains(t, ds.Warnings[0], `give --positive "bought" to predict the other`)
+			},
+		},
+		{
+			name: "y is a conventional positive label and 1, yes, true and y raise no warning",
+			csv:  "a,label\nx,n\ny,Y\n",
+			opts: CSVOptions{Label: "label"},
+			check: func(t *testing.T, ds *Dataset) {
+				require.Equal(t, "Y", ds.Positive)
+				require.Empty(t, ds.Warnings)
+			},
+		},
+		{
+			name:  "a positive label given explicitly raises no warning",
+			csv:   "a,label\nx,bought\ny,no\n",
+			opts:  CSVOptions{Label: "label", Positive: "bought"},
+			check: func(t *testing.T, ds *Dataset) { require.Empty(t, ds.Warnings) },
+		},
+		{
 			name:  "an explicit positive label wins",
 			csv:   "a,label\nx,1\ny,0\n",
 			opts:  CSVOptions{Label: "label", Positive: "0"},

@@ -360,7 +360,7 @@ Decisions whose window has not closed by the newest event are left out
 	fl := cmd.Flags()
 	fl.StringVar(&csvPath, "csv", "", "labelled CSV file with a header row")
 	fl.StringVar(&label, "label", "", "name of the label column (with --csv)")
-	fl.StringVar(&positive, "positive", "", `label value of the positive class (default "1", "yes" or "true" if present, else the larger of the two labels)`)
+	fl.StringVar(&positive, "positive", "", `label value of the positive class (default "1", "yes", "true" or "y" if present, any case, else the later of the two labels alphabetically, with a warning)`)
 	fl.StringVar(&algo, "algo", "forest", "algorithm: forest, tree or nb")
 	fl.IntVar(&trees, "trees", 100, "number of trees of a forest (default 30 when training from history: scoring cost matters on the request path)")
 	fl.IntVar(&minLeaf, "min-leaf", 0, "fewest training rows a split may leave in a leaf (default: for a forest, the best of 1, 5, 20 and 40 by log loss on a validation quarter of the training rows; 100 for a tree)")

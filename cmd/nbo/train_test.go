@@ -163,6 +163,33 @@ func TestTrainReadsNAAsMissingAndWarnsAboutNumberLikeCategories(t *testing.T) {
 	requireNoErrorLikeLines(t, stderr)
 }
 
+// TestTrainWarnsWhichTextLabelIsPositive: with labels bought/no the
+// positive class was "no" (the later alphabetically), silently.
+func TestTrainWarnsWhichTextLabelIsPositive(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("a,outcome\n")
+	for i := 0; i < 60; i++ {
+		lbl := "no"
+		if i%3 == 0 {
+			lbl = "bought"
+		}
+		fmt.Fprintf(&b, "%d,%s\n", i%7, lbl)
+	}
+	csv := filepath.Join(dir, "labels.csv")
+	writeModelTestFile(t, csv, b.String())
+	_, stderr, err := runModelCmd(t, "train", "--csv", csv, "--label", "outcome", "--algo", "tree", "--out", filepath.Join(dir, "m.json"))
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, `warning: the positive class is "no"`)
+	require.Contains(t, stderr, `give --positive "bought"`)
+	requireNoErrorLikeLines(t, stderr)
+
+	_, stderr, err = runModelCmd(t, "train", "--csv", csv, "--label", "outcome", "--positive", "bought", "--algo", "tree", "--out", filepath.Join(dir, "m.json"))
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, `positive label "bought"`)
+	require.NotContains(t, stderr, "warning")
+}
+
 // TestTrainRefusesZeroTreesLikeNegative: "--trees 0" once trained the
 // default 100 trees silently while "--trees -3" was refused; 0 is not
 // documented as "the default", so both are refused the same way, before
