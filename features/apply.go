@@ -249,7 +249,7 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 	}
 
 	c, merged := s.link(merge, keys, idbuf[:len(keys)])
-	c.mu.Lock()
+	// link returns c locked: readers see the merge and the event together.
 	c.markSeen(h, ev, s.lateness)
 	s.update(c, ev, skuH)
 	c.mu.Unlock()
@@ -329,7 +329,17 @@ func (s *Store) plan(keys []Key, owners []*customer, merge []*customer) (target 
 }
 
 // link folds the customers in merge (and the event's unowned identifiers)
-// into one customer, re-keying it to its best identifier.
+// into one customer, re-keying it to its best identifier. It returns the
+// customer with its lock held, for the caller to apply the event and
+// unlock.
+//
+// Readers never see the merge half done: the survivor is locked first,
+// the folded customers' identifiers are pointed at it, and only then are
+// the folded customers marked removed, so a reader that finds one
+// removed looks its identifier up again and waits on the survivor's lock
+// until the merge and the event are both in. The writer takes a folded
+// customer's lock while it holds the survivor's; readers hold one
+// customer's lock at a time, so the two cannot wait on each other.
 func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key) {
 	if len(merge) == 1 {
 		// The common case: the event names identifiers of one customer
@@ -340,6 +350,7 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 			known = known && keyOwners[i] == c.id
 		}
 		if known {
+			c.mu.Lock()
 			return c, nil
 		}
 	}
@@ -351,16 +362,26 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	} else {
 		c = merge[0]
 	}
+	c.mu.Lock()
 	oldID := c.id
-	for _, o := range merge[min(1, len(merge)):] {
+	folded := merge[min(1, len(merge)):]
+	for _, o := range folded {
+		for _, k := range o.ids {
+			s.index(k, c) // o's immutable packed bytes, until c's replace them below
+		}
+	}
+	for _, o := range folded {
 		merged = append(merged, o.id)
-		s.removeQuiet(o)
-		c.mu.Lock()
+		o.mu.Lock()
+		o.removed = true
+		o.mu.Unlock()
+		sh := s.shardOf(o.id)
+		sh.mu.Lock()
+		delete(sh.customers, o.id)
+		sh.mu.Unlock()
 		c.absorb(o, s.opts.RecentEvents, max(c.newest, o.newest)-s.lateness)
-		c.mu.Unlock()
 		s.customers.Add(-1)
 	}
-	c.mu.Lock()
 	// Attach the event's identifiers nobody else holds. An identifier
 	// still owned by another customer belongs to a different member: it
 	// is shared and stays where it is.
@@ -379,7 +400,6 @@ func (s *Store) link(merge []*customer, keys, keyOwners []Key) (*customer, []Key
 	packIDs(c.ids)
 	newID := bestKey(c.ids)
 	c.id = newID
-	c.mu.Unlock()
 	if oldID != "" && oldID != newID {
 		merged = append(merged, oldID)
 		sh := s.shardOf(oldID)
