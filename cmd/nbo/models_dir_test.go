@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -160,4 +161,62 @@ func TestTheModelsDirectoryIsReadiedAtStart(t *testing.T) {
 	missing := filepath.Join(dataDir, "nope")
 	require.Contains(t, newModelSet(dataDir, missing).checkSource(false), "is not a directory nbo can read")
 	require.NoDirExists(t, missing, "a configured one is not created")
+}
+
+// A model on another layout is refused naming the first column or
+// category that differs, not only hashes, and the advice names the CSV
+// path too.
+func TestAModelOnAnotherLayoutNamesWhatDiffers(t *testing.T) {
+	save := func(t *testing.T, path, label string, s models.Schema) {
+		t.Helper()
+		a := &models.Artifact{
+			FormatVersion: models.FormatVersion, Version: "leaf-1", Algorithm: models.AlgoTree, Label: label,
+			Schema: s, SchemaHash: s.Hash(), Positive: "1", Impute: make([]float64, len(s.Features)),
+			Trees: []models.Tree{{Feature: []int32{-1}, Threshold: []float64{0}, First: []int32{0}, Neg: []int32{1}, Pos: []int32{1}}},
+		}
+		require.NoError(t, a.Validate())
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, a.Save(path))
+	}
+	clone := func(s models.Schema) models.Schema {
+		out := models.Schema{Features: append([]models.Feature(nil), s.Features...)}
+		for i := range out.Features {
+			out.Features[i].Vocabulary = append([]string(nil), out.Features[i].Vocabulary...)
+		}
+		return out
+	}
+	noSMS := clone(engine.PropensitySchema)
+	ch := noSMS.Index("channel")
+	noSMS.Features[ch].Vocabulary = slices.DeleteFunc(noSMS.Features[ch].Vocabulary, func(v string) bool { return v == "sms" })
+	renamed := clone(engine.CustomerSchema)
+	renamed.Features[2].Name = "views_30d"
+	coupon := models.Schema{Features: []models.Feature{{Name: "destination", Kind: models.Categorical, Vocabulary: []string{"Home", "Work"}}, {Name: "temperature", Kind: models.Numeric}}}
+
+	tests := []struct {
+		name, label string
+		schema      models.Schema
+		want        []string
+	}{
+		{"a propensity model lacking a channel names the category", "redeem_7d", noSMS,
+			[]string{`column 46 "channel" lacks the category "sms"`, "engine.PropensitySchema", "nbo train --csv"}},
+		{"a customer score with a renamed column names it", "purchase_15d", renamed,
+			[]string{`column 3 is "views_30d" where the layout has "views_online_30d"`, "engine.CustomerSchema", "nbo train --csv"}},
+		{"a CSV model on other columns names the first", "Y", coupon,
+			[]string{`column 1 is "destination" where the layout has "views_online_24h"`, "nbo train --csv"}},
+		{"a customer-layout model with another label says to name the score", "Y", engine.CustomerSchema,
+			[]string{`its label "Y" names no customer score`, "purchase_15d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			save(t, filepath.Join(dataDir, "models", "m.json"), tt.label, tt.schema)
+			_, err := newModelSet(dataDir, "").load("m.json")
+			var apiErr *api.Error
+			require.ErrorAs(t, err, &apiErr)
+			require.Equal(t, api.CodeBadModel, apiErr.Code)
+			for _, w := range tt.want {
+				require.Contains(t, apiErr.Message, w)
+			}
+		})
+	}
 }

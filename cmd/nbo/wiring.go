@@ -317,9 +317,7 @@ func (m *modelSet) load(path string) (any, error) {
 	if a.SchemaHash != engine.PropensitySchema.Hash() {
 		name = a.Label
 		if _, ok := m.scores[name]; !ok || a.SchemaHash != engine.CustomerSchema.Hash() {
-			return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
-				"the model (label %.32q, schema %.12s…) is neither an offer-propensity model (schema %.12s…) nor a customer score named one of %v on the customer features (schema %.12s…); train it with nbo train on the engine's decision log",
-				a.Label, a.SchemaHash, engine.PropensitySchema.Hash(), scoreNames, engine.CustomerSchema.Hash())}
+			return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: layoutMismatch(a, ok)}
 		}
 	}
 	// Serve the artifact that was checked, decoded once, and keep its
@@ -345,6 +343,25 @@ func (m *modelSet) load(path string) (any, error) {
 		out["warning"] = "loaded, but not kept for restarts (a restart serves the model kept before): " + err.Error()
 	}
 	return out, nil
+}
+
+// layoutMismatch says why a model is neither the offer-propensity model
+// nor a customer score, naming the first column or category that differs
+// from the layout it was meant for (a customer score's if its label names
+// one, else the propensity model's): hashes alone gave a person who
+// trained on a CSV nothing to change.
+func layoutMismatch(a *models.Artifact, isScore bool) string {
+	const advice = "; train it with nbo train on the engine's decision log (--decisions, --events), or from a CSV (nbo train --csv FILE --label …) whose columns are exactly that layout, in order, with every category value (docs/models.md lists it)"
+	if !isScore && a.SchemaHash == engine.CustomerSchema.Hash() {
+		return fmt.Sprintf("the model has the customer-score layout (engine.CustomerSchema) but its label %.32q names no customer score; the engine serves %v: train it with --label set to one of them",
+			a.Label, scoreNames)
+	}
+	if isScore {
+		return fmt.Sprintf("the model (label %.32q) is a customer score but not on the customer features: %s (engine.CustomerSchema, schema %.12s…, the model's %.12s…)%s",
+			a.Label, models.SchemaDiff(engine.CustomerSchema, a.Schema), engine.CustomerSchema.Hash(), a.SchemaHash, advice)
+	}
+	return fmt.Sprintf("the model (label %.32q) is not on the offer-propensity features: %s (engine.PropensitySchema, schema %.12s…, the model's %.12s…); a customer score is named by its label, one of %v%s",
+		a.Label, models.SchemaDiff(engine.PropensitySchema, a.Schema), engine.PropensitySchema.Hash(), a.SchemaHash, scoreNames, advice)
 }
 
 // read returns the file at path if it lies inside the models directory:
