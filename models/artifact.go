@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -131,12 +132,19 @@ func (a *Artifact) contentHash() string {
 // ErrBadArtifact marks an artifact that cannot be served.
 var ErrBadArtifact = errors.New("models: bad artifact")
 
+// maxProblems bounds the problems one Validate error lists: a corrupt
+// forest can have one per node.
+const maxProblems = 8
+
 // Validate checks that the artifact is complete and self-consistent, so
-// that Compile and the scorer never index out of range.
+// that Compile and the scorer never index out of range. It reports every
+// problem at once, in one line: "models: bad artifact: p1; p2; …" (a
+// multi-line error with the prefix repeated on each line once reached an
+// API client as is).
 func (a *Artifact) Validate() error {
-	var errs []error
+	var problems []string
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadArtifact}, args...)...))
+		problems = append(problems, fmt.Sprintf(format, args...))
 	}
 	if a.FormatVersion != FormatVersion {
 		bad("format_version %d, this build reads %d", a.FormatVersion, FormatVersion)
@@ -225,7 +233,13 @@ func (a *Artifact) Validate() error {
 			bad("impute %d is not finite", i)
 		}
 	}
-	return errors.Join(errs...)
+	if len(problems) == 0 {
+		return nil
+	}
+	if n := len(problems); n > maxProblems {
+		problems = append(problems[:maxProblems], fmt.Sprintf("and %d more", n-maxProblems))
+	}
+	return fmt.Errorf("%w: %s", ErrBadArtifact, strings.Join(problems, "; "))
 }
 
 // Save writes the artifact as JSON atomically (temp file, fsync, rename).

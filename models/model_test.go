@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +283,26 @@ func TestDecodeArtifactRefusesBrokenModels(t *testing.T) {
 	}
 	_, err = DecodeArtifact([]byte(`{"format_version":1,"surprise":true}`))
 	require.ErrorContains(t, err, "unknown field")
+}
+
+// TestABrokenArtifactIsOneLineListingItsProblems: loading {} once gave a
+// multi-line error repeating "models: bad artifact:" on every line.
+func TestABrokenArtifactIsOneLineListingItsProblems(t *testing.T) {
+	_, err := DecodeArtifact([]byte(`{}`))
+	require.ErrorIs(t, err, ErrBadArtifact)
+	msg := err.Error()
+	require.NotContains(t, msg, "\n")
+	require.Equal(t, 1, strings.Count(msg, "bad artifact"), msg)
+	require.Equal(t, `models: bad artifact: format_version 0, this build reads 1; schema_hash  does not match the schema (`+Schema{}.Hash()+`); the schema has no features; unknown algorithm ""`, msg)
+
+	a := &Artifact{FormatVersion: FormatVersion, Algorithm: AlgoForest, Schema: Schema{Features: []Feature{{Name: "a", Kind: Numeric}}}, Impute: []float64{0}}
+	a.SchemaHash = a.Schema.Hash()
+	for i := 0; i < 20; i++ {
+		a.Trees = append(a.Trees, Tree{Feature: []int32{0}})
+	}
+	msg = a.Validate().Error()
+	require.NotContains(t, msg, "\n")
+	require.True(t, strings.HasSuffix(msg, "; and 12 more"), msg)
 }
 
 func TestScorerMissingValueRules(t *testing.T) {
