@@ -404,7 +404,7 @@ func (s *Store) encodeTombstones(b []byte) []byte {
 func decodeTombstones(b []byte) (map[uint64]int64, int64, error) {
 	d := &dec{b: b}
 	newest := d.i()
-	n := d.n(1 << 24)
+	n := d.n(len(d.b) / 9) // a hash and a varint each: at least 9 bytes
 	tombs := make(map[uint64]int64, n)
 	for range n {
 		if d.err != nil || len(d.b) < 8 {
@@ -700,7 +700,7 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 		it.sku, it.cat, it.qty = uint32(d.u()), uint32(d.u()), int32(d.i())
 	}
 	if format >= 2 {
-		c.cartAdds = make([]cartAdd, d.n(1<<20))
+		c.cartAdds = make([]cartAdd, d.n(len(d.b)/4)) // four varints each
 		for i := range c.cartAdds {
 			a := &c.cartAdds[i]
 			a.ts, a.amount = d.i(), d.i()
@@ -750,7 +750,7 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 			st.last = d.i()
 			st.store, st.visits = uint32(d.u()), uint32(d.u())
 		}
-		l.evs = make([]offlineEv, d.n(1<<20))
+		l.evs = make([]offlineEv, d.n(len(d.b)/5)) // five varints each
 		for i := range l.evs {
 			ev := &l.evs[i]
 			ev.ts, ev.dwell = d.i(), int32(d.i())
