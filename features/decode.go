@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"strconv"
 	"time"
+	"unicode"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -322,9 +323,9 @@ func (s *scanner) isOther(scope byte, k []byte) bool {
 //     addresses and prefixed IDs; the customer key "ns:value" splits at
 //     the first ':').
 //     phone: either 64 hex digits (already hashed; stored lower case), or a
-//     phone number — an optional leading '+' and 6..20 digits, spaces and
-//     '-' ignored — normalised to the digits with the '+' kept and stored
-//     as the lower-case hex SHA-256 of that. No country code is inferred:
+//     phone number — an optional leading '+' and 6..20 digits, spaces,
+//     '-', '.', '(' and ')' ignored — normalised to the digits with the
+//     '+' kept and stored as the lower-case hex SHA-256 of that. No country code is inferred:
 //     "+8613800138000" and "13800138000" are different customers.
 //     email: either 64 hex digits (stored lower case), or an address —
 //     trimmed of spaces, exactly one '@' with a non-empty part on each
@@ -1091,9 +1092,9 @@ func (s *scanner) phone(buf []byte) (string, []byte, *Rejection) {
 		case c == '+' && n == 0 && nd == 0:
 			digits[n] = c
 			n++
-		case c == ' ' || c == '-':
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
 		default:
-			return "", buf, reject(ReasonBadID, "ids.phone", "ids.phone must be a phone number (optional +, 6..20 digits) or its SHA-256 as 64 hex digits")
+			return "", buf, reject(ReasonBadID, "ids.phone", "ids.phone must be a phone number (an optional leading +, 6..20 digits; spaces, '-', '.', '(' and ')' are ignored) or its SHA-256 as 64 hex digits")
 		}
 	}
 	if nd < 6 {
@@ -1742,8 +1743,10 @@ func btoi(v bool) int {
 // --- Messages ---------------------------------------------------------------
 
 // inputExcerpt quotes at most 32 bytes of input for a message: cut at a
-// character boundary, control characters and invalid UTF-8 shown as '?',
-// an ellipsis when cut. The quotes are typographic so that, with the
+// character boundary, control characters, format characters (a
+// right-to-left override would turn the rest of a log line or a console
+// around; zero-width characters hide) and invalid UTF-8 shown as '?', an
+// ellipsis when cut. The quotes are typographic so that, with the
 // input's own ASCII quotes, no more than 32 input bytes appear in a row.
 func inputExcerpt(b string) string {
 	const maxBytes = 32
@@ -1755,7 +1758,7 @@ func inputExcerpt(b string) string {
 		if n+size > maxBytes {
 			break
 		}
-		if r < 0x20 || r == 0x7f || (r == utf8.RuneError && size == 1) {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) || unicode.Is(unicode.Cf, r) || (r == utf8.RuneError && size == 1) {
 			out = append(out, '?')
 		} else {
 			out = append(out, b[n:n+size]...)

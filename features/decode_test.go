@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
@@ -271,6 +272,7 @@ func TestDecodeEventHashesPhoneAndEmail(t *testing.T) {
 		want IDs
 	}{
 		{"a phone with spaces and dashes is normalised then hashed", `{"phone":"+86 138-0013-8000"}`, IDs{Phone: hashed}},
+		{"a phone written with brackets and dots is normalised too", `{"phone":"+86 (138) 0013.8000"}`, IDs{Phone: hashed}},
 		{"a phone without plus hashes differently", `{"phone":"13800138000"}`, IDs{Phone: hashHex("13800138000")}},
 		{"a hashed phone is kept", `{"phone":"` + hashed + `"}`, IDs{Phone: hashed}},
 		{"an upper-case hashed phone is lower-cased", `{"phone":"` + strings.ToUpper(hashed) + `"}`, IDs{Phone: hashed}},
@@ -607,4 +609,24 @@ func TestDecodeEventKeepsAllStringsInOneAllocation(t *testing.T) {
 		total += len(s)
 	}
 	require.Equal(t, uintptr(total), hi-lo, "the strings are packed back to back in one array")
+}
+
+// A message quotes the input without the characters that would change
+// how the rest of a log line or a console reads: controls, a
+// right-to-left override, zero-width characters.
+func TestMessagesQuoteNoCharacterThatRearrangesTheLine(t *testing.T) {
+	var opts DecodeOptions
+	opts.EnsureDefaults()
+	for _, id := range []string{"dev\u202eevil", "dev\u2066x", "dev\u200bx", "dev\u0085x", "dev\ufeffx"} {
+		line, err := json.Marshal(map[string]any{"event_id": "e1", "ts": "2026-11-20T10:00:00Z", "type": "page_view", "channel": "app", "ids": map[string]string{"device": id}})
+		require.NoError(t, err)
+		var ev Event
+		rej := DecodeEvent(line, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli(), &opts, &ev)
+		require.NotNil(t, rej, "%q", id)
+		require.Equal(t, ReasonBadID, rej.Code)
+		require.Contains(t, rej.Message, "“dev?", "%q: %q", id, rej.Message)
+		for _, r := range rej.Message {
+			require.False(t, unicode.Is(unicode.Cf, r) || r >= 0x80 && r < 0xa0, "%q quoted in %q", r, rej.Message)
+		}
+	}
 }
