@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -219,4 +223,41 @@ func TestAModelOnAnotherLayoutNamesWhatDiffers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A load says so in the log (it once left no trace), and the model set
+// lists what it serves with when it was loaded, also after a restart.
+func TestALoadedModelIsLoggedAndListed(t *testing.T) {
+	dataDir := t.TempDir()
+	writeLeafModel(t, filepath.Join(dataDir, "models", "good.json"))
+	var buf bytes.Buffer
+	m := newModelSet(dataDir, "")
+	m.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	require.Empty(t, m.list())
+	before := time.Now().UTC()
+	_, err := m.load("good.json")
+	require.NoError(t, err)
+
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &line), buf.String())
+	require.Equal(t, "INFO", line["level"])
+	require.Equal(t, "model served", line["msg"])
+	require.Equal(t, "propensity", line["name"])
+	require.Equal(t, "leaf-1", line["version"])
+	require.Equal(t, "good.json", line["path"])
+	require.Equal(t, engine.PropensitySchema.Hash(), line["schema_hash"])
+
+	got := m.list()
+	require.Len(t, got, 1)
+	require.Equal(t, "propensity", got[0].Name)
+	require.Equal(t, "leaf-1", got[0].Version)
+	require.Equal(t, models.AlgoTree, got[0].Algorithm)
+	require.Equal(t, "good.json", got[0].Path)
+	require.False(t, got[0].LoadedAt.Before(before))
+
+	again := newModelSet(dataDir, "")
+	again.restore()
+	got = again.list()
+	require.Len(t, got, 1)
+	require.Equal(t, filepath.Join(dataDir, "served-models", "propensity.json"), got[0].Path, "a restart serves the kept copy")
 }

@@ -189,6 +189,49 @@ type modelSet struct {
 	// Config.ModelsDir): the route takes a path from a client, and the
 	// process may run as a user who can read far more than models.
 	src string
+	// log gets a line for every model served; nil: slog.Default().
+	log *slog.Logger
+	// served describes each model in force by name, under mu.
+	served map[string]servedModel
+}
+
+// servedModel describes a model in force, for the log and for listing
+// what is served.
+type servedModel struct {
+	Name       string         `json:"name"`
+	Version    string         `json:"version"`
+	Algorithm  models.Algo    `json:"algorithm"`
+	SchemaHash string         `json:"schema_hash"`
+	Metrics    models.Metrics `json:"metrics"`
+	LoadedAt   time.Time      `json:"loaded_at"`
+	// Path is the path the load named, or the kept copy a restart served.
+	Path string `json:"path"`
+}
+
+func newServedModel(name, path string, a *models.Artifact, now time.Time) servedModel {
+	return servedModel{Name: name, Version: a.Version, Algorithm: a.Algorithm, SchemaHash: a.SchemaHash, Metrics: a.Metrics, LoadedAt: now.UTC(), Path: path}
+}
+
+// list returns the models in force, by name.
+func (m *modelSet) list() []servedModel {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]servedModel, 0, len(m.served))
+	for _, s := range m.served {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// logServed logs a model just put in force.
+func (m *modelSet) logServed(s servedModel, how string) {
+	log := m.log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Info("model served", "name", s.Name, "version", s.Version, "algorithm", s.Algorithm, "schema_hash", s.SchemaHash,
+		"auc", s.Metrics.AUC, "path", s.Path, "how", how)
 }
 
 // scoreNames are the customer scores the built-in rules read.
@@ -207,7 +250,7 @@ func newModelSet(dataDir, modelsDir string) *modelSet {
 	if abs, err := filepath.Abs(modelsDir); err == nil {
 		modelsDir = abs
 	}
-	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir, legacy: filepath.Join(dataDir, "models"),
+	m := &modelSet{propensity: models.NewRegistry(), scores: engine.Scores{}, dir: dir, src: modelsDir, legacy: filepath.Join(dataDir, "models"), served: map[string]servedModel{},
 		upgrade: !fileExists(dir) && fileExists(filepath.Join(dataDir, "state.snap"))}
 	for _, n := range scoreNames {
 		m.scores[n] = models.NewRegistry()
@@ -269,6 +312,11 @@ func (m *modelSet) restore() []string {
 		}
 		if err := reg.load(path); err == nil {
 			loaded = append(loaded, name+" "+reg.Active().Version)
+			if a, err := models.LoadArtifact(path); err == nil {
+				m.mu.Lock()
+				m.served[name] = newServedModel(name, path, a, time.Now())
+				m.mu.Unlock()
+			}
 		} else {
 			loaded = append(loaded, name+" NOT LOADED: "+err.Error())
 		}
@@ -338,10 +386,15 @@ func (m *modelSet) load(path string) (any, error) {
 		return nil, &api.Error{Status: 422, Code: api.CodeBadModel, Field: "path", Message: fmt.Sprintf(
 			"the model %s cannot be served: %v; train it again with nbo train", path, errors.Unwrap(err))}
 	}
+	sm := newServedModel(name, path, a, time.Now())
+	m.served[name] = sm
 	out := map[string]any{"name": name, "version": a.Version, "algorithm": a.Algorithm, "schema_hash": a.SchemaHash, "metrics": a.Metrics, "path": path}
+	how := "loaded and kept for restarts"
 	if err := os.Rename(tmp, saved); err != nil {
 		out["warning"] = "loaded, but not kept for restarts (a restart serves the model kept before): " + err.Error()
+		how = "loaded, NOT kept for restarts"
 	}
+	m.logServed(sm, how)
 	return out, nil
 }
 
