@@ -85,7 +85,19 @@ type policyEval struct {
 	// offer) with the approximated propensities: were they right, its IPS
 	// would match LoggedValue. The gap measures the approximation.
 	SelfCheck selfCheck `json:"self_check"`
+	// EffectiveSampleSize is (Σw)²/Σw² over the candidate's (clipped)
+	// importance weights: how many decisions IPS and SNIPS rest on.
+	EffectiveSampleSize float64 `json:"effective_sample_size"`
+	// MeanWeight is Σw/n: about 1 when the approximated propensities are
+	// right and the candidate has support in the log.
+	MeanWeight float64 `json:"mean_weight"`
+	// Warning is set when MeanWeight is below lowSupport: the candidate
+	// mostly picks offers the engine rarely showed.
+	Warning string `json:"warning,omitempty"`
 }
+
+// lowSupport is the mean importance weight under which evaluate warns.
+const lowSupport = 0.5
 
 type selfCheck struct {
 	IPS         float64 `json:"ips_of_logged_policy"`
@@ -243,6 +255,9 @@ good. Weights are clipped at --clip.`,
 					return fmt.Errorf("evaluate: %w", err)
 				}
 				sum.Policy = pe
+				if pe.Warning != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", pe.Warning)
+				}
 			}
 			return json.NewEncoder(cmd.OutOrStdout()).Encode(sum)
 		},
@@ -387,7 +402,7 @@ func evaluatePolicy(decs []models.LoggedDecision, hd *models.HistoryDataset, row
 	if pe.DR, err = models.DoublyRobust(logs, pi, q, actions, clip); err != nil {
 		return nil, err
 	}
-	var sw, swr float64
+	var sw, swr, sww float64
 	for k := range ctxs {
 		pe.Direct += ctxs[k].q[ctxs[k].choice]
 		if ctxs[k].choice == 0 {
@@ -396,19 +411,26 @@ func evaluatePolicy(decs []models.LoggedDecision, hd *models.HistoryDataset, row
 				w = math.Min(w, clip)
 			}
 			sw += w
+			sww += w * w
 			swr += w * logs[k].Reward
 		}
 		pe.SelfCheck.IPS += logs[k].Reward / logs[k].Propensity
 	}
 	if sw > 0 {
 		pe.SNIPS = swr / sw
+		pe.EffectiveSampleSize = sw * sw / sww
+	}
+	pe.MeanWeight = sw / float64(len(ctxs))
+	if pe.MeanWeight < lowSupport {
+		pe.Warning = fmt.Sprintf("little support: the mean importance weight is %.3g (about 1 when the candidate's offers were shown often enough); the candidate agrees with the logged offer in %.0f%% of %d decisions and the weighted estimates rest on about %.0f of them; read ips, snips and doubly_robust with care, or try another --temperature (see docs/models.md, reading the off-policy estimate)",
+			pe.MeanWeight, 100*pe.Agreement, len(ctxs), pe.EffectiveSampleSize)
 	}
 	pe.SelfCheck.IPS /= float64(len(ctxs))
 	pe.SelfCheck.LoggedValue = pe.LoggedValue
 	pe.Direct /= float64(len(ctxs))
-	scoreName := "the logged propensity"
+	scoreName := "logged propensity"
 	if scorer != nil {
-		scoreName = "the model's score"
+		scoreName = "model score"
 	}
 	pe.Candidate = "show the logged offer with the highest " + scoreName
 	if valueAt >= 0 {

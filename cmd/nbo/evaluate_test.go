@@ -126,3 +126,40 @@ func TestEvaluateProgressDoesNotReadLikeAnError(t *testing.T) {
 	require.Contains(t, stderr, "decisions")
 	requireNoErrorLikeLines(t, stderr)
 }
+
+// TestEvaluateReportsTheSupportOfItsEstimate: the candidate read "the
+// highest the model's score × offer value", and nothing said how many
+// decisions the weighted estimates rest on. At a near-zero temperature
+// every weight is 1 where the candidate agrees with the logged offer and
+// 0 elsewhere, so the mean weight is the agreement and the effective
+// sample size the number of agreeing decisions.
+func TestEvaluateReportsTheSupportOfItsEstimate(t *testing.T) {
+	h := genEngineHistory(t, 200, 24, 1)
+	decisions, events := h.write(t)
+	prop := filepath.Join(t.TempDir(), "prop.json")
+	_, stderr, err := runModelCmd(t, "train", "--decisions", decisions, "--events", events, "--trees", "5", "--out", prop)
+	require.NoError(t, err, stderr)
+	for _, temp := range []string{"1e-9", "1"} {
+		stdout, stderr, err := runModelCmd(t, "evaluate", "--decisions", decisions, "--events", events, "--model", prop, "--temperature", temp)
+		require.NoError(t, err, stderr)
+		pol := decodeOne(t, stdout)["policy"].(map[string]any)
+		require.Equal(t, "show the logged offer with the highest model score × offer value", pol["candidate"])
+		n, agree := pol["decisions"].(float64), pol["agreement"].(float64)
+		mean, ess := pol["mean_weight"].(float64), pol["effective_sample_size"].(float64)
+		t.Logf("temperature %s: agreement %.3f, mean weight %.3f, effective sample size %.1f of %v", temp, agree, mean, ess, n)
+		require.Greater(t, ess, 0.0)
+		require.LessOrEqual(t, ess, n*agree+1e-6, "only agreeing decisions carry weight")
+		if temp == "1e-9" {
+			require.InDelta(t, agree, mean, 1e-9)
+			require.InDelta(t, n*agree, ess, 1e-6)
+		}
+		if mean < 0.5 {
+			require.Contains(t, pol["warning"], "little support")
+			require.Contains(t, stderr, "warning: little support")
+		} else {
+			require.NotContains(t, pol, "warning")
+			require.NotContains(t, stderr, "warning")
+		}
+		requireNoErrorLikeLines(t, stderr)
+	}
+}
