@@ -72,7 +72,7 @@ func TestModelsLoadOnlyFromTheModelsDirectory(t *testing.T) {
 			res, err := m.load(tt.path)
 			if tt.status == 0 {
 				require.NoError(t, err)
-				require.Equal(t, "propensity", res.(map[string]any)["name"])
+				require.Equal(t, "propensity", res.(loadedModel).Name)
 				require.Equal(t, "leaf-1", m.propensity.Active().Version)
 				return
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -61,7 +62,8 @@ func TestOpenAPIDescribesTheAdminAnswers(t *testing.T) {
 	// Models: a load that was kept sends all but the warning.
 	dataDir := t.TempDir()
 	writeLeafModel(t, filepath.Join(dataDir, "models", "m.json"))
-	res, err := newModelSet(dataDir, "").load("m.json")
+	set := newModelSet(dataDir, "")
+	res, err := set.load("m.json")
 	require.NoError(t, err)
 	got := keys(res)
 	require.ElementsMatch(t, doc.Components.Schemas["ModelStatus"].Required, names(got))
@@ -74,4 +76,15 @@ func TestOpenAPIDescribesTheAdminAnswers(t *testing.T) {
 	require.NoError(t, json.Unmarshal(got["metrics"], &metrics))
 	require.Subset(t, metricKeys, names(metrics))
 	require.Subset(t, append(names(metrics), "calibration"), metricKeys, "calibration is sent only when the artifact has one")
+
+	// The list of models in force: each as the load answered, without
+	// its warning.
+	list, err := set.ListModels(context.Background())
+	require.NoError(t, err)
+	listed := keys(list)
+	require.ElementsMatch(t, doc.Components.Schemas["ServedModels"].Required, names(listed))
+	var served []map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(listed["models"], &served))
+	require.Len(t, served, 1)
+	require.ElementsMatch(t, names(got), names(served[0]))
 }

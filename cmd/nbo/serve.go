@@ -222,6 +222,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	defer decisionCache.Close()
 	models := newModelSet(cfg.DataDir, cfg.ModelsDir)
+	models.log = log
 	eng, err := engine.New(engine.Options{
 		Stats: stats,
 		Store: store, Scenarios: lib.Active, Budgets: budgets, Policy: policy, Cache: decisionCache, Location: zone,
@@ -328,9 +329,7 @@ func serve(ctx context.Context, cfg Config, out io.Writer) error {
 			return stats.Snapshot(), nil
 		}),
 		Scenarios: lib,
-		Models: api.ModelAdminFunc(func(ctx context.Context, path string) (any, error) {
-			return models.load(path)
-		}),
+		Models:    models,
 		Bandit: api.BanditAdminFunc(func(ctx context.Context, offerID string) (any, error) {
 			if bandit.Reset(offerID) == 0 && lib.Active().Offer(offerID) == nil {
 				// Most likely a typo: say so rather than report a reset.

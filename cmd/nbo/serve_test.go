@@ -122,6 +122,11 @@ func TestServeEndToEnd(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond, "all three events apply to the member")
 	require.EqualValues(t, 39900, cust["cart_value"])
 
+	// No model loaded: the list of models in force is empty.
+	code, resp = call(t, "GET", base+"/v1/admin/models", key, "")
+	require.Equal(t, 200, code, "%v", resp)
+	require.Equal(t, []any{}, resp["models"])
+
 	// A hang-up reloads the scenarios and does not stop the service.
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGHUP))
 	require.True(t, c.stderr.wait(20*time.Second, "SIGHUP: scenarios reloaded"), "no reload logged:\n%s", c.stderr)

@@ -441,7 +441,7 @@ func TestTrainFromTheEngineHistoryServesTheModels(t *testing.T) {
 			require.NoError(t, reg.Load(out, tt.schema))
 			res, err := newModelSet(t.TempDir(), filepath.Dir(out)).load(out)
 			require.NoError(t, err)
-			require.Equal(t, tt.served, res.(map[string]any)["name"])
+			require.Equal(t, tt.served, res.(loadedModel).Name)
 		})
 	}
 }

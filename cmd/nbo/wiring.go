@@ -388,14 +388,31 @@ func (m *modelSet) load(path string) (any, error) {
 	}
 	sm := newServedModel(name, path, a, time.Now())
 	m.served[name] = sm
-	out := map[string]any{"name": name, "version": a.Version, "algorithm": a.Algorithm, "schema_hash": a.SchemaHash, "metrics": a.Metrics, "path": path}
+	out := loadedModel{servedModel: sm}
 	how := "loaded and kept for restarts"
 	if err := os.Rename(tmp, saved); err != nil {
-		out["warning"] = "loaded, but not kept for restarts (a restart serves the model kept before): " + err.Error()
+		out.Warning = "loaded, but not kept for restarts (a restart serves the model kept before): " + err.Error()
 		how = "loaded, NOT kept for restarts"
 	}
 	m.logServed(sm, how)
 	return out, nil
+}
+
+// loadedModel is the answer to POST /v1/admin/models (OpenAPI
+// ModelStatus).
+type loadedModel struct {
+	servedModel
+	Warning string `json:"warning,omitempty"`
+}
+
+var _ api.ModelAdmin = (*modelSet)(nil)
+
+// LoadModel is POST /v1/admin/models.
+func (m *modelSet) LoadModel(ctx context.Context, path string) (any, error) { return m.load(path) }
+
+// ListModels is GET /v1/admin/models: the models in force, by name.
+func (m *modelSet) ListModels(ctx context.Context) (any, error) {
+	return map[string][]servedModel{"models": m.list()}, nil
 }
 
 // layoutMismatch says why a model is neither the offer-propensity model

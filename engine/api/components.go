@@ -97,16 +97,13 @@ type ScenarioAdmin interface {
 }
 
 // ModelAdmin loads a model artifact from a path on the server (POST
-// /v1/admin/models {"path": …}) and returns what was loaded. A bad
-// artifact should be an *Error (status 422).
+// /v1/admin/models {"path": …}) and returns what was loaded (a bad
+// artifact should be an *Error, status 422), and lists the models in
+// force (GET /v1/admin/models).
 type ModelAdmin interface {
 	LoadModel(ctx context.Context, path string) (any, error)
+	ListModels(ctx context.Context) (any, error)
 }
-
-// ModelAdminFunc adapts a function to ModelAdmin.
-type ModelAdminFunc func(ctx context.Context, path string) (any, error)
-
-func (f ModelAdminFunc) LoadModel(ctx context.Context, path string) (any, error) { return f(ctx, path) }
 
 // BanditAdmin resets online learning for one offer (POST
 // /v1/admin/bandit/reset {"offer_id": …}): every segment's posterior of the
@@ -138,7 +135,6 @@ var (
 	_ Decider        = DeciderFunc(nil)
 	_ CustomerReader = CustomerReaderFunc(nil)
 	_ StatsReader    = StatsReaderFunc(nil)
-	_ ModelAdmin     = ModelAdminFunc(nil)
 	_ BanditAdmin    = BanditAdminFunc(nil)
 	_ Readiness      = ReadinessFunc(nil)
 )

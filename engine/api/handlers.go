@@ -30,6 +30,7 @@ func (s *Server) registerRoutes() {
 	add("GET", "/v1/stats", ScopeAdmin, s.handleStats)
 	add("GET", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioStatus)
 	add("POST", "/v1/admin/scenarios", ScopeAdmin, s.handleScenarioReload)
+	add("GET", "/v1/admin/models", ScopeAdmin, s.handleModelList)
 	add("POST", "/v1/admin/models", ScopeAdmin, s.handleModelLoad)
 	add("POST", "/v1/admin/bandit/reset", ScopeAdmin, s.handleBanditReset)
 	add("GET", "/healthz", 0, s.handleHealthz)
@@ -491,6 +492,23 @@ func (s *Server) handleBanditReset(ctx context.Context, c *app.RequestContext, _
 		return
 	}
 	v, err := s.opts.Bandit.ResetOffer(ctx, r.OfferID)
+	if err != nil {
+		s.fail(ctx, c, err)
+		return
+	}
+	s.answer(ctx, c, v)
+}
+
+// handleModelList is GET /v1/admin/models.
+func (s *Server) handleModelList(ctx context.Context, c *app.RequestContext, _ Scope) {
+	if s.opts.Models == nil {
+		notImplemented(c, "model admin")
+		return
+	}
+	if !noQuery(c) {
+		return
+	}
+	v, err := s.opts.Models.ListModels(ctx)
 	if err != nil {
 		s.fail(ctx, c, err)
 		return

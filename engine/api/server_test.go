@@ -178,6 +178,9 @@ func (f *fakes) LoadModel(_ context.Context, path string) (any, error) {
 	}
 	return map[string]string{"loaded": path}, nil
 }
+func (f *fakes) ListModels(context.Context) (any, error) {
+	return map[string][]string{"models": {}}, nil
+}
 func (f *fakes) Ready() bool { return f.ready.Load() }
 func (f *fakes) ResetOffer(_ context.Context, offerID string) (any, error) {
 	return map[string]string{"reset": offerID}, nil
@@ -304,6 +307,7 @@ var routeCases = []routeCase{
 	{"GET", "/v1/stats", "", 200},
 	{"GET", "/v1/admin/scenarios", "", 200},
 	{"POST", "/v1/admin/scenarios", "", 200},
+	{"GET", "/v1/admin/models", "", 200},
 	{"POST", "/v1/admin/models", `{"path":"m.model"}`, 200},
 	{"POST", "/v1/admin/bandit/reset", `{"offer_id":"o1"}`, 200},
 	{"GET", "/healthz", "", 200},
