@@ -545,6 +545,16 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 		c.first = ts
 	}
 	c.compact()
+	// What no late event can reach any more goes, whatever this event
+	// is: the cart adds and the logged offline events older than the
+	// horizon. Most customers then hold none until their next cart or
+	// store event.
+	if horizon := c.newest - s.lateness; len(c.cartAdds) > 0 || c.vlog != nil {
+		c.pruneCartAdds(horizon)
+		if c.vlog != nil {
+			c.foldVisits(horizon)
+		}
+	}
 	cls := ev.Channel.Class()
 	if counted(ev.Type) {
 		if k := c.keyIndex(cls, ev.Type, cat, true); k >= 0 {
@@ -755,6 +765,9 @@ func (c *customer) pruneCartAdds(horizon int64) {
 	}
 	clear(c.cartAdds[len(out):])
 	c.cartAdds = out
+	if len(out) == 0 {
+		c.cartAdds = nil // the array goes with the last add
+	}
 }
 
 // cartLine appends a line, first dropping an emptied line or else the
