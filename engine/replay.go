@@ -158,16 +158,6 @@ type Replayer struct {
 
 	need map[contactKey]int
 	view features.View
-	// erased reports whether identifier k was erased (and not yet
-	// forgotten: see NewReplayer); nil when the feature store cannot say.
-	erased func(k features.Key) bool
-}
-
-// erasures is what the replay asks the feature store about a key that no
-// longer resolves: whether an erase removed it, rather than the customer
-// being one the events after the snapshot create.
-type erasures interface {
-	Erased(k features.Key) bool
 }
 
 type contactKey struct {
@@ -179,18 +169,12 @@ type contactKey struct {
 // NewReplayer returns a replayer; now decides which reservations have
 // expired.
 //
-// The replay tells an erased customer from one not yet in the store when
-// the feature store says which identifiers were erased (an Erased method,
-// answered from its erase tombstones); a store that cannot say leaves
-// such a customer's contacts and records under the key logged, as before,
-// for the erase is then forgotten only if its event is applied again
-// after the snapshot.
+// The replay tells an erased customer from one not yet in the store by
+// the feature store's erase tombstones (Store.Erased). They are kept for
+// the allowed lateness past the erase; an erase older than that is
+// forgotten again when its event, after the snapshot, is applied.
 func (e *Engine) NewReplayer(now time.Time) *Replayer {
-	r := &Replayer{e: e, now: now.UnixMilli(), need: map[contactKey]int{}}
-	if q, ok := any(e.opts.Store).(erasures); ok {
-		r.erased = q.Erased
-	}
-	return r
+	return &Replayer{e: e, now: now.UnixMilli(), need: map[contactKey]int{}}
 }
 
 // Replay rebuilds the state one nbo.decisions record made. A record that
@@ -295,7 +279,7 @@ func (r *Replayer) customer(logged features.Key) features.Key {
 		}
 		return k
 	}
-	if r.erased != nil && r.erased(logged) {
+	if r.e.opts.Store.Erased(logged) {
 		r.Stats.Erased++
 		return ""
 	}

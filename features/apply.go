@@ -471,6 +471,17 @@ func (s *Store) tombstone(ts int64, keys []Key, merge []*customer) {
 	}
 }
 
+// Erased reports whether identifier k was erased recently enough that
+// its tombstone is still kept (see tombstone): for a replay of the
+// decision log to tell an erased customer from one the events after the
+// snapshot will create.
+func (s *Store) Erased(k Key) bool {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	_, ok := s.tombs[hashKey(k)]
+	return ok
+}
+
 // erasedAfter reports whether one of keys was erased after ts, and when.
 func (s *Store) erasedAfter(keys []Key, ts int64) (int64, bool) {
 	for _, k := range keys {
