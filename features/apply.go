@@ -230,7 +230,11 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 			return s.reject(ReasonDuplicate, "event_id", "event_id "+excerpt(ev.ID)+" was already applied; each event is counted once")
 		}
 	}
-	if newest != 0 && ev.TS < newest-s.lateness {
+	// Erasures and consents are applied however late they come: a batch
+	// of opt-outs from a CRM must not be lost. A consent changes a
+	// purpose only when it is newer than the one held, so its arrival
+	// order does not matter.
+	if newest != 0 && ev.TS < newest-s.lateness && ev.Type != Erase && ev.Type != Consent {
 		return s.reject(ReasonTooLate, "ts", "the event is older than the customer's newest event minus the allowed lateness ("+s.opts.AllowedLateness.String()+")")
 	}
 

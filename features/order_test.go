@@ -335,3 +335,31 @@ func TestVisitsOverMonthsMatchTheTimeOrderedPass(t *testing.T) {
 	now := evs[len(evs)-1].TS + time.Hour.Milliseconds()
 	require.Equal(t, allJSON(t, ref, now), allJSON(t, restarted(t, evs), now))
 }
+
+// Erasures and consents are applied however late they arrive: a CRM's
+// batch of opt-outs dated hours ago was refused too_late, silently for
+// the sender (HTTP had answered 202), and the customer stayed opted in.
+func TestLateConsentsAndErasuresAreApplied(t *testing.T) {
+	now := t0 + 2*time.Hour.Milliseconds()
+	newer := mk("p", 2*time.Hour, PageView, ChannelApp, member("M1"))
+
+	s := newTestStore(t)
+	apply(t, s,
+		mk("c1", 0, Consent, ChannelApp, member("M1"), attrs("purpose", "marketing", "granted", "true")),
+		newer,
+		mk("c2", 30*time.Minute, Consent, ChannelApp, member("M1"), attrs("purpose", "marketing", "granted", "false")),
+		// Older than the withdrawal: it changes nothing, in any order.
+		mk("c0", 10*time.Minute, Consent, ChannelApp, member("M1"), attrs("purpose", "marketing", "granted", "true")),
+	)
+	var v View
+	require.True(t, s.ViewKey("member:M1", now, &v))
+	require.Zero(t, v.Consent[PurposeMarketing], "the late withdrawal holds")
+
+	late := mk("late", time.Hour, PageView, ChannelApp, member("M1"))
+	_, rej := s.Apply(&late)
+	require.NotNil(t, rej, "other late events are still refused")
+	require.Equal(t, ReasonTooLate, rej.Code)
+
+	apply(t, s, mk("x", 20*time.Minute, Erase, ChannelApp, member("M1")))
+	require.Zero(t, s.Len(), "a late erase erases")
+}
