@@ -419,11 +419,15 @@ func offerPolicyOf(o *scenarios.Offer) engine.OfferPolicy {
 
 // eligible lists the offers the customer may get now on ch under this
 // run's catalog rules, budgets and contact policy: the untargeted offers
-// and those a scenario firing now proposes, as for the engine.
+// and those a scenario firing now proposes, as for the engine (none for
+// a customer who withdrew personalization consent).
 func (q *qualityRun) eligible(ch features.Channel, store string, now int64) []*scenarios.Offer {
 	v := &q.view
 	req := scenarios.Request{Channel: ch, Store: store, Now: now, Trigger: scenarios.OnRequest, Loc: q.loc}
-	q.props = q.set.Evaluate(v, &req, q.props[:0])
+	q.props = q.props[:0]
+	if engine.Personalized(v, ch) { // else no scenario may read their behaviour
+		q.props = q.set.Evaluate(v, &req, q.props)
+	}
 	q.proposed = slices.Grow(q.proposed[:0], len(q.set.Offers))[:len(q.set.Offers)]
 	clear(q.proposed)
 	for _, p := range q.props {
@@ -697,7 +701,7 @@ func WriteQuality(w io.Writer, m Machine, rep QualityReport) error {
 - **oracle-without-taste**: knows every trait but not the individual taste term (N(0, 0.5²) on the log-odds per customer and offer type) and picks like the oracle: the ceiling for any policy that cannot read minds.
 - **oracle**: knows every customer's hidden response probability and picks the eligible offer with the highest expected net revenue (P(redeem) × expected basket − offer cost).
 
-Every policy chooses among the same eligible offers: the catalog's untargeted offers and those a scenario firing for the customer now proposes (the others speak to a moment — a lapse, a new membership, a VIP — and go only where their scenarios put them), valid now, shown on the channel, valid at the store, within budget and contact policy, and with the consent the offer's catalog entry requires on the channel (marketing for promotions, personalization for personalised services; transactional offers require none). A consent violation is a delivery to a customer who had not granted the offer's required purpose on that channel, per the simulator's truth.
+Every policy chooses among the same eligible offers: the catalog's untargeted offers and those a scenario firing for the customer now proposes (the others speak to a moment — a lapse, a new membership, a VIP — and go only where their scenarios put them; a customer who withdrew personalization consent, 15% of the simulated ones, gets only the untargeted offers), valid now, shown on the channel, valid at the store, within budget and contact policy, and with the consent the offer's catalog entry requires on the channel (marketing for promotions, personalization for personalised services; transactional offers require none). A consent violation is a delivery to a customer who had not granted the offer's required purpose on that channel, per the simulator's truth.
 
 Response rate is redemptions per impression. Revenue is the purchases that came with redemptions; net revenue subtracts the redeemed offers' cost. Regret sums, over the decision points, the expected net revenue of the best eligible offer minus that of the offer made (under each policy's own budgets and contact history).
 `)

@@ -138,6 +138,9 @@ type Engine struct {
 type decideState struct {
 	set   *scenarios.Set // the scenario set of the decision
 	view  features.View
+	// personal: the customer's behaviour may choose the offers (see
+	// Personalized); set by the caller after begin.
+	personal bool
 	props []scenarios.Proposal
 	cands []candidate
 	rng   *rand.Rand
@@ -415,12 +418,16 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	// The decision is allocated once arbitrate has said how many offers
 	// serve can take (newDecision).
 	st.begin(set, v, req.Channel)
+	st.personal = known && Personalized(v, req.Channel)
 	st.openGate(e.opts.Policy, set)
 	st.props = st.props[:0]
 	// With every offer refused (a customer at the cap whose transactional
 	// offers are on their cooldowns: most decisions of the API comparison)
-	// no scenario could propose anything: Evaluate is not even asked.
-	if group == GroupTreatment && known && st.open > 0 {
+	// no scenario could propose anything: Evaluate is not even asked. A
+	// customer who withdrew personalization gets what anyone would: no
+	// scenario reads their behaviour, and the untargeted offers are
+	// ranked as for the holdout.
+	if group == GroupTreatment && st.personal && st.open > 0 {
 		st.props = set.Evaluate(v, &st.sreq, st.props)
 		for i := range st.props {
 			e.consider(st, i, req.Channel)
@@ -444,7 +451,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	for i := first; i < len(st.props); i++ {
 		e.consider(st, i, req.Channel)
 	}
-	e.arbitrate(st, group == GroupTreatment)
+	e.arbitrate(st, group == GroupTreatment && st.personal)
 	d := newDecision(min(req.Limit, len(st.cands)))
 	d.DecisionID, d.Customer, d.Group = e.newDecisionID(now), string(v.Customer), group
 	d.ModelVersion = st.modelVersion
@@ -683,7 +690,7 @@ func (e *Engine) serve(st *decideState, set *scenarios.Set, req *DecideRequest, 
 		} else {
 			// Similar customers chose it only where the explorer learns by
 			// segment, for a known customer in the treatment group.
-			r.ReasonCode, r.Reason = untargetedReason(st, d.Group == GroupTreatment && v.Known && e.opts.Explorer != nil, loc)
+			r.ReasonCode, r.Reason = untargetedReason(st, d.Group == GroupTreatment && st.personal && e.opts.Explorer != nil, loc)
 		}
 		d.Offers = append(d.Offers, r)
 		if e.opts.Explorer != nil && d.Group == GroupTreatment {

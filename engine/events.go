@@ -193,8 +193,8 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 	if wall := e.opts.Clock().UnixMilli(); wall-now > e.opts.TriggerMaxAge.Milliseconds() {
 		return // catching up with old events: no pushes for the past
 	}
-	if e.opts.Holdout.InHoldout(v.Customer) {
-		return
+	if e.opts.Holdout.InHoldout(v.Customer) || !Personalized(v, features.ChannelPush) {
+		return // a push chosen from behaviour is personalization
 	}
 	st.sreq = scenarios.Request{Channel: features.ChannelPush, Store: v.HomeStore, Now: now, Trigger: scenarios.OnEvent, Loc: e.opts.Location, Score: st.scoreFn}
 	st.props = set.Evaluate(v, &st.sreq, st.props[:0])
@@ -202,6 +202,7 @@ func (e *Engine) evaluateTriggers(customer features.Key, now int64, cause string
 		return // most events: no need to read the contact ledger
 	}
 	st.begin(set, v, features.ChannelPush)
+	st.personal = true
 	st.openGate(e.opts.Policy, set) // consider drops what it refuses
 	for i := range st.props {
 		e.consider(st, i, features.ChannelPush)

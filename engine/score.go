@@ -36,7 +36,11 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel) {
 	if st.sreq.Refused[o.Index] {
 		return // not eligible, or contact policy refuses it (see openGate)
 	}
-	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior, Value: expectedNet(o, v)}
+	basket := int64(defaultBasket)
+	if st.personal {
+		basket = customerBasket(v)
+	}
+	parts := ScoreParts{ContextWeight: 1, Lever: 1, Propensity: o.Prior, Value: expectedNet(o, basket)}
 	if p.Scenario != nil {
 		parts.Lever = 1 + float64(p.Priority)/100
 	} else {
@@ -54,7 +58,7 @@ func (e *Engine) consider(st *decideState, i int, ch features.Channel) {
 		return
 	}
 	store := scenarios.FulfilmentStore(v, &st.sreq)
-	if e.opts.Propensity != nil && v.Known {
+	if e.opts.Propensity != nil && st.personal {
 		if p, ver, ok := e.opts.Propensity.Propensity(v, o, ch); ok {
 			parts.Propensity = p
 			st.modelVersion = ver
@@ -107,16 +111,32 @@ func fadedBoost(l, n, w float64) float64 {
 // customer with no purchase history, minor units.
 const defaultBasket = 20_000
 
-// expectedNet is the value of a response to the retailer, in yuan: the
-// customer's average order (or defaultBasket) less what the offer costs,
-// never below ¥1. Ranking by face value instead would favour the most
-// generous offers whatever they earn.
-func expectedNet(o *scenarios.Offer, v *features.View) float64 {
-	basket := int64(defaultBasket)
+// customerBasket is the purchase a response of customer v is expected to
+// bring: their average order, or defaultBasket without one.
+func customerBasket(v *features.View) int64 {
 	if v.Orders > 0 && v.AOV > 0 {
-		basket = v.AOV
+		return v.AOV
 	}
+	return defaultBasket
+}
+
+// expectedNet is the value of a response to the retailer, in yuan: the
+// basket expected (customerBasket, or defaultBasket for a customer whose
+// data may not choose) less what the offer costs, never below ¥1.
+// Ranking by face value instead would favour the most generous offers
+// whatever they earn.
+func expectedNet(o *scenarios.Offer, basket int64) float64 {
 	return float64(max(basket-o.Cost, 100)) / 100
+}
+
+// Personalized reports whether customer v's behaviour may choose what
+// they are offered on channel ch: unless they withdrew personalization
+// consent there. Never having said is no withdrawal (an opt-out, as for
+// personalised content elsewhere); marketing consent is the offer's own
+// requirement (requires_consent), checked apart.
+func Personalized(v *features.View, ch features.Channel) bool {
+	p := features.PurposePersonalization
+	return v.ConsentAt[p] == 0 || v.Consent[p].Has(ch)
 }
 
 // The bandit's segment: what the customer's own behaviour says about the

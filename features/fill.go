@@ -190,7 +190,7 @@ func (s *Store) fillView(c *customer, now int64, v *View) {
 		v.RecencyDays = int(max(now-lastBuy, 0) / day)
 	}
 	v.RScore, v.FScore, v.MScore = rfmScores(v.RecencyDays, c.orders, c.spendOnline+c.spendOffline)
-	v.Consent = c.consent
+	v.Consent, v.ConsentAt = c.consent, c.consentTS
 	v.Locale = "zh-CN"
 	if c.localeEn {
 		v.Locale = "en"

@@ -128,8 +128,12 @@ type View struct {
 	RecencyDays            int
 	RScore, FScore, MScore int
 
-	// Consent[purpose] is the set of channels the customer opted into.
-	Consent [NumPurposes]ChannelMask
+	// Consent[purpose] is the set of channels the customer opted into;
+	// ConsentAt[purpose] the time of the newest consent event of that
+	// purpose (0: none seen, the customer never said), which tells a
+	// withdrawal from silence.
+	Consent   [NumPurposes]ChannelMask
+	ConsentAt [NumPurposes]int64
 
 	Offers []OfferStats  // offer history, most recent first
 	Recent []RecentEvent // the last events, newest first

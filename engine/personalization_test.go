@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"nbo/features"
+)
+
+// A customer who withdrew personalization consent gets what anyone
+// would: no scenario reads their behaviour (no scenario offer, no push),
+// and the untargeted offers are not chosen by their segment or valued by
+// their purchases. One who never said anything about it is personalized
+// (an opt-out); a withdrawal on one channel leaves the others alone.
+func TestAWithdrawnPersonalizationConsentGetsUnpersonalizedOffers(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	withdraw := func(channels string) string {
+		return ev("p1", day.Add(-time.Hour), "consent", "app", `{"member":"M1"}`,
+			`,"attrs":{"purpose":"personalization","granted":"false"`+channels+`}`)
+	}
+	for _, tc := range []struct {
+		name     string
+		extra    []string
+		personal bool // on the app
+		pushed   bool
+	}{
+		{"never said: personalized", nil, true, true},
+		{"granted: personalized", []string{ev("p1", day.Add(-time.Hour), "consent", "app", `{"member":"M1"}`, `,"attrs":{"purpose":"personalization","granted":"true"}`)}, true, true},
+		{"withdrawn everywhere", []string{withdraw("")}, false, false},
+		{"granted on the app only", []string{ev("p1", day.Add(-time.Hour), "consent", "app", `{"member":"M1"}`, `,"attrs":{"purpose":"personalization","granted":"true","channels":"app"}`)}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events := append(tc.extra, storePurchaseDay(day)...)
+			pushed := newRig(t, day)
+			pushed.clock = day.Add(30 * time.Minute)
+			pushed.apply(t, events...)
+			if pushes := pushed.triggers.triggers(t); tc.pushed {
+				require.Len(t, pushes, 1, "the store purchase's scenario pushes")
+			} else {
+				require.Empty(t, pushes, "no push chosen from behaviour")
+			}
+
+			r := newRig(t, day)
+			r.eng.opts.Triggers = nil // no push first: its offer would be on its cooldown
+			r.eng.opts.Explorer = nil
+			r.clock = day.Add(30 * time.Minute)
+			r.apply(t, events...)
+			at := day.Add(40 * time.Minute)
+			d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 5, Locale: LocaleEn, Now: &at})
+			scenarioOffers := 0
+			for _, o := range d.Offers {
+				if o.Scenario != "" {
+					scenarioOffers++
+				} else {
+					require.Equal(t, "fallback", o.ReasonCode)
+				}
+				if !tc.personal {
+					require.Equal(t, expectedNet(r.set.Offer(o.OfferID), defaultBasket), o.Score.Value, "valued as anyone's, not by their ¥259 order")
+				}
+			}
+			if tc.personal {
+				require.Positive(t, scenarioOffers, "a scenario's offer: %+v", d.Offers)
+			} else {
+				require.Zero(t, scenarioOffers, "no scenario's offer: %+v", d.Offers)
+				require.NotEmpty(t, d.Offers, "the untargeted offers still: %+v", d.Offers)
+			}
+		})
+	}
+}
