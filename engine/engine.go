@@ -136,15 +136,15 @@ type Engine struct {
 
 // decideState is the per-request scratch space, pooled.
 type decideState struct {
-	set   *scenarios.Set // the scenario set of the decision
-	view  features.View
+	set  *scenarios.Set // the scenario set of the decision
+	view features.View
 	// personal: the customer's behaviour may choose the offers (see
 	// Personalized); set by the caller after begin.
 	personal bool
-	props []scenarios.Proposal
-	cands []candidate
-	rng   *rand.Rand
-	sreq  scenarios.Request
+	props    []scenarios.Proposal
+	cands    []candidate
+	rng      *rand.Rand
+	sreq     scenarios.Request
 	// segment is the customer's bandit segment on segmentCh (see
 	// segment), worked out on first use (seg): "" until then.
 	segment   string
