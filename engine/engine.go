@@ -426,7 +426,7 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	// no scenario could propose anything: Evaluate is not even asked. A
 	// customer who withdrew personalization gets what anyone would: no
 	// scenario reads their behaviour, and the untargeted offers are
-	// ranked as for the holdout.
+	// ranked by what all customers did with them (below).
 	if group == GroupTreatment && st.personal && st.open > 0 {
 		st.props = set.Evaluate(v, &st.sreq, st.props)
 		for i := range st.props {
@@ -450,6 +450,10 @@ func (e *Engine) Decide(ctx context.Context, req *DecideRequest) (*Decision, err
 	}
 	for i := first; i < len(st.props); i++ {
 		e.consider(st, i, req.Channel)
+	}
+	if group == GroupTreatment && !st.personal {
+		// What all customers did with each offer, not a draw by segment.
+		e.expect(st)
 	}
 	e.arbitrate(st, group == GroupTreatment && st.personal)
 	d := newDecision(min(req.Limit, len(st.cands)))

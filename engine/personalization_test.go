@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"nbo/features"
+	"nbo/models"
 )
 
 // A customer who withdrew personalization consent gets what anyone
@@ -68,4 +69,27 @@ func TestAWithdrawnPersonalizationConsentGetsUnpersonalizedOffers(t *testing.T) 
 			}
 		})
 	}
+}
+
+// Their untargeted offers are ranked by what all customers did with
+// each offer (the offer's learnt rate across every segment), not by the
+// catalog's priors and not by a draw for their segment.
+func TestUnpersonalizedOffersAreRankedByWhatAllCustomersDid(t *testing.T) {
+	day := time.Date(2026, 11, 20, 14, 0, 0, 0, shanghai)
+	r := newRig(t, day)
+	r.eng.opts.Triggers = nil
+	r.clock = day.Add(30 * time.Minute)
+	r.apply(t, append([]string{ev("p1", day.Add(-time.Hour), "consent", "app", `{"member":"M1"}`,
+		`,"attrs":{"purpose":"personalization","granted":"false"}`)}, storePurchaseDay(day)...)...)
+	// store_online_combo has one of the lowest priors of the untargeted
+	// offers on the app (0.07; review_for_points has 0.2), and every
+	// customer who got it took it.
+	for range 200 {
+		r.bandit.Update(models.Arm{Offer: "store_online_combo", Segment: "/online/member/noparent/nobeauty/notech/app"}, true)
+	}
+	at := day.Add(40 * time.Minute)
+	d := decide(t, r, DecideRequest{IDs: features.IDs{Member: "M1"}, Channel: features.ChannelApp, Limit: 1, Locale: LocaleEn, Now: &at})
+	require.Len(t, d.Offers, 1)
+	require.Equal(t, "store_online_combo", d.Offers[0].OfferID, "%+v", d.Offers)
+	require.Equal(t, "fallback", d.Offers[0].ReasonCode)
 }
