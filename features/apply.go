@@ -567,7 +567,9 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 	if horizon := c.newest - s.lateness; len(c.cartAdds) > 0 || c.vlog != nil {
 		c.pruneCartAdds(horizon)
 		if c.vlog != nil {
-			c.foldVisits(horizon)
+			if l := c.foldVisits(horizon); l != nil && len(s.spareLogs) < maxSpareLogs {
+				s.spareLogs = append(s.spareLogs, l)
+			}
 		}
 	}
 	cls := ev.Channel.Class()
@@ -665,6 +667,9 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 		c.skuView(ts, sku)
 	}
 	if cls == Offline && store != 0 {
+		if c.vlog == nil {
+			c.vlog = s.visitLogFor(c)
+		}
 		c.visitEvent(offlineEv{ts: ts, dwell: ev.DwellS, cat: cat, store: store, typ: ev.Type}, c.newest-s.lateness)
 	}
 	if ev.Type != Consent && ev.Type != Identify {
@@ -958,10 +963,28 @@ func (c *customer) replayVisits() {
 	}
 }
 
+// maxSpareLogs bounds Store.spareLogs.
+const maxSpareLogs = 256
+
+// visitLogFor starts customer c's visit log, with a log another customer
+// let go when there is one.
+func (s *Store) visitLogFor(c *customer) *visitLog {
+	n := len(s.spareLogs)
+	if n == 0 {
+		return &visitLog{visit: c.visit, stores: slices.Clone(c.stores)}
+	}
+	l := s.spareLogs[n-1]
+	s.spareLogs[n-1] = nil
+	s.spareLogs = s.spareLogs[:n-1]
+	l.visit, l.stores, l.evs = c.visit, append(l.stores[:0], c.stores...), l.evs[:0]
+	return l
+}
+
 // foldVisits moves the logged events older than horizon into the base:
 // no event older than them can arrive any more. With none left, the
-// visit and stores are the base and the log goes.
-func (c *customer) foldVisits(horizon int64) {
+// visit and stores are the base and the log goes: it is returned, for
+// reuse.
+func (c *customer) foldVisits(horizon int64) (released *visitLog) {
 	l := c.vlog
 	n := 0
 	for n < len(l.evs) && l.evs[n].ts < horizon {
@@ -969,10 +992,10 @@ func (c *customer) foldVisits(horizon int64) {
 	}
 	if n == len(l.evs) {
 		c.vlog = nil
-		return
+		return l
 	}
 	if n == 0 {
-		return
+		return nil
 	}
 	visit, stores := c.visit, c.stores
 	c.visit, c.stores = l.visit, l.stores
@@ -982,6 +1005,7 @@ func (c *customer) foldVisits(horizon int64) {
 	l.visit, l.stores = c.visit, c.stores
 	c.visit, c.stores = visit, stores
 	l.evs = slices.Delete(l.evs, 0, n)
+	return nil
 }
 
 // storeCount counts a visit to store (when newVisit) and keeps the store's
