@@ -550,12 +550,7 @@ func encodeCustomer(b []byte, c *customer) []byte {
 		e.u(uint64(si.sku))
 		e.u(uint64(si.count))
 	}
-	e.u(uint64(len(c.stores)))
-	for _, st := range c.stores {
-		e.i(st.last)
-		e.u(uint64(st.store))
-		e.u(uint64(st.visits))
-	}
+	e.stores(c.stores)
 	e.visit(&c.visit)
 	e.u(uint64(len(c.offers)))
 	for _, o := range c.offers {
@@ -600,12 +595,7 @@ func encodeCustomer(b []byte, c *customer) []byte {
 	} else {
 		e.u(1)
 		e.visit(&l.visit)
-		e.u(uint64(len(l.stores)))
-		for _, st := range l.stores {
-			e.i(st.last)
-			e.u(uint64(st.store))
-			e.u(uint64(st.visits))
-		}
+		e.stores(l.stores)
 		e.u(uint64(len(l.evs)))
 		for _, ev := range l.evs {
 			e.i(ev.ts)
@@ -616,6 +606,15 @@ func encodeCustomer(b []byte, c *customer) []byte {
 		}
 	}
 	return e.b
+}
+
+func (e *enc) stores(list []storeVisits) {
+	e.u(uint64(len(list)))
+	for _, st := range list {
+		e.i(st.last)
+		e.u(uint64(st.store))
+		e.u(uint64(st.visits))
+	}
 }
 
 func (e *enc) visit(v *visit) {
@@ -632,6 +631,16 @@ func (e *enc) visit(v *visit) {
 	} else {
 		e.u(0)
 	}
+}
+
+func (d *dec) stores() []storeVisits {
+	list := make([]storeVisits, d.n(maxStores))
+	for i := range list {
+		st := &list[i]
+		st.last = d.i()
+		st.store, st.visits = uint32(d.u()), uint32(d.u())
+	}
+	return list
 }
 
 func (d *dec) visit(v *visit) {
@@ -713,12 +722,7 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 		si.last, si.bought = d.i(), d.i()
 		si.sku, si.count = uint32(d.u()), uint32(d.u())
 	}
-	c.stores = make([]storeVisits, d.n(maxStores))
-	for i := range c.stores {
-		st := &c.stores[i]
-		st.last = d.i()
-		st.store, st.visits = uint32(d.u()), uint32(d.u())
-	}
+	c.stores = d.stores()
 	d.visit(&c.visit)
 	c.offers = make([]offerStat, d.n(maxOffers))
 	for i := range c.offers {
@@ -744,12 +748,7 @@ func decodeCustomer(b []byte, format int) (*customer, error) {
 	if format >= 4 && d.u() == 1 {
 		l := &visitLog{}
 		d.visit(&l.visit)
-		l.stores = make([]storeVisits, d.n(maxStores))
-		for i := range l.stores {
-			st := &l.stores[i]
-			st.last = d.i()
-			st.store, st.visits = uint32(d.u()), uint32(d.u())
-		}
+		l.stores = d.stores()
 		l.evs = make([]offlineEv, d.n(len(d.b)/5)) // five varints each
 		for i := range l.evs {
 			ev := &l.evs[i]

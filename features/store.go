@@ -81,9 +81,9 @@ type Store struct {
 	shards   []shard
 	in       *interner
 
-	writeMu   sync.Mutex
-	keyBuf    []byte // eventKeys' scratch, used under writeMu
-	warmSink  uint64 // keeps customer.warm's reads, used under writeMu
+	writeMu  sync.Mutex
+	keyBuf   []byte // eventKeys' scratch, used under writeMu
+	warmSink uint64 // keeps customer.warm's reads, used under writeMu
 	// spareLogs are visit logs customers let go, for the next customer
 	// whose store event needs one (visitLogFor): most store events start
 	// a log and a later event lets it go, and allocating each anew cost
