@@ -605,10 +605,8 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 		}
 		c.gross += ev.Amount
 		c.orders++
-		for i := range c.skus {
-			if c.skus[i].sku == sku && sku != 0 {
-				c.skus[i].bought = max(c.skus[i].bought, ts)
-			}
+		if sku != 0 {
+			c.skuBought(ts, sku)
 		}
 	case Return:
 		if cls == Online {
@@ -833,6 +831,28 @@ func (c *customer) skuView(ts int64, sku uint32) {
 		c.skus = slices.Delete(c.skus, old, old+1)
 	}
 	c.skus = grow(c.skus, skuInterest{last: ts, sku: sku, count: 1})
+}
+
+// skuBought records a purchase of sku. A SKU not viewed yet gets an entry
+// of its own (no view: it lists nothing), so that a view arriving late
+// within the lateness, or an identity linked later that viewed it, still
+// finds the purchase; such an entry takes a free place or another such
+// entry's, never a viewed SKU's, and a full list drops it first.
+func (c *customer) skuBought(ts int64, sku uint32) {
+	for i := range c.skus {
+		if c.skus[i].sku == sku {
+			c.skus[i].bought = max(c.skus[i].bought, ts)
+			return
+		}
+	}
+	if len(c.skus) >= maxSKUs {
+		old := c.oldestSKU()
+		if c.skus[old].last != 0 {
+			return
+		}
+		c.skus = slices.Delete(c.skus, old, old+1)
+	}
+	c.skus = grow(c.skus, skuInterest{bought: ts, sku: sku})
 }
 
 // oldestSKU is the SKU a full list drops: the one viewed longest ago

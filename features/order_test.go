@@ -363,3 +363,26 @@ func TestLateConsentsAndErasuresAreApplied(t *testing.T) {
 	apply(t, s, mk("x", 20*time.Minute, Erase, ChannelApp, member("M1")))
 	require.Zero(t, s.Len(), "a late erase erases")
 }
+
+// A SKU bought is not "viewed, not bought", whatever order the view and
+// the purchase arrive in and whichever identity made each: the purchase
+// was lost when it came before the view, or from an identity linked later.
+func TestABoughtSKUIsNotViewedNotBoughtInAnyOrder(t *testing.T) {
+	now := t0 + time.Hour.Milliseconds()
+	view := mk("v", 0, ProductView, ChannelApp, IDs{Device: "D1"}, sku("K1"), cat("phones"))
+	buy := mk("b", 2*time.Minute, PosPurchase, ChannelPOS, IDs{Card: "C1"}, sku("K1"), cat("phones"), store("S01"), amount(100))
+	link := mk("l", 3*time.Minute, Identify, ChannelApp, IDs{Member: "M1", Device: "D1", Card: "C1"})
+	for _, order := range [][]Event{{view, buy, link}, {buy, view, link}, {link, buy, view}, {link, view, buy}, {buy, link, view}} {
+		s := newTestStore(t)
+		apply(t, s, order...)
+		var v View
+		require.True(t, s.ViewKey("member:M1", now, &v))
+		require.Empty(t, v.ViewedNotBoughtSKU, "order %s%s%s", order[0].ID, order[1].ID, order[2].ID)
+	}
+	// Viewed after the purchase: viewed, not bought (again).
+	s := newTestStore(t)
+	apply(t, s, buy, link, mk("v2", 4*time.Minute, ProductView, ChannelApp, IDs{Device: "D1"}, sku("K1"), cat("phones")))
+	var v View
+	require.True(t, s.ViewKey("member:M1", now, &v))
+	require.Len(t, v.ViewedNotBoughtSKU, 1)
+}
