@@ -67,18 +67,22 @@ func (e *Engine) rekey(from []features.Key, to features.Key) {
 	}
 }
 
-// erased lists the canonical keys an erase removed: the customer the
-// store reports (Applied.Customer, "" when it knew none of the event's
-// identifiers), and each identifier the event names that no longer
-// resolves. An erase naming identifiers of two customers not yet linked
-// (a member and an anonymous device) removes both, but the store reports
-// one; the other's canonical key is, as a rule, the identifier named. An
-// identifier that still resolves belongs to a customer the erase left
-// alone (another member's shared device), whose state stays.
+// erased lists the canonical keys an erase removed: every customer the
+// store removed (Applied.Customer and Applied.Merged: an erase naming a
+// member and an anonymous device not linked yet removes both, and a
+// customer known by a card and that device goes too, under its own
+// canonical key), and each identifier the event names that no longer
+// resolves. An identifier that still resolves belongs to a customer the
+// erase left alone (another member's shared card), whose state stays.
 func erased(ev *features.Event, a features.Applied) []features.Key {
 	var keys []features.Key
 	if a.Customer != "" {
 		keys = append(keys, a.Customer)
+	}
+	for _, k := range a.Merged { // every customer removed, by canonical ID
+		if k != a.Customer {
+			keys = append(keys, k)
+		}
 	}
 	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
 		v := ev.IDs.Get(ns)

@@ -344,3 +344,23 @@ func BenchmarkStatsForget(b *testing.B) {
 		})
 	}
 }
+
+// An erase forgets every customer the store removed: one named only by
+// an identifier the event shares with it (a device), whose canonical key
+// (its card) the event does not name, too.
+func TestAnEraseForgetsEveryCustomerItRemoved(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, shanghai)
+	a, _ := replayRig(t, t0)
+	a.apply(t,
+		ev("cc", t0.Add(-48*time.Hour), "consent", "app", `{"card":"C1","device":"D1"}`, replayConsent),
+		ev("mc", t0.Add(-48*time.Hour), "consent", "app", `{"member":"M1"}`, replayConsent),
+	)
+	d := decide(t, a, DecideRequest{IDs: features.IDs{Card: "C1"}, Channel: features.ChannelApp, Limit: 2, Now: &t0})
+	require.NotEmpty(t, d.Offers)
+	require.NotNil(t, ledgerOf(a.policy, "card:C1"))
+	a.apply(t, ev("x", t0.Add(time.Minute), "erase", "app", `{"member":"M1","device":"D1"}`, ""))
+	_, held := a.eng.opts.Store.ResolveKey("card:C1")
+	require.False(t, held, "the store erased the card's customer")
+	require.Nil(t, ledgerOf(a.policy, "card:C1"), "its contact ledger is forgotten")
+	require.Empty(t, a.stats.Served("card:C1", nil), "and its link to the offers served")
+}

@@ -175,8 +175,10 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 	}
 
 	// An erased identifier does not come back from an event older than
-	// its erasure: in event time the event came first and was erased.
-	if ev.TS < s.tombsNewest {
+	// its erasure: in event time the event came first and was erased. An
+	// erase itself always applies (it may name identifiers erased since
+	// along with others that are not).
+	if ev.TS < s.tombsNewest && ev.Type != Erase {
 		if at, erased := s.erasedAfter(keys, ev.TS); erased {
 			return s.reject(ReasonTooLate, "ts", "the event is older than the erasure of its customer ("+FormatTS(at)+"), which deleted what it says; it is not applied")
 		}
@@ -241,7 +243,9 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 	s.newestTS = max(s.newestTS, ev.TS)
 	if ev.Type == Erase {
 		s.tombstone(ev.TS, keys, merge)
+		var removed []Key
 		for _, c := range merge {
+			removed = append(removed, c.id)
 			s.remove(c)
 		}
 		s.applied.Add(1)
@@ -249,7 +253,7 @@ func (s *Store) apply(ev *Event) (Applied, *Rejection) {
 		if target != nil {
 			id = target.id
 		}
-		return Applied{Customer: id, Erased: true}, nil
+		return Applied{Customer: id, Merged: removed, Erased: true}, nil
 	}
 
 	c, merged := s.link(merge, keys, idbuf[:len(keys)])
@@ -465,8 +469,14 @@ func (s *Store) tombstone(ts int64, keys []Key, merge []*customer) {
 		h := hashKey(k)
 		s.tombs[h] = max(s.tombs[h], ts)
 	}
+	// What the erase removes (the customers in merge, all their
+	// identifiers) and what it names that nobody holds; not an identifier
+	// another customer keeps (another member's shared card), whose own
+	// events go on.
 	for _, k := range keys {
-		mark(k)
+		if s.lookup(k) == nil {
+			mark(k)
+		}
 	}
 	for _, c := range merge {
 		for _, k := range c.ids {

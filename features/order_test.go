@@ -386,3 +386,35 @@ func TestABoughtSKUIsNotViewedNotBoughtInAnyOrder(t *testing.T) {
 	require.True(t, s.ViewKey("member:M1", now, &v))
 	require.Len(t, v.ViewedNotBoughtSKU, 1)
 }
+
+// An erase always applies, even one older than an erase of one of the
+// identifiers it names: the others it names are erased too.
+func TestAnEraseOlderThanAnotherIsStillApplied(t *testing.T) {
+	s := newTestStore(t)
+	apply(t, s,
+		mk("d", 0, PageView, ChannelWeb, IDs{Device: "D1"}),
+		mk("m", time.Minute, PageView, ChannelApp, IDs{Member: "M1"}),
+		mk("x2", 10*time.Minute, Erase, ChannelApp, IDs{Member: "M1"}),
+		mk("x1", 5*time.Minute, Erase, ChannelApp, IDs{Member: "M1", Device: "D1"}),
+	)
+	_, ok := s.ResolveKey(MakeKey(NSDevice, "D1"))
+	require.False(t, ok, "device D1 is erased")
+}
+
+// An erase naming another member's shared card erases the member only,
+// and leaves no tombstone on the card: the other member's events naming
+// it, late within the lateness, are applied.
+func TestAnEraseLeavesAnotherMembersSharedCardAlone(t *testing.T) {
+	s := newTestStore(t)
+	apply(t, s,
+		mk("b1", 0, PageView, ChannelApp, IDs{Member: "B", Card: "C1"}),
+		mk("a1", time.Minute, PageView, ChannelApp, IDs{Member: "A"}),
+		mk("x", 5*time.Minute, Erase, ChannelApp, IDs{Member: "A", Card: "C1"}),
+		mk("b2", 4*time.Minute, PosPurchase, ChannelPOS, IDs{Card: "C1"}, store("S1"), amount(100)),
+	)
+	require.False(t, s.Erased(MakeKey(NSCard, "C1")))
+	require.True(t, s.Erased(MakeKey(NSMember, "A")))
+	c, ok := s.ResolveKey(MakeKey(NSCard, "C1"))
+	require.True(t, ok)
+	require.Equal(t, Key("member:B"), c)
+}

@@ -58,8 +58,11 @@ func (o *Options) Validate() error {
 type Applied struct {
 	Customer Key    // canonical customer ID after the event
 	Version  uint64 // the customer's state version after the event
-	Merged   []Key  // canonical IDs folded into Customer by this event
-	Erased   bool   // the event erased the customer
+	// Merged are the canonical IDs folded into Customer by this event;
+	// for an erase, the canonical IDs of every customer it removed
+	// (Customer's first).
+	Merged []Key
+	Erased bool // the event erased the customer
 }
 
 type shard struct {
