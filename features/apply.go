@@ -593,7 +593,7 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 	}
 	switch ev.Type {
 	case AddToCart:
-		c.cartAdd(ts, sku, cat, ev.Quantity, ev.Amount, c.newest-s.lateness)
+		c.cartAdd(ts, sku, cat, ev.Quantity, ev.Amount)
 	case RemoveFromCart:
 		c.cartRemove(ts, sku, cat)
 	case Order, PosPurchase:
@@ -678,7 +678,7 @@ func (s *Store) update(c *customer, ev *Event, skuH uint64) {
 		if c.vlog == nil {
 			c.vlog = s.visitLogFor(c)
 		}
-		c.visitEvent(offlineEv{ts: ts, dwell: ev.DwellS, cat: cat, store: store, typ: ev.Type}, c.newest-s.lateness)
+		c.visitEvent(offlineEv{ts: ts, dwell: ev.DwellS, cat: cat, store: store, typ: ev.Type})
 	}
 	if ev.Type != Consent && ev.Type != Identify {
 		c.pushRecent(recentEv{ts: ts, amount: ev.Amount, sku: sku, cat: cat, store: store, typ: ev.Type, ch: ev.Channel}, s.opts.RecentEvents)
@@ -700,12 +700,12 @@ func consentChannels(list string) ChannelMask {
 }
 
 // cartAdd records an add. One no newer than its line's last emptying (a
-// removal or an order that arrived before it) is not counted.
-func (c *customer) cartAdd(ts int64, sku, cat uint32, qty int32, amount int64, horizon int64) {
+// removal or an order that arrived before it) is not counted. The adds
+// no late event can reach are pruned already (update).
+func (c *customer) cartAdd(ts int64, sku, cat uint32, qty int32, amount int64) {
 	if qty <= 0 {
 		qty = 1
 	}
-	c.pruneCartAdds(horizon)
 	for i := range c.cart {
 		it := &c.cart[i]
 		if it.sku == sku {
@@ -912,14 +912,10 @@ func (v *visit) addCat(cat uint32) {
 }
 
 // visitEvent applies an offline event at a store to the visits (see
-// visitLog); horizon is the customer's newest event time minus the
-// allowed lateness.
-func (c *customer) visitEvent(e offlineEv, horizon int64) {
+// visitLog), logging it in c.vlog, which the caller has started
+// (Store.visitLogFor) and folded to the horizon.
+func (c *customer) visitEvent(e offlineEv) {
 	l := c.vlog
-	if l == nil {
-		l = &visitLog{visit: c.visit, stores: slices.Clone(c.stores)}
-		c.vlog = l
-	}
 	i := len(l.evs)
 	for i > 0 && e.before(&l.evs[i-1]) {
 		i--
@@ -933,7 +929,6 @@ func (c *customer) visitEvent(e offlineEv, horizon int64) {
 		l.evs = slices.Insert(l.evs, i, e)
 		c.replayVisits()
 	}
-	c.foldVisits(horizon)
 }
 
 // before orders offline events by time, and events of one instant by
