@@ -22,7 +22,7 @@ import (
 // trigger, but they move or drop the customer's state all the same.
 func (e *Engine) OnApplied(ev *features.Event, a features.Applied) {
 	if a.Erased {
-		e.forget(erased(ev, a))
+		e.forget(a.Merged) // every customer the store removed
 		return
 	}
 	if len(a.Merged) > 0 {
@@ -67,49 +67,16 @@ func (e *Engine) rekey(from []features.Key, to features.Key) {
 	}
 }
 
-// erased lists the canonical keys an erase removed: every customer the
-// store removed (Applied.Customer and Applied.Merged: an erase naming a
-// member and an anonymous device not linked yet removes both, and a
-// customer known by a card and that device goes too, under its own
-// canonical key), and each identifier the event names that no longer
-// resolves. An identifier that still resolves belongs to a customer the
-// erase left alone (another member's shared card), whose state stays.
-func erased(ev *features.Event, a features.Applied) []features.Key {
-	var keys []features.Key
-	if a.Customer != "" {
-		keys = append(keys, a.Customer)
-	}
-	for _, k := range a.Merged { // every customer removed, by canonical ID
-		if k != a.Customer {
-			keys = append(keys, k)
-		}
-	}
-	for ns := features.NSMember; ns < features.NumNamespaces; ns++ {
-		v := ev.IDs.Get(ns)
-		if v == "" {
-			continue
-		}
-		if k := features.MakeKey(ns, v); k != a.Customer {
-			keys = append(keys, k)
-		}
-	}
-	return keys
-}
-
 // forget drops everything the engine keeps for the erased customers
-// (canonical keys): the contact ledger, the pending wake-up, the push
-// dedup's marks, the cached decisions, and the
+// (their canonical keys, as the store reports them in Applied.Merged: an
+// erase naming a member and an anonymous device not linked yet removes
+// both, a customer known by a card and that device goes too, and another
+// member's shared card stays with its owner): the contact ledger, the
+// pending wake-up, the push dedup's marks, the cached decisions, and the
 // customers' link to the attribution records, which stay, anonymous, in
 // the aggregates of /v1/stats, so that a coupon already issued is still
-// counted when it is redeemed. A key that still resolves to a customer
-// is left alone.
-func (e *Engine) forget(keys []features.Key) {
-	gone := keys[:0]
-	for _, k := range keys {
-		if _, held := e.opts.Store.ResolveKey(k); !held {
-			gone = append(gone, k)
-		}
-	}
+// counted when it is redeemed.
+func (e *Engine) forget(gone []features.Key) {
 	if len(gone) == 0 {
 		return
 	}
