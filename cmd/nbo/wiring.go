@@ -310,16 +310,20 @@ func (m *modelSet) restore() []string {
 		if !fileExists(path) {
 			continue
 		}
-		if err := reg.load(path); err == nil {
-			loaded = append(loaded, name+" "+reg.Active().Version)
-			if a, err := models.LoadArtifact(path); err == nil {
-				m.mu.Lock()
-				m.served[name] = newServedModel(name, path, a, time.Now())
-				m.mu.Unlock()
-			}
+		a, err := models.LoadArtifact(path) // decoded once, for the registry and the list
+		if err != nil {
+			err = fmt.Errorf("loading model %s: %w", path, err)
 		} else {
-			loaded = append(loaded, name+" NOT LOADED: "+err.Error())
+			err = reg.serve(a, path)
 		}
+		if err != nil {
+			loaded = append(loaded, name+" NOT LOADED: "+err.Error())
+			continue
+		}
+		loaded = append(loaded, name+" "+reg.Active().Version)
+		m.mu.Lock()
+		m.served[name] = newServedModel(name, path, a, time.Now())
+		m.mu.Unlock()
 	}
 	sort.Strings(loaded)
 	return loaded
@@ -329,8 +333,6 @@ type namedRegistry struct {
 	*models.Registry
 	schema string
 }
-
-func (r namedRegistry) load(path string) error { return r.Registry.Load(path, r.schema) }
 
 // serve serves an artifact already decoded, as kept at path.
 func (r namedRegistry) serve(a *models.Artifact, path string) error {
