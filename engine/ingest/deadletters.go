@@ -124,11 +124,8 @@ func (q *letterQueue) run(ctx context.Context) {
 	pause := letterRetry
 	var downSince time.Time
 	for {
-		q.mu.Lock()
-		n := min(len(q.letters), maxSend)
-		batch := q.letters[:n:n]
-		q.mu.Unlock()
-		if n == 0 {
+		batch := q.oldest()
+		if len(batch) == 0 {
 			select {
 			case <-q.wake:
 				continue
@@ -136,9 +133,7 @@ func (q *letterQueue) run(ctx context.Context) {
 				return
 			}
 		}
-		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-		err := q.sink.Send(sctx, batch)
-		cancel()
+		err := q.send(ctx, batch)
 		if err != nil && ctx.Err() != nil {
 			return // stopping: the letters stay queued
 		}
@@ -198,16 +193,11 @@ func (q *letterQueue) sentThrough(ctx context.Context, mark int64) error {
 // snapshot taken while run is not running (before or after Run).
 func (q *letterQueue) sendAll(ctx context.Context) error {
 	for {
-		q.mu.Lock()
-		n := min(len(q.letters), maxSend)
-		batch := q.letters[:n:n]
-		q.mu.Unlock()
-		if n == 0 {
+		batch := q.oldest()
+		if len(batch) == 0 {
 			return nil
 		}
-		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-		err := q.sink.Send(sctx, batch)
-		cancel()
+		err := q.send(ctx, batch)
 		q.mu.Lock()
 		if err != nil {
 			pending := len(q.letters)
@@ -217,6 +207,21 @@ func (q *letterQueue) sendAll(ctx context.Context) error {
 		q.delivered(batch)
 		q.mu.Unlock()
 	}
+}
+
+// oldest returns the oldest queued letters, at most maxSend of them.
+func (q *letterQueue) oldest() []kafka.DeadLetter {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.letters), maxSend)
+	return q.letters[:n:n]
+}
+
+// send sends batch to the topic, giving it sendTimeout.
+func (q *letterQueue) send(ctx context.Context, batch []kafka.DeadLetter) error {
+	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	return q.sink.Send(sctx, batch)
 }
 
 // delivered drops batch, the oldest queued letters, once the topic has
